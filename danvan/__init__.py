@@ -1,0 +1,1 @@
+"""The danvan command line, configuration and the local process supervisor (`danvan up`)."""

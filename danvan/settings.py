@@ -1,0 +1,108 @@
+"""Configuration, read from the environment only by entry points (the CLI, `worker.py`, the API factory).
+
+Every setting has a working local default, so `make up` needs none; a bad value is a clear error at start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and the rule."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be an integer") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value}: must be between {lo} and {hi}")
+    return value
+
+
+def _address(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name}={raw!r}: must be HOST:PORT")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All the knobs of a danvan process."""
+
+    home: Path
+    database_url: str | None
+    temporal_address: str
+    temporal_namespace: str
+    temporal_ui_port: int
+    api_host: str
+    api_port: int
+    db_pool_min: int
+    db_pool_max: int
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def temporal_port(self) -> int:
+        return int(self.temporal_address.rpartition(":")[2])
+
+    @property
+    def temporal_host(self) -> str:
+        return self.temporal_address.rpartition(":")[0]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return f"http://{self.temporal_host}:{self.temporal_ui_port}"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.home / "tokens.json"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.home / "temporal.sqlite"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        temporal_address = _address(env, "TEMPORAL_ADDRESS", "127.0.0.1:7233")
+        temporal_port = int(temporal_address.rpartition(":")[2])
+        db_pool_max = _int(env, "DANVAN_DB_POOL_MAX", 10, 1, 500)
+        level = (env.get("DANVAN_LOG_LEVEL") or "INFO").upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"DANVAN_LOG_LEVEL={level!r}: must be one of DEBUG, INFO, WARNING, ERROR")
+        database_url = env.get("DATABASE_URL") or None
+        if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("DATABASE_URL: must start with postgresql:// or postgres://")
+        return cls(
+            home=Path(env.get("DANVAN_HOME") or ".danvan").resolve(),
+            database_url=database_url,
+            temporal_address=temporal_address,
+            temporal_namespace=env.get("TEMPORAL_NAMESPACE") or "default",
+            temporal_ui_port=_int(
+                env, "DANVAN_TEMPORAL_UI_PORT", min(temporal_port + 1000, 65535), 1, 65535
+            ),
+            api_host=env.get("DANVAN_API_HOST") or "127.0.0.1",
+            api_port=_int(env, "DANVAN_API_PORT", 8000, 1, 65535),
+            db_pool_min=min(_int(env, "DANVAN_DB_POOL_MIN", 1, 0, 500), db_pool_max),
+            db_pool_max=db_pool_max,
+            log_level=level,
+        )

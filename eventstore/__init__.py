@@ -1,0 +1,42 @@
+"""The PostgreSQL event store: hash-chained streams, a gap-free global feed, and read-model projections."""
+
+from .errors import (
+    ConcurrencyError,
+    EventIdConflictError,
+    EventStoreError,
+    InvalidEventError,
+    MigrationError,
+    StoreUnavailableError,
+)
+from .migrate import migrate
+from .models import (
+    AppendResult,
+    CaseRecord,
+    CaseRow,
+    FeedCursor,
+    FeedPage,
+    NewEvent,
+    RecordedEvent,
+    VerifyReport,
+)
+from .store import EventStore, create_pool
+
+__all__ = [
+    "AppendResult",
+    "CaseRecord",
+    "CaseRow",
+    "ConcurrencyError",
+    "EventIdConflictError",
+    "EventStore",
+    "EventStoreError",
+    "FeedCursor",
+    "FeedPage",
+    "InvalidEventError",
+    "MigrationError",
+    "NewEvent",
+    "RecordedEvent",
+    "StoreUnavailableError",
+    "VerifyReport",
+    "create_pool",
+    "migrate",
+]

@@ -1,0 +1,341 @@
+"""The PostgreSQL event store (asyncpg): append, read, the global feed, verification.
+
+This module is the one boundary where asyncpg's errors become the project's own (`eventstore.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+
+
+import asyncpg
+
+from . import canonical
+from .errors import (
+    ConcurrencyError,
+    EventIdConflictError,
+    EventStoreError,
+    InvalidEventError,
+    StoreUnavailableError,
+)
+from .models import (
+    GENESIS_HASH,
+    AppendResult,
+    CaseRecord,
+    CaseRow,
+    FeedCursor,
+    FeedPage,
+    NewEvent,
+    RecordedEvent,
+    VerifyReport,
+)
+
+_EVENT_COLUMNS = """
+    stream_id, version, position, tx_id::text::bigint AS transaction_id, event_id, type, schema_version,
+    occurred_at, recorded_at, actor, reason, legal_basis, data, metadata,
+    encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
+"""
+
+_CASE_COLUMNS = """
+    case_id, kind, status, title, lead_body, bodies, district, commune, source, external_ref,
+    received_at, due_at, overdue, version, summary, created_at, updated_at
+"""
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name,
+            encoder=lambda v: json.dumps(v, ensure_ascii=False),
+            decoder=json.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections speak JSON for json/jsonb columns."""
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+@contextmanager
+def translate_errors(stream_id: str = "", expected: int = -1) -> Iterator[None]:
+    """Turn asyncpg's errors into the event store's own, once, here."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        state = exc.sqlstate
+        if state == "DV001":
+            detail = getattr(exc, "detail", None) or "-1"
+            raise ConcurrencyError(stream_id, expected, int(detail)) from exc
+        if state == "DV002":
+            raise EventIdConflictError(stream_id, str(exc)) from exc
+        if state == "DV003":
+            raise InvalidEventError(str(exc)) from exc
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            constraint = getattr(exc, "constraint_name", "")
+            if constraint == "events_event_id_key":
+                raise EventIdConflictError(stream_id, "an event id is already stored in another place") from exc
+            if constraint == "events_stream_version_key":
+                raise ConcurrencyError(stream_id, expected, -1) from exc
+        if state and state.startswith("22"):  # data exceptions: bad text, out-of-range values
+            raise InvalidEventError(str(exc)) from exc
+        if state and state.startswith(("08", "57P", "53")):  # connection, shutdown, resources
+            raise StoreUnavailableError(str(exc)) from exc
+        raise EventStoreError(f"{type(exc).__name__}: {exc}") from exc
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+
+
+def _event(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent.model_validate(dict(row))
+
+
+class EventStore:
+    """Streams of events with a hash chain each, a global feed, and the `cases` projection."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> EventStore:
+        return cls(await create_pool(dsn, min_size=min_size, max_size=max_size))
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        case: CaseRow | None = None,
+    ) -> AppendResult:
+        """Append `events` after `expected_version`, in one transaction with the case's projection row.
+
+        Raises `ConcurrencyError` when the stream is elsewhere, `EventIdConflictError` when an id is stored
+        with other content. Appending the very same events again (a retry after a lost acknowledgement)
+        succeeds and changes nothing: the result says `duplicate=True`.
+        """
+        if not events:
+            raise InvalidEventError("an append needs at least one event")
+        if expected_version < 0:
+            raise InvalidEventError("expected_version must be 0 (new stream) or more")
+        stream_id = canonical.nfc(stream_id)
+        texts = [
+            canonical.canonical_text(stream_id, expected_version + i, event)
+            for i, event in enumerate(events, start=1)
+        ]
+        case_json = canonical.nfc(case.model_dump(mode="json")) if case is not None else None
+        with translate_errors(stream_id, expected_version):
+            row = await self.pool.fetchrow(
+                "SELECT out_version, out_duplicate FROM danvan_append($1, $2, $3, $4)",
+                stream_id,
+                expected_version,
+                texts,
+                case_json,
+            )
+        assert row is not None
+        return AppendResult(stream_id=stream_id, version=row["out_version"], duplicate=row["out_duplicate"])
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version; 0 when it does not exist."""
+        with translate_errors(stream_id):
+            version = await self.pool.fetchval("SELECT version FROM streams WHERE stream_id = $1", stream_id)
+        return int(version or 0)
+
+    async def read_stream(
+        self, stream_id: str, *, from_version: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """The stream's events in version order, from `from_version` on."""
+        with translate_errors(stream_id):
+            rows = await self.pool.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 "
+                "ORDER BY version LIMIT $3",
+                stream_id,
+                from_version,
+                limit,
+            )
+        return [_event(r) for r in rows]
+
+    async def read_feed(self, after: FeedCursor | None = None, *, limit: int = 500) -> FeedPage:
+        """The next events of the global feed, strictly after `after`.
+
+        Positions are taken at insert but transactions commit in any order, so paging on position alone
+        skips an event whose transaction took a low position and committed late. The feed therefore
+        orders by (writing transaction id, position) and returns only events of transactions older than
+        the oldest one still running (`pg_snapshot_xmin`): every such transaction has finished, so nothing
+        can ever appear before the cursor again. The price is latency: a long-running transaction holds
+        the feed back until it ends. Events of one transaction are delivered together, in position order.
+        """
+        after = after or FeedCursor()
+        with translate_errors():
+            rows = await self.pool.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM events "
+                "WHERE (tx_id, position) > ($1::text::xid8, $2) "
+                "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+                "ORDER BY tx_id, position LIMIT $3",
+                str(after.transaction_id),
+                after.position,
+                limit,
+            )
+        events = [_event(r) for r in rows]
+        cursor = (
+            FeedCursor(transaction_id=events[-1].transaction_id, position=events[-1].position)
+            if events
+            else after
+        )
+        return FeedPage(events=events, cursor=cursor)
+
+    async def tail(
+        self, after: FeedCursor | None = None, *, poll_interval: float = 0.2, batch: int = 500
+    ) -> AsyncIterator[RecordedEvent]:
+        """Follow the global feed forever (until cancelled), every event exactly once, in feed order."""
+        cursor = after or FeedCursor()
+        while True:
+            page = await self.read_feed(cursor, limit=batch)
+            for event in page.events:
+                yield event
+            cursor = page.cursor
+            if len(page.events) < batch:
+                await asyncio.sleep(poll_interval)
+
+    # -- the cases projection --------------------------------------------------------------------------
+
+    async def get_case(self, case_id: str) -> CaseRecord | None:
+        with translate_errors(case_id):
+            row = await self.pool.fetchrow(f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1", case_id)
+        return CaseRecord.model_validate(dict(row)) if row else None
+
+    # -- integrity -------------------------------------------------------------------------------------
+
+    async def verify(self, stream_id: str | None = None) -> VerifyReport:
+        """Walk the hash chain of one stream (or of all) and name the first version that does not match.
+
+        Detects an edited row (its hash no longer matches its content), a deleted row (a gap, or a head
+        in `streams` beyond the last event), and reordered rows (a version whose `prev_hash` does not link
+        to the event before it).
+        """
+        checker = _ChainChecker()
+        with translate_errors(stream_id or ""):
+            async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                heads: dict[str, tuple[int, str]] = {
+                    r["stream_id"]: (r["version"], r["last_hash"])
+                    for r in await conn.fetch(
+                        "SELECT stream_id, version, encode(last_hash, 'hex') AS last_hash FROM streams "
+                        "WHERE $1::text IS NULL OR stream_id = $1",
+                        stream_id,
+                    )
+                }
+                query = (
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE $1::text IS NULL OR stream_id = $1 "
+                    "ORDER BY stream_id, version"
+                )
+                async for row in conn.cursor(query, stream_id, prefetch=1000):
+                    checker.feed(_event(row), heads)
+                    if checker.bad_stream is not None:
+                        break
+                checker.finish(heads)
+        return checker.report(stream_id)
+
+
+class _ChainChecker:
+    """Walks events ordered by (stream, version) and remembers the first break."""
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.events = 0
+        self.current: str | None = None
+        self.next_version = 1
+        self.prev_hash = GENESIS_HASH
+        self.seen: set[str] = set()
+        self.bad_stream: str | None = None
+        self.bad_version: int | None = None
+        self.problem: str | None = None
+
+    def _fail(self, stream_id: str, version: int, problem: str) -> None:
+        if self.bad_stream is None:
+            self.bad_stream, self.bad_version, self.problem = stream_id, version, problem
+
+    def _close_stream(self, heads: dict[str, tuple[int, str]]) -> None:
+        if self.current is None or self.bad_stream is not None:
+            return
+        last = self.next_version - 1
+        head = heads.get(self.current)
+        if head is None:
+            self._fail(self.current, last, "the stream has events but no head row in `streams`")
+        elif head[0] != last:
+            self._fail(
+                self.current, last + 1, f"the head says version {head[0]} but the events end at version {last}"
+            )
+        elif head[1] != self.prev_hash:
+            self._fail(self.current, last, "the head's hash does not match the last event's hash")
+
+    def feed(self, event: RecordedEvent, heads: dict[str, tuple[int, str]]) -> None:
+        if event.stream_id != self.current:
+            self._close_stream(heads)
+            if self.bad_stream is not None:
+                return
+            self.current = event.stream_id
+            self.seen.add(event.stream_id)
+            self.streams += 1
+            self.next_version = 1
+            self.prev_hash = GENESIS_HASH
+        self.events += 1
+        if event.version != self.next_version:
+            self._fail(event.stream_id, self.next_version, f"version {self.next_version} is missing")
+            return
+        if event.prev_hash != self.prev_hash:
+            self._fail(event.stream_id, event.version, "prev_hash does not link to the event before it")
+            return
+        expected = canonical.chain_hash(
+            event.prev_hash, canonical.canonical_text(event.stream_id, event.version, event)
+        )
+        if expected != event.hash:
+            self._fail(event.stream_id, event.version, "the stored content does not match its hash")
+            return
+        self.prev_hash = event.hash
+        self.next_version += 1
+
+    def finish(self, heads: dict[str, tuple[int, str]]) -> None:
+        self._close_stream(heads)
+        if self.bad_stream is None:
+            for stream_id, (version, _) in sorted(heads.items()):
+                if stream_id not in self.seen and version > 0:
+                    self._fail(stream_id, 1, f"the head says version {version} but the stream has no events")
+                    break
+
+    def report(self, stream_id: str | None) -> VerifyReport:
+        return VerifyReport(
+            stream_id=stream_id,
+            streams_checked=self.streams,
+            events_checked=self.events,
+            ok=self.bad_stream is None,
+            first_bad_stream=self.bad_stream,
+            first_bad_version=self.bad_version,
+            problem=self.problem,
+        )
+
+

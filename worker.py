@@ -1,0 +1,61 @@
+"""The one place where the Temporal client, the database pool, the activities and the workflows are wired.
+
+`danvan worker` runs `run_worker`; the API and the CLI make their Temporal clients with `connect`, so every
+client uses the pydantic data converter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.eventstore import EventStoreActivities
+from danvan.settings import Settings
+from eventstore import EventStore
+from workflows import ALL_WORKFLOWS
+from workflows.shared import TASK_QUEUE
+
+log = logging.getLogger("danvan.worker")
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    """A Temporal client with the project's data converter. Every client in the project comes from here."""
+    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+
+
+def build_worker(
+    client: Client,
+    store: EventStore,
+    *,
+    task_queue: str = TASK_QUEUE,
+    workflows: Sequence[type[Any]] = ALL_WORKFLOWS,
+    max_cached_workflows: int = 1000,
+) -> Worker:
+    """A worker for the case workflows and their activities, on `task_queue`."""
+    store_activities = EventStoreActivities(store)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(workflows),
+        activities=[store_activities.append_events, store_activities.read_stream],
+        max_cached_workflows=max_cached_workflows,
+    )
+
+
+async def run_worker(settings: Settings, database_url: str, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until `stop` is set (or forever), then drain in-flight tasks and close."""
+    store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    try:
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        worker = build_worker(client, store)
+        log.info("worker polling task queue %r at %s", TASK_QUEUE, settings.temporal_address)
+        async with worker:
+            await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        await store.close()

@@ -1,0 +1,5 @@
+"""Temporal workflows, one module per case kind. `ALL_WORKFLOWS` is what the worker registers."""
+
+from typing import Any
+
+ALL_WORKFLOWS: list[type[Any]] = []
