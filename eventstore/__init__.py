@@ -19,7 +19,7 @@ from .models import (
     RecordedEvent,
     VerifyReport,
 )
-from .store import EventStore, create_pool
+from .store import EventStore, create_pool, translate_errors
 
 __all__ = [
     "AppendResult",
@@ -39,4 +39,5 @@ __all__ = [
     "VerifyReport",
     "create_pool",
     "migrate",
+    "translate_errors",
 ]

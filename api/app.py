@@ -1,0 +1,83 @@
+"""The FastAPI application: `create_app` wires settings, the event store and Temporal into the routes.
+
+Building the app does no I/O; the lifespan opens the PostgreSQL pool (the API does not start without
+PostgreSQL) and makes the Temporal client lazily (the API starts while Temporal is down, `/readyz` says
+so, and the next use retries). Everything routes need is on `app.state`: `settings`, `store`, `temporal`
+(an `api.temporal.TemporalConnection`) and `token_cache`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from danvan.settings import Settings
+from eventstore import EventStore
+
+from . import errors
+from .auth import TokenCache
+from .routes import cases, health, tokens
+from .temporal import TemporalConnection
+
+DESCRIPTION = """\
+The case engine of the provincial Mass Mobilization Commission (Ban Dân vận Tỉnh ủy): plan tasks and
+citizen petitions as event-sourced Temporal workflows.
+
+Every request but `/healthz` and `/readyz` carries `Authorization: Bearer <token>`. Roles: `intake`
+(a back-office system), `body` (staff of one body), `supervisor` (reads everything), `operator`
+(repairs), `admin` (issues tokens). No token: 401; wrong role or body: 403.
+
+Every error answer has one shape: `{"error": {"code", "message", "fields"?}}`; on 422 `fields` names
+each bad field and the rule it breaks.
+"""
+
+
+def create_app(
+    settings: Settings,
+    database_url: str,
+    *,
+    temporal_client: Client | None = None,
+    token_cache_ttl: float = 5.0,
+    temporal_timeout: float = 2.0,
+) -> FastAPI:
+    """The API app. Pass `temporal_client` to use an existing client (it is then never replaced);
+    `token_cache_ttl` bounds how long a revoked token keeps working (seconds; 0 disables the cache)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        temporal = TemporalConnection(
+            settings.temporal_address,
+            settings.temporal_namespace,
+            client=temporal_client,
+            timeout=temporal_timeout,
+        )
+        app.state.store = store
+        app.state.temporal = temporal
+        warm_up = asyncio.create_task(temporal.warm_up(), name="danvan-api-temporal-warm-up")
+        try:
+            yield
+        finally:
+            warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm_up
+            # A Temporal client holds no resource that needs closing; dropping it is enough.
+            await store.close()
+
+    app = FastAPI(
+        title="danvan",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.token_cache = TokenCache(ttl=token_cache_ttl)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(cases.router)
+    app.include_router(tokens.router)
+    return app

@@ -1,0 +1,32 @@
+"""What routes take from the running app (set up by `api.app`'s lifespan on `app.state`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from danvan.settings import Settings
+from eventstore import EventStore
+
+from .temporal import TemporalConnection
+
+
+def get_store(request: Request) -> EventStore:
+    store: EventStore = request.app.state.store
+    return store
+
+
+def get_temporal(request: Request) -> TemporalConnection:
+    temporal: TemporalConnection = request.app.state.temporal
+    return temporal
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Store = Annotated[EventStore, Depends(get_store)]
+Temporal = Annotated[TemporalConnection, Depends(get_temporal)]
+AppSettings = Annotated[Settings, Depends(get_settings)]

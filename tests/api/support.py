@@ -1,0 +1,80 @@
+"""Helpers for the API tests: run an app in-process, seed cases, issue tokens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from api.tokens import issue_token
+from eventstore import CaseRow, EventStore, NewEvent
+
+
+@dataclass
+class Api:
+    """A running app and an HTTP client talking to it in-process."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+
+    async def get(self, url: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        return await self.http.get(url, headers=auth(token), **kwargs)
+
+    async def post(self, url: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {**auth(token), **kwargs.pop("headers", {})}
+        return await self.http.post(url, headers=headers, **kwargs)
+
+
+def auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@asynccontextmanager
+async def running(app: FastAPI, *, raise_app_exceptions: bool = True) -> AsyncIterator[Api]:
+    """Run the app's lifespan (startup and shutdown) around an httpx client bound to it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://danvan.test") as http:
+            yield Api(app=app, http=http)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def seed_case(
+    store: EventStore,
+    *,
+    case_id: str | None = None,
+    kind: str = "complaint",
+    status: str = "received",
+    events: int = 1,
+    **row: Any,
+) -> str:
+    """A case with `events` events in its stream and its `cases` row; returns its id."""
+    case_id = case_id or unique("case")
+    now = datetime.now(UTC)
+    new = [
+        NewEvent(
+            event_id=uuid.uuid4(),
+            type=f"TestEvent{i}",
+            occurred_at=now,
+            actor="tester",
+            reason="seeded by a test",
+            legal_basis="Luật Khiếu nại 2011, Điều 28" if i == 1 else None,
+            data={"n": i, "note": "ghi chú"},
+        )
+        for i in range(1, events + 1)
+    ]
+    await store.append(case_id, 0, new, CaseRow(kind=kind, status=status, **row))
+    return case_id
+
+
+async def token(store: EventStore, role: str, body_id: str | None = None, label: str | None = None) -> str:
+    return await issue_token(store.pool, role, body_id, label)

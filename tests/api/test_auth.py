@@ -1,0 +1,207 @@
+"""Who may call what: every endpoint against every role, body scoping, and token revocation."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from api.auth import TokenCache, require
+from api.tokens import Principal
+from eventstore import EventStore
+
+from .support import Api, seed_case, token, unique
+
+ROLES = ("intake", "body", "supervisor", "operator", "admin")
+
+#: Every authenticated endpoint: method, path (with `{case}` for the world's case), roles allowed.
+ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
+    "get case": ("GET", "/v1/cases/{case}", frozenset({"intake", "body", "supervisor", "operator", "admin"})),
+    "case history": ("GET", "/v1/cases/{case}/history", frozenset({"body", "supervisor", "operator", "admin"})),
+    "list cases": ("GET", "/v1/cases", frozenset({"body", "supervisor", "operator", "admin"})),
+    "issue token": ("POST", "/v1/tokens", frozenset({"admin"})),
+}
+
+
+@dataclass
+class World:
+    body_a: str
+    body_b: str
+    source: str
+    case_a: str  # led by body A, sent by `source`
+    case_b: str  # led by body B, coordinated by nobody else, sent by another system
+    case_coord: str  # led by body B, body A coordinates
+    tokens: dict[str, str]  # role -> token; "body" is body A's
+    token_b: str
+
+
+@pytest_asyncio.fixture(scope="module")
+async def world(store: EventStore) -> World:
+    body_a, body_b, source = unique("body-a"), unique("body-b"), unique("intake-system")
+    case_a = await seed_case(store, lead_body=body_a, source=source, district="Nam Sách")
+    case_b = await seed_case(store, lead_body=body_b, source=unique("other-system"))
+    case_coord = await seed_case(store, lead_body=body_b, bodies=[body_a], source=source)
+    tokens = {
+        "intake": await token(store, "intake", label=source),
+        "body": await token(store, "body", body_a, label="staff of A"),
+        "supervisor": await token(store, "supervisor"),
+        "operator": await token(store, "operator"),
+        "admin": await token(store, "admin"),
+    }
+    return World(body_a, body_b, source, case_a, case_b, case_coord, tokens, await token(store, "body", body_b))
+
+
+async def call(api: Api, endpoint: str, world: World, tok: str | None):
+    method, path, _ = ENDPOINTS[endpoint]
+    url = path.format(case=world.case_a)
+    if method == "POST":
+        return await api.post(url, tok, json={"role": "supervisor", "label": "issued by the matrix"})
+    return await api.get(url, tok)
+
+
+def assert_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_the_matrix_covers_every_endpoint_and_only_the_probes_need_no_token(api: Api) -> None:
+    operations = [
+        (method.upper(), path.replace("{case_id}", "{case}"), operation)
+        for path, item in api.app.openapi()["paths"].items()
+        for method, operation in item.items()
+    ]
+    secured = {(method, path) for method, path, op in operations if op.get("security") == [{"HTTPBearer": []}]}
+    open_ = {(method, path) for method, path, op in operations if "security" not in op}
+    assert secured == {(method, path) for method, path, _ in ENDPOINTS.values()}
+    assert open_ == {("GET", "/healthz"), ("GET", "/readyz")}
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api, world: World, endpoint) -> None:
+    response = await call(api, endpoint, world, None)
+    assert_error(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "dv_no_scheme", "Bearer dv_unknown_token_xyz"])
+async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint, header) -> None:
+    method, path, _ = ENDPOINTS[endpoint]
+    response = await api.http.request(method, path.format(case=world.case_a), headers={"Authorization": header})
+    assert_error(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_each_role_is_admitted_only_where_allowed(api: Api, world: World, endpoint, role) -> None:
+    response = await call(api, endpoint, world, world.tokens[role])
+    allowed = ENDPOINTS[endpoint][2]
+    if role in allowed:
+        assert response.status_code in (200, 201), response.text
+    else:
+        assert_error(response, 403, "forbidden")
+        for allowed_role in allowed:
+            assert allowed_role in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/cases/{case}", "/v1/cases/{case}/history"])
+async def test_a_body_token_is_refused_another_bodys_case(api: Api, world: World, path) -> None:
+    response = await api.get(path.format(case=world.case_b), world.tokens["body"])
+    assert_error(response, 403, "forbidden")
+    assert world.body_a in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/cases/{case}", "/v1/cases/{case}/history"])
+async def test_a_body_token_reads_the_cases_it_leads_or_coordinates(api: Api, world: World, path) -> None:
+    for case in (world.case_a, world.case_coord):
+        response = await api.get(path.format(case=case), world.tokens["body"])
+        assert response.status_code == 200, response.text
+
+
+async def test_another_body_reads_its_own_case_but_not_the_first_bodys(api: Api, world: World) -> None:
+    assert (await api.get(f"/v1/cases/{world.case_b}", world.token_b)).status_code == 200
+    assert_error(await api.get(f"/v1/cases/{world.case_a}", world.token_b), 403, "forbidden")
+
+
+async def test_an_intake_token_reads_only_the_cases_its_system_sent(api: Api, world: World) -> None:
+    assert (await api.get(f"/v1/cases/{world.case_a}", world.tokens["intake"])).status_code == 200
+    assert_error(await api.get(f"/v1/cases/{world.case_b}", world.tokens["intake"]), 403, "forbidden")
+
+
+async def test_the_list_is_forced_to_the_bodys_own_cases(api: Api, world: World) -> None:
+    seen: set[str] = set()
+    cursor = None
+    while True:
+        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+        response = await api.get("/v1/cases", world.tokens["body"], params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        for item in page["items"]:
+            assert item["lead_body"] == world.body_a or world.body_a in item["bodies"]
+            seen.add(item["case_id"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert {world.case_a, world.case_coord} <= seen
+    assert world.case_b not in seen
+
+
+async def test_a_body_token_asking_for_another_bodys_list_is_403(api: Api, world: World) -> None:
+    response = await api.get("/v1/cases", world.tokens["body"], params={"body": world.body_b})
+    assert_error(response, 403, "forbidden")
+    own = await api.get("/v1/cases", world.tokens["body"], params={"body": world.body_a})
+    assert own.status_code == 200
+
+
+async def test_a_supervisor_lists_any_bodys_cases(api: Api, world: World) -> None:
+    response = await api.get("/v1/cases", world.tokens["supervisor"], params={"body": world.body_b})
+    ids = {item["case_id"] for item in response.json()["items"]}
+    assert {world.case_b, world.case_coord} <= ids
+    assert world.case_a not in ids
+
+
+async def test_a_revoked_token_stops_working_once_the_cache_is_cleared(api: Api, store: EventStore) -> None:
+    tok = await token(store, "supervisor", label=unique("revoked"))
+    assert (await api.get("/v1/cases", tok, params={"limit": 1})).status_code == 200
+    await store.pool.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+        tok,
+    )
+    api.app.state.token_cache.clear()
+    response = await api.get("/v1/cases", tok, params={"limit": 1})
+    assert_error(response, 401, "unauthorized")
+
+
+async def test_a_revoked_token_stops_working_within_the_cache_ttl(api: Api, store: EventStore) -> None:
+    tok = await token(store, "operator", label=unique("revoked-ttl"))
+    assert (await api.get("/v1/cases", tok, params={"limit": 1})).status_code == 200
+    await store.pool.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')",
+        tok,
+    )
+    ttl = api.app.state.token_cache.ttl
+    await asyncio.sleep(ttl + 0.1)
+    assert_error(await api.get("/v1/cases", tok, params={"limit": 1}), 401, "unauthorized")
+
+
+def test_the_token_cache_is_bounded_and_expires_entries() -> None:
+    cache = TokenCache(ttl=60, max_entries=3)
+    principal = Principal(role="admin", label="x", id="abc")
+    for i in range(5):
+        cache.put(f"h{i}", principal)
+    assert len(cache) == 3
+    assert cache.get("h0") is None and cache.get("h4") == principal
+    expired = TokenCache(ttl=0)
+    expired.put("h", principal)
+    assert expired.get("h") is None
+
+
+def test_require_refuses_an_unknown_role() -> None:
+    with pytest.raises(ValueError, match="king"):
+        require("king")  # type: ignore[arg-type]
