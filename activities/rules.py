@@ -1,0 +1,251 @@
+"""The I/O side of deadlines: the policy files, the `holidays` package, and the activity that hands both to a case.
+
+A workflow asks `load_case_rules` once, when a case starts, and records the answer: the deadline policy and a
+`WorkingCalendar` snapshot. Its decider then computes every deadline from that record with the pure functions of
+`domain.deadlines`, so a replay never sees a newer policy file or a newer holiday table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from datetime import date, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import holidays
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from temporalio import activity
+
+from domain.calendar import WorkingCalendar, is_weekend
+from domain.deadlines import CaseRules, DeadlinePolicy
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
+DEADLINES_FILE = POLICY_DIR / "deadlines.yaml"
+OVERRIDES_FILE = POLICY_DIR / "calendar_overrides.yaml"
+HOLIDAYS_VERSION = version("holidays")
+
+#: The years a case's calendar covers: the year it was received and the next ones (long cases, 2nd instance).
+CASE_CALENDAR_YEARS_AFTER = 2
+
+
+class RulesFileError(ValueError):
+    """A policy file is missing, not YAML, or breaks a rule; the message names the file and the entry."""
+
+
+class CalendarOverrideError(ValueError):
+    """An override entry does not fit the package's calendar (e.g. removing a day that is not off)."""
+
+
+class OverrideDay(BaseModel):
+    """One entry of the province's table: a date, why, and the notice that announced it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    date: dt.date
+    reason_vi: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
+class CalendarOverrides(BaseModel):
+    """The province's corrections to the package's calendar (`policy/calendar_overrides.yaml`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days_off: tuple[OverrideDay, ...] = ()
+    working_days: tuple[OverrideDay, ...] = ()
+    remove_days_off: tuple[OverrideDay, ...] = ()
+    #: Where the table came from (file and content digest); set by the loader, recorded in calendar sources.
+    origin: str = "no overrides"
+
+    @model_validator(mode="after")
+    def _check(self) -> CalendarOverrides:
+        seen: dict[date, str] = {}
+        for name in ("days_off", "working_days", "remove_days_off"):
+            entries: tuple[OverrideDay, ...] = getattr(self, name)
+            for index, entry in enumerate(entries):
+                where = f"{name}[{index}] ({entry.date.isoformat()}, {entry.date:%A})"
+                if entry.date in seen:
+                    raise ValueError(f"{where}: the date is already listed in {seen[entry.date]}")
+                seen[entry.date] = f"{name}[{index}]"
+                if name == "working_days" and not is_weekend(entry.date):
+                    raise ValueError(f"{where}: a worked day in exchange must be a Saturday or Sunday")
+                if name != "working_days" and is_weekend(entry.date):
+                    raise ValueError(
+                        f"{where}: weekend days are never worked unless listed in working_days; "
+                        f"list the weekday that is taken off (or worked) instead"
+                    )
+        return self
+
+    def years(self) -> set[int]:
+        """The years the table mentions."""
+        return {e.date.year for e in (*self.days_off, *self.working_days, *self.remove_days_off)}
+
+
+class _NoDatesLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type stubs here
+    """Safe YAML that leaves dates as strings, so that pydantic (not the YAML parser) reports a bad date and
+    names the entry it is in."""
+
+
+_NoDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _describe(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(POLICY_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
+def _read_yaml(path: Path) -> tuple[Any, str]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RulesFileError(f"{_describe(path)}: cannot read the file ({exc.strerror})") from exc
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_NoDatesLoader)
+    except UnicodeDecodeError as exc:
+        raise RulesFileError(f"{_describe(path)}: not UTF-8 text ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise RulesFileError(f"{_describe(path)}: not valid YAML: {exc}") from exc
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    return data, f"{_describe(path)} sha256:{digest}"
+
+
+def _entry(data: Any, loc: tuple[int | str, ...]) -> Any:
+    """The innermost mapping of `data` along `loc` (the entry an error is about), for the error message."""
+    found = None
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+        if isinstance(node, dict):
+            found = node
+    return found
+
+
+def _validation_message(path: Path, data: Any, exc: ValidationError) -> str:
+    lines = [f"{_describe(path)}: {exc.error_count()} error(s)"]
+    for error in exc.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
+        line = f"  {loc or '(top level)'}: {error['msg']}"
+        entry = _entry(data, error["loc"])
+        if entry is not None:
+            line += f" (entry: {entry!r})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def load_deadline_policy(path: Path | str | None = None) -> DeadlinePolicy:
+    """The deadline rules of `path` (default: `policy/deadlines.yaml` of the repository), validated."""
+    file = Path(path) if path is not None else DEADLINES_FILE
+    data, _ = _read_yaml(file)
+    try:
+        return DeadlinePolicy.model_validate(data)
+    except ValidationError as exc:
+        raise RulesFileError(_validation_message(file, data, exc)) from exc
+
+
+def load_calendar_overrides(path: Path | str | None = None) -> CalendarOverrides:
+    """The province's calendar overrides in `path` (default: `policy/calendar_overrides.yaml`), validated."""
+    file = Path(path) if path is not None else OVERRIDES_FILE
+    data, origin = _read_yaml(file)
+    if data is None:
+        data = {}  # an empty file is an empty table
+    try:
+        overrides = CalendarOverrides.model_validate(data)
+    except ValidationError as exc:
+        raise RulesFileError(_validation_message(file, data, exc)) from exc
+    return overrides.model_copy(update={"origin": origin})
+
+
+def build_calendar(first_year: int, last_year: int, overrides: CalendarOverrides | None = None) -> WorkingCalendar:
+    """A calendar snapshot for `first_year`..`last_year`: the `holidays` package's Vietnam plus the overrides.
+
+    Every day of the range is asked of the package's public `is_working_day`, which knows public holidays,
+    observed days, substituted days off and the weekend days worked in exchange. Overrides then add days off
+    and worked weekend days, or remove a day off the package lists.
+    """
+    if first_year > last_year:
+        raise ValueError(f"bad year range {first_year}..{last_year}")
+    overrides = overrides or CalendarOverrides()
+    # One year either side, so that a day observed across a year boundary is known.
+    package = holidays.country_holidays("VN", years=range(first_year - 1, last_year + 2))
+    days_off: set[date] = set()
+    working_days: set[date] = set()
+    day, end = date(first_year, 1, 1), date(last_year, 12, 31)
+    while day <= end:
+        working = package.is_working_day(day)
+        if is_weekend(day) and working:
+            working_days.add(day)
+        elif not is_weekend(day) and not working:
+            days_off.add(day)
+        day += timedelta(days=1)
+
+    for index, entry in enumerate(overrides.remove_days_off):
+        if first_year <= entry.date.year <= last_year:
+            if entry.date not in days_off:
+                raise CalendarOverrideError(
+                    f"{overrides.origin}: remove_days_off[{index}] ({entry.date.isoformat()}): "
+                    f"holidays {HOLIDAYS_VERSION} does not list it as a day off; the entry is wrong or stale"
+                )
+            days_off.discard(entry.date)
+    for entry in overrides.days_off:
+        if first_year <= entry.date.year <= last_year:
+            days_off.add(entry.date)
+    for entry in overrides.working_days:
+        if first_year <= entry.date.year <= last_year:
+            working_days.add(entry.date)
+
+    return WorkingCalendar(
+        first_year=first_year,
+        last_year=last_year,
+        days_off=frozenset(days_off),
+        working_days=frozenset(working_days),
+        source=f"holidays {HOLIDAYS_VERSION} VN + {overrides.origin}",
+    )
+
+
+class CaseRulesRequest(BaseModel):
+    """The day a case was received; its calendar covers that year and the next two."""
+
+    model_config = ConfigDict(frozen=True)
+
+    received_on: date
+
+
+class RulesActivities:
+    """Reads the policy files once (the worker's start fails on a bad file) and serves case rules from memory.
+
+    Built once in `worker.py`. Edits to the files apply after a worker restart.
+    """
+
+    def __init__(self, deadlines_path: Path | str | None = None, overrides_path: Path | str | None = None) -> None:
+        self.policy = load_deadline_policy(deadlines_path)
+        self.overrides = load_calendar_overrides(overrides_path)
+        self._calendars: dict[tuple[int, int], WorkingCalendar] = {}
+        # Check every override against the package now rather than in the first case of that year.
+        if years := self.overrides.years():
+            self.calendar(min(years), max(years))
+
+    def calendar(self, first_year: int, last_year: int) -> WorkingCalendar:
+        """The calendar for a year range, built on first use and then kept."""
+        key = (first_year, last_year)
+        if key not in self._calendars:
+            self._calendars[key] = build_calendar(first_year, last_year, self.overrides)
+        return self._calendars[key]
+
+    @activity.defn(name="load_case_rules")
+    async def load_case_rules(self, request: CaseRulesRequest) -> CaseRules:
+        """The deadline policy and a working calendar from `received_on`'s year to two years later."""
+        year = request.received_on.year
+        return CaseRules(policy=self.policy, calendar=self.calendar(year, year + CASE_CALENDAR_YEARS_AFTER))
