@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.eventstore import EventStoreActivities
+from activities.rules import RulesActivities
 from danvan.settings import Settings
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
@@ -36,14 +37,20 @@ def build_worker(
     task_queue: str = TASK_QUEUE,
     workflows: Sequence[type[Any]] = ALL_WORKFLOWS,
     max_cached_workflows: int = 1000,
+    rules: RulesActivities | None = None,
 ) -> Worker:
-    """A worker for the case workflows and their activities, on `task_queue`."""
+    """A worker for the case workflows and their activities, on `task_queue`.
+
+    `max_cached_workflows` bounds the worker's memory: past it, the least recently used case is evicted and
+    replayed from its history when it next has work.
+    """
     store_activities = EventStoreActivities(store)
+    rules = rules or RulesActivities()  # reads policy/ once; a bad policy file stops the worker here
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(workflows),
-        activities=[store_activities.append_events, store_activities.read_stream],
+        activities=[store_activities.append_events, store_activities.read_stream, rules.load_case_rules],
         max_cached_workflows=max_cached_workflows,
     )
 

@@ -20,7 +20,8 @@ from eventstore import EventStore
 
 from . import errors
 from .auth import TokenCache
-from .routes import cases, health, tokens
+from .identities import IdentityVault, load_key
+from .routes import cases, health, petitions, tokens
 from .temporal import TemporalConnection
 
 DESCRIPTION = """\
@@ -58,6 +59,7 @@ def create_app(
         )
         app.state.store = store
         app.state.temporal = temporal
+        app.state.vault = IdentityVault(store.pool, load_key(settings.secret_key, settings.secret_key_file))
         warm_up = asyncio.create_task(temporal.warm_up(), name="danvan-api-temporal-warm-up")
         try:
             yield
@@ -80,4 +82,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(cases.router)
     app.include_router(tokens.router)
+    app.include_router(petitions.router)
     return app

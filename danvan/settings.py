@@ -50,6 +50,7 @@ class Settings:
     db_pool_min: int
     db_pool_max: int
     log_level: str
+    secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -71,6 +72,10 @@ class Settings:
     @property
     def tokens_file(self) -> Path:
         return self.home / "tokens.json"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
 
     @property
     def pgdata(self) -> Path:
@@ -105,4 +110,5 @@ class Settings:
             db_pool_min=min(_int(env, "DANVAN_DB_POOL_MIN", 1, 0, 500), db_pool_max),
             db_pool_max=db_pool_max,
             log_level=level,
+            secret_key=env.get("DANVAN_SECRET_KEY") or None,
         )

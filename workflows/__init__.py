@@ -2,4 +2,6 @@
 
 from typing import Any
 
-ALL_WORKFLOWS: list[type[Any]] = []
+from .petition import PetitionWorkflow
+
+ALL_WORKFLOWS: list[type[Any]] = [PetitionWorkflow]

@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from danvan.settings import Settings
 from eventstore import EventStore
+from worker import build_worker
 
 from .support import Api, running
 
@@ -22,8 +23,16 @@ def api_settings(temporal_env: WorkflowEnvironment) -> Settings:
 
 
 @pytest_asyncio.fixture(scope="session")
+async def case_worker(temporal_env: WorkflowEnvironment, store: EventStore) -> AsyncIterator[None]:
+    """A worker on the production task queue of the dev server, so the API's cases run for real."""
+    async with build_worker(temporal_env.client, store):
+        yield
+
+
+@pytest_asyncio.fixture(scope="session")
 async def api(
-    api_settings: Settings, database_url: str, temporal_env: WorkflowEnvironment, store: EventStore
+    api_settings: Settings, database_url: str, temporal_env: WorkflowEnvironment, store: EventStore,
+    case_worker: None,
 ) -> AsyncIterator[Api]:
     """The app, its lifespan entered, with a client. The token cache is on, with a short TTL."""
     app = create_app(api_settings, database_url, temporal_client=temporal_env.client, token_cache_ttl=0.5)

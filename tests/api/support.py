@@ -78,3 +78,21 @@ async def seed_case(
 
 async def token(store: EventStore, role: str, body_id: str | None = None, label: str | None = None) -> str:
     return await issue_token(store.pool, role, body_id, label)
+
+
+def petition(source: str, kind: str = "complaint", **overrides: Any) -> dict[str, Any]:
+    """A valid `POST /v1/petitions` body."""
+    body: dict[str, Any] = {
+        "source": source,
+        "external_ref": unique("ref"),
+        "kind": kind,
+        "channel": "post",
+        "received_at": datetime.now(UTC).isoformat(),
+        "petitioner": {"name": "Nguyễn Thị Lan", "address": "Xã Nam Hồng, huyện Nam Sách"},
+        "subject": "Khiếu nại về bồi thường đất đai",
+        "content": "Bà Lan khiếu nại mức bồi thường khi thu hồi đất nông nghiệp.",
+        "district": "Nam Sách",
+        "commune": "Nam Hồng",
+    }
+    body.update(overrides)
+    return body

@@ -12,7 +12,7 @@ from api.auth import TokenCache, require
 from api.tokens import Principal
 from eventstore import EventStore
 
-from .support import Api, seed_case, token, unique
+from .support import Api, petition, seed_case, token, unique
 
 ROLES = ("intake", "body", "supervisor", "operator", "admin")
 
@@ -22,6 +22,8 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "case history": ("GET", "/v1/cases/{case}/history", frozenset({"body", "supervisor", "operator", "admin"})),
     "list cases": ("GET", "/v1/cases", frozenset({"body", "supervisor", "operator", "admin"})),
     "issue token": ("POST", "/v1/tokens", frozenset({"admin"})),
+    "receive petition": ("POST", "/v1/petitions", frozenset({"intake", "admin"})),
+    "command a case": ("POST", "/v1/cases/{case}/commands", frozenset({"intake", "body", "admin"})),
 }
 
 
@@ -33,12 +35,13 @@ class World:
     case_a: str  # led by body A, sent by `source`
     case_b: str  # led by body B, coordinated by nobody else, sent by another system
     case_coord: str  # led by body B, body A coordinates
+    petition: str  # a running petition case received by body A, sent by `source`
     tokens: dict[str, str]  # role -> token; "body" is body A's
     token_b: str
 
 
 @pytest_asyncio.fixture(scope="module")
-async def world(store: EventStore) -> World:
+async def world(store: EventStore, api: Api) -> World:
     body_a, body_b, source = unique("body-a"), unique("body-b"), unique("intake-system")
     case_a = await seed_case(store, lead_body=body_a, source=source, district="Nam Sách")
     case_b = await seed_case(store, lead_body=body_b, source=unique("other-system"))
@@ -50,11 +53,19 @@ async def world(store: EventStore) -> World:
         "operator": await token(store, "operator"),
         "admin": await token(store, "admin"),
     }
-    return World(body_a, body_b, source, case_a, case_b, case_coord, tokens, await token(store, "body", body_b))
+    opened = await api.post("/v1/petitions", tokens["intake"], json=petition(source, receiving_body=body_a))
+    assert opened.status_code == 201, opened.text
+    return World(body_a, body_b, source, case_a, case_b, case_coord, opened.json()["case_id"], tokens,
+                 await token(store, "body", body_b))
 
 
 async def call(api: Api, endpoint: str, world: World, tok: str | None):
     method, path, _ = ENDPOINTS[endpoint]
+    if endpoint == "receive petition":
+        return await api.post(path, tok, json=petition(world.source))
+    if endpoint == "command a case":
+        command = {"type": "assign", "body": "UBND_TINH", "officer": unique("officer")}
+        return await api.post(path.format(case=world.petition), tok, json=command)
     url = path.format(case=world.case_a)
     if method == "POST":
         return await api.post(url, tok, json={"role": "supervisor", "label": "issued by the matrix"})

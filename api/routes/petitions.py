@@ -1,0 +1,146 @@
+"""Receiving petitions and sending commands to cases.
+
+`POST /v1/petitions` opens a case atomically (update-with-start): the answer comes once the case's first
+event is stored, with its first deadline and legal basis. `POST /v1/cases/{id}/commands` sends one command as
+a Temporal Update; the case's decider refuses what the law or its state does not allow (409 with the rule),
+and an `Idempotency-Key` makes a retried command apply once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from domain.common import Actor
+from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
+from domain.petitions.model import PetitionIntake, PetitionKind, petition_case_id
+from domain.petitions.views import CaseView, DeadlineView
+from workflows.client import CaseNotFound, CommandRefused, open_petition, send_command
+
+from ..auth import check_case_access, require
+from ..deps import Store, Temporal
+from ..errors import ApiError, error_responses, field_errors
+from ..identities import IdentityConflict, IdentityVault
+from ..tokens import Principal
+
+router = APIRouter(tags=["petitions"])
+
+PETITION_KINDS = {k.value for k in PetitionKind}
+_command_adapter: TypeAdapter[Any] = TypeAdapter(PetitionCommand)
+
+
+class PetitionOpened(BaseModel):
+    case_id: str
+    status: str
+    created: bool
+    deadlines: list[DeadlineView]
+    case: CaseView
+
+
+class CommandAnswer(BaseModel):
+    case_id: str
+    status: str
+    events: list[str]
+    duplicate: bool
+    case: CaseView
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Who acts, from the login only: a request body can never name its own actor."""
+    return Actor(id=principal.label, role=principal.role, body=principal.body_id)
+
+
+def vault_of(request: Request) -> IdentityVault:
+    vault: IdentityVault = request.app.state.vault
+    return vault
+
+
+@router.post(
+    "/v1/petitions",
+    response_model=PetitionOpened,
+    status_code=201,
+    summary="Receive a petition",
+    responses={200: {"description": "the same petition was already received: the same case"},
+               **error_responses(401, 403, 409, 422, 503)},
+)
+async def receive_petition(
+    intake: PetitionIntake,
+    response: Response,
+    temporal: Temporal,
+    vault: Annotated[IdentityVault, Depends(vault_of)],
+    principal: Annotated[Principal, Depends(require("intake", "admin"))],
+) -> PetitionOpened:
+    """Open a case for a petition (complaint, denunciation, recommendation or voters' petition).
+
+    201 with the case id and its first deadline; the same `source` + `external_ref` again gives 200 and the
+    same case; with different content, 409. An `intake` token sends only for its own system (`source` = the
+    token's label). A denouncer's identity is sealed before the case starts (see `api.identities`).
+    """
+    if principal.role == "intake" and intake.source != principal.label:
+        raise ApiError(403, "forbidden", f"this token sends for {principal.label!r}, not {intake.source!r}")
+    if intake.kind == PetitionKind.DENUNCIATION:
+        case_id = petition_case_id(intake.source, intake.external_ref)
+        try:
+            sealed = await vault.seal(case_id, intake.source, intake.external_ref, intake.petitioner)
+        except IdentityConflict:
+            raise ApiError(409, "petition.conflict",
+                           "this source and external_ref were already received with another denouncer") from None
+        intake = intake.model_copy(update={"petitioner": sealed})
+    try:
+        result = await open_petition(await temporal.get(), intake)
+    except CommandRefused as exc:
+        raise ApiError(409, exc.rule, exc.message) from exc
+    if not result.created:
+        response.status_code = 200
+    view = result.case
+    return PetitionOpened(case_id=view.case_id, status=view.status, created=result.created,
+                          deadlines=view.deadlines, case=view)
+
+
+@router.post(
+    "/v1/cases/{case_id}/commands",
+    response_model=CommandAnswer,
+    summary="Send a command to a case",
+    responses=error_responses(401, 403, 404, 409, 422, 503),
+)
+async def command_case(
+    case_id: Annotated[str, Path(min_length=1, max_length=200)],
+    store: Store,
+    temporal: Temporal,
+    principal: Annotated[Principal, Depends(require("intake", "body", "admin"))],
+    payload: Annotated[dict[str, Any], Body(examples=[{"type": "accept", "decision_no": "12/QĐ-UBND"}])],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> CommandAnswer:
+    """One command `{"type": ..., ...fields}`; the types of a petition case are listed in the README.
+
+    Roles: `body` on its own cases, `intake` on the cases its system sent, `admin`. The actor recorded in the
+    events is the token's holder. Send an `Idempotency-Key` header to make retries safe: the same key again
+    returns the state without applying the command twice.
+    """
+    case = await store.get_case(case_id)
+    if case is None:
+        raise ApiError(404, "not_found", f"no case {case_id}")
+    check_case_access(principal, case)
+    if case.kind not in PETITION_KINDS:
+        raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}; its commands come in a later release")
+    if payload.get("type") in INTERNAL:
+        raise ApiError(422, "validation_failed", "invalid command", fields=field_errors([{
+            "loc": ("body", "type"), "type": "internal_command",
+            "msg": f"`{payload.get('type')}` is issued by the case itself"}]))
+    try:
+        command = _command_adapter.validate_python(payload)
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("body", *err["loc"][1:]) if len(err["loc"]) > 1 else ("body", "type")}
+                  for err in exc.errors()]
+        raise ApiError(422, "validation_failed", "invalid command", fields=field_errors(errors)) from exc
+    request = CommandRequest(command=command, actor=actor_of(principal), command_id=idempotency_key)
+    try:
+        result = await send_command(await temporal.get(), case_id, request)
+    except CommandRefused as exc:
+        raise ApiError(409, exc.rule, exc.message) from exc
+    except CaseNotFound as exc:
+        raise ApiError(404, "not_found", f"no running case {case_id}") from exc
+    return CommandAnswer(case_id=case_id, status=result.case.status, events=result.events,
+                         duplicate=result.duplicate, case=result.case)

@@ -1,0 +1,252 @@
+"""Commands on a petition case: imperative, one model per `type`, validated at the edge (field rules) and
+decided by `decider.decide` (legal and state rules)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ..common import Actor, Text
+from .model import CaseRules, PetitionIntake, PetitionKind
+
+BodyCode = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Z0-9_]+(:[A-Za-z0-9_.-]+)?$")]
+
+
+class Command(Text):
+    """Fields every command may carry: why (a person's reason) and a document number where one is issued."""
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class Receive(Command):
+    """Internal: the first command of a case, made by the workflow from its start input."""
+
+    type: Literal["receive"] = "receive"
+    case_id: str = Field(min_length=1, max_length=200)
+    intake: PetitionIntake
+    rules: CaseRules
+    instance: int = Field(default=1, ge=1, le=2)
+    parent_case_id: str | None = None
+
+
+class Classify(Command):
+    """Phân loại: confirm the kind and note the subject, the flags that change deadlines, and the lead body."""
+
+    type: Literal["classify"] = "classify"
+    kind: PetitionKind | None = None
+    subject_category: str | None = Field(default=None, max_length=200)
+    complex: bool = False
+    remote_area: bool = False
+    lead_body: BodyCode | None = None
+
+
+class SplitPart(Text):
+    kind: PetitionKind
+    subject: str = Field(min_length=1, max_length=500)
+    content: str = Field(min_length=1, max_length=20000)
+
+
+class Split(Command):
+    """A letter with several contents becomes one linked case per content, each with its own clock."""
+
+    type: Literal["split"] = "split"
+    parts: list[SplitPart] = Field(min_length=2, max_length=20)
+
+
+class Accept(Command):
+    """Thụ lý: the acceptance decision; starts the resolution period."""
+
+    type: Literal["accept"] = "accept"
+    decision_no: str = Field(min_length=1, max_length=100)
+    lead_body: BodyCode | None = None
+
+
+class Reject(Command):
+    """Không thụ lý: refusal with written reasons (LKN Art 27)."""
+
+    type: Literal["reject"] = "reject"
+    reasons: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(min_length=1, max_length=20)
+    notice_no: str | None = Field(default=None, max_length=100)
+
+
+class Forward(Command):
+    """Chuyển đơn: send to the competent body, with a notice to the petitioner."""
+
+    type: Literal["forward"] = "forward"
+    to_body: BodyCode
+    notice_no: str = Field(min_length=1, max_length=100)
+
+
+class Redirect(Command):
+    """Hướng dẫn: tell the petitioner where to go."""
+
+    type: Literal["redirect"] = "redirect"
+    guidance: str = Field(min_length=1, max_length=2000)
+
+
+class Assign(Command):
+    """Give the case to a body (and an officer of it)."""
+
+    type: Literal["assign"] = "assign"
+    body: BodyCode
+    officer: str | None = Field(default=None, max_length=200)
+
+
+class CoordinationTarget(Text):
+    body: BodyCode
+    side: Literal["party", "state", "front"]
+    days: int = Field(ge=1, le=90)
+    unit: Literal["calendar", "working"] = "working"
+
+
+class RequestCoordination(Command):
+    """Ask several bodies for their part, each with its own sub-deadline."""
+
+    type: Literal["request_coordination"] = "request_coordination"
+    subject: str = Field(min_length=1, max_length=1000)
+    bodies: list[CoordinationTarget] = Field(min_length=1, max_length=30)
+
+
+class Respond(Command):
+    """A coordinating body's answer to a request."""
+
+    type: Literal["respond"] = "respond"
+    request_id: str = Field(min_length=1, max_length=50)
+    body: BodyCode
+    response: str = Field(min_length=1, max_length=20000)
+
+
+class RecordVerification(Command):
+    """Xác minh: a verification step and its findings."""
+
+    type: Literal["record_verification"] = "record_verification"
+    findings: str = Field(min_length=1, max_length=20000)
+    demand_matches_findings: bool | None = None
+
+
+class RecordDialogue(Command):
+    """Đối thoại (complaints): required when the demand and the verification result differ (LKN Art 30)."""
+
+    type: Literal["record_dialogue"] = "record_dialogue"
+    held_on: date
+    participants: list[str] = Field(min_length=1, max_length=50)
+    summary: str = Field(min_length=1, max_length=20000)
+
+
+class Extend(Command):
+    """Gia hạn by written decision (denunciations: at most twice by 30 days, Luật Tố cáo 2018 Art 30)."""
+
+    type: Literal["extend"] = "extend"
+    decision_no: str = Field(min_length=1, max_length=100)
+
+
+class Suspend(Command):
+    """Tạm đình chỉ, with a reason."""
+
+    type: Literal["suspend"] = "suspend"
+
+
+class Resume(Command):
+    type: Literal["resume"] = "resume"
+
+
+class Withdraw(Command):
+    """Rút đơn. A denunciation continues when there are signs of violation or the withdrawal was coerced."""
+
+    type: Literal["withdraw"] = "withdraw"
+    signs_of_violation: bool = False
+    coerced: bool = False
+
+
+class Decide(Command):
+    """The decision (complaint), conclusion (denunciation) or written answer (recommendation, voters)."""
+
+    type: Literal["decide"] = "decide"
+    outcome: Literal["upheld", "partly_upheld", "not_upheld", "violation_found", "no_violation", "answered"]
+    decision_no: str = Field(min_length=1, max_length=100)
+    summary: str = Field(min_length=1, max_length=20000)
+
+
+class Notify(Command):
+    """Thông báo: a written notice (of acceptance, of the decision) to the parties; denunciations: published."""
+
+    type: Literal["notify"] = "notify"
+    about: Literal["acceptance", "decision"]
+    recipients: list[str] = Field(min_length=1, max_length=50)
+    channel: Literal["post", "in_person", "email", "portal", "publication"] = "post"
+    doc_no: str = Field(min_length=1, max_length=100)
+
+
+class RecordImplementation(Command):
+    """Tổ chức thực hiện: how the decision is carried out."""
+
+    type: Literal["record_implementation"] = "record_implementation"
+    summary: str = Field(min_length=1, max_length=20000)
+
+
+class RecordExternalResult(Command):
+    """The competent body's result on a forwarded petition."""
+
+    type: Literal["record_external_result"] = "record_external_result"
+    result: str = Field(min_length=1, max_length=20000)
+
+
+class Appeal(Command):
+    """Khiếu nại lần hai: a second-instance complaint, a new linked case with its own clock (LKN Art 33)."""
+
+    type: Literal["appeal"] = "appeal"
+    to_body: BodyCode | None = None
+
+
+class Close(Command):
+    type: Literal["close"] = "close"
+
+
+class Archive(Command):
+    """Lưu hồ sơ: the case file goes to the archive."""
+
+    type: Literal["archive"] = "archive"
+    archive_ref: str = Field(min_length=1, max_length=200)
+
+
+class MarkDeadline(Command):
+    """Internal: a durable timer fired (a deadline approaches or was missed)."""
+
+    type: Literal["deadline"] = "deadline"
+    key: str
+    stage: Literal["approaching", "breached"]
+
+
+class StartFrontSupervision(Command):
+    """The Front starts following the case (also started by the system on a breach or a Front forwarding)."""
+
+    type: Literal["start_front_supervision"] = "start_front_supervision"
+    trigger: Literal["breach", "front_forwarded", "manual"] = "manual"
+
+
+PetitionCommand = Annotated[
+    Receive | Classify | Split | Accept | Reject | Forward | Redirect | Assign | RequestCoordination | Respond
+    | RecordVerification | RecordDialogue | Extend | Suspend | Resume | Withdraw | Decide | Notify
+    | RecordImplementation | RecordExternalResult | Appeal | Close | Archive | MarkDeadline
+    | StartFrontSupervision,
+    Field(discriminator="type"),
+]
+
+#: Commands that only the workflow itself issues; refused when they come from outside.
+INTERNAL = frozenset({"receive", "deadline"})
+
+COMMAND_TYPES: list[str] = [
+    "classify", "split", "accept", "reject", "forward", "redirect", "assign", "request_coordination", "respond",
+    "record_verification", "record_dialogue", "extend", "suspend", "resume", "withdraw", "decide", "notify",
+    "record_implementation", "record_external_result", "appeal", "close", "archive", "start_front_supervision",
+]
+
+
+class CommandRequest(Text):
+    """One command as an Update carries it: the command, who sends it, and an id that makes a retry a no-op."""
+
+    command: PetitionCommand
+    actor: Actor
+    command_id: str | None = Field(default=None, max_length=200)

@@ -1,0 +1,681 @@
+"""The petition decider: `decide` (command -> events, or a `DomainError` naming the rule) and `evolve`.
+
+Every due date is computed here from the case's recorded rules (deadline policy and working-day calendar,
+recorded in `PetitionReceived`), so deciding again on replay gives the same dates, whatever the calendar
+package or the policy file say today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import singledispatch
+from typing import Any
+
+from ..calendar import CalendarRangeError, end_of_day, local_date
+from ..common import Actor, DomainError, Event, content_digest
+from ..deadlines import Deadline, UnknownDeadlineRule, can_extend, compute_deadline, extend_deadline
+from . import commands as c
+from . import events as e
+from .model import (
+    ARCHIVABLE,
+    CLOSABLE,
+    HANDLING,
+    CaseRules,
+    CoordinationRequest,
+    DeadlineState,
+    PetitionKind,
+    PetitionState,
+)
+from .model import PetitionStatus as S
+
+K = PetitionKind
+
+#: Deadlines met by the first decision on a letter (accept, reject, forward, redirect, split, not processed).
+ACCEPTANCE_STAGE = frozenset(
+    {"complaint.acceptance", "complaint2.acceptance", "denunciation.initial_processing", "letter.processing"}
+)
+#: Deadlines met by the decision, conclusion or answer.
+RESOLUTION_STAGE = frozenset(
+    {"complaint.resolution", "complaint2.resolution", "denunciation.resolution", "recommendation.resolution",
+     "voter_petition.answer"}
+)
+#: Commands still allowed while a case is suspended.
+WHILE_SUSPENDED = frozenset({"resume", "withdraw", "assign", "deadline", "start_front_supervision"})
+
+DECISION_FORM = {
+    K.COMPLAINT: "complaint_decision",
+    K.DENUNCIATION: "denunciation_conclusion",
+    K.RECOMMENDATION: "reply",
+    K.VOTER_PETITION: "reply",
+}
+OUTCOMES = {
+    K.COMPLAINT: {"upheld", "partly_upheld", "not_upheld"},
+    K.DENUNCIATION: {"violation_found", "no_violation", "partly_upheld"},
+    K.RECOMMENDATION: {"answered"},
+    K.VOTER_PETITION: {"answered"},
+}
+LAW = {
+    K.COMPLAINT: "Luật Khiếu nại 2011",
+    K.DENUNCIATION: "Luật Tố cáo 2018",
+    K.RECOMMENDATION: "Luật Tiếp công dân 2013",
+    K.VOTER_PETITION: "NQLT 72/2025",
+}
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def require(condition: bool, rule: str, message: str) -> None:
+    if not condition:
+        raise DomainError(rule, message)
+
+
+def _envelope(cmd: c.Command, actor: Actor, now: datetime, legal_basis: str | None = None) -> dict[str, Any]:
+    return {"occurred_at": now, "actor": actor.label, "reason": cmd.reason, "legal_basis": legal_basis}
+
+
+def deadline_for(rules: CaseRules, key: str, start: datetime, *, complex: bool = False, remote: bool = False,
+                 variant: str | None = None) -> Deadline:
+    """A policy deadline on the case's recorded calendar; a missing rule or a date off the calendar refuses."""
+    try:
+        return compute_deadline(
+            rules.policy.rule(key), start, rules.calendar, complex=complex, remote=remote, variant=variant
+        )
+    except UnknownDeadlineRule as exc:
+        raise DomainError("policy.missing_rule", str(exc)) from exc
+    except CalendarRangeError as exc:
+        raise DomainError("calendar.out_of_range", str(exc)) from exc
+
+
+def first_deadline_key(kind: PetitionKind, instance: int) -> str:
+    if kind == K.COMPLAINT:
+        return "complaint2.acceptance" if instance == 2 else "complaint.acceptance"
+    if kind == K.DENUNCIATION:
+        return "denunciation.initial_processing"
+    if kind == K.VOTER_PETITION:
+        return "voter_petition.answer"
+    return "letter.processing"
+
+
+def resolution_keys(kind: PetitionKind, instance: int) -> list[str]:
+    if kind == K.COMPLAINT:
+        return ["complaint2.resolution" if instance == 2 else "complaint.resolution"]
+    if kind == K.DENUNCIATION:
+        return ["denunciation.resolution", "denunciation.acceptance_notice"]
+    if kind == K.RECOMMENDATION:
+        return ["recommendation.resolution"]
+    return []  # a voter's petition runs on its 60-day answer period from receipt
+
+
+def _pending(state: PetitionState, key: str) -> DeadlineState | None:
+    d = state.deadlines.get(key)
+    return d if d is not None and d.pending else None
+
+
+# -- decide -------------------------------------------------------------------------------------------
+
+
+def decide(state: PetitionState | None, command: c.Command, actor: Actor, now: datetime) -> list[Event]:
+    """The events a command produces on `state` at `now`, or a `DomainError` naming the rule that refuses it.
+
+    Pure: nothing is read but the arguments. A refused command produces nothing.
+    """
+    if isinstance(command, c.Receive):
+        return _receive(state, command, actor, now)
+    if state is None:
+        raise DomainError("case.not_found", "the case has not been received yet")
+    kind = getattr(command, "type", "")
+    require(state.status != S.ARCHIVED, "case.archived", "the case is archived; nothing more can happen to it")
+    if state.suspended:
+        require(kind in WHILE_SUSPENDED, "case.suspended", f"the case is suspended; `{kind}` must wait for `resume`")
+    handler = _DECIDERS.get(type(command))
+    if handler is None:
+        raise DomainError("command.unknown", f"`{kind}` is not a command of a petition case")
+    events: list[Event] = handler(state, command, actor, now)
+    return events
+
+
+def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: datetime) -> list[Event]:
+    """Open a case: record the intake, the rules in force and the first deadline (from the day of receipt)."""
+    require(state is None, "case.exists", "the case was already received")
+    intake, case_id, rules = cmd.intake, cmd.case_id, cmd.rules
+    require(intake.received_at <= now + timedelta(minutes=5), "received_at.future",
+            "received_at is in the future")
+    first = deadline_for(rules, first_deadline_key(intake.kind, cmd.instance), intake.received_at)
+    events: list[Event] = [
+        e.PetitionReceived(
+            **_envelope(cmd, actor, now, first.legal_basis),
+            case_id=case_id,
+            intake=intake,
+            intake_digest=intake_digest(intake),
+            instance=cmd.instance,
+            parent_case_id=cmd.parent_case_id,
+            rules=rules,
+            deadlines=[first],
+        )
+    ]
+    if intake.forwarded_by_front:
+        events.append(
+            e.FrontSupervisionStarted(
+                **_envelope(cmd, actor, now, "Luật MTTQ 2015, Chương V; Luật Tố cáo 2011 Điều 44 (tiền lệ)"),
+                supervision_id=f"{case_id}-front",
+                trigger="front_forwarded",
+            )
+        )
+    return events
+
+
+def intake_digest(intake: Any) -> str:
+    """What makes a repeated submission 'the same petition': its whole content, in canonical form."""
+    return content_digest(intake.model_dump(mode="json"))
+
+
+def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status == S.RECEIVED, "classify.state",
+            f"a case can be classified only when received, not {state.status}")
+    kind = cmd.kind or state.kind
+    env = _envelope(cmd, actor, now)
+    events: list[Event] = [
+        e.Classified(**env, kind=kind, subject_category=cmd.subject_category, complex=cmd.complex,
+                     remote_area=cmd.remote_area, lead_body=cmd.lead_body or state.lead_body)
+    ]
+    if kind != state.kind:
+        require(state.instance == 1, "classify.kind_second_instance", "a second-instance complaint stays a complaint")
+    if kind == K.DENUNCIATION and state.intake.petitioner.anonymous:
+        events.append(
+            e.NotProcessed(**_envelope(cmd, actor, now, "Luật Tố cáo 2018, Điều 25"),
+                           ground="anonymous denunciation (no name or address, or a false name)")
+        )
+    return events
+
+
+def _split(state: PetitionState, cmd: c.Split, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in {S.RECEIVED, S.CLASSIFIED}, "split.state",
+            f"a letter can be split only before it is accepted, not when {state.status}")
+    children = [
+        {"case_id": f"{state.case_id}-{i}", "kind": part.kind.value, "subject": part.subject, "content": part.content}
+        for i, part in enumerate(cmd.parts, start=1)
+    ]
+    return [e.PetitionSplit(**_envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (xử lý đơn)"), children=children)]
+
+
+def _accept(state: PetitionState, cmd: c.Accept, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status == S.CLASSIFIED, "accept.state",
+            f"only a classified case can be accepted (thụ lý), not one that is {state.status}")
+    lead = cmd.lead_body or state.lead_body
+    require(lead is not None, "accept.lead_body", "name the competent body (lead_body) that accepts the case")
+    new = [
+        deadline_for(state.rules, key, now, complex=state.complex, remote=state.remote_area)
+        for key in resolution_keys(state.kind, state.instance)
+    ]
+    basis = new[0].legal_basis if new else LAW[state.kind]
+    return [e.AcceptanceDecided(**_envelope(cmd, actor, now, basis), accepted=True, decision_no=cmd.decision_no,
+                                lead_body=lead, deadlines=new)]
+
+
+def _reject(state: PetitionState, cmd: c.Reject, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status == S.CLASSIFIED, "reject.state",
+            f"only a classified case can be refused (không thụ lý), not one that is {state.status}")
+    basis = "Luật Khiếu nại 2011, Điều 11 và 27" if state.kind == K.COMPLAINT else LAW[state.kind]
+    return [e.AcceptanceDecided(**_envelope(cmd, actor, now, basis), accepted=False, decision_no=cmd.notice_no,
+                                reasons=list(cmd.reasons))]
+
+
+def _forward(state: PetitionState, cmd: c.Forward, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in {S.RECEIVED, S.CLASSIFIED}, "forward.state",
+            f"a petition is forwarded before it is accepted, not when {state.status}")
+    require(cmd.to_body != state.lead_body, "forward.same_body", "the petition is already with that body")
+    return [e.Forwarded(**_envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (chuyển đơn)"), to_body=cmd.to_body,
+                        notice_no=cmd.notice_no)]
+
+
+def _redirect(state: PetitionState, cmd: c.Redirect, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in {S.RECEIVED, S.CLASSIFIED}, "redirect.state",
+            f"a petitioner is redirected before acceptance, not when {state.status}")
+    return [e.Redirected(**_envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (hướng dẫn)"), guidance=cmd.guidance)]
+
+
+def _assign(state: PetitionState, cmd: c.Assign, actor: Actor, now: datetime) -> list[Event]:
+    require(state.open, "assign.state", f"a case that is {state.status} cannot be reassigned")
+    require(cmd.body != state.lead_body or cmd.officer != state.officer, "assign.unchanged",
+            "the case is already with that body and officer")
+    return [e.Assigned(**_envelope(cmd, actor, now), body=cmd.body, officer=cmd.officer,
+                       previous_body=state.lead_body)]
+
+
+def _request_coordination(state: PetitionState, cmd: c.RequestCoordination, actor: Actor,
+                          now: datetime) -> list[Event]:
+    require(state.status in HANDLING | {S.DECIDED, S.IMPLEMENTING}, "coordination.state",
+            f"coordination is requested while the case is handled, not when {state.status}")
+    bodies = [t.body for t in cmd.bodies]
+    require(len(set(bodies)) == len(bodies), "coordination.duplicate_body", "a body is named twice")
+    require(state.lead_body not in bodies, "coordination.lead_body", "the lead body cannot coordinate with itself")
+    request_id = f"R{len(state.coordination) + 1}"
+    today = local_date(now)
+    deadlines = []
+    for target in cmd.bodies:
+        try:
+            due_on = state.rules.calendar.add_days(today, target.days, target.unit)
+        except CalendarRangeError as exc:
+            raise DomainError("calendar.out_of_range", str(exc)) from exc
+        deadlines.append(Deadline(
+            key=f"coordination.{request_id}.{target.body}", started_on=today, due_on=due_on,
+            due_at=end_of_day(due_on), warn_at=end_of_day(max(today, due_on - timedelta(days=1))),
+            amount=target.days, unit=target.unit, variant=None,
+            legal_basis="sub-deadline set by the lead body", rule_ref="coordination", statutory=False,
+            calendar_source=state.rules.calendar.source,
+        ))
+    return [e.CoordinationRequested(**_envelope(cmd, actor, now), request_id=request_id, subject=cmd.subject,
+                                    bodies=bodies, sides={t.body: t.side for t in cmd.bodies},
+                                    deadlines=deadlines)]
+
+
+def _respond(state: PetitionState, cmd: c.Respond, actor: Actor, now: datetime) -> list[Event]:
+    request = state.coordination.get(cmd.request_id)
+    require(request is not None, "respond.unknown_request", f"there is no coordination request {cmd.request_id}")
+    assert request is not None
+    require(cmd.body in request.bodies, "respond.not_asked", f"{cmd.body} was not asked in {cmd.request_id}")
+    require(cmd.body not in request.responses, "respond.already", f"{cmd.body} has already answered {cmd.request_id}")
+    return [e.CoordinationResponded(**_envelope(cmd, actor, now), request_id=cmd.request_id, body=cmd.body,
+                                    response=cmd.response)]
+
+
+def _verify(state: PetitionState, cmd: c.RecordVerification, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in HANDLING, "verification.state",
+            f"verification happens after acceptance and before the decision, not when {state.status}")
+    basis = "Luật Khiếu nại 2011, Điều 29" if state.kind == K.COMPLAINT else LAW[state.kind]
+    return [e.VerificationStep(**_envelope(cmd, actor, now, basis), findings=cmd.findings,
+                               demand_matches_findings=cmd.demand_matches_findings)]
+
+
+def _dialogue(state: PetitionState, cmd: c.RecordDialogue, actor: Actor, now: datetime) -> list[Event]:
+    require(state.kind == K.COMPLAINT, "dialogue.kind", "a dialogue (đối thoại) belongs to complaints")
+    require(state.status in {S.VERIFYING, S.DIALOGUE}, "dialogue.state",
+            f"a dialogue follows verification, not {state.status}")
+    return [e.DialogueHeld(**_envelope(cmd, actor, now, "Luật Khiếu nại 2011, Điều 30"), held_on=cmd.held_on,
+                           participants=list(cmd.participants), summary=cmd.summary)]
+
+
+def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime) -> list[Event]:
+    require(state.kind != K.COMPLAINT, "complaint.no_extension",
+            "Luật Khiếu nại 2011, Điều 28: a complaint's period (30, or 45 days when complex) is not extended")
+    require(state.status in HANDLING, "extend.state", f"only a case being resolved can be extended, not {state.status}")
+    keys = [k for k in resolution_keys(state.kind, state.instance) if _pending(state, k)]
+    key = keys[0] if keys and keys[0].endswith(".resolution") else None
+    require(key is not None, "extend.no_deadline", "the case has no running resolution period to extend")
+    assert key is not None
+    current = state.deadlines[key]
+    rule = state.rules.policy.rule(key)
+    require(can_extend(current.deadline, rule), f"{state.kind.value}.extension_limit",
+            f"{rule.legal_basis}: at most {rule.max_extensions or 0} extension(s) of {rule.extension_amount or 0} "
+            f"days; {current.deadline.extensions} already granted")
+    require(now <= current.deadline.due_at, "extend.after_deadline",
+            "an extension is decided before the period ends; this one ended on "
+            f"{current.deadline.due_on.isoformat()}")
+    require(bool(cmd.reason), "extend.reason", "an extension needs its reason (the complexity criterion)")
+    try:
+        extended = extend_deadline(current.deadline, rule, state.rules.calendar)
+    except CalendarRangeError as exc:
+        raise DomainError("calendar.out_of_range", str(exc)) from exc
+    return [e.ExtensionGranted(**_envelope(cmd, actor, now, rule.legal_basis), decision_no=cmd.decision_no,
+                               deadline=extended)]
+
+
+def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime) -> list[Event]:
+    require(state.open and state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "suspend.state",
+            f"a case that is {state.status} cannot be suspended")
+    require(not state.suspended, "suspend.already", "the case is already suspended")
+    require(bool(cmd.reason), "suspend.reason", "a suspension (tạm đình chỉ) needs its reason")
+    return [e.Suspended(**_envelope(cmd, actor, now, LAW[state.kind]))]
+
+
+def _resume(state: PetitionState, cmd: c.Resume, actor: Actor, now: datetime) -> list[Event]:
+    require(state.suspended, "resume.not_suspended", "the case is not suspended")
+    return [e.Resumed(**_envelope(cmd, actor, now, LAW[state.kind]))]
+
+
+def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime) -> list[Event]:
+    require(state.open, "withdraw.state", f"a case that is {state.status} cannot be withdrawn")
+    require(not state.withdrawn, "withdraw.already", "the petition was already withdrawn")
+    env = _envelope(cmd, actor, now, LAW[state.kind])
+    if state.kind == K.DENUNCIATION:
+        require(state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "denunciation.withdraw_after_conclusion",
+                "Luật Tố cáo 2018, Điều 33: a denunciation is withdrawn before the conclusion")
+        if cmd.signs_of_violation or cmd.coerced:
+            return [e.Withdrawn(**{**env, "legal_basis": "Luật Tố cáo 2018, Điều 33"}, continues=True,
+                                signs_of_violation=cmd.signs_of_violation, coerced=cmd.coerced)]
+    else:
+        require(state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "withdraw.after_decision",
+                "the petition was already decided")
+    basis = "Luật Khiếu nại 2011, Điều 10" if state.kind == K.COMPLAINT else env["legal_basis"]
+    return [
+        e.Withdrawn(**{**env, "legal_basis": basis}, continues=False),
+        e.Terminated(**{**env, "legal_basis": basis}, ground="withdrawn by the petitioner (đình chỉ)"),
+    ]
+
+
+def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in HANDLING, "decide.state",
+            f"a decision is issued on an accepted case, not one that is {state.status}")
+    require(cmd.outcome in OUTCOMES[state.kind], "decide.outcome",
+            f"a {state.kind.value} ends with one of {sorted(OUTCOMES[state.kind])}, not {cmd.outcome}")
+    if state.kind == K.COMPLAINT:
+        require(not (state.demand_matches_findings is False and not state.dialogue_held), "complaint.dialogue_required",
+                "Luật Khiếu nại 2011, Điều 30: the demand and the verification result differ, so a dialogue "
+                "(đối thoại) must be held before the decision")
+    new = []
+    if state.kind == K.COMPLAINT:
+        new.append(deadline_for(state.rules, "complaint.decision_delivery", now))
+    basis = {
+        K.COMPLAINT: "Luật Khiếu nại 2011, Điều 31",
+        K.DENUNCIATION: "Luật Tố cáo 2018, Điều 35",
+    }.get(state.kind, LAW[state.kind])
+    return [e.DecisionIssued(**_envelope(cmd, actor, now, basis), form=DECISION_FORM[state.kind],
+                             outcome=cmd.outcome, decision_no=cmd.decision_no, summary=cmd.summary, deadlines=new)]
+
+
+def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) -> list[Event]:
+    if cmd.about == "acceptance":
+        require(state.status in HANDLING, "notify.acceptance_state", "the acceptance is notified after it is decided")
+        basis = "Luật Tố cáo 2018, Điều 29.3" if state.kind == K.DENUNCIATION else "Luật Khiếu nại 2011, Điều 27"
+    else:
+        require(state.status == S.DECIDED, "notify.decision_state",
+                f"the decision is notified once issued; the case is {state.status}")
+        basis = "Luật Khiếu nại 2011, Điều 32" if state.kind == K.COMPLAINT else LAW[state.kind]
+    published = state.kind == K.DENUNCIATION and cmd.channel == "publication"
+    return [e.NotificationSent(**_envelope(cmd, actor, now, basis), about=cmd.about, recipients=list(cmd.recipients),
+                               channel=cmd.channel, doc_no=cmd.doc_no, published=published)]
+
+
+def _implement(state: PetitionState, cmd: c.RecordImplementation, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in {S.NOTIFIED, S.IMPLEMENTING}, "implementation.state",
+            f"implementation follows the notified decision; the case is {state.status}")
+    return [e.ImplementationRecorded(**_envelope(cmd, actor, now), summary=cmd.summary)]
+
+
+def _external(state: PetitionState, cmd: c.RecordExternalResult, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status == S.FORWARDED, "external_result.state", "only a forwarded petition awaits another body")
+    return [e.ExternalResultRecorded(**_envelope(cmd, actor, now), result=cmd.result)]
+
+
+def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime) -> list[Event]:
+    require(state.kind == K.COMPLAINT and state.instance == 1, "appeal.kind",
+            "only a first-instance complaint can go to the second instance")
+    new_id = f"{state.case_id}-L2"
+    require(new_id not in state.linked_cases, "appeal.already", f"the second instance is already open: {new_id}")
+    resolution = state.deadlines.get("complaint.resolution")
+    if state.status in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING} and state.decided_at is not None:
+        window_from = state.decided_at
+    elif state.status in HANDLING and resolution is not None and now > resolution.deadline.due_at:
+        window_from = resolution.deadline.due_at  # the first instance let its period pass without a decision
+    else:
+        raise DomainError("appeal.state", "Luật Khiếu nại 2011, Điều 33: a second complaint follows the first-instance "
+                                          "decision, or the end of its period without one")
+    window = deadline_for(state.rules, "complaint.second_filing_window", window_from, remote=state.remote_area)
+    require(now <= window.due_at, "complaint.appeal_window",
+            f"{window.legal_basis}: the window for a second complaint closed on {window.due_on.isoformat()}")
+    return [e.EscalatedSecondInstance(**_envelope(cmd, actor, now, window.legal_basis), new_case_id=new_id,
+                                      to_body=cmd.to_body)]
+
+
+def _close(state: PetitionState, cmd: c.Close, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in CLOSABLE, "close.state", f"a case that is {state.status} cannot be closed yet")
+    return [e.Closed(**_envelope(cmd, actor, now))]
+
+
+def _archive(state: PetitionState, cmd: c.Archive, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in ARCHIVABLE, "archive.state", f"close the case before archiving it (it is {state.status})")
+    return [e.Archived(**_envelope(cmd, actor, now, "Luật Lưu trữ 2024; TT 10/2022/TT-BNV"),
+                       archive_ref=cmd.archive_ref)]
+
+
+def _mark_deadline(state: PetitionState, cmd: c.MarkDeadline, actor: Actor, now: datetime) -> list[Event]:
+    """A timer fired. Nothing happens if the deadline was met meanwhile (a timer may fire late on replay)."""
+    d = _pending(state, cmd.key)
+    if d is None:
+        return []
+    env = _envelope(cmd, actor, now, d.deadline.legal_basis)
+    due = d.deadline.due_at.isoformat()
+    if cmd.stage == "approaching":
+        return [] if d.approached or d.breached else [e.DeadlineApproaching(**env, key=cmd.key, due_at=due)]
+    if d.breached or now <= d.deadline.due_at:
+        return []
+    events: list[Event] = [e.DeadlineBreached(**env, key=cmd.key, due_at=due)]
+    if state.front_supervision is None and (cmd.key in RESOLUTION_STAGE or cmd.key in ACCEPTANCE_STAGE):
+        events.append(e.FrontSupervisionStarted(**{**env, "legal_basis": "Luật MTTQ 2015, Chương V"},
+                                                supervision_id=f"{state.case_id}-front", trigger="breach"))
+    return events
+
+
+def _start_front(state: PetitionState, cmd: c.StartFrontSupervision, actor: Actor, now: datetime) -> list[Event]:
+    require(state.front_supervision is None, "front.already", "the Front already supervises this case")
+    require(state.open, "front.state", f"a case that is {state.status} is not supervised any more")
+    return [e.FrontSupervisionStarted(**_envelope(cmd, actor, now, "Luật MTTQ 2015, Chương V"),
+                                      supervision_id=f"{state.case_id}-front", trigger=cmd.trigger)]
+
+
+_DECIDERS: dict[type[Any], Any] = {
+    c.Classify: _classify, c.Split: _split, c.Accept: _accept, c.Reject: _reject, c.Forward: _forward,
+    c.Redirect: _redirect, c.Assign: _assign, c.RequestCoordination: _request_coordination, c.Respond: _respond,
+    c.RecordVerification: _verify, c.RecordDialogue: _dialogue, c.Extend: _extend, c.Suspend: _suspend,
+    c.Resume: _resume, c.Withdraw: _withdraw, c.Decide: _decide, c.Notify: _notify,
+    c.RecordImplementation: _implement, c.RecordExternalResult: _external, c.Appeal: _appeal, c.Close: _close,
+    c.Archive: _archive, c.MarkDeadline: _mark_deadline, c.StartFrontSupervision: _start_front,
+}
+
+
+# -- evolve -------------------------------------------------------------------------------------------
+
+
+def _add_body(bodies: list[str], *more: str | None) -> list[str]:
+    out = list(bodies)
+    for b in more:
+        if b and b not in out:
+            out.append(b)
+    return out
+
+
+def _with_deadlines(deadlines: dict[str, DeadlineState], new: Iterable[Deadline]) -> dict[str, DeadlineState]:
+    out = dict(deadlines)
+    for d in new:
+        out[d.key] = DeadlineState(deadline=d)
+    return out
+
+
+def _meet(deadlines: dict[str, DeadlineState], keys: Iterable[str], at: datetime) -> dict[str, DeadlineState]:
+    out = dict(deadlines)
+    for key in keys:
+        d = out.get(key)
+        if d is not None and d.pending:
+            outcome = "on_time" if at <= d.deadline.due_at else "late"
+            out[key] = d.model_copy(update={"met_at": at, "outcome": outcome})
+    return out
+
+
+def _cancel_pending(deadlines: dict[str, DeadlineState]) -> dict[str, DeadlineState]:
+    return {k: (d.model_copy(update={"outcome": "cancelled"}) if d.pending else d) for k, d in deadlines.items()}
+
+
+@singledispatch
+def _apply(event: Event, s: PetitionState) -> dict[str, Any]:
+    raise TypeError(f"no evolve rule for {type(event).__name__}")
+
+
+@_apply.register
+def _(ev: e.Classified, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.CLASSIFIED, "kind": ev.kind, "subject_category": ev.subject_category, "complex": ev.complex,
+            "remote_area": ev.remote_area, "lead_body": ev.lead_body, "bodies": _add_body(s.bodies, ev.lead_body)}
+
+
+@_apply.register
+def _(ev: e.NotProcessed, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.NOT_PROCESSED, "deadlines": _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)}
+
+
+@_apply.register
+def _(ev: e.PetitionSplit, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.SPLIT, "deadlines": _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at),
+            "linked_cases": s.linked_cases + [child["case_id"] for child in ev.children]}
+
+
+@_apply.register
+def _(ev: e.AcceptanceDecided, s: PetitionState) -> dict[str, Any]:
+    met = _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    if not ev.accepted:
+        return {"status": S.REJECTED, "deadlines": _cancel_pending(met)}
+    lead = ev.lead_body or s.lead_body
+    return {"status": S.ACCEPTED, "lead_body": lead, "bodies": _add_body(s.bodies, lead),
+            "deadlines": _with_deadlines(met, ev.deadlines)}
+
+
+@_apply.register
+def _(ev: e.Forwarded, s: PetitionState) -> dict[str, Any]:
+    met = _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    return {"status": S.FORWARDED, "bodies": _add_body(s.bodies, ev.to_body), "deadlines": _cancel_pending(met)}
+
+
+@_apply.register
+def _(ev: e.Redirected, s: PetitionState) -> dict[str, Any]:
+    met = _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    return {"status": S.REDIRECTED, "deadlines": _cancel_pending(met)}
+
+
+@_apply.register
+def _(ev: e.Assigned, s: PetitionState) -> dict[str, Any]:
+    return {"lead_body": ev.body, "officer": ev.officer, "bodies": _add_body(s.bodies, ev.body)}
+
+
+@_apply.register
+def _(ev: e.CoordinationRequested, s: PetitionState) -> dict[str, Any]:
+    request = CoordinationRequest(request_id=ev.request_id, subject=ev.subject, bodies=ev.bodies, sides=ev.sides)
+    return {"coordination": {**s.coordination, ev.request_id: request}, "bodies": _add_body(s.bodies, *ev.bodies),
+            "deadlines": _with_deadlines(s.deadlines, ev.deadlines)}
+
+
+@_apply.register
+def _(ev: e.CoordinationResponded, s: PetitionState) -> dict[str, Any]:
+    request = s.coordination[ev.request_id]
+    answered = request.model_copy(update={"responses": {**request.responses, ev.body: ev.response}})
+    return {"coordination": {**s.coordination, ev.request_id: answered},
+            "deadlines": _meet(s.deadlines, [f"coordination.{ev.request_id}.{ev.body}"], ev.occurred_at)}
+
+
+@_apply.register
+def _(ev: e.VerificationStep, s: PetitionState) -> dict[str, Any]:
+    matches = ev.demand_matches_findings if ev.demand_matches_findings is not None else s.demand_matches_findings
+    return {"status": S.VERIFYING if s.status != S.DIALOGUE else S.DIALOGUE, "verification_recorded": True,
+            "demand_matches_findings": matches}
+
+
+@_apply.register
+def _(ev: e.DialogueHeld, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.DIALOGUE, "dialogue_held": True}
+
+
+@_apply.register
+def _(ev: e.ExtensionGranted, s: PetitionState) -> dict[str, Any]:
+    return {"deadlines": {**s.deadlines, ev.deadline.key: DeadlineState(deadline=ev.deadline)}}
+
+
+@_apply.register
+def _(ev: e.Suspended, s: PetitionState) -> dict[str, Any]:
+    return {"suspended": True}
+
+
+@_apply.register
+def _(ev: e.Resumed, s: PetitionState) -> dict[str, Any]:
+    return {"suspended": False}
+
+
+@_apply.register
+def _(ev: e.Withdrawn, s: PetitionState) -> dict[str, Any]:
+    return {"withdrawn": True}
+
+
+@_apply.register
+def _(ev: e.Terminated, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.TERMINATED, "suspended": False, "deadlines": _cancel_pending(s.deadlines)}
+
+
+@_apply.register
+def _(ev: e.DecisionIssued, s: PetitionState) -> dict[str, Any]:
+    met = _meet(s.deadlines, RESOLUTION_STAGE, ev.occurred_at)
+    return {"status": S.DECIDED, "decided_at": ev.occurred_at,
+            "decision": {"form": ev.form, "outcome": ev.outcome, "decision_no": ev.decision_no},
+            "deadlines": _with_deadlines(met, ev.deadlines)}
+
+
+@_apply.register
+def _(ev: e.NotificationSent, s: PetitionState) -> dict[str, Any]:
+    if ev.about == "acceptance":
+        return {"deadlines": _meet(s.deadlines, ["denunciation.acceptance_notice"], ev.occurred_at)}
+    met = _meet(s.deadlines, ["complaint.decision_delivery", "denunciation.acceptance_notice"], ev.occurred_at)
+    return {"status": S.NOTIFIED, "deadlines": met}
+
+
+@_apply.register
+def _(ev: e.ImplementationRecorded, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.IMPLEMENTING}
+
+
+@_apply.register
+def _(ev: e.ExternalResultRecorded, s: PetitionState) -> dict[str, Any]:
+    return {"decision": {"form": "external_result", "outcome": ev.result[:200], "decision_no": ""}}
+
+
+@_apply.register
+def _(ev: e.EscalatedSecondInstance, s: PetitionState) -> dict[str, Any]:
+    return {"linked_cases": [*s.linked_cases, ev.new_case_id]}
+
+
+@_apply.register
+def _(ev: e.DeadlineApproaching, s: PetitionState) -> dict[str, Any]:
+    d = s.deadlines[ev.key]
+    return {"deadlines": {**s.deadlines, ev.key: d.model_copy(update={"approached": True})}}
+
+
+@_apply.register
+def _(ev: e.DeadlineBreached, s: PetitionState) -> dict[str, Any]:
+    d = s.deadlines[ev.key]
+    return {"deadlines": {**s.deadlines, ev.key: d.model_copy(update={"breached": True, "approached": True})}}
+
+
+@_apply.register
+def _(ev: e.FrontSupervisionStarted, s: PetitionState) -> dict[str, Any]:
+    return {"front_supervision": ev.supervision_id}
+
+
+@_apply.register
+def _(ev: e.Closed, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.CLOSED, "suspended": False, "deadlines": _cancel_pending(s.deadlines)}
+
+
+@_apply.register
+def _(ev: e.Archived, s: PetitionState) -> dict[str, Any]:
+    return {"status": S.ARCHIVED}
+
+
+def evolve(state: PetitionState | None, event: Event) -> PetitionState:
+    """The state after one more event. Every event adds one to the version."""
+    if isinstance(event, e.PetitionReceived):
+        if state is not None:
+            raise ValueError("PetitionReceived can only open a case")
+        intake = event.intake
+        return PetitionState(
+            case_id=event.case_id, version=1, kind=intake.kind, instance=event.instance, intake=intake,
+            intake_digest=event.intake_digest, rules=event.rules, lead_body=intake.receiving_body,
+            bodies=_add_body([], intake.receiving_body),
+            deadlines=_with_deadlines({}, event.deadlines), parent_case_id=event.parent_case_id,
+            linked_cases=[event.parent_case_id] if event.parent_case_id else [],
+        )
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before PetitionReceived")
+    changes = _apply(event, state)
+    return state.model_copy(update={**changes, "version": state.version + 1})
+
+
+def fold(events: Iterable[Event], state: PetitionState | None = None) -> PetitionState | None:
+    for event in events:
+        state = evolve(state, event)
+    return state

@@ -1,0 +1,176 @@
+"""Events of a petition case, in the past tense (domain.md §8.5). The envelope (when, who, why, on what
+legal basis) is in `domain.common.Event`; each class adds what that step decided."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field
+
+from ..common import Event, EventRegistry
+from ..deadlines import Deadline
+from .model import CaseRules, PetitionIntake, PetitionKind
+
+
+class PetitionReceived(Event):
+    case_id: str
+    intake: PetitionIntake
+    intake_digest: str
+    instance: int = 1
+    parent_case_id: str | None = None
+    rules: CaseRules
+    deadlines: list[Deadline]
+
+
+class Classified(Event):
+    kind: PetitionKind
+    subject_category: str | None = None
+    complex: bool = False
+    remote_area: bool = False
+    lead_body: str | None = None
+
+
+class NotProcessed(Event):
+    """An anonymous denunciation (or one under a false name) is not processed under the law (Art 25)."""
+
+    ground: str
+
+
+
+class PetitionSplit(Event):
+    children: list[dict[str, str]]
+
+
+class AcceptanceDecided(Event):
+    accepted: bool
+    decision_no: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    lead_body: str | None = None
+    deadlines: list[Deadline] = Field(default_factory=list)
+
+
+class Forwarded(Event):
+    to_body: str
+    notice_no: str
+
+
+class Redirected(Event):
+    guidance: str
+
+
+class Assigned(Event):
+    body: str
+    officer: str | None = None
+    previous_body: str | None = None
+
+
+class CoordinationRequested(Event):
+    request_id: str
+    subject: str
+    bodies: list[str]
+    sides: dict[str, str]
+    deadlines: list[Deadline]
+
+
+class CoordinationResponded(Event):
+    request_id: str
+    body: str
+    response: str
+
+
+class VerificationStep(Event):
+    findings: str
+    demand_matches_findings: bool | None = None
+
+
+class DialogueHeld(Event):
+    held_on: date
+    participants: list[str]
+    summary: str
+
+
+class ExtensionGranted(Event):
+    decision_no: str
+    deadline: Deadline
+
+
+class Suspended(Event):
+    pass
+
+
+class Resumed(Event):
+    pass
+
+
+class Withdrawn(Event):
+    continues: bool
+    signs_of_violation: bool = False
+    coerced: bool = False
+
+
+class Terminated(Event):
+    ground: str
+
+
+class DecisionIssued(Event):
+    """Quyết định giải quyết khiếu nại / kết luận nội dung tố cáo / văn bản trả lời (by `form`)."""
+
+    form: Literal["complaint_decision", "denunciation_conclusion", "reply"]
+    outcome: str
+    decision_no: str
+    summary: str
+    deadlines: list[Deadline] = Field(default_factory=list)
+
+
+class NotificationSent(Event):
+    about: Literal["acceptance", "decision"]
+    recipients: list[str]
+    channel: str
+    doc_no: str
+    published: bool = False
+
+
+class ImplementationRecorded(Event):
+    summary: str
+
+
+class ExternalResultRecorded(Event):
+    result: str
+
+
+class EscalatedSecondInstance(Event):
+    new_case_id: str
+    to_body: str | None = None
+
+
+class DeadlineApproaching(Event):
+    key: str
+    due_at: str
+
+
+class DeadlineBreached(Event):
+    key: str
+    due_at: str
+
+
+class FrontSupervisionStarted(Event):
+    supervision_id: str
+    trigger: str
+
+
+class Closed(Event):
+    pass
+
+
+class Archived(Event):
+    archive_ref: str
+
+
+REGISTRY = EventRegistry(
+    PetitionReceived, Classified, NotProcessed, PetitionSplit, AcceptanceDecided, Forwarded, Redirected,
+    Assigned, CoordinationRequested, CoordinationResponded, VerificationStep, DialogueHeld, ExtensionGranted,
+    Suspended, Resumed, Withdrawn, Terminated, DecisionIssued, NotificationSent, ImplementationRecorded,
+    ExternalResultRecorded, EscalatedSecondInstance, DeadlineApproaching, DeadlineBreached,
+    FrontSupervisionStarted, Closed, Archived,
+)

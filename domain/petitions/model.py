@@ -1,0 +1,171 @@
+"""The petition case: its kinds, statuses, intake data and state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ..common import Text
+from ..deadlines import CaseRules, Deadline
+
+
+class PetitionKind(StrEnum):
+    COMPLAINT = "complaint"  # khiếu nại
+    DENUNCIATION = "denunciation"  # tố cáo
+    RECOMMENDATION = "recommendation"  # kiến nghị, phản ánh
+    VOTER_PETITION = "voter_petition"  # kiến nghị cử tri
+
+
+class PetitionStatus(StrEnum):
+    RECEIVED = "received"
+    CLASSIFIED = "classified"
+    SPLIT = "split"
+    NOT_PROCESSED = "not_processed"
+    REDIRECTED = "redirected"
+    FORWARDED = "forwarded"
+    REJECTED = "rejected"
+    ACCEPTED = "accepted"
+    VERIFYING = "verifying"
+    DIALOGUE = "dialogue"
+    DECIDED = "decided"
+    NOTIFIED = "notified"
+    IMPLEMENTING = "implementing"
+    TERMINATED = "terminated"
+    CLOSED = "closed"
+    ARCHIVED = "archived"
+
+
+S = PetitionStatus
+#: States in which the substance of the case is being handled (after acceptance, before the decision).
+HANDLING = frozenset({S.ACCEPTED, S.VERIFYING, S.DIALOGUE})
+#: States from which nothing but closing and archiving can happen.
+ENDED = frozenset({S.SPLIT, S.NOT_PROCESSED, S.REDIRECTED, S.REJECTED, S.TERMINATED, S.CLOSED, S.ARCHIVED})
+#: States a case may be closed from.
+CLOSABLE = frozenset({S.NOTIFIED, S.IMPLEMENTING, S.FORWARDED, S.SPLIT, S.NOT_PROCESSED, S.REDIRECTED,
+                      S.REJECTED, S.TERMINATED})
+#: States a case may be archived from.
+ARCHIVABLE = frozenset({S.CLOSED, S.SPLIT, S.NOT_PROCESSED, S.REDIRECTED, S.REJECTED, S.TERMINATED})
+
+Channel = Literal["post", "in_person", "suggestion_box", "online_portal", "email", "phone", "front_forwarded",
+                  "deputy_forwarded", "press", "leader_handover", "voter_meeting", "other"]
+
+
+class Petitioner(Text):
+    """Who petitions. For a denunciation the API replaces this with a pseudonymous reference (`ref`)
+    before anything reaches Temporal or the event store (Luật Tố cáo: the denouncer's identity is secret)."""
+
+    name: str | None = Field(default=None, max_length=300)
+    address: str | None = Field(default=None, max_length=500)
+    phone: str | None = Field(default=None, max_length=50)
+    email: str | None = Field(default=None, max_length=200)
+    id_number: str | None = Field(default=None, max_length=50)
+    ref: str | None = Field(default=None, max_length=100, description="pseudonymous reference to a sealed identity")
+    count: int = Field(default=1, ge=1, description="number of people petitioning together")
+
+    @property
+    def anonymous(self) -> bool:
+        return self.ref is None and not (self.name and (self.address or self.phone or self.id_number))
+
+
+class PetitionIntake(Text):
+    """A petition as received from a back-office system."""
+
+    source: str = Field(min_length=1, max_length=100, description="the sending system")
+    external_ref: str = Field(min_length=1, max_length=200, description="the sender's own id of the petition")
+    kind: PetitionKind
+    channel: Channel = "post"
+    received_at: AwareDatetime
+    petitioner: Petitioner = Field(default_factory=Petitioner)
+    subject: str = Field(min_length=1, max_length=500)
+    content: str = Field(min_length=1, max_length=20000)
+    district: str | None = Field(default=None, max_length=200)
+    commune: str | None = Field(default=None, max_length=200)
+    attachments: list[str] = Field(default_factory=list, max_length=50)
+    forwarded_by_front: bool = False
+    receiving_body: str | None = Field(default=None, max_length=100)
+
+
+class DeadlineState(BaseModel):
+    """A deadline of the case and what became of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deadline: Deadline
+    approached: bool = False
+    breached: bool = False
+    met_at: datetime | None = None
+    outcome: Literal["pending", "on_time", "late", "cancelled"] = "pending"
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome == "pending"
+
+
+class CoordinationRequest(BaseModel):
+    """A request for contributions from other bodies (government or Front side), each with its own due date."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    subject: str
+    bodies: list[str]
+    sides: dict[str, str]
+    responses: dict[str, str] = Field(default_factory=dict)
+
+
+class PetitionState(BaseModel):
+    """Everything decided so far about one petition case (a fold of its events)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    version: int = 0
+    kind: PetitionKind
+    instance: int = 1
+    status: PetitionStatus = S.RECEIVED
+    intake: PetitionIntake
+    intake_digest: str
+    rules: CaseRules
+    subject_category: str | None = None
+    complex: bool = False
+    remote_area: bool = False
+    lead_body: str | None = None
+    officer: str | None = None
+    bodies: list[str] = Field(default_factory=list)
+    deadlines: dict[str, DeadlineState] = Field(default_factory=dict)
+    coordination: dict[str, CoordinationRequest] = Field(default_factory=dict)
+    suspended: bool = False
+    withdrawn: bool = False
+    verification_recorded: bool = False
+    demand_matches_findings: bool | None = None
+    dialogue_held: bool = False
+    decision: dict[str, str] | None = None
+    decided_at: datetime | None = None
+    parent_case_id: str | None = None
+    linked_cases: list[str] = Field(default_factory=list)
+    front_supervision: str | None = None
+
+    @property
+    def overdue(self) -> bool:
+        return any(d.pending and d.breached for d in self.deadlines.values())
+
+    @property
+    def next_due(self) -> Deadline | None:
+        pending = [d.deadline for d in self.deadlines.values() if d.pending]
+        return min(pending, key=lambda d: d.due_at) if pending else None
+
+    @property
+    def open(self) -> bool:
+        return self.status not in ENDED
+
+
+def petition_case_id(source: str, external_ref: str) -> str:
+    """The case id of a petition: a business key, so the same `source` + `external_ref` is the same case."""
+    import hashlib
+    import unicodedata
+
+    key = unicodedata.normalize("NFC", source) + "\x1f" + unicodedata.normalize("NFC", external_ref)
+    return "pet-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]

@@ -1,0 +1,75 @@
+"""Client-side helpers to open and drive petition cases (used by the API, the CLI and tests).
+
+Never imported by workflow code: these functions talk to the Temporal server.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.petitions.commands import CommandRequest
+from domain.petitions.model import PetitionIntake, petition_case_id
+
+from .petition import CommandResult, PetitionStart, PetitionWorkflow, ReceiveRequest, search_attributes_for
+from .shared import TASK_QUEUE
+
+
+class CommandRefused(Exception):
+    """The case refused a command: `rule` names the rule, the message says why."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+        self.message = message
+
+
+class CaseNotFound(LookupError):
+    pass
+
+
+def _refusal(exc: WorkflowUpdateFailedError) -> CommandRefused:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return CommandRefused(cause.type or "refused", cause.message)
+    return CommandRefused("refused", str(cause or exc))
+
+
+async def open_petition(client: Client, intake: PetitionIntake, *, task_queue: str = TASK_QUEUE) -> CommandResult:
+    """Start the case and wait until it is open, atomically (update-with-start).
+
+    The same `source` + `external_ref` again answers with the same case (`created` false); with other
+    content it is refused with rule `petition.conflict`.
+    """
+    case_id = petition_case_id(intake.source, intake.external_ref)
+    start = WithStartWorkflowOperation(
+        PetitionWorkflow.run,
+        PetitionStart(intake=intake),
+        id=case_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes_for(intake.kind.value),
+    )
+    try:
+        return await client.execute_update_with_start_workflow(
+            PetitionWorkflow.receive, ReceiveRequest(intake=intake), start_workflow_operation=start
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise _refusal(exc) from exc
+
+
+async def send_command(client: Client, case_id: str, request: CommandRequest) -> CommandResult:
+    """Send one command as an Update. With a `command_id`, a retry after a lost answer is applied once."""
+    handle = client.get_workflow_handle_for(PetitionWorkflow.run, case_id)
+    try:
+        return await handle.execute_update(
+            PetitionWorkflow.execute, request, id=f"cmd-{request.command_id}" if request.command_id else None
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise _refusal(exc) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise CaseNotFound(case_id) from exc
+        raise
