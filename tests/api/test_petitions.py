@@ -1,0 +1,174 @@
+"""Petitions end to end through HTTP, on the Temporal dev server and PostgreSQL: receipt to archive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from eventstore import EventStore
+
+from .support import Api, petition, token, unique
+
+
+class Tokens:
+    def __init__(self, intake: str, source: str, body: str, admin: str, supervisor: str) -> None:
+        self.intake, self.source, self.body, self.admin, self.supervisor = intake, source, body, admin, supervisor
+
+
+@pytest_asyncio.fixture(scope="module")
+async def tokens(store: EventStore) -> Tokens:
+    source = unique("backoffice")
+    return Tokens(
+        intake=await token(store, "intake", label=source), source=source,
+        body=await token(store, "body", "UBND_TINH", label="cán bộ UBND tỉnh"),
+        admin=await token(store, "admin"), supervisor=await token(store, "supervisor"),
+    )
+
+
+async def command(api: Api, tok: str, case_id: str, body: dict, key: str | None = None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return await api.post(f"/v1/cases/{case_id}/commands", tok, json=body, headers=headers)
+
+
+async def test_a_complaint_goes_from_receipt_to_archive_with_a_verifying_history(api: Api, tokens: Tokens) -> None:
+    opened = await api.post("/v1/petitions", tokens.intake,
+                            json=petition(tokens.source, receiving_body="UBND_TINH"))
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+    first = opened.json()["deadlines"][0]
+    assert first["key"] == "complaint.acceptance" and "Khiếu nại" in first["legal_basis"]
+
+    steps = [
+        {"type": "classify", "lead_body": "UBND_TINH", "subject_category": "đất đai"},
+        {"type": "accept", "decision_no": "15/QĐ-UBND"},
+        {"type": "request_coordination", "subject": "Cung cấp hồ sơ thu hồi đất",
+         "bodies": [{"body": "SO_TAI_NGUYEN", "side": "state", "days": 5},
+                    {"body": "UBMTTQ_TINH", "side": "front", "days": 7, "unit": "calendar"}]},
+        {"type": "respond", "request_id": "R1", "body": "SO_TAI_NGUYEN", "response": "Đã gửi hồ sơ."},
+        {"type": "record_verification", "findings": "Bồi thường chưa đúng đơn giá", "demand_matches_findings": False},
+        {"type": "record_dialogue", "held_on": "2026-11-25", "participants": ["Bà Lan", "UBND tỉnh"],
+         "summary": "Đối thoại công khai"},
+        {"type": "decide", "outcome": "partly_upheld", "decision_no": "30/QĐ-GQKN", "summary": "Bồi thường bổ sung"},
+        {"type": "notify", "about": "decision", "recipients": ["Bà Lan", "Thanh tra tỉnh"], "doc_no": "31/TB"},
+        {"type": "record_implementation", "summary": "Đã chi trả bổ sung"},
+        {"type": "close"},
+        {"type": "archive", "archive_ref": "HS-2026-0042"},
+    ]
+    for step in steps:
+        answer = await command(api, tokens.body, case_id, step, key=str(uuid.uuid4()))
+        assert answer.status_code == 200, (step, answer.text)
+    assert answer.json()["status"] == "archived"
+
+    history = await api.get(f"/v1/cases/{case_id}/history", tokens.supervisor)
+    assert history.status_code == 200
+    body = history.json()
+    assert body["integrity"]["ok"] is True
+    events = body["events"]
+    assert [e["version"] for e in events] == list(range(1, len(events) + 1))
+    for prev, nxt in zip(events, events[1:], strict=False):
+        assert nxt["prev_hash"] == prev["hash"]
+    types = [e["type"] for e in events]
+    assert types[:3] == ["PetitionReceived", "Classified", "AcceptanceDecided"]
+    assert types[-2:] == ["Closed", "Archived"]
+    assert all(e["actor"] for e in events)
+    assert any("UBND_TINH" in (e["actor"] or "") for e in events[1:])
+
+    case = (await api.get(f"/v1/cases/{case_id}", tokens.supervisor)).json()
+    assert case["status"] == "archived" and case["title"] == "Khiếu nại về bồi thường đất đai"
+
+
+async def test_a_command_retried_with_the_same_idempotency_key_is_applied_once(api: Api, tokens: Tokens) -> None:
+    opened = await api.post("/v1/petitions", tokens.intake, json=petition(tokens.source, receiving_body="UBND_TINH"))
+    case_id = opened.json()["case_id"]
+    await command(api, tokens.body, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
+    key = str(uuid.uuid4())
+    body = {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Hoà"}
+    answers = await asyncio.gather(*(command(api, tokens.body, case_id, body, key=key) for _ in range(3)))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    again = await command(api, tokens.body, case_id, body, key=key)
+    assert again.status_code == 200
+    history = (await api.get(f"/v1/cases/{case_id}/history", tokens.supervisor)).json()
+    assert [e["type"] for e in history["events"]].count("Assigned") == 1
+
+
+async def test_the_same_petition_sent_twice_is_the_same_case_and_other_content_is_refused(
+    api: Api, tokens: Tokens
+) -> None:
+    body = petition(tokens.source)
+    first = await api.post("/v1/petitions", tokens.intake, json=body)
+    second = await api.post("/v1/petitions", tokens.intake, json=body)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["case_id"] == second.json()["case_id"]
+    changed = await api.post("/v1/petitions", tokens.intake, json={**body, "content": "Nội dung khác"})
+    assert changed.status_code == 409 and changed.json()["error"]["code"] == "petition.conflict"
+
+
+async def test_a_command_the_state_does_not_allow_is_refused_with_its_rule_and_changes_nothing(
+    api: Api, tokens: Tokens
+) -> None:
+    case_id = (await api.post("/v1/petitions", tokens.intake, json=petition(tokens.source,
+                                                                             receiving_body="UBND_TINH"))).json()["case_id"]
+    refused = await command(api, tokens.body, case_id, {"type": "accept", "decision_no": "1/QĐ"})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "accept.state"
+    history = (await api.get(f"/v1/cases/{case_id}/history", tokens.supervisor)).json()
+    assert [e["type"] for e in history["events"]] == ["PetitionReceived"]
+
+
+async def test_bad_petitions_and_commands_get_422_naming_each_field(api: Api, tokens: Tokens) -> None:
+    bad = await api.post("/v1/petitions", tokens.intake,
+                         json=petition(tokens.source, kind="gripe", received_at="yesterday", subject=""))
+    assert bad.status_code == 422
+    fields = {f["field"] for f in bad.json()["error"]["fields"]}
+    assert {"kind", "received_at", "subject"} <= fields
+    case_id = (await api.post("/v1/petitions", tokens.intake, json=petition(tokens.source,
+                                                                             receiving_body="UBND_TINH"))).json()["case_id"]
+    for payload, field in [({"type": "teleport"}, "type"), ({"type": "accept"}, "decision_no"),
+                           ({"type": "forward", "to_body": "not a code", "notice_no": "1"}, "to_body"),
+                           ({"type": "deadline", "key": "x", "stage": "breached"}, "type")]:
+        answer = await command(api, tokens.body, case_id, payload)
+        assert answer.status_code == 422, answer.text
+        assert field in {f["field"] for f in answer.json()["error"]["fields"]}, answer.text
+
+
+async def test_a_denouncers_identity_never_reaches_temporal_or_the_event_store(
+    api: Api, tokens: Tokens, store: EventStore, temporal_env: WorkflowEnvironment
+) -> None:
+    secret_name = "Phạm Thị Kín Danh"
+    body = petition(tokens.source, kind="denunciation",
+                    petitioner={"name": secret_name, "address": "Số 9 phố Bí Mật", "phone": "0912345678"})
+    opened = await api.post("/v1/petitions", tokens.intake, json=body)
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+    assert secret_name not in opened.text and "0912345678" not in opened.text
+    assert opened.json()["case"]["petitioner_ref"].startswith("sealed-")
+    events = await store.read_stream(case_id)
+    assert secret_name not in json.dumps([e.data for e in events], ensure_ascii=False)
+    history = await temporal_env.client.get_workflow_handle(case_id).fetch_history()
+    assert secret_name.encode() not in history.to_json().encode()
+    assert "0912345678" not in history.to_json()
+    sealed = await store.pool.fetchrow("SELECT ciphertext FROM sealed_identities WHERE case_id = $1", case_id)
+    assert sealed is not None and secret_name.encode() not in sealed["ciphertext"]
+    # Sent again, the same petition is the same case; with another denouncer it is refused.
+    assert (await api.post("/v1/petitions", tokens.intake, json=body)).status_code == 200
+    other = {**body, "petitioner": {"name": "Người khác", "address": "Nơi khác"}}
+    assert (await api.post("/v1/petitions", tokens.intake, json=other)).status_code == 409
+
+
+async def test_cases_are_listed_by_their_search_attributes_in_temporal(
+    api: Api, tokens: Tokens, temporal_env: WorkflowEnvironment
+) -> None:
+    district = unique("Huyện")
+    case_id = (await api.post("/v1/petitions", tokens.intake,
+                              json=petition(tokens.source, district=district, receiving_body="UBND_TINH"))).json()["case_id"]
+    query = f"CaseKind='complaint' AND District='{district}' AND CaseStatus='received' AND Overdue=false"
+    for _ in range(50):
+        found = [wf.id async for wf in temporal_env.client.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.2)
+    assert found == [case_id]
