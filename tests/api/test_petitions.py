@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 
@@ -69,7 +70,7 @@ async def test_a_complaint_goes_from_receipt_to_archive_with_a_verifying_history
     assert body["integrity"]["ok"] is True
     events = body["events"]
     assert [e["version"] for e in events] == list(range(1, len(events) + 1))
-    for prev, nxt in zip(events, events[1:], strict=False):
+    for prev, nxt in itertools.pairwise(events):
         assert nxt["prev_hash"] == prev["hash"]
     types = [e["type"] for e in events]
     assert types[:3] == ["PetitionReceived", "Classified", "AcceptanceDecided"]
@@ -163,8 +164,8 @@ async def test_cases_are_listed_by_their_search_attributes_in_temporal(
     api: Api, tokens: Tokens, temporal_env: WorkflowEnvironment
 ) -> None:
     district = unique("Huyện")
-    case_id = (await api.post("/v1/petitions", tokens.intake,
-                              json=petition(tokens.source, district=district, receiving_body="UBND_TINH"))).json()["case_id"]
+    body = petition(tokens.source, district=district, receiving_body="UBND_TINH")
+    case_id = (await api.post("/v1/petitions", tokens.intake, json=body)).json()["case_id"]
     query = f"CaseKind='complaint' AND District='{district}' AND CaseStatus='received' AND Overdue=false"
     for _ in range(50):
         found = [wf.id async for wf in temporal_env.client.list_workflows(query)]
