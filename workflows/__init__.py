@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from .front_supervision import FrontSupervisionWorkflow
 from .petition import PetitionWorkflow
 
-ALL_WORKFLOWS: list[type[Any]] = [PetitionWorkflow]
+ALL_WORKFLOWS: list[type[Any]] = [PetitionWorkflow, FrontSupervisionWorkflow]

@@ -9,8 +9,8 @@ durable timers: when one comes due, the workflow issues itself a `deadline` comm
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -22,9 +22,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.rules import CaseRulesRequest, RulesActivities
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, DomainError, Event
-    from domain.petitions import commands as c
-    from domain.petitions.decider import decide, evolve, intake_digest
     from domain.deadlines import CaseRules
+    from domain.petitions import commands as c
+    from domain.petitions import events as e
+    from domain.petitions.decider import decide, evolve, intake_digest
     from domain.petitions.model import PetitionIntake, PetitionState, PetitionStatus
     from domain.petitions.views import CaseView, case_row, case_view
     from eventstore.models import CaseRow, NewEvent
@@ -52,6 +53,8 @@ class PetitionStart(BaseModel):
     parent_case_id: str | None = None
     carried_state: PetitionState | None = None
     seen_commands: dict[str, int] = Field(default_factory=dict)
+    #: Continue as new past this many history events (lower it in tests to exercise the hand-over).
+    history_limit: int = Field(default=MAX_HISTORY_EVENTS, ge=50)
 
 
 class ReceiveRequest(BaseModel):
@@ -108,8 +111,7 @@ class PetitionWorkflow:
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
-                    PetitionStart(intake=start.intake, instance=start.instance, parent_case_id=start.parent_case_id,
-                                  carried_state=self.state, seen_commands=self.seen)
+                    start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
                 )
             timeout = self._until_next_timer()
             self.woken = False
@@ -123,11 +125,11 @@ class PetitionWorkflow:
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_HISTORY_EVENTS
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self.start.history_limit
 
-    def _timer_moments(self) -> list[tuple[Any, str, str]]:
+    def _timer_moments(self) -> list[tuple[datetime, str, Literal["approaching", "breached"]]]:
         assert self.state is not None
-        moments = []
+        moments: list[tuple[datetime, str, Literal["approaching", "breached"]]] = []
         for key, d in self.state.deadlines.items():
             if not d.pending:
                 continue
@@ -148,7 +150,7 @@ class PetitionWorkflow:
         for at, key, stage in self._timer_moments():
             if at <= now:
                 async with self.lock:
-                    await self._apply(c.MarkDeadline(key=key, stage=stage), SYSTEM, None)  # type: ignore[arg-type]
+                    await self._apply(c.MarkDeadline(key=key, stage=stage), SYSTEM, None)
 
     # -- applying a command ---------------------------------------------------------------------------
 
@@ -204,8 +206,6 @@ class PetitionWorkflow:
 
     async def _side_effects(self, events: list[Event]) -> None:
         """Start the linked cases an event calls for. Their ids are fixed, so a replay starts nothing twice."""
-        from domain.petitions import events as e
-
         assert self.state is not None
         for event in events:
             if isinstance(event, e.PetitionSplit):

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..common import Actor, Text
-from .model import CaseRules, PetitionIntake, PetitionKind
+from ..deadlines import CaseRules
+from .model import PetitionIntake, PetitionKind
 
 BodyCode = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Z0-9_]+(:[A-Za-z0-9_.-]+)?$")]
 

@@ -14,14 +14,13 @@ from typing import Any
 
 from ..calendar import CalendarRangeError, end_of_day, local_date
 from ..common import Actor, DomainError, Event, content_digest
-from ..deadlines import Deadline, UnknownDeadlineRule, can_extend, compute_deadline, extend_deadline
+from ..deadlines import CaseRules, Deadline, UnknownDeadlineRule, can_extend, compute_deadline, extend_deadline
 from . import commands as c
 from . import events as e
 from .model import (
     ARCHIVABLE,
     CLOSABLE,
     HANDLING,
-    CaseRules,
     CoordinationRequest,
     DeadlineState,
     PetitionKind,

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field
 
 from ..common import Event, EventRegistry
-from ..deadlines import Deadline
-from .model import CaseRules, PetitionIntake, PetitionKind
+from ..deadlines import CaseRules, Deadline
+from .model import PetitionIntake, PetitionKind
 
 
 class PetitionReceived(Event):

@@ -1,0 +1,188 @@
+"""Petition workflows on Temporal's time-skipping server: statutory periods that last weeks, in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from eventstore import EventStore
+from worker import build_worker
+from workflows.client import CommandRefused, send_command
+from workflows.petition import PetitionStart, PetitionWorkflow
+
+from .support import command, folded, intake
+
+
+@pytest_asyncio.fixture
+async def time_skipping_env(own_time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    return own_time_skipping_env
+
+
+@pytest_asyncio.fixture
+async def running(time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str) -> AsyncIterator[Worker]:
+    worker = build_worker(time_skipping_env.client, store, task_queue=task_queue)
+    async with worker:
+        yield worker
+
+
+async def start(env: WorkflowEnvironment, task_queue: str, kind: str, **overrides: object) -> WorkflowHandle:
+    now = await env.get_current_time()
+    petition = intake(kind, now, **overrides)
+    case_id = f"pet-ts-{petition.external_ref}"
+    handle = await env.client.start_workflow(
+        PetitionWorkflow.run, PetitionStart(intake=petition), id=case_id, task_queue=task_queue
+    )
+    return handle
+
+
+async def until_open(client: Client, handle: WorkflowHandle) -> None:
+    """Wait until the case's first event is stored (a query before the first workflow task may fail)."""
+    for _ in range(200):
+        try:
+            if await handle.query(PetitionWorkflow.view) is not None:
+                return
+        except RPCError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("the case did not open")
+
+
+async def do(client: Client, case_id: str, payload: dict) -> object:
+    return await send_command(client, case_id, command(payload))
+
+
+async def accepted(env: WorkflowEnvironment, task_queue: str, kind: str, **classify: object) -> WorkflowHandle:
+    handle = await start(env, task_queue, kind)
+    await until_open(env.client, handle)
+    await do(env.client, handle.id, {"type": "classify", "lead_body": "UBND_TINH", **classify})
+    await do(env.client, handle.id, {"type": "accept", "decision_no": "12/QĐ-UBND"})
+    return handle
+
+
+async def test_a_complaint_not_decided_in_30_days_breaches_and_starts_front_supervision(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    env = time_skipping_env
+    handle = await accepted(env, task_queue, "complaint")
+    view = await handle.query(PetitionWorkflow.view)
+    resolution = next(d for d in view.deadlines if d.key == "complaint.resolution")
+    assert resolution.amount == 30 and resolution.unit == "calendar"
+    assert resolution.legal_basis.startswith("Luật Khiếu nại")
+    await env.sleep(timedelta(days=47))
+    view = await handle.query(PetitionWorkflow.view)
+    resolution = next(d for d in view.deadlines if d.key == "complaint.resolution")
+    assert resolution.breached and resolution.approached and view.overdue
+    assert view.front_supervision == f"{handle.id}-front"
+    types = [e.type for e in await store.read_stream(handle.id)]
+    assert types.count("DeadlineBreached") >= 1 and "FrontSupervisionStarted" in types
+    assert types.index("DeadlineApproaching") < types.index("DeadlineBreached")
+    assert (await folded(store, handle.id)) == await handle.query(PetitionWorkflow.state_snapshot)
+    assert (await store.verify(handle.id)).ok
+
+
+async def test_a_complex_complaint_gets_45_days(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    handle = await accepted(time_skipping_env, task_queue, "complaint", complex=True)
+    view = await handle.query(PetitionWorkflow.view)
+    resolution = next(d for d in view.deadlines if d.key == "complaint.resolution")
+    assert (resolution.amount, resolution.variant) == (45, "complex")
+
+
+async def test_a_denunciations_third_extension_is_refused(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    env = time_skipping_env
+    handle = await accepted(env, task_queue, "denunciation")
+    for n in (1, 2):
+        await send_command(env.client, handle.id,
+                           command({"type": "extend", "decision_no": f"{n}/QĐ-GH", "reason": "vụ việc phức tạp"}))
+    version = (await handle.query(PetitionWorkflow.view)).version
+    with pytest.raises(CommandRefused) as refused:
+        await send_command(env.client, handle.id,
+                           command({"type": "extend", "decision_no": "3/QĐ-GH", "reason": "vụ việc phức tạp"}))
+    assert refused.value.rule == "denunciation.extension_limit"
+    view = await handle.query(PetitionWorkflow.view)
+    resolution = next(d for d in view.deadlines if d.key == "denunciation.resolution")
+    assert resolution.extensions == 2 and view.version == version
+    assert await store.stream_version(handle.id) == version
+
+
+async def test_a_withdrawn_denunciation_with_signs_of_violation_continues(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    env = time_skipping_env
+    handle = await accepted(env, task_queue, "denunciation")
+    result = await send_command(env.client, handle.id, command({
+        "type": "withdraw", "signs_of_violation": True, "reason": "người tố cáo xin rút đơn"}))
+    assert result.events == ["Withdrawn"]
+    assert result.case.status == "accepted" and result.case.withdrawn
+    result = await send_command(env.client, handle.id, command({
+        "type": "record_verification", "findings": "Có dấu hiệu vi phạm trong việc cấp phép."}))
+    assert result.case.status == "verifying"
+
+
+async def test_a_second_instance_appeal_starts_its_own_45_day_clock(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    env = time_skipping_env
+    handle = await accepted(env, task_queue, "complaint")
+    await do(env.client, handle.id, {"type": "record_verification", "findings": "Đúng quy định",
+                                     "demand_matches_findings": True})
+    await do(env.client, handle.id, {"type": "decide", "outcome": "not_upheld", "decision_no": "20/QĐ-GQKN",
+                                     "summary": "Giữ nguyên quyết định thu hồi đất"})
+    result = await do(env.client, handle.id, {"type": "appeal", "to_body": "THANH_TRA_TINH"})
+    second_id = f"{handle.id}-L2"
+    assert second_id in result.case.linked_cases
+    second = env.client.get_workflow_handle_for(PetitionWorkflow.run, second_id)
+    await until_open(env.client, second)
+    view = await second.query(PetitionWorkflow.view)
+    assert view.instance == 2 and view.parent_case_id == handle.id
+    await do(env.client, second_id, {"type": "classify", "lead_body": "THANH_TRA_TINH"})
+    result = await do(env.client, second_id, {"type": "accept", "decision_no": "5/QĐ-TL"})
+    resolution = next(d for d in result.case.deadlines if d.key == "complaint2.resolution")
+    assert resolution.amount == 45
+
+
+async def test_a_long_case_continues_as_new_keeping_its_state_and_its_pending_timers(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    env = time_skipping_env
+    now = await env.get_current_time()
+    petition = intake("recommendation", now)
+    handle = await env.client.start_workflow(
+        PetitionWorkflow.run, PetitionStart(intake=petition, history_limit=60),
+        id=f"pet-can-{petition.external_ref}", task_queue=task_queue,
+    )
+    await until_open(env.client, handle)
+    await do(env.client, handle.id, {"type": "classify", "lead_body": "UBND_TINH"})
+    await do(env.client, handle.id, {"type": "accept", "decision_no": "7/QĐ"})
+    for n in range(30):
+        await send_command(env.client, handle.id, command(
+            {"type": "assign", "body": "UBND_TINH", "officer": f"Cán bộ số {n}"}, command_id=f"assign-{n}"))
+    first_run = handle.first_execution_run_id or handle.result_run_id
+    first = await env.client.get_workflow_handle(handle.id, run_id=first_run).describe()
+    assert first.status == WorkflowExecutionStatus.CONTINUED_AS_NEW, "the case never continued as new"
+    current = await env.client.get_workflow_handle(handle.id).fetch_history()
+    assert len(current.events) < 200  # the current run's history stays bounded
+    # A command id seen before the hand-over is still recognised after it.
+    again = await send_command(env.client, handle.id, command(
+        {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ số 3"}, command_id="assign-3"))
+    assert again.duplicate
+    view = await handle.query(PetitionWorkflow.view)
+    assert view.version == 3 + 30 and view.officer == "Cán bộ số 29"
+    # The resolution deadline set before the hand-overs still fires after them.
+    await env.sleep(timedelta(days=45))
+    view = await handle.query(PetitionWorkflow.view)
+    assert next(d for d in view.deadlines if d.key == "recommendation.resolution").breached
+    stored = await store.read_stream(handle.id)
+    assert [e.version for e in stored] == list(range(1, len(stored) + 1))
+    assert (await folded(store, handle.id)) == await handle.query(PetitionWorkflow.state_snapshot)
