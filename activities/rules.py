@@ -1,8 +1,9 @@
 """The I/O side of deadlines: the policy files, the `holidays` package, and the activity that hands both to a case.
 
-A workflow asks `load_case_rules` once, when a case starts, and records the answer: the deadline policy and a
-`WorkingCalendar` snapshot. Its decider then computes every deadline from that record with the pure functions of
-`domain.deadlines`, so a replay never sees a newer policy file or a newer holiday table.
+A workflow asks `load_case_rules` once, when a case starts, and records the answer: the deadline policy, a
+`WorkingCalendar` snapshot, and the bodies and routing table (`policy/bodies.yaml`, `policy/routing.yaml`). Its
+decider then computes every deadline from that record with the pure functions of `domain.deadlines`, so a replay
+never sees a newer policy file or a newer holiday table.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio import activity
 
+from domain.bodies import BodyRegistry, RoutingTable, RoutingTableError
 from domain.calendar import WorkingCalendar, is_weekend
 from domain.deadlines import CaseRules, DeadlinePolicy
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 DEADLINES_FILE = POLICY_DIR / "deadlines.yaml"
 OVERRIDES_FILE = POLICY_DIR / "calendar_overrides.yaml"
+BODIES_FILE = POLICY_DIR / "bodies.yaml"
+ROUTING_FILE = POLICY_DIR / "routing.yaml"
 HOLIDAYS_VERSION = version("holidays")
 
 #: The years a case's calendar covers: the year it was received and the next ones (long cases, 2nd instance).
@@ -168,6 +172,42 @@ def load_calendar_overrides(path: Path | str | None = None) -> CalendarOverrides
     return overrides.model_copy(update={"origin": origin})
 
 
+def load_bodies(path: Path | str | None = None) -> BodyRegistry:
+    """The bodies of `path` (default: `policy/bodies.yaml`), with the district instances of every family,
+    validated: unique codes, every parent, successor, predecessor and member present, no cycles, sane dates."""
+    file = Path(path) if path is not None else BODIES_FILE
+    data, _ = _read_yaml(file)
+    try:
+        return BodyRegistry.model_validate(data)
+    except ValidationError as exc:
+        raise RulesFileError(_validation_message(file, data, exc)) from exc
+
+
+def load_routing(path: Path | str | None = None, registry: BodyRegistry | None = None) -> RoutingTable:
+    """The routing rules of `path` (default: `policy/routing.yaml`), validated against `registry` (default: the
+    bodies of `policy/bodies.yaml`): every body and district a rule names exists, and no rule sends petitions to
+    a body on days it does not exist and has no successor."""
+    file = Path(path) if path is not None else ROUTING_FILE
+    data, _ = _read_yaml(file)
+    try:
+        table = RoutingTable.model_validate(data)
+    except ValidationError as exc:
+        raise RulesFileError(_validation_message(file, data, exc)) from exc
+    bodies = registry if registry is not None else load_bodies()
+    try:
+        table.check(bodies)
+    except RoutingTableError as exc:
+        lines = [f"{_describe(file)}: {len(exc.problems)} error(s) against bodies version {bodies.version!r}"]
+        for index, message in exc.problems:
+            line = f"  rules[{index}]: {message}"
+            entry = _entry(data, ("rules", index))
+            if entry is not None:
+                line += f" (entry: {entry!r})"
+            lines.append(line)
+        raise RulesFileError("\n".join(lines)) from exc
+    return table
+
+
 def build_calendar(first_year: int, last_year: int, overrides: CalendarOverrides | None = None) -> WorkingCalendar:
     """A calendar snapshot for `first_year`..`last_year`: the `holidays` package's Vietnam plus the overrides.
 
@@ -229,9 +269,17 @@ class RulesActivities:
     Built once in `worker.py`. Edits to the files apply after a worker restart.
     """
 
-    def __init__(self, deadlines_path: Path | str | None = None, overrides_path: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        deadlines_path: Path | str | None = None,
+        overrides_path: Path | str | None = None,
+        bodies_path: Path | str | None = None,
+        routing_path: Path | str | None = None,
+    ) -> None:
         self.policy = load_deadline_policy(deadlines_path)
         self.overrides = load_calendar_overrides(overrides_path)
+        self.bodies = load_bodies(bodies_path)
+        self.routing = load_routing(routing_path, self.bodies)
         self._calendars: dict[tuple[int, int], WorkingCalendar] = {}
         # Check every override against the package now rather than in the first case of that year.
         if years := self.overrides.years():
@@ -246,6 +294,12 @@ class RulesActivities:
 
     @activity.defn(name="load_case_rules")
     async def load_case_rules(self, request: CaseRulesRequest) -> CaseRules:
-        """The deadline policy and a working calendar from `received_on`'s year to two years later."""
+        """The deadline policy, a working calendar from `received_on`'s year to two years later, the bodies and
+        the routing table."""
         year = request.received_on.year
-        return CaseRules(policy=self.policy, calendar=self.calendar(year, year + CASE_CALENDAR_YEARS_AFTER))
+        return CaseRules(
+            policy=self.policy,
+            calendar=self.calendar(year, year + CASE_CALENDAR_YEARS_AFTER),
+            bodies=self.bodies,
+            routing=self.routing,
+        )

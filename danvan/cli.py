@@ -228,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from eventstore import EventStoreError
 
     try:
-        return asyncio.run(args.handler(settings, args))
+        status: int = asyncio.run(args.handler(settings, args))
+        return status
     except Refused as exc:
         print(f"danvan {args.command}: {exc}", file=sys.stderr)
         return 1

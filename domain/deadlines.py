@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from domain.bodies import BodyRegistry, RoutingTable
 from domain.calendar import DayUnit, WorkingCalendar, end_of_day, local_date
 
 #: The verification marks of domain.md: ✅ verified, ⚠️ partial, ❌ unverified.
@@ -271,3 +272,6 @@ class CaseRules(BaseModel):
 
     policy: DeadlinePolicy
     calendar: WorkingCalendar
+    #: The bodies and default routing in force when the case started; None in cases recorded before they were.
+    bodies: BodyRegistry | None = None
+    routing: RoutingTable | None = None

@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.rules import CaseRulesRequest, RulesActivities
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, DomainError, Event
-    from domain.deadlines import CaseRules
     from domain.petitions import commands as c
     from domain.petitions import events as e
     from domain.petitions.decider import decide, evolve, intake_digest
@@ -102,7 +101,7 @@ class PetitionWorkflow:
             receive = c.Receive(
                 case_id=workflow.info().workflow_id, intake=start.intake, instance=start.instance,
                 parent_case_id=start.parent_case_id,
-                rules=CaseRules(policy=rules.policy, calendar=rules.calendar),
+                rules=rules,
             )
             async with self.lock:
                 await self._apply(receive, SYSTEM, "receive")

@@ -41,6 +41,9 @@ class Classify(Command):
     complex: bool = False
     remote_area: bool = False
     lead_body: BodyCode | None = None
+    level: Literal["province", "district", "commune"] | None = Field(
+        default=None, description="the level the petition concerns; by default from the intake's commune/district"
+    )
 
 
 class SplitPart(Text):

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import singledispatch
 from typing import Any
 
+from ..bodies import BodyError, NoRoute, RoutingDecision
 from ..calendar import CalendarRangeError, end_of_day, local_date
 from ..common import Actor, DomainError, Event, content_digest
 from ..deadlines import CaseRules, Deadline, UnknownDeadlineRule, can_extend, compute_deadline, extend_deadline
@@ -87,6 +88,34 @@ def deadline_for(rules: CaseRules, key: str, start: datetime, *, complex: bool =
         raise DomainError("calendar.out_of_range", str(exc)) from exc
 
 
+def check_body(state: PetitionState, code: str | None, rule: str, now: datetime) -> None:
+    """Refuse a body that is unknown, or not in force on the day of the event (the message names its
+    successor). Cases recorded before the body registry was part of their rules are not checked."""
+    registry = state.rules.bodies
+    if registry is None or code is None:
+        return
+    try:
+        registry.effective(code, local_date(now))
+    except BodyError as exc:
+        raise DomainError(rule, str(exc)) from exc
+
+
+def route(state: PetitionState, cmd: c.Classify, kind: PetitionKind, now: datetime) -> RoutingDecision | None:
+    """The competent body by the case's recorded routing table, when the classification names none."""
+    rules = state.rules
+    if rules.routing is None or rules.bodies is None:
+        return None
+    intake = state.intake
+    level = cmd.level or ("commune" if intake.commune else "district" if intake.district else "province")
+    try:
+        return rules.routing.route(kind.value, cmd.subject_category, level, intake.district, local_date(now),
+                                   rules.bodies)
+    except NoRoute:
+        return None  # the officer names the body at acceptance (`accept.lead_body`)
+    except BodyError as exc:
+        raise DomainError("classify.routing", str(exc)) from exc
+
+
 def first_deadline_key(kind: PetitionKind, instance: int) -> str:
     if kind == K.COMPLAINT:
         return "complaint2.acceptance" if instance == 2 else "complaint.acceptance"
@@ -105,6 +134,11 @@ def resolution_keys(kind: PetitionKind, instance: int) -> list[str]:
     if kind == K.RECOMMENDATION:
         return ["recommendation.resolution"]
     return []  # a voter's petition runs on its 60-day answer period from receipt
+
+
+def _given(text: str | None) -> bool:
+    """Whether a person actually wrote something (a reason of blank spaces is no reason)."""
+    return bool(text and text.strip())
 
 
 def _pending(state: PetitionState, key: str) -> DeadlineState | None:
@@ -175,12 +209,19 @@ def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime
             f"a case can be classified only when received, not {state.status}")
     kind = cmd.kind or state.kind
     env = _envelope(cmd, actor, now)
-    events: list[Event] = [
-        e.Classified(**env, kind=kind, subject_category=cmd.subject_category, complex=cmd.complex,
-                     remote_area=cmd.remote_area, lead_body=cmd.lead_body or state.lead_body)
-    ]
+    check_body(state, cmd.lead_body, "classify.body", now)
+    routed = route(state, cmd, kind, now) if cmd.lead_body is None else None
+    lead = cmd.lead_body or (routed.body if routed else None) or state.lead_body
+    first: list[Deadline] = []
     if kind != state.kind:
         require(state.instance == 1, "classify.kind_second_instance", "a second-instance complaint stays a complaint")
+        # The letter's first clock is the one of its real kind, still counted from the day of receipt.
+        first = [deadline_for(state.rules, first_deadline_key(kind, state.instance), state.intake.received_at)]
+    events: list[Event] = [
+        e.Classified(**{**env, "legal_basis": routed.legal_basis if routed else None}, kind=kind,
+                     subject_category=cmd.subject_category, complex=cmd.complex, remote_area=cmd.remote_area,
+                     lead_body=lead, routed=routed, deadlines=first)
+    ]
     if kind == K.DENUNCIATION and state.intake.petitioner.anonymous:
         events.append(
             e.NotProcessed(**_envelope(cmd, actor, now, "Luật Tố cáo 2018, Điều 25"),
@@ -204,6 +245,7 @@ def _accept(state: PetitionState, cmd: c.Accept, actor: Actor, now: datetime) ->
             f"only a classified case can be accepted (thụ lý), not one that is {state.status}")
     lead = cmd.lead_body or state.lead_body
     require(lead is not None, "accept.lead_body", "name the competent body (lead_body) that accepts the case")
+    check_body(state, lead, "accept.body", now)
     new = [
         deadline_for(state.rules, key, now, complex=state.complex, remote=state.remote_area)
         for key in resolution_keys(state.kind, state.instance)
@@ -225,6 +267,7 @@ def _forward(state: PetitionState, cmd: c.Forward, actor: Actor, now: datetime) 
     require(state.status in {S.RECEIVED, S.CLASSIFIED}, "forward.state",
             f"a petition is forwarded before it is accepted, not when {state.status}")
     require(cmd.to_body != state.lead_body, "forward.same_body", "the petition is already with that body")
+    check_body(state, cmd.to_body, "forward.body", now)
     return [e.Forwarded(**_envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (chuyển đơn)"), to_body=cmd.to_body,
                         notice_no=cmd.notice_no)]
 
@@ -239,17 +282,20 @@ def _assign(state: PetitionState, cmd: c.Assign, actor: Actor, now: datetime) ->
     require(state.open, "assign.state", f"a case that is {state.status} cannot be reassigned")
     require(cmd.body != state.lead_body or cmd.officer != state.officer, "assign.unchanged",
             "the case is already with that body and officer")
+    check_body(state, cmd.body, "assign.body", now)
     return [e.Assigned(**_envelope(cmd, actor, now), body=cmd.body, officer=cmd.officer,
                        previous_body=state.lead_body)]
 
 
 def _request_coordination(state: PetitionState, cmd: c.RequestCoordination, actor: Actor,
                           now: datetime) -> list[Event]:
-    require(state.status in HANDLING | {S.DECIDED, S.IMPLEMENTING}, "coordination.state",
+    require(state.status in HANDLING | {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "coordination.state",
             f"coordination is requested while the case is handled, not when {state.status}")
     bodies = [t.body for t in cmd.bodies]
     require(len(set(bodies)) == len(bodies), "coordination.duplicate_body", "a body is named twice")
     require(state.lead_body not in bodies, "coordination.lead_body", "the lead body cannot coordinate with itself")
+    for body in bodies:
+        check_body(state, body, "coordination.body", now)
     request_id = f"R{len(state.coordination) + 1}"
     today = local_date(now)
     deadlines = []
@@ -312,7 +358,7 @@ def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime) ->
     require(now <= current.deadline.due_at, "extend.after_deadline",
             "an extension is decided before the period ends; this one ended on "
             f"{current.deadline.due_on.isoformat()}")
-    require(bool(cmd.reason), "extend.reason", "an extension needs its reason (the complexity criterion)")
+    require(_given(cmd.reason), "extend.reason", "an extension needs its reason (the complexity criterion)")
     try:
         extended = extend_deadline(current.deadline, rule, state.rules.calendar)
     except CalendarRangeError as exc:
@@ -325,7 +371,7 @@ def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime) 
     require(state.open and state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "suspend.state",
             f"a case that is {state.status} cannot be suspended")
     require(not state.suspended, "suspend.already", "the case is already suspended")
-    require(bool(cmd.reason), "suspend.reason", "a suspension (tạm đình chỉ) needs its reason")
+    require(_given(cmd.reason), "suspend.reason", "a suspension (tạm đình chỉ) needs its reason")
     return [e.Suspended(**_envelope(cmd, actor, now, LAW[state.kind]))]
 
 
@@ -377,7 +423,8 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime) ->
 def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) -> list[Event]:
     if cmd.about == "acceptance":
         require(state.status in HANDLING, "notify.acceptance_state", "the acceptance is notified after it is decided")
-        basis = "Luật Tố cáo 2018, Điều 29.3" if state.kind == K.DENUNCIATION else "Luật Khiếu nại 2011, Điều 27"
+        basis = {K.DENUNCIATION: "Luật Tố cáo 2018, Điều 29.3",
+                 K.COMPLAINT: "Luật Khiếu nại 2011, Điều 27"}.get(state.kind, LAW[state.kind])
     else:
         require(state.status == S.DECIDED, "notify.decision_state",
                 f"the decision is notified once issued; the case is {state.status}")
@@ -401,6 +448,7 @@ def _external(state: PetitionState, cmd: c.RecordExternalResult, actor: Actor, n
 def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime) -> list[Event]:
     require(state.kind == K.COMPLAINT and state.instance == 1, "appeal.kind",
             "only a first-instance complaint can go to the second instance")
+    check_body(state, cmd.to_body, "appeal.body", now)
     new_id = f"{state.case_id}-L2"
     require(new_id not in state.linked_cases, "appeal.already", f"the second instance is already open: {new_id}")
     resolution = state.deadlines.get("complaint.resolution")
@@ -503,18 +551,28 @@ def _apply(event: Event, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.Classified, s: PetitionState) -> dict[str, Any]:
+    deadlines = s.deadlines
+    if ev.deadlines:
+        old = first_deadline_key(s.kind, s.instance)
+        deadlines = _with_deadlines(
+            {k: (d.model_copy(update={"outcome": "cancelled"}) if k == old and d.pending else d)
+             for k, d in deadlines.items()},
+            ev.deadlines,
+        )
     return {"status": S.CLASSIFIED, "kind": ev.kind, "subject_category": ev.subject_category, "complex": ev.complex,
-            "remote_area": ev.remote_area, "lead_body": ev.lead_body, "bodies": _add_body(s.bodies, ev.lead_body)}
+            "remote_area": ev.remote_area, "lead_body": ev.lead_body, "bodies": _add_body(s.bodies, ev.lead_body),
+            "deadlines": deadlines}
 
 
 @_apply.register
 def _(ev: e.NotProcessed, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.NOT_PROCESSED, "deadlines": _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)}
+    return {"status": S.NOT_PROCESSED,
+            "deadlines": _cancel_pending(_meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at))}
 
 
 @_apply.register
 def _(ev: e.PetitionSplit, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.SPLIT, "deadlines": _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at),
+    return {"status": S.SPLIT, "deadlines": _cancel_pending(_meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)),
             "linked_cases": s.linked_cases + [child["case_id"] for child in ev.children]}
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ..bodies import RoutingDecision
 from ..common import Event, EventRegistry
 from ..deadlines import CaseRules, Deadline
 from .model import PetitionIntake, PetitionKind
@@ -29,6 +30,10 @@ class Classified(Event):
     complex: bool = False
     remote_area: bool = False
     lead_body: str | None = None
+    #: How the lead body was found when the command named none (the routing rule in the recorded table).
+    routed: RoutingDecision | None = None
+    #: The first deadline of the new kind when classification changes the kind (the old one is cancelled).
+    deadlines: list[Deadline] = Field(default_factory=list)
 
 
 class NotProcessed(Event):
