@@ -25,6 +25,18 @@ class DomainError(Exception):
         self.message = message
 
 
+def require(condition: bool, rule: str, message: str) -> None:
+    """Refuse with `DomainError(rule, message)` unless `condition` holds."""
+    if not condition:
+        raise DomainError(rule, message)
+
+
+def envelope(command: Any, actor: Actor, now: datetime, legal_basis: str | None = None) -> dict[str, Any]:
+    """The envelope fields of the events a command produces: when, who, the person's reason, the legal basis."""
+    return {"occurred_at": now, "actor": actor.label, "reason": getattr(command, "reason", None),
+            "legal_basis": legal_basis}
+
+
 def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 

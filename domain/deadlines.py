@@ -10,6 +10,7 @@ Pure: no clock, no I/O.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -275,3 +276,57 @@ class CaseRules(BaseModel):
     #: The bodies and default routing in force when the case started; None in cases recorded before they were.
     bodies: BodyRegistry | None = None
     routing: RoutingTable | None = None
+
+
+class DeadlineState(BaseModel):
+    """A deadline of a case and what became of it: warned, missed, met on time or late, or cancelled."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deadline: Deadline
+    approached: bool = False
+    breached: bool = False
+    met_at: datetime | None = None
+    outcome: Literal["pending", "on_time", "late", "cancelled"] = "pending"
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome == "pending"
+
+
+Deadlines = dict[str, DeadlineState]
+
+
+def add_deadlines(deadlines: Deadlines, new: Iterable[Deadline]) -> Deadlines:
+    """`deadlines` with `new` ones started (a deadline of the same key is replaced)."""
+    out = dict(deadlines)
+    for d in new:
+        out[d.key] = DeadlineState(deadline=d)
+    return out
+
+
+def meet_deadlines(deadlines: Deadlines, keys: Iterable[str], at: datetime) -> Deadlines:
+    """The pending deadlines among `keys` met at `at`: on time if not after their due instant, else late."""
+    out = dict(deadlines)
+    for key in keys:
+        d = out.get(key)
+        if d is not None and d.pending:
+            outcome: Literal["on_time", "late"] = "on_time" if at <= d.deadline.due_at else "late"
+            out[key] = d.model_copy(update={"met_at": at, "outcome": outcome})
+    return out
+
+
+def cancel_pending(deadlines: Deadlines, keys: Iterable[str] | None = None) -> Deadlines:
+    """Pending deadlines (all, or those among `keys`) cancelled: the step they waited for will not come."""
+    wanted = None if keys is None else set(keys)
+    return {
+        k: (d.model_copy(update={"outcome": "cancelled"}) if d.pending and (wanted is None or k in wanted) else d)
+        for k, d in deadlines.items()
+    }
+
+
+def mark_deadline(deadlines: Deadlines, key: str, stage: Literal["approaching", "breached"]) -> Deadlines:
+    """The deadline `key` marked as warned (approaching) or missed (breached, which implies warned)."""
+    d = deadlines[key]
+    update = {"approached": True} if stage == "approaching" else {"approached": True, "breached": True}
+    return {**deadlines, key: d.model_copy(update=update)}

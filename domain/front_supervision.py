@@ -27,10 +27,19 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .calendar import CalendarRangeError, end_of_day, local_date
-from .common import Actor, DomainError, Event, EventRegistry, Text
-from .deadlines import CaseRules, Deadline, UnknownDeadlineRule, compute_deadline
+from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
+from .deadlines import (
+    CaseRules,
+    Deadline,
+    DeadlineState,
+    UnknownDeadlineRule,
+    add_deadlines,
+    cancel_pending,
+    compute_deadline,
+    mark_deadline,
+    meet_deadlines,
+)
 from .petitions.commands import BodyCode
-from .petitions.model import DeadlineState
 from .petitions.views import DeadlineView
 
 #: The body that supervises: the Standing Board of the provincial Front committee (domain.md §6).
@@ -350,16 +359,6 @@ class SupervisionState(BaseModel):
 # -- decide -------------------------------------------------------------------------------------------
 
 
-def require(condition: bool, rule: str, message: str) -> None:
-    """Refuse with `DomainError(rule, message)` unless `condition` holds."""
-    if not condition:
-        raise DomainError(rule, message)
-
-
-def _envelope(cmd: Command, actor: Actor, now: datetime, legal_basis: str | None = None) -> dict[str, Any]:
-    return {"occurred_at": now, "actor": actor.label, "reason": cmd.reason, "legal_basis": legal_basis}
-
-
 def _policy_deadline(rules: CaseRules, key: str, start: date | datetime) -> Deadline:
     """A `front.*` deadline on the recorded calendar; a missing rule or a date off the calendar refuses."""
     try:
@@ -433,7 +432,7 @@ def _open(state: SupervisionState | None, cmd: Open, actor: Actor, now: datetime
     else:
         deadlines = []  # a manual watch of a case with no pending deadline: the Front acts when it chooses
     return [FrontWatchStarted(
-        **_envelope(cmd, actor, now, SUPERVISION_BASIS), supervision_id=cmd.supervision_id, case_id=cmd.case_id,
+        **envelope(cmd, actor, now, SUPERVISION_BASIS), supervision_id=cmd.supervision_id, case_id=cmd.case_id,
         case_kind=cmd.case_kind, resolver=cmd.resolver, trigger=cmd.trigger, rules=cmd.rules, watched_due=w,
         deadlines=deadlines,
     )]
@@ -442,7 +441,7 @@ def _open(state: SupervisionState | None, cmd: Open, actor: Actor, now: datetime
 def _remind(state: SupervisionState, cmd: Remind, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in {S.WATCHING, S.REMINDED}, "remind.state",
             f"a reminder comes before any written step; the supervision is {state.status}")
-    return [FrontReminded(**_envelope(cmd, actor, now, SUPERVISION_BASIS), to_body=cmd.to_body or state.resolver)]
+    return [FrontReminded(**envelope(cmd, actor, now, SUPERVISION_BASIS), to_body=cmd.to_body or state.resolver)]
 
 
 def _urge(state: SupervisionState, cmd: Urge, actor: Actor, now: datetime) -> list[Event]:
@@ -455,7 +454,7 @@ def _urge(state: SupervisionState, cmd: Urge, actor: Actor, now: datetime) -> li
     to_body = cmd.to_body or state.resolver
     require(to_body is not None, "urge.no_recipient", "name the body to urge (to_body): the resolver is unknown")
     assert to_body is not None
-    return [FrontUrged(**_envelope(cmd, actor, now, SUPERVISION_BASIS), to_body=to_body, doc_no=cmd.doc_no)]
+    return [FrontUrged(**envelope(cmd, actor, now, SUPERVISION_BASIS), to_body=to_body, doc_no=cmd.doc_no)]
 
 
 def _send_recommendation(state: SupervisionState, cmd: SendRecommendation, actor: Actor,
@@ -466,7 +465,7 @@ def _send_recommendation(state: SupervisionState, cmd: SendRecommendation, actor
     # Addressed to anyone but the resolver, it goes to the resolver's superior, who has its own period.
     superior = state.resolver is not None and cmd.to_body != state.resolver
     deadline = _policy_deadline(state.rules, SUPERIOR_RESPONSE if superior else RECOMMENDATION_RESPONSE, now)
-    return [FrontRecommendationSent(**_envelope(cmd, actor, now, SUPERVISION_BASIS), to_body=cmd.to_body,
+    return [FrontRecommendationSent(**envelope(cmd, actor, now, SUPERVISION_BASIS), to_body=cmd.to_body,
                                     doc_no=cmd.doc_no, to_superior=superior, deadline=deadline)]
 
 
@@ -475,19 +474,19 @@ def _record_response(state: SupervisionState, cmd: RecordResponse, actor: Actor,
             f"an answer is recorded while a recommendation awaits one; the supervision is {state.status}")
     require(cmd.body == state.recommendation_to, "response.body",
             f"the recommendation was sent to {state.recommendation_to}, not {cmd.body}")
-    return [FrontResponseReceived(**_envelope(cmd, actor, now), body=cmd.body, summary=cmd.summary)]
+    return [FrontResponseReceived(**envelope(cmd, actor, now), body=cmd.body, summary=cmd.summary)]
 
 
 def _accept_response(state: SupervisionState, cmd: AcceptResponse, actor: Actor, now: datetime) -> list[Event]:
     require(state.status == S.RESPONSE_RECEIVED, "accept.no_response",
             f"only a received answer can be accepted; the supervision is {state.status}")
-    return [FrontResponseAccepted(**_envelope(cmd, actor, now))]
+    return [FrontResponseAccepted(**envelope(cmd, actor, now))]
 
 
 def _dispute(state: SupervisionState, cmd: Dispute, actor: Actor, now: datetime) -> list[Event]:
     require(state.status == S.RESPONSE_RECEIVED, "dispute.no_response",
             f"only a received answer can be disputed; the supervision is {state.status}")
-    return [FrontResponseDisputed(**_envelope(cmd, actor, now))]
+    return [FrontResponseDisputed(**envelope(cmd, actor, now))]
 
 
 def _escalate(state: SupervisionState, cmd: Escalate, actor: Actor, now: datetime) -> list[Event]:
@@ -506,7 +505,7 @@ def _escalate(state: SupervisionState, cmd: Escalate, actor: Actor, now: datetim
         require(state.status == S.DISPUTED, "escalate.state",
                 f"escalation follows a disputed or unanswered recommendation; the supervision is {state.status}"
                 + (" (accept or dispute the answer first)" if state.status == S.RESPONSE_RECEIVED else ""))
-    return [FrontEscalated(**_envelope(cmd, actor, now, ESCALATION_BASIS[cmd.target]), target=cmd.target,
+    return [FrontEscalated(**envelope(cmd, actor, now, ESCALATION_BASIS[cmd.target]), target=cmd.target,
                            to_body=cmd.to_body)]
 
 
@@ -517,7 +516,7 @@ def _close(state: SupervisionState, cmd: Close, actor: Actor, now: datetime) -> 
     else:
         require(state.status in SETTLED, "close.state",
                 f"a supervision that is {state.status} cannot be closed: accept, dispute or escalate first")
-    return [FrontSupervisionClosed(**_envelope(cmd, actor, now), from_status=state.status.value)]
+    return [FrontSupervisionClosed(**envelope(cmd, actor, now), from_status=state.status.value)]
 
 
 def _mark_deadline(state: SupervisionState, cmd: MarkDeadline, actor: Actor, now: datetime) -> list[Event]:
@@ -525,7 +524,7 @@ def _mark_deadline(state: SupervisionState, cmd: MarkDeadline, actor: Actor, now
     d = _pending(state, cmd.key)
     if d is None:
         return []
-    env = _envelope(cmd, actor, now, d.deadline.legal_basis)
+    env = envelope(cmd, actor, now, d.deadline.legal_basis)
     due = d.deadline.due_at.isoformat()
     mirrored = cmd.key == state.mirrored_key
     if cmd.stage == "approaching":
@@ -558,27 +557,6 @@ _DECIDERS: dict[type[Any], Any] = {
 # -- evolve -------------------------------------------------------------------------------------------
 
 
-def _with_deadlines(deadlines: dict[str, DeadlineState], new: Iterable[Deadline]) -> dict[str, DeadlineState]:
-    out = dict(deadlines)
-    for d in new:
-        out[d.key] = DeadlineState(deadline=d)
-    return out
-
-
-def _meet(deadlines: dict[str, DeadlineState], keys: Iterable[str], at: datetime) -> dict[str, DeadlineState]:
-    out = dict(deadlines)
-    for key in keys:
-        d = out.get(key)
-        if d is not None and d.pending:
-            outcome = "on_time" if at <= d.deadline.due_at else "late"
-            out[key] = d.model_copy(update={"met_at": at, "outcome": outcome})
-    return out
-
-
-def _cancel_pending(deadlines: dict[str, DeadlineState]) -> dict[str, DeadlineState]:
-    return {k: (d.model_copy(update={"outcome": "cancelled"}) if d.pending else d) for k, d in deadlines.items()}
-
-
 def _step(ev: Event, **fields: Any) -> Step:
     return Step(at=ev.occurred_at, actor=ev.actor, **fields)
 
@@ -597,22 +575,22 @@ def _(ev: FrontReminded, s: SupervisionState) -> dict[str, Any]:
 @_apply.register
 def _(ev: FrontUrged, s: SupervisionState) -> dict[str, Any]:
     # The urge is the Front's answer to the breach: its own period is met; the mirrored one is no longer followed.
-    met = _meet(s.deadlines, [URGE_AFTER_BREACH], ev.occurred_at)
+    met = meet_deadlines(s.deadlines, [URGE_AFTER_BREACH], ev.occurred_at)
     return {"status": S.URGED, "urges": [*s.urges, _step(ev, to_body=ev.to_body, doc_no=ev.doc_no)],
-            "deadlines": _cancel_pending(met)}
+            "deadlines": cancel_pending(met)}
 
 
 @_apply.register
 def _(ev: FrontRecommendationSent, s: SupervisionState) -> dict[str, Any]:
     step = _step(ev, to_body=ev.to_body, doc_no=ev.doc_no, to_superior=ev.to_superior)
     return {"status": S.RECOMMENDATION_SENT, "recommendations": [*s.recommendations, step], "dispute_reason": None,
-            "deadlines": _with_deadlines(s.deadlines, [ev.deadline])}
+            "deadlines": add_deadlines(s.deadlines, [ev.deadline])}
 
 
 @_apply.register
 def _(ev: FrontResponseReceived, s: SupervisionState) -> dict[str, Any]:
     return {"status": S.RESPONSE_RECEIVED, "responses": [*s.responses, _step(ev, body=ev.body, summary=ev.summary)],
-            "deadlines": _meet(s.deadlines, RESPONSE_KEYS, ev.occurred_at)}
+            "deadlines": meet_deadlines(s.deadlines, RESPONSE_KEYS, ev.occurred_at)}
 
 
 @_apply.register
@@ -629,25 +607,22 @@ def _(ev: FrontResponseDisputed, s: SupervisionState) -> dict[str, Any]:
 def _(ev: FrontEscalated, s: SupervisionState) -> dict[str, Any]:
     step = _step(ev, to_body=ev.to_body, target=ev.target, automatic=ev.automatic)
     # Escalation takes the matter out of the recipient's hands: its answer period is no longer followed.
-    return {"status": S.ESCALATED, "escalations": [*s.escalations, step], "deadlines": _cancel_pending(s.deadlines)}
+    return {"status": S.ESCALATED, "escalations": [*s.escalations, step], "deadlines": cancel_pending(s.deadlines)}
 
 
 @_apply.register
 def _(ev: FrontSupervisionClosed, s: SupervisionState) -> dict[str, Any]:
-    return {"status": S.CLOSED, "closed_at": ev.occurred_at, "deadlines": _cancel_pending(s.deadlines)}
+    return {"status": S.CLOSED, "closed_at": ev.occurred_at, "deadlines": cancel_pending(s.deadlines)}
 
 
 @_apply.register
 def _(ev: DeadlineApproaching, s: SupervisionState) -> dict[str, Any]:
-    d = s.deadlines[ev.key]
-    return {"deadlines": {**s.deadlines, ev.key: d.model_copy(update={"approached": True})}}
+    return {"deadlines": mark_deadline(s.deadlines, ev.key, "approaching")}
 
 
 @_apply.register
 def _(ev: DeadlineBreached, s: SupervisionState) -> dict[str, Any]:
-    d = s.deadlines[ev.key]
-    marked = {**s.deadlines, ev.key: d.model_copy(update={"breached": True, "approached": True})}
-    return {"deadlines": _with_deadlines(marked, ev.deadlines)}
+    return {"deadlines": add_deadlines(mark_deadline(s.deadlines, ev.key, "breached"), ev.deadlines)}
 
 
 def evolve(state: SupervisionState | None, event: Event) -> SupervisionState:
@@ -658,7 +633,7 @@ def evolve(state: SupervisionState | None, event: Event) -> SupervisionState:
         return SupervisionState(
             supervision_id=event.supervision_id, case_id=event.case_id, case_kind=event.case_kind,
             resolver=event.resolver, trigger=event.trigger, version=1, opened_at=event.occurred_at,
-            rules=event.rules, watched_due=event.watched_due, deadlines=_with_deadlines({}, event.deadlines),
+            rules=event.rules, watched_due=event.watched_due, deadlines=add_deadlines({}, event.deadlines),
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before FrontWatchStarted")

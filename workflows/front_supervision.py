@@ -10,23 +10,21 @@ decider may answer with an automatic escalation.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.eventstore import AppendEventsInput, EventStoreActivities
     from domain import front_supervision as fs
     from domain.common import SYSTEM, Actor, DomainError, Event
     from domain.deadlines import CaseRules, Deadline
-    from eventstore.models import CaseRow, NewEvent
+    from eventstore.models import CaseRow
 
-    from .petition import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, SEEN_COMMANDS_KEPT, refusal
+    from .case import CaseMachine, Stage, refusal
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -55,17 +53,14 @@ class FrontCommandResult(BaseModel):
 
 
 @workflow.defn
-class FrontSupervisionWorkflow:
+class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
     """The Front's escalation ladder over one petition: watch, remind, urge, recommend, judge the answer,
     escalate, close."""
 
     @workflow.init
     def __init__(self, start: FrontSupervisionStart) -> None:
         self.start = start
-        self.state: fs.SupervisionState | None = start.carried_state
-        self.seen: dict[str, int] = dict(start.seen_commands)
-        self.lock = asyncio.Lock()
-        self.woken = False
+        self.setup(start.carried_state, start.seen_commands)
 
     # -- the run --------------------------------------------------------------------------------------
 
@@ -79,102 +74,45 @@ class FrontSupervisionWorkflow:
             )
             async with self.lock:
                 try:
-                    await self._apply(command, SYSTEM, "open")
+                    await self.apply(command, SYSTEM, "open")
                 except DomainError as exc:  # e.g. a watched date outside the recorded calendar: fail, clearly
                     raise refusal(exc) from exc
+        await self.wait_until_finished(
+            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
+        )
         assert self.state is not None
-        while self.state.status != fs.SupervisionStatus.CLOSED:
-            if self._should_continue_as_new():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(start.model_copy(update={"carried_state": self.state,
-                                                                  "seen_commands": self.seen}))
-            timeout = self._until_next_timer()
-            self.woken = False
-            try:
-                await workflow.wait_condition(lambda: self.woken, timeout=timeout)
-            except TimeoutError:
-                pass
-            await self._fire_due_timers()
-        await workflow.wait_condition(workflow.all_handlers_finished)
         return fs.supervision_view(self.state)
 
-    def _should_continue_as_new(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_HISTORY_EVENTS
+    # -- the domain, for the machinery ----------------------------------------------------------------
 
-    def _timer_moments(self) -> list[tuple[datetime, str, str]]:
-        assert self.state is not None
-        moments = []
-        for key, d in self.state.deadlines.items():
-            if not d.pending:
-                continue
-            if not d.approached:
-                moments.append((d.deadline.warn_at, key, "approaching"))
-            if not d.breached:
-                # A breach is any instant after `due_at`; one second later leaves no doubt on any clock.
-                moments.append((d.deadline.due_at + timedelta(seconds=1), key, "breached"))
-        return sorted(moments)
+    def decide(self, state: fs.SupervisionState | None, command: Any, actor: Actor, now: datetime) -> list[Event]:
+        return fs.decide(state, command, actor, now)
 
-    def _until_next_timer(self) -> timedelta | None:
-        moments = self._timer_moments()
-        if not moments:
-            return None
-        return max(moments[0][0] - workflow.now(), timedelta(seconds=1))
+    def fold(self, events: Sequence[Event], state: fs.SupervisionState | None) -> fs.SupervisionState:
+        folded = fs.fold(events, state)
+        assert folded is not None
+        return folded
 
-    async def _fire_due_timers(self) -> None:
-        now = workflow.now()
-        for at, key, stage in self._timer_moments():
-            if at <= now and self.state is not None and self.state.status != fs.SupervisionStatus.CLOSED:
-                async with self.lock:
-                    await self._apply(fs.MarkDeadline(key=key, stage=stage), SYSTEM, None)
+    def stream_id(self, state: fs.SupervisionState) -> str:
+        return state.supervision_id
 
-    # -- applying a command ---------------------------------------------------------------------------
+    def projection(self, state: fs.SupervisionState) -> CaseRow:
+        return CaseRow.model_validate(fs.supervision_row(state))
 
-    async def _apply(self, command: fs.Command, actor: Actor, command_id: str | None) -> list[Event]:
-        """Decide, append (with the projection, in one transaction), then move the state. Hold `self.lock`."""
-        events = fs.decide(self.state, command, actor, workflow.now())
-        if not events:
-            return []
-        new_state = fs.fold(events, self.state)
-        assert new_state is not None
-        metadata = {"command_id": command_id} if command_id else {}
-        stored = [
-            NewEvent(
-                event_id=workflow.uuid4(), type=ev.event_type(), schema_version=ev.SCHEMA_VERSION,
-                occurred_at=ev.occurred_at, actor=ev.actor, reason=ev.reason, legal_basis=ev.legal_basis,
-                data=ev.payload(), metadata=metadata,
-            )
-            for ev in events
-        ]
-        await workflow.execute_activity_method(
-            EventStoreActivities.append_events,
-            AppendEventsInput(
-                stream_id=new_state.supervision_id, expected_version=self.state.version if self.state else 0,
-                events=stored, case=CaseRow.model_validate(fs.supervision_row(new_state)),
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=APPEND_RETRY,
-        )
-        self.state = new_state
-        if command_id:
-            self.seen[command_id] = new_state.version
-            if len(self.seen) > SEEN_COMMANDS_KEPT:
-                self.seen.pop(next(iter(self.seen)))
-        self._publish()
-        self.woken = True
-        return events
+    def deadline_command(self, key: str, stage: Stage) -> fs.MarkDeadline:
+        return fs.MarkDeadline(key=key, stage=stage)
 
-    def _publish(self) -> None:
-        """Keep the search attributes current, so Temporal's list and Web UI filter real supervisions."""
-        assert self.state is not None
-        s = self.state
-        due = s.next_due
-        updates: list[SearchAttributeUpdate[Any]] = [
-            CASE_KIND.value_set(fs.CASE_KIND), CASE_STATUS.value_set(s.status.value),
-            LEAD_BODY.value_set(fs.FRONT_BODY), OVERDUE.value_set(s.overdue),
+    def finished(self) -> bool:
+        return self.state is not None and self.state.status == fs.SupervisionStatus.CLOSED
+
+    def search_attributes(self, state: fs.SupervisionState) -> list[SearchAttributeUpdate[Any]]:
+        """Kept current, so Temporal's list and Web UI filter real supervisions."""
+        due = state.next_due
+        return [
+            CASE_KIND.value_set(fs.CASE_KIND), CASE_STATUS.value_set(state.status.value),
+            LEAD_BODY.value_set(fs.FRONT_BODY), OVERDUE.value_set(state.overdue),
             DUE_AT.value_set(due.due_at) if due else DUE_AT.value_unset(),
         ]
-        workflow.upsert_search_attributes(updates)
 
     def _result(self, events: list[Event], *, duplicate: bool = False) -> FrontCommandResult:
         assert self.state is not None
@@ -186,30 +124,14 @@ class FrontSupervisionWorkflow:
     @workflow.update
     async def execute(self, request: fs.FrontCommandRequest) -> FrontCommandResult:
         """Apply one command of the ladder. A repeated `command_id` returns the current state and changes nothing."""
-        async with self.lock:
-            if request.command_id and request.command_id in self.seen:
-                return self._result([], duplicate=True)
-            try:
-                events = await self._apply(request.command, request.actor, request.command_id)
-            except DomainError as exc:  # the state moved between validation and handling
-                raise refusal(exc) from exc
-            return self._result(events)
+        events, duplicate = await self.handle(request.command, request.actor, request.command_id)
+        return self._result(events, duplicate=duplicate)
 
     @execute.validator
     def validate_execute(self, request: fs.FrontCommandRequest) -> None:
         """Refuse, before anything enters the history, a command the ladder or the state does not allow."""
-        if self.state is None:
-            raise ApplicationError("the supervision is still being opened; retry in a moment",
-                                   type="supervision.opening")
-        if request.command.type in fs.INTERNAL:
-            raise ApplicationError(f"`{request.command.type}` is issued by the supervision itself",
-                                   type="command.internal")
-        if request.command_id and request.command_id in self.seen:
-            return
-        try:
-            fs.decide(self.state, request.command, request.actor, workflow.now())
-        except DomainError as exc:
-            raise refusal(exc) from exc
+        self.validate(request.command, request.actor, request.command_id, internal=fs.INTERNAL,
+                      opening="supervision.opening")
 
     @workflow.query
     def view(self) -> fs.SupervisionView | None:

@@ -4,44 +4,32 @@ The workflow is the single writer of its case's stream (stream id = workflow id 
 an Update whose validator runs the pure `decide`; accepted commands append their events through the event
 store activity (with the `cases` projection, in one transaction) and only then move the state. Deadlines are
 durable timers: when one comes due, the workflow issues itself a `deadline` command, decided like any other.
+The shared machinery is `workflows.case.CaseMachine`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.eventstore import AppendEventsInput, EventStoreActivities
     from activities.rules import CaseRulesRequest, RulesActivities
     from domain.calendar import local_date
-    from domain.common import SYSTEM, Actor, DomainError, Event
+    from domain.common import SYSTEM, Actor, Event
     from domain.petitions import commands as c
     from domain.petitions import events as e
-    from domain.petitions.decider import decide, evolve, intake_digest
+    from domain.petitions.decider import decide, fold, intake_digest
     from domain.petitions.model import PetitionIntake, PetitionState, PetitionStatus
     from domain.petitions.views import CaseView, case_row, case_view
-    from eventstore.models import CaseRow, NewEvent
+    from eventstore.models import CaseRow
 
+    from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage
     from .shared import CASE_KIND, CASE_STATUS, DISTRICT, DUE_AT, LEAD_BODY, OVERDUE
-
-#: Appends are retried until the database answers: an accepted command is never dropped.
-APPEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["ConcurrencyError", "EventIdConflictError", "InvalidEventError"],
-)
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-#: Continue as new well before Temporal's limits; the state and pending timers travel in the input.
-MAX_HISTORY_EVENTS = 2_000
-SEEN_COMMANDS_KEPT = 500
 
 
 class PetitionStart(BaseModel):
@@ -69,22 +57,14 @@ class CommandResult(BaseModel):
     created: bool = False
 
 
-def refusal(exc: DomainError) -> ApplicationError:
-    """A refused command as Temporal carries it: its `type` is the rule, its message says why."""
-    return ApplicationError(exc.message, exc.rule, type=exc.rule, non_retryable=True)
-
-
 @workflow.defn
-class PetitionWorkflow:
+class PetitionWorkflow(CaseMachine[PetitionState]):
     """A complaint, denunciation, recommendation or voters' petition, with its statutory deadlines."""
 
     @workflow.init
     def __init__(self, start: PetitionStart) -> None:
         self.start = start
-        self.state: PetitionState | None = start.carried_state
-        self.seen: dict[str, int] = dict(start.seen_commands)
-        self.lock = asyncio.Lock()
-        self.woken = False
+        self.setup(start.carried_state, start.seen_commands, start.history_limit)
         self.receive_answered = start.carried_state is not None
 
     # -- the run --------------------------------------------------------------------------------------
@@ -100,110 +80,50 @@ class PetitionWorkflow:
             )
             receive = c.Receive(
                 case_id=workflow.info().workflow_id, intake=start.intake, instance=start.instance,
-                parent_case_id=start.parent_case_id,
-                rules=rules,
+                parent_case_id=start.parent_case_id, rules=rules,
             )
             async with self.lock:
-                await self._apply(receive, SYSTEM, "receive")
+                await self.apply(receive, SYSTEM, "receive")
+        await self.wait_until_finished(
+            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
+        )
         assert self.state is not None
-        while self.state.status != PetitionStatus.ARCHIVED:
-            if self._should_continue_as_new():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
-                )
-            timeout = self._until_next_timer()
-            self.woken = False
-            try:
-                await workflow.wait_condition(lambda: self.woken, timeout=timeout)
-            except TimeoutError:
-                pass
-            await self._fire_due_timers()
-        await workflow.wait_condition(workflow.all_handlers_finished)
         return case_view(self.state)
 
-    def _should_continue_as_new(self) -> bool:
-        info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self.start.history_limit
+    # -- the domain, for the machinery ----------------------------------------------------------------
 
-    def _timer_moments(self) -> list[tuple[datetime, str, Literal["approaching", "breached"]]]:
-        assert self.state is not None
-        moments: list[tuple[datetime, str, Literal["approaching", "breached"]]] = []
-        for key, d in self.state.deadlines.items():
-            if not d.pending:
-                continue
-            if not d.approached:
-                moments.append((d.deadline.warn_at, key, "approaching"))
-            if not d.breached:
-                moments.append((d.deadline.due_at + timedelta(seconds=1), key, "breached"))
-        return sorted(moments)
+    def decide(self, state: PetitionState | None, command: Any, actor: Actor, now: datetime) -> list[Event]:
+        return decide(state, command, actor, now)
 
-    def _until_next_timer(self) -> timedelta | None:
-        moments = self._timer_moments()
-        if not moments:
-            return None
-        return max(moments[0][0] - workflow.now(), timedelta(seconds=1))
+    def fold(self, events: Any, state: PetitionState | None) -> PetitionState:
+        folded = fold(events, state)
+        assert folded is not None
+        return folded
 
-    async def _fire_due_timers(self) -> None:
-        now = workflow.now()
-        for at, key, stage in self._timer_moments():
-            if at <= now:
-                async with self.lock:
-                    await self._apply(c.MarkDeadline(key=key, stage=stage), SYSTEM, None)
+    def stream_id(self, state: PetitionState) -> str:
+        return state.case_id
 
-    # -- applying a command ---------------------------------------------------------------------------
+    def projection(self, state: PetitionState) -> CaseRow:
+        return CaseRow.model_validate(case_row(state))
 
-    async def _apply(self, command: Any, actor: Actor, command_id: str | None) -> list[Event]:
-        """Decide, append (with the projection, in one transaction), then move the state. Hold `self.lock`."""
-        events = decide(self.state, command, actor, workflow.now())
-        if not events:
-            return []
-        new_state = self.state
-        for event in events:
-            new_state = evolve(new_state, event)
-        assert new_state is not None
-        metadata = {"command_id": command_id} if command_id else {}
-        stored = [
-            NewEvent(
-                event_id=workflow.uuid4(), type=ev.event_type(), schema_version=ev.SCHEMA_VERSION,
-                occurred_at=ev.occurred_at, actor=ev.actor, reason=ev.reason, legal_basis=ev.legal_basis,
-                data=ev.payload(), metadata=metadata,
-            )
-            for ev in events
+    def deadline_command(self, key: str, stage: Stage) -> c.MarkDeadline:
+        return c.MarkDeadline(key=key, stage=stage)
+
+    def finished(self) -> bool:
+        return self.state is not None and self.state.status == PetitionStatus.ARCHIVED
+
+    def search_attributes(self, state: PetitionState) -> list[SearchAttributeUpdate[Any]]:
+        """Kept current, so Temporal's list and Web UI filter real cases."""
+        due = state.next_due
+        return [
+            CASE_KIND.value_set(state.kind.value), CASE_STATUS.value_set(state.status.value),
+            OVERDUE.value_set(state.overdue),
+            LEAD_BODY.value_set(state.lead_body) if state.lead_body else LEAD_BODY.value_unset(),
+            DISTRICT.value_set(state.intake.district) if state.intake.district else DISTRICT.value_unset(),
+            DUE_AT.value_set(due.due_at) if due else DUE_AT.value_unset(),
         ]
-        await workflow.execute_activity_method(
-            EventStoreActivities.append_events,
-            AppendEventsInput(
-                stream_id=new_state.case_id, expected_version=self.state.version if self.state else 0,
-                events=stored, case=CaseRow.model_validate(case_row(new_state)),
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=APPEND_RETRY,
-        )
-        self.state = new_state
-        if command_id:
-            self.seen[command_id] = new_state.version
-            if len(self.seen) > SEEN_COMMANDS_KEPT:
-                self.seen.pop(next(iter(self.seen)))
-        self._publish()
-        await self._side_effects(events)
-        self.woken = True
-        return events
 
-    def _publish(self) -> None:
-        """Keep the search attributes current, so Temporal's list and Web UI filter real cases."""
-        assert self.state is not None
-        s = self.state
-        updates: list[Any] = [
-            CASE_KIND.value_set(s.kind.value), CASE_STATUS.value_set(s.status.value), OVERDUE.value_set(s.overdue),
-        ]
-        updates.append(LEAD_BODY.value_set(s.lead_body) if s.lead_body else LEAD_BODY.value_unset())
-        updates.append(DISTRICT.value_set(s.intake.district) if s.intake.district else DISTRICT.value_unset())
-        due = s.next_due
-        updates.append(DUE_AT.value_set(due.due_at) if due else DUE_AT.value_unset())
-        workflow.upsert_search_attributes(updates)
-
-    async def _side_effects(self, events: list[Event]) -> None:
+    async def after_append(self, events: list[Event]) -> None:
         """Start the linked cases an event calls for. Their ids are fixed, so a replay starts nothing twice."""
         assert self.state is not None
         for event in events:
@@ -227,11 +147,10 @@ class PetitionWorkflow:
 
     async def _start_case(self, case_id: str, start: PetitionStart) -> None:
         await workflow.start_child_workflow(
-            PetitionWorkflow.run, start, id=case_id,
-            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            PetitionWorkflow.run, start, id=case_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
         )
 
-    async def _start_supervision(self, event: Any) -> None:
+    async def _start_supervision(self, event: e.FrontSupervisionStarted) -> None:
         """Start the Front's supervision of this case (`FrontSupervisionWorkflow`, by name: no import cycle)."""
         assert self.state is not None
         due = self.state.next_due
@@ -255,28 +174,14 @@ class PetitionWorkflow:
     @workflow.update
     async def execute(self, request: c.CommandRequest) -> CommandResult:
         """Apply one command. A repeated `command_id` returns the current state and changes nothing."""
-        async with self.lock:
-            if request.command_id and request.command_id in self.seen:
-                return self._result([], duplicate=True)
-            try:
-                events = await self._apply(request.command, request.actor, request.command_id)
-            except DomainError as exc:  # the state moved between validation and handling
-                raise refusal(exc) from exc
-            return self._result(events)
+        events, duplicate = await self.handle(request.command, request.actor, request.command_id)
+        return self._result(events, duplicate=duplicate)
 
     @execute.validator
     def validate_execute(self, request: c.CommandRequest) -> None:
         """Refuse, before anything enters the history, a command the law or the state does not allow."""
-        if self.state is None:
-            raise ApplicationError("the case is still being opened; retry in a moment", type="case.opening")
-        if request.command.type in c.INTERNAL:
-            raise ApplicationError(f"`{request.command.type}` is issued by the case itself", type="command.internal")
-        if request.command_id and request.command_id in self.seen:
-            return
-        try:
-            decide(self.state, request.command, request.actor, workflow.now())
-        except DomainError as exc:
-            raise refusal(exc) from exc
+        self.validate(request.command, request.actor, request.command_id, internal=c.INTERNAL,
+                      opening="case.opening")
 
     @workflow.update
     async def receive(self, request: ReceiveRequest) -> CommandResult:

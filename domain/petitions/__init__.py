@@ -4,12 +4,11 @@
 `evolve(state, event)` applies one event; the state of a case is `fold(evolve, events)`.
 """
 
-from ..deadlines import CaseRules
+from ..deadlines import CaseRules, DeadlineState
 from .commands import COMMAND_TYPES, CommandRequest, PetitionCommand
 from .decider import decide, evolve, fold
 from .events import REGISTRY
 from .model import (
-    DeadlineState,
     Petitioner,
     PetitionIntake,
     PetitionKind,

@@ -14,8 +14,20 @@ from typing import Any
 
 from ..bodies import BodyError, NoRoute, RoutingDecision
 from ..calendar import CalendarRangeError, end_of_day, local_date
-from ..common import Actor, DomainError, Event, content_digest
-from ..deadlines import CaseRules, Deadline, UnknownDeadlineRule, can_extend, compute_deadline, extend_deadline
+from ..common import Actor, DomainError, Event, content_digest, envelope, require
+from ..deadlines import (
+    CaseRules,
+    Deadline,
+    DeadlineState,
+    UnknownDeadlineRule,
+    add_deadlines,
+    can_extend,
+    cancel_pending,
+    compute_deadline,
+    extend_deadline,
+    mark_deadline,
+    meet_deadlines,
+)
 from . import commands as c
 from . import events as e
 from .model import (
@@ -23,7 +35,6 @@ from .model import (
     CLOSABLE,
     HANDLING,
     CoordinationRequest,
-    DeadlineState,
     PetitionKind,
     PetitionState,
 )
@@ -64,15 +75,6 @@ LAW = {
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-
-
-def require(condition: bool, rule: str, message: str) -> None:
-    if not condition:
-        raise DomainError(rule, message)
-
-
-def _envelope(cmd: c.Command, actor: Actor, now: datetime, legal_basis: str | None = None) -> dict[str, Any]:
-    return {"occurred_at": now, "actor": actor.label, "reason": cmd.reason, "legal_basis": legal_basis}
 
 
 def deadline_for(rules: CaseRules, key: str, start: datetime, *, complex: bool = False, remote: bool = False,
@@ -178,7 +180,7 @@ def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: dat
     first = deadline_for(rules, first_deadline_key(intake.kind, cmd.instance), intake.received_at)
     events: list[Event] = [
         e.PetitionReceived(
-            **_envelope(cmd, actor, now, first.legal_basis),
+            **envelope(cmd, actor, now, first.legal_basis),
             case_id=case_id,
             intake=intake,
             intake_digest=intake_digest(intake),
@@ -191,7 +193,7 @@ def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: dat
     if intake.forwarded_by_front:
         events.append(
             e.FrontSupervisionStarted(
-                **_envelope(cmd, actor, now, "Luật MTTQ 2015, Chương V; Luật Tố cáo 2011 Điều 44 (tiền lệ)"),
+                **envelope(cmd, actor, now, "Luật MTTQ 2015, Chương V; Luật Tố cáo 2011 Điều 44 (tiền lệ)"),
                 supervision_id=f"{case_id}-front",
                 trigger="front_forwarded",
             )
@@ -208,7 +210,7 @@ def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime
     require(state.status == S.RECEIVED, "classify.state",
             f"a case can be classified only when received, not {state.status}")
     kind = cmd.kind or state.kind
-    env = _envelope(cmd, actor, now)
+    env = envelope(cmd, actor, now)
     check_body(state, cmd.lead_body, "classify.body", now)
     routed = route(state, cmd, kind, now) if cmd.lead_body is None else None
     lead = cmd.lead_body or (routed.body if routed else None) or state.lead_body
@@ -224,7 +226,7 @@ def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime
     ]
     if kind == K.DENUNCIATION and state.intake.petitioner.anonymous:
         events.append(
-            e.NotProcessed(**_envelope(cmd, actor, now, "Luật Tố cáo 2018, Điều 25"),
+            e.NotProcessed(**envelope(cmd, actor, now, "Luật Tố cáo 2018, Điều 25"),
                            ground="anonymous denunciation (no name or address, or a false name)")
         )
     return events
@@ -237,7 +239,7 @@ def _split(state: PetitionState, cmd: c.Split, actor: Actor, now: datetime) -> l
         {"case_id": f"{state.case_id}-{i}", "kind": part.kind.value, "subject": part.subject, "content": part.content}
         for i, part in enumerate(cmd.parts, start=1)
     ]
-    return [e.PetitionSplit(**_envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (xử lý đơn)"), children=children)]
+    return [e.PetitionSplit(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (xử lý đơn)"), children=children)]
 
 
 def _accept(state: PetitionState, cmd: c.Accept, actor: Actor, now: datetime) -> list[Event]:
@@ -251,7 +253,7 @@ def _accept(state: PetitionState, cmd: c.Accept, actor: Actor, now: datetime) ->
         for key in resolution_keys(state.kind, state.instance)
     ]
     basis = new[0].legal_basis if new else LAW[state.kind]
-    return [e.AcceptanceDecided(**_envelope(cmd, actor, now, basis), accepted=True, decision_no=cmd.decision_no,
+    return [e.AcceptanceDecided(**envelope(cmd, actor, now, basis), accepted=True, decision_no=cmd.decision_no,
                                 lead_body=lead, deadlines=new)]
 
 
@@ -259,7 +261,7 @@ def _reject(state: PetitionState, cmd: c.Reject, actor: Actor, now: datetime) ->
     require(state.status == S.CLASSIFIED, "reject.state",
             f"only a classified case can be refused (không thụ lý), not one that is {state.status}")
     basis = "Luật Khiếu nại 2011, Điều 11 và 27" if state.kind == K.COMPLAINT else LAW[state.kind]
-    return [e.AcceptanceDecided(**_envelope(cmd, actor, now, basis), accepted=False, decision_no=cmd.notice_no,
+    return [e.AcceptanceDecided(**envelope(cmd, actor, now, basis), accepted=False, decision_no=cmd.notice_no,
                                 reasons=list(cmd.reasons))]
 
 
@@ -268,14 +270,14 @@ def _forward(state: PetitionState, cmd: c.Forward, actor: Actor, now: datetime) 
             f"a petition is forwarded before it is accepted, not when {state.status}")
     require(cmd.to_body != state.lead_body, "forward.same_body", "the petition is already with that body")
     check_body(state, cmd.to_body, "forward.body", now)
-    return [e.Forwarded(**_envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (chuyển đơn)"), to_body=cmd.to_body,
+    return [e.Forwarded(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (chuyển đơn)"), to_body=cmd.to_body,
                         notice_no=cmd.notice_no)]
 
 
 def _redirect(state: PetitionState, cmd: c.Redirect, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in {S.RECEIVED, S.CLASSIFIED}, "redirect.state",
             f"a petitioner is redirected before acceptance, not when {state.status}")
-    return [e.Redirected(**_envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (hướng dẫn)"), guidance=cmd.guidance)]
+    return [e.Redirected(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (hướng dẫn)"), guidance=cmd.guidance)]
 
 
 def _assign(state: PetitionState, cmd: c.Assign, actor: Actor, now: datetime) -> list[Event]:
@@ -283,7 +285,7 @@ def _assign(state: PetitionState, cmd: c.Assign, actor: Actor, now: datetime) ->
     require(cmd.body != state.lead_body or cmd.officer != state.officer, "assign.unchanged",
             "the case is already with that body and officer")
     check_body(state, cmd.body, "assign.body", now)
-    return [e.Assigned(**_envelope(cmd, actor, now), body=cmd.body, officer=cmd.officer,
+    return [e.Assigned(**envelope(cmd, actor, now), body=cmd.body, officer=cmd.officer,
                        previous_body=state.lead_body)]
 
 
@@ -311,7 +313,7 @@ def _request_coordination(state: PetitionState, cmd: c.RequestCoordination, acto
             legal_basis="sub-deadline set by the lead body", rule_ref="coordination", statutory=False,
             calendar_source=state.rules.calendar.source,
         ))
-    return [e.CoordinationRequested(**_envelope(cmd, actor, now), request_id=request_id, subject=cmd.subject,
+    return [e.CoordinationRequested(**envelope(cmd, actor, now), request_id=request_id, subject=cmd.subject,
                                     bodies=bodies, sides={t.body: t.side for t in cmd.bodies},
                                     deadlines=deadlines)]
 
@@ -322,7 +324,7 @@ def _respond(state: PetitionState, cmd: c.Respond, actor: Actor, now: datetime) 
     assert request is not None
     require(cmd.body in request.bodies, "respond.not_asked", f"{cmd.body} was not asked in {cmd.request_id}")
     require(cmd.body not in request.responses, "respond.already", f"{cmd.body} has already answered {cmd.request_id}")
-    return [e.CoordinationResponded(**_envelope(cmd, actor, now), request_id=cmd.request_id, body=cmd.body,
+    return [e.CoordinationResponded(**envelope(cmd, actor, now), request_id=cmd.request_id, body=cmd.body,
                                     response=cmd.response)]
 
 
@@ -330,7 +332,7 @@ def _verify(state: PetitionState, cmd: c.RecordVerification, actor: Actor, now: 
     require(state.status in HANDLING, "verification.state",
             f"verification happens after acceptance and before the decision, not when {state.status}")
     basis = "Luật Khiếu nại 2011, Điều 29" if state.kind == K.COMPLAINT else LAW[state.kind]
-    return [e.VerificationStep(**_envelope(cmd, actor, now, basis), findings=cmd.findings,
+    return [e.VerificationStep(**envelope(cmd, actor, now, basis), findings=cmd.findings,
                                demand_matches_findings=cmd.demand_matches_findings)]
 
 
@@ -338,7 +340,7 @@ def _dialogue(state: PetitionState, cmd: c.RecordDialogue, actor: Actor, now: da
     require(state.kind == K.COMPLAINT, "dialogue.kind", "a dialogue (đối thoại) belongs to complaints")
     require(state.status in {S.VERIFYING, S.DIALOGUE}, "dialogue.state",
             f"a dialogue follows verification, not {state.status}")
-    return [e.DialogueHeld(**_envelope(cmd, actor, now, "Luật Khiếu nại 2011, Điều 30"), held_on=cmd.held_on,
+    return [e.DialogueHeld(**envelope(cmd, actor, now, "Luật Khiếu nại 2011, Điều 30"), held_on=cmd.held_on,
                            participants=list(cmd.participants), summary=cmd.summary)]
 
 
@@ -363,7 +365,7 @@ def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime) ->
         extended = extend_deadline(current.deadline, rule, state.rules.calendar)
     except CalendarRangeError as exc:
         raise DomainError("calendar.out_of_range", str(exc)) from exc
-    return [e.ExtensionGranted(**_envelope(cmd, actor, now, rule.legal_basis), decision_no=cmd.decision_no,
+    return [e.ExtensionGranted(**envelope(cmd, actor, now, rule.legal_basis), decision_no=cmd.decision_no,
                                deadline=extended)]
 
 
@@ -372,18 +374,18 @@ def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime) 
             f"a case that is {state.status} cannot be suspended")
     require(not state.suspended, "suspend.already", "the case is already suspended")
     require(_given(cmd.reason), "suspend.reason", "a suspension (tạm đình chỉ) needs its reason")
-    return [e.Suspended(**_envelope(cmd, actor, now, LAW[state.kind]))]
+    return [e.Suspended(**envelope(cmd, actor, now, LAW[state.kind]))]
 
 
 def _resume(state: PetitionState, cmd: c.Resume, actor: Actor, now: datetime) -> list[Event]:
     require(state.suspended, "resume.not_suspended", "the case is not suspended")
-    return [e.Resumed(**_envelope(cmd, actor, now, LAW[state.kind]))]
+    return [e.Resumed(**envelope(cmd, actor, now, LAW[state.kind]))]
 
 
 def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime) -> list[Event]:
     require(state.open, "withdraw.state", f"a case that is {state.status} cannot be withdrawn")
     require(not state.withdrawn, "withdraw.already", "the petition was already withdrawn")
-    env = _envelope(cmd, actor, now, LAW[state.kind])
+    env = envelope(cmd, actor, now, LAW[state.kind])
     if state.kind == K.DENUNCIATION:
         require(state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "denunciation.withdraw_after_conclusion",
                 "Luật Tố cáo 2018, Điều 33: a denunciation is withdrawn before the conclusion")
@@ -416,7 +418,7 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime) ->
         K.COMPLAINT: "Luật Khiếu nại 2011, Điều 31",
         K.DENUNCIATION: "Luật Tố cáo 2018, Điều 35",
     }.get(state.kind, LAW[state.kind])
-    return [e.DecisionIssued(**_envelope(cmd, actor, now, basis), form=DECISION_FORM[state.kind],
+    return [e.DecisionIssued(**envelope(cmd, actor, now, basis), form=DECISION_FORM[state.kind],
                              outcome=cmd.outcome, decision_no=cmd.decision_no, summary=cmd.summary, deadlines=new)]
 
 
@@ -430,19 +432,19 @@ def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) ->
                 f"the decision is notified once issued; the case is {state.status}")
         basis = "Luật Khiếu nại 2011, Điều 32" if state.kind == K.COMPLAINT else LAW[state.kind]
     published = state.kind == K.DENUNCIATION and cmd.channel == "publication"
-    return [e.NotificationSent(**_envelope(cmd, actor, now, basis), about=cmd.about, recipients=list(cmd.recipients),
+    return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about, recipients=list(cmd.recipients),
                                channel=cmd.channel, doc_no=cmd.doc_no, published=published)]
 
 
 def _implement(state: PetitionState, cmd: c.RecordImplementation, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in {S.NOTIFIED, S.IMPLEMENTING}, "implementation.state",
             f"implementation follows the notified decision; the case is {state.status}")
-    return [e.ImplementationRecorded(**_envelope(cmd, actor, now), summary=cmd.summary)]
+    return [e.ImplementationRecorded(**envelope(cmd, actor, now), summary=cmd.summary)]
 
 
 def _external(state: PetitionState, cmd: c.RecordExternalResult, actor: Actor, now: datetime) -> list[Event]:
     require(state.status == S.FORWARDED, "external_result.state", "only a forwarded petition awaits another body")
-    return [e.ExternalResultRecorded(**_envelope(cmd, actor, now), result=cmd.result)]
+    return [e.ExternalResultRecorded(**envelope(cmd, actor, now), result=cmd.result)]
 
 
 def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime) -> list[Event]:
@@ -462,18 +464,18 @@ def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime) ->
     window = deadline_for(state.rules, "complaint.second_filing_window", window_from, remote=state.remote_area)
     require(now <= window.due_at, "complaint.appeal_window",
             f"{window.legal_basis}: the window for a second complaint closed on {window.due_on.isoformat()}")
-    return [e.EscalatedSecondInstance(**_envelope(cmd, actor, now, window.legal_basis), new_case_id=new_id,
+    return [e.EscalatedSecondInstance(**envelope(cmd, actor, now, window.legal_basis), new_case_id=new_id,
                                       to_body=cmd.to_body)]
 
 
 def _close(state: PetitionState, cmd: c.Close, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in CLOSABLE, "close.state", f"a case that is {state.status} cannot be closed yet")
-    return [e.Closed(**_envelope(cmd, actor, now))]
+    return [e.Closed(**envelope(cmd, actor, now))]
 
 
 def _archive(state: PetitionState, cmd: c.Archive, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in ARCHIVABLE, "archive.state", f"close the case before archiving it (it is {state.status})")
-    return [e.Archived(**_envelope(cmd, actor, now, "Luật Lưu trữ 2024; TT 10/2022/TT-BNV"),
+    return [e.Archived(**envelope(cmd, actor, now, "Luật Lưu trữ 2024; TT 10/2022/TT-BNV"),
                        archive_ref=cmd.archive_ref)]
 
 
@@ -482,7 +484,7 @@ def _mark_deadline(state: PetitionState, cmd: c.MarkDeadline, actor: Actor, now:
     d = _pending(state, cmd.key)
     if d is None:
         return []
-    env = _envelope(cmd, actor, now, d.deadline.legal_basis)
+    env = envelope(cmd, actor, now, d.deadline.legal_basis)
     due = d.deadline.due_at.isoformat()
     if cmd.stage == "approaching":
         return [] if d.approached or d.breached else [e.DeadlineApproaching(**env, key=cmd.key, due_at=due)]
@@ -498,7 +500,7 @@ def _mark_deadline(state: PetitionState, cmd: c.MarkDeadline, actor: Actor, now:
 def _start_front(state: PetitionState, cmd: c.StartFrontSupervision, actor: Actor, now: datetime) -> list[Event]:
     require(state.front_supervision is None, "front.already", "the Front already supervises this case")
     require(state.open, "front.state", f"a case that is {state.status} is not supervised any more")
-    return [e.FrontSupervisionStarted(**_envelope(cmd, actor, now, "Luật MTTQ 2015, Chương V"),
+    return [e.FrontSupervisionStarted(**envelope(cmd, actor, now, "Luật MTTQ 2015, Chương V"),
                                       supervision_id=f"{state.case_id}-front", trigger=cmd.trigger)]
 
 
@@ -523,27 +525,6 @@ def _add_body(bodies: list[str], *more: str | None) -> list[str]:
     return out
 
 
-def _with_deadlines(deadlines: dict[str, DeadlineState], new: Iterable[Deadline]) -> dict[str, DeadlineState]:
-    out = dict(deadlines)
-    for d in new:
-        out[d.key] = DeadlineState(deadline=d)
-    return out
-
-
-def _meet(deadlines: dict[str, DeadlineState], keys: Iterable[str], at: datetime) -> dict[str, DeadlineState]:
-    out = dict(deadlines)
-    for key in keys:
-        d = out.get(key)
-        if d is not None and d.pending:
-            outcome = "on_time" if at <= d.deadline.due_at else "late"
-            out[key] = d.model_copy(update={"met_at": at, "outcome": outcome})
-    return out
-
-
-def _cancel_pending(deadlines: dict[str, DeadlineState]) -> dict[str, DeadlineState]:
-    return {k: (d.model_copy(update={"outcome": "cancelled"}) if d.pending else d) for k, d in deadlines.items()}
-
-
 @singledispatch
 def _apply(event: Event, s: PetitionState) -> dict[str, Any]:
     raise TypeError(f"no evolve rule for {type(event).__name__}")
@@ -554,7 +535,7 @@ def _(ev: e.Classified, s: PetitionState) -> dict[str, Any]:
     deadlines = s.deadlines
     if ev.deadlines:
         old = first_deadline_key(s.kind, s.instance)
-        deadlines = _with_deadlines(
+        deadlines = add_deadlines(
             {k: (d.model_copy(update={"outcome": "cancelled"}) if k == old and d.pending else d)
              for k, d in deadlines.items()},
             ev.deadlines,
@@ -567,35 +548,36 @@ def _(ev: e.Classified, s: PetitionState) -> dict[str, Any]:
 @_apply.register
 def _(ev: e.NotProcessed, s: PetitionState) -> dict[str, Any]:
     return {"status": S.NOT_PROCESSED,
-            "deadlines": _cancel_pending(_meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at))}
+            "deadlines": cancel_pending(meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at))}
 
 
 @_apply.register
 def _(ev: e.PetitionSplit, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.SPLIT, "deadlines": _cancel_pending(_meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)),
+    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    return {"status": S.SPLIT, "deadlines": cancel_pending(met),
             "linked_cases": s.linked_cases + [child["case_id"] for child in ev.children]}
 
 
 @_apply.register
 def _(ev: e.AcceptanceDecided, s: PetitionState) -> dict[str, Any]:
-    met = _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
     if not ev.accepted:
-        return {"status": S.REJECTED, "deadlines": _cancel_pending(met)}
+        return {"status": S.REJECTED, "deadlines": cancel_pending(met)}
     lead = ev.lead_body or s.lead_body
     return {"status": S.ACCEPTED, "lead_body": lead, "bodies": _add_body(s.bodies, lead),
-            "deadlines": _with_deadlines(met, ev.deadlines)}
+            "deadlines": add_deadlines(met, ev.deadlines)}
 
 
 @_apply.register
 def _(ev: e.Forwarded, s: PetitionState) -> dict[str, Any]:
-    met = _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
-    return {"status": S.FORWARDED, "bodies": _add_body(s.bodies, ev.to_body), "deadlines": _cancel_pending(met)}
+    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    return {"status": S.FORWARDED, "bodies": _add_body(s.bodies, ev.to_body), "deadlines": cancel_pending(met)}
 
 
 @_apply.register
 def _(ev: e.Redirected, s: PetitionState) -> dict[str, Any]:
-    met = _meet(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
-    return {"status": S.REDIRECTED, "deadlines": _cancel_pending(met)}
+    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    return {"status": S.REDIRECTED, "deadlines": cancel_pending(met)}
 
 
 @_apply.register
@@ -607,7 +589,7 @@ def _(ev: e.Assigned, s: PetitionState) -> dict[str, Any]:
 def _(ev: e.CoordinationRequested, s: PetitionState) -> dict[str, Any]:
     request = CoordinationRequest(request_id=ev.request_id, subject=ev.subject, bodies=ev.bodies, sides=ev.sides)
     return {"coordination": {**s.coordination, ev.request_id: request}, "bodies": _add_body(s.bodies, *ev.bodies),
-            "deadlines": _with_deadlines(s.deadlines, ev.deadlines)}
+            "deadlines": add_deadlines(s.deadlines, ev.deadlines)}
 
 
 @_apply.register
@@ -615,7 +597,7 @@ def _(ev: e.CoordinationResponded, s: PetitionState) -> dict[str, Any]:
     request = s.coordination[ev.request_id]
     answered = request.model_copy(update={"responses": {**request.responses, ev.body: ev.response}})
     return {"coordination": {**s.coordination, ev.request_id: answered},
-            "deadlines": _meet(s.deadlines, [f"coordination.{ev.request_id}.{ev.body}"], ev.occurred_at)}
+            "deadlines": meet_deadlines(s.deadlines, [f"coordination.{ev.request_id}.{ev.body}"], ev.occurred_at)}
 
 
 @_apply.register
@@ -632,7 +614,7 @@ def _(ev: e.DialogueHeld, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.ExtensionGranted, s: PetitionState) -> dict[str, Any]:
-    return {"deadlines": {**s.deadlines, ev.deadline.key: DeadlineState(deadline=ev.deadline)}}
+    return {"deadlines": add_deadlines(s.deadlines, [ev.deadline])}
 
 
 @_apply.register
@@ -652,22 +634,22 @@ def _(ev: e.Withdrawn, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.Terminated, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.TERMINATED, "suspended": False, "deadlines": _cancel_pending(s.deadlines)}
+    return {"status": S.TERMINATED, "suspended": False, "deadlines": cancel_pending(s.deadlines)}
 
 
 @_apply.register
 def _(ev: e.DecisionIssued, s: PetitionState) -> dict[str, Any]:
-    met = _meet(s.deadlines, RESOLUTION_STAGE, ev.occurred_at)
+    met = meet_deadlines(s.deadlines, RESOLUTION_STAGE, ev.occurred_at)
     return {"status": S.DECIDED, "decided_at": ev.occurred_at,
             "decision": {"form": ev.form, "outcome": ev.outcome, "decision_no": ev.decision_no},
-            "deadlines": _with_deadlines(met, ev.deadlines)}
+            "deadlines": add_deadlines(met, ev.deadlines)}
 
 
 @_apply.register
 def _(ev: e.NotificationSent, s: PetitionState) -> dict[str, Any]:
     if ev.about == "acceptance":
-        return {"deadlines": _meet(s.deadlines, ["denunciation.acceptance_notice"], ev.occurred_at)}
-    met = _meet(s.deadlines, ["complaint.decision_delivery", "denunciation.acceptance_notice"], ev.occurred_at)
+        return {"deadlines": meet_deadlines(s.deadlines, ["denunciation.acceptance_notice"], ev.occurred_at)}
+    met = meet_deadlines(s.deadlines, ["complaint.decision_delivery", "denunciation.acceptance_notice"], ev.occurred_at)
     return {"status": S.NOTIFIED, "deadlines": met}
 
 
@@ -688,14 +670,12 @@ def _(ev: e.EscalatedSecondInstance, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.DeadlineApproaching, s: PetitionState) -> dict[str, Any]:
-    d = s.deadlines[ev.key]
-    return {"deadlines": {**s.deadlines, ev.key: d.model_copy(update={"approached": True})}}
+    return {"deadlines": mark_deadline(s.deadlines, ev.key, "approaching")}
 
 
 @_apply.register
 def _(ev: e.DeadlineBreached, s: PetitionState) -> dict[str, Any]:
-    d = s.deadlines[ev.key]
-    return {"deadlines": {**s.deadlines, ev.key: d.model_copy(update={"breached": True, "approached": True})}}
+    return {"deadlines": mark_deadline(s.deadlines, ev.key, "breached")}
 
 
 @_apply.register
@@ -705,7 +685,7 @@ def _(ev: e.FrontSupervisionStarted, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.Closed, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.CLOSED, "suspended": False, "deadlines": _cancel_pending(s.deadlines)}
+    return {"status": S.CLOSED, "suspended": False, "deadlines": cancel_pending(s.deadlines)}
 
 
 @_apply.register
@@ -723,7 +703,7 @@ def evolve(state: PetitionState | None, event: Event) -> PetitionState:
             case_id=event.case_id, version=1, kind=intake.kind, instance=event.instance, intake=intake,
             intake_digest=event.intake_digest, rules=event.rules, lead_body=intake.receiving_body,
             bodies=_add_body([], intake.receiving_body),
-            deadlines=_with_deadlines({}, event.deadlines), parent_case_id=event.parent_case_id,
+            deadlines=add_deadlines({}, event.deadlines), parent_case_id=event.parent_case_id,
             linked_cases=[event.parent_case_id] if event.parent_case_id else [],
         )
     if state is None:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..common import Text
-from ..deadlines import CaseRules, Deadline
+from ..deadlines import CaseRules, Deadline, DeadlineState
 
 
 class PetitionKind(StrEnum):
@@ -86,22 +86,6 @@ class PetitionIntake(Text):
     attachments: list[str] = Field(default_factory=list, max_length=50)
     forwarded_by_front: bool = False
     receiving_body: str | None = Field(default=None, max_length=100)
-
-
-class DeadlineState(BaseModel):
-    """A deadline of the case and what became of it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    deadline: Deadline
-    approached: bool = False
-    breached: bool = False
-    met_at: datetime | None = None
-    outcome: Literal["pending", "on_time", "late", "cancelled"] = "pending"
-
-    @property
-    def pending(self) -> bool:
-        return self.outcome == "pending"
 
 
 class CoordinationRequest(BaseModel):
