@@ -50,7 +50,12 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(workflows),
-        activities=[store_activities.append_events, store_activities.read_stream, rules.load_case_rules],
+        activities=[
+            store_activities.append_events,
+            store_activities.read_stream,
+            rules.load_case_rules,
+            rules.load_plan_rules,
+        ],
         max_cached_workflows=max_cached_workflows,
     )
 

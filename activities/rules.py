@@ -23,6 +23,8 @@ from temporalio import activity
 from domain.bodies import BodyRegistry, RoutingTable, RoutingTableError
 from domain.calendar import WorkingCalendar, is_weekend
 from domain.deadlines import CaseRules, DeadlinePolicy
+from domain.plan_tasks import PlanRules
+from domain.reporting import ReportCalendar
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 DEADLINES_FILE = POLICY_DIR / "deadlines.yaml"
@@ -256,11 +258,31 @@ def build_calendar(first_year: int, last_year: int, overrides: CalendarOverrides
 
 
 class CaseRulesRequest(BaseModel):
-    """The day a case was received; its calendar covers that year and the next two."""
+    """The day a case was received; its calendar covers that year and the next two (or up to `until`)."""
 
     model_config = ConfigDict(frozen=True)
 
     received_on: date
+    until: date | None = None
+
+
+class PlanRulesRequest(BaseModel):
+    """A plan task starting on `start_on` and running until `until` (the end of the plan's term)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_on: date
+    until: date
+
+
+def load_report_calendar(path: Path | str | None = None) -> ReportCalendar:
+    """`policy/report_calendar.yaml`: when the plan's six-monthly and annual reports fall due."""
+    file = Path(path) if path is not None else POLICY_DIR / "report_calendar.yaml"
+    data, _ = _read_yaml(file)
+    try:
+        return ReportCalendar.model_validate(data)
+    except ValidationError as exc:
+        raise RulesFileError(_validation_message(file, data, exc)) from exc
 
 
 class RulesActivities:
@@ -275,8 +297,10 @@ class RulesActivities:
         overrides_path: Path | str | None = None,
         bodies_path: Path | str | None = None,
         routing_path: Path | str | None = None,
+        report_calendar_path: Path | str | None = None,
     ) -> None:
         self.policy = load_deadline_policy(deadlines_path)
+        self.report_calendar = load_report_calendar(report_calendar_path)
         self.overrides = load_calendar_overrides(overrides_path)
         self.bodies = load_bodies(bodies_path)
         self.routing = load_routing(routing_path, self.bodies)
@@ -297,9 +321,18 @@ class RulesActivities:
         """The deadline policy, a working calendar from `received_on`'s year to two years later, the bodies and
         the routing table."""
         year = request.received_on.year
+        last = max(year + CASE_CALENDAR_YEARS_AFTER, request.until.year if request.until else year)
         return CaseRules(
             policy=self.policy,
-            calendar=self.calendar(year, year + CASE_CALENDAR_YEARS_AFTER),
+            calendar=self.calendar(year, last),
             bodies=self.bodies,
             routing=self.routing,
         )
+
+    @activity.defn(name="load_plan_rules")
+    async def load_plan_rules(self, request: PlanRulesRequest) -> PlanRules:
+        """Deadline policy, a calendar from `start_on`'s year to the year after the term, bodies, report calendar."""
+        case = await self.load_case_rules(
+            CaseRulesRequest(received_on=request.start_on, until=date(request.until.year + 1, 1, 1))
+        )
+        return PlanRules(case=case, reports=self.report_calendar)

@@ -67,6 +67,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
+
     from api.app import create_app
 
     async with database(settings, create=True) as url:

@@ -4,5 +4,6 @@ from typing import Any
 
 from .front_supervision import FrontSupervisionWorkflow
 from .petition import PetitionWorkflow
+from .plan_task import PlanTaskWorkflow
 
-ALL_WORKFLOWS: list[type[Any]] = [PetitionWorkflow, FrontSupervisionWorkflow]
+ALL_WORKFLOWS: list[type[Any]] = [PetitionWorkflow, FrontSupervisionWorkflow, PlanTaskWorkflow]

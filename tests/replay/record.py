@@ -374,6 +374,60 @@ async def long_case_continued_as_new(r: Recorder) -> None:
     await r.save("long_case_continued_run", case)
 
 
+async def plan_task_through_a_report_cycle(r: Recorder) -> None:
+    """A plan task: assigned, acknowledged, coordinated, a report requested, submitted and reviewed, a body
+    replaced by another, the final review and closure."""
+    from datetime import date
+
+    from domain import plan_tasks as pt
+    from domain.common import Actor
+    from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow, task_case_id
+    from workflows.shared import TASK_QUEUE
+
+    print("plan task: assigned, acknowledged, coordinated, reported, reviewed, reassigned, closed")
+    spec = pt.TaskSpec(
+        plan_id="KH-REPLAY", task_id="II.2.1",
+        title_vi="Công tác dân vận của các cơ quan nhà nước và chính quyền các cấp",
+        title_en="Mass mobilisation by state bodies", lead=["UBND_TINH"], coordinators=["UBMTTQ_TINH", "SO_NOI_VU"],
+        cadence=["semiannual", "annual"], issuer="BDV_TU", monitor="PHONG_DTHTH",
+    )
+    case = task_case_id(spec.plan_id, spec.task_id)
+    handle = await r.client.start_workflow(PlanTaskWorkflow.run, PlanTaskStart(spec=spec, term_end=date(2030, 12, 31)),
+                                           id=case, task_queue=TASK_QUEUE)
+    r.started.append(case)
+
+    async def opened() -> bool:
+        return await handle.query(PlanTaskWorkflow.view) is not None
+
+    await r.until(opened, "the task to open")
+    lead = Actor(id="ubnd", role="body", body="UBND_TINH")
+    commission = Actor(id="phong-dthth", role="body", body="PHONG_DTHTH")
+    year = datetime.now(UTC).year
+
+    async def send(command: dict[str, Any], actor: Actor) -> None:
+        request = pt.TaskCommandRequest.model_validate({"command": command, "actor": actor})
+        result = await handle.execute_update(PlanTaskWorkflow.execute, request)
+        print(f"    {command['type']:<22} -> {result.task.phase:<16} {result.events}")
+
+    await send({"type": "acknowledge", "body": "UBND_TINH"}, lead)
+    await send({"type": "request_coordination", "subject": "Số liệu tiếp xúc cử tri",
+                "bodies": [{"body": "UBMTTQ_TINH", "side": "front", "days": 10}]}, lead)
+    await send({"type": "respond", "request_id": "R1", "body": "UBMTTQ_TINH", "response": "Đã gửi số liệu"},
+               Actor(id="mttq", role="body", body="UBMTTQ_TINH"))
+    await send({"type": "record_progress", "body": "UBND_TINH", "summary": "Tổ chức 12 hội nghị đối thoại",
+                "evidence_refs": ["BB-01/2026"]}, lead)
+    await send({"type": "request_report", "period": str(year + 1)}, commission)
+    await send({"type": "submit_report", "period": str(year + 1), "body": "UBND_TINH",
+                "summary": "Báo cáo năm", "figures": {"hoi_nghi": 12}}, lead)
+    await send({"type": "review_report", "period": str(year + 1), "verdict": "accepted"}, commission)
+    await send({"type": "reassign", "from_body": "SO_NOI_VU", "to_body": "THANH_TRA_TINH",
+                "reason": "Sắp xếp tổ chức bộ máy"}, commission)
+    await send({"type": "final_review", "summary": "Tổng kết nhiệm kỳ"}, commission)
+    await send({"type": "close", "approval_no": "88-QĐ/BDVTU"}, commission)
+    await handle.result()
+    await r.save("plan_task_through_a_report_cycle", case)
+
+
 CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_from_receipt_to_archive,
     denunciation_extended_twice_withdrawn_and_concluded,
@@ -382,6 +436,7 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     recommendation_answered,
     complaint_received_weeks_ago_breaches_its_deadline,
     long_case_continued_as_new,
+    plan_task_through_a_report_cycle,
 ]
 
 
@@ -400,7 +455,7 @@ async def check_replays(histories: dict[str, tuple[str, str]], workflows: list[t
         print(f"  {name} replays")
 
 
-async def record(database_url: str, front_choice: str) -> dict[str, str]:
+async def record(database_url: str, front_choice: str, only: list[str] | None = None) -> dict[str, str]:
     """Drive every case on a fresh dev server and database; the histories by name, each checked to replay."""
     import asyncpg
     from temporalio.contrib.pydantic import pydantic_data_converter
@@ -456,7 +511,8 @@ async def record(database_url: str, front_choice: str) -> dict[str, str]:
                 async with build_worker(env.client, store, workflows=workflows):
                     try:
                         for case in CASES:
-                            await case(recorder)
+                            if not only or case.__name__ in only:
+                                await case(recorder)
                     finally:
                         await recorder.terminate_open()
             finally:
@@ -500,9 +556,12 @@ def main() -> None:
     parser.add_argument("--front-supervision", choices=["auto", "yes", "no"], default="auto",
                         help="record FrontSupervisionWorkflow: when registered in ALL_WORKFLOWS (auto), always, never")
     parser.add_argument("--plain", action="store_true", help="write .json instead of .json.gz")
+    parser.add_argument("--only", action="append", metavar="CASE",
+                        help="record only this case (repeatable), keeping the other recordings as they are: "
+                        + ", ".join(c.__name__ for c in CASES))
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    histories = asyncio.run(record(database_url, args.front_supervision))
+    histories = asyncio.run(record(database_url, args.front_supervision, args.only))
     written = write_histories(args.out, histories, args.plain)
     total = sum(p.stat().st_size for p in written)
     for path in written:

@@ -1,0 +1,863 @@
+"""A task of the action plan as a case (domain.md §5, §8.4): assignment, acknowledgements, coordination,
+progress, six-monthly and annual reports, reviews, reassignment to successor bodies, closure.
+
+The plan sets no deadline for any task: every waiting period is a province policy value (`plan.*` rules of
+`policy/deadlines.yaml`) and report due dates come from the report calendar, both recorded when the task is
+assigned. Pure: standard library, pydantic and `domain` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import singledispatch
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .bodies import BodyError
+from .calendar import CalendarRangeError, end_of_day, local_date
+from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
+from .deadlines import (
+    CaseRules,
+    Deadline,
+    DeadlineState,
+    UnknownDeadlineRule,
+    add_deadlines,
+    cancel_pending,
+    compute_deadline,
+    mark_deadline,
+    meet_deadlines,
+)
+from .petitions.commands import BodyCode, CoordinationTarget
+from .petitions.model import CoordinationRequest
+from .reporting import ReportCalendar
+
+CASE_KIND = "plan_task"
+#: DeadlineApproaching for a report fires this many days before its due day.
+REPORT_WARN_DAYS = 7
+PLAN_BASIS = "Kế hoạch hành động của Ban Dân vận Tỉnh ủy thực hiện Nghị quyết Đại hội XVII, XIII về công tác dân vận"
+
+
+class TaskStatus(StrEnum):
+    ASSIGNED = "assigned"
+    ACTIVE = "active"
+    FINAL_REVIEW = "final_review"
+    CLOSED = "closed"
+
+
+S = TaskStatus
+
+
+class TaskSpec(Text):
+    """What the plan says of the task, as imported: it is recorded when the task is assigned."""
+
+    plan_id: str = Field(min_length=1, max_length=100)
+    task_id: str = Field(min_length=1, max_length=50)
+    parent_task_id: str | None = None
+    title_vi: str = Field(min_length=1)
+    title_en: str = ""
+    lead: list[str] = Field(min_length=1)
+    coordinators: list[str] = Field(default_factory=list)
+    cadence: list[str] = Field(default_factory=list)
+    links: list[str] = Field(default_factory=list)
+    #: The commission that issued the plan (approves closure) and the division that monitors it (reviews, urges).
+    issuer: str = Field(min_length=1)
+    monitor: str = Field(min_length=1)
+
+
+class PlanRules(BaseModel):
+    """The rules a task runs on: deadline policy, working calendar, bodies, and the report calendar."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case: CaseRules
+    reports: ReportCalendar
+
+
+# -- commands -------------------------------------------------------------------------------------------
+
+
+class Command(Text):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class Assign(Command):
+    """Internal: the first command of a task, made by its workflow when the plan is imported."""
+
+    type: Literal["assign"] = "assign"
+    case_id: str
+    spec: TaskSpec
+    rules: PlanRules
+
+
+class Acknowledge(Command):
+    """A lead or coordinating body confirms it has taken the task on."""
+
+    type: Literal["acknowledge"] = "acknowledge"
+    body: BodyCode
+
+
+class RequestCoordination(Command):
+    """The lead asks government or Front bodies for their part, each with its own sub-deadline."""
+
+    type: Literal["request_coordination"] = "request_coordination"
+    subject: str = Field(min_length=1, max_length=1000)
+    bodies: list[CoordinationTarget] = Field(min_length=1, max_length=30)
+
+
+class Respond(Command):
+    type: Literal["respond"] = "respond"
+    request_id: str = Field(min_length=1, max_length=50)
+    body: BodyCode
+    response: str = Field(min_length=1, max_length=20000)
+
+
+class RecordProgress(Command):
+    """What was done, with references to the evidence (documents, minutes, photos kept elsewhere)."""
+
+    type: Literal["record_progress"] = "record_progress"
+    body: BodyCode
+    summary: str = Field(min_length=1, max_length=20000)
+    evidence_refs: list[str] = Field(default_factory=list, max_length=50)
+
+
+class RequestReport(Command):
+    """Sent by the report cycle of a period: the lead bodies owe their report by the period's due day."""
+
+    type: Literal["request_report"] = "request_report"
+    period: str = Field(pattern=r"^\d{4}(-H1)?$")
+
+
+class SubmitReport(Command):
+    type: Literal["submit_report"] = "submit_report"
+    period: str = Field(pattern=r"^\d{4}(-H1)?$")
+    body: BodyCode
+    summary: str = Field(min_length=1, max_length=50000)
+    figures: dict[str, float] = Field(default_factory=dict)
+    evidence_refs: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ReviewReport(Command):
+    """The monitoring division reviews a submitted report: accepted, or returned to be completed."""
+
+    type: Literal["review_report"] = "review_report"
+    period: str = Field(pattern=r"^\d{4}(-H1)?$")
+    verdict: Literal["accepted", "returned"]
+    notes: str = Field(default="", max_length=20000)
+
+
+class Urge(Command):
+    """Đôn đốc: a written reminder about an overdue report (the system also urges when the due day passes)."""
+
+    type: Literal["urge"] = "urge"
+    period: str = Field(pattern=r"^\d{4}(-H1)?$")
+    doc_no: str = Field(min_length=1, max_length=100)
+
+
+class InterimReview(Command):
+    """Sơ kết."""
+
+    type: Literal["interim_review"] = "interim_review"
+    summary: str = Field(min_length=1, max_length=50000)
+
+
+class FinalReview(Command):
+    """Tổng kết, at the end of the term."""
+
+    type: Literal["final_review"] = "final_review"
+    summary: str = Field(min_length=1, max_length=50000)
+
+
+class Close(Command):
+    """Closure, approved by the commission that issued the plan."""
+
+    type: Literal["close"] = "close"
+    approval_no: str = Field(min_length=1, max_length=100)
+
+
+class Reassign(Command):
+    """A body is replaced (the 2025 reorganisation): its part of the task passes to another body."""
+
+    type: Literal["reassign"] = "reassign"
+    from_body: BodyCode
+    to_body: BodyCode
+
+
+class SubmitSubplan(Command):
+    """III.2: a lower-level commission submits its own implementing plan."""
+
+    type: Literal["submit_subplan"] = "submit_subplan"
+    body: BodyCode
+    doc_ref: str = Field(min_length=1, max_length=200)
+
+
+class MarkDeadline(Command):
+    type: Literal["deadline"] = "deadline"
+    key: str
+    stage: Literal["approaching", "breached"]
+
+
+PlanTaskCommand = Annotated[
+    Assign | Acknowledge | RequestCoordination | Respond | RecordProgress | RequestReport | SubmitReport
+    | ReviewReport | Urge | InterimReview | FinalReview | Close | Reassign | SubmitSubplan | MarkDeadline,
+    Field(discriminator="type"),
+]
+INTERNAL = frozenset({"assign", "deadline"})
+COMMAND_TYPES = [
+    "acknowledge", "request_coordination", "respond", "record_progress", "request_report", "submit_report",
+    "review_report", "urge", "interim_review", "final_review", "close", "reassign", "submit_subplan",
+]
+
+
+class TaskCommandRequest(Text):
+    command: PlanTaskCommand
+    actor: Actor
+    command_id: str | None = Field(default=None, max_length=200)
+
+
+# -- events ---------------------------------------------------------------------------------------------
+
+
+class TaskAssigned(Event):
+    case_id: str
+    spec: TaskSpec
+    rules: PlanRules
+    deadlines: list[Deadline]
+
+
+class TaskAcknowledged(Event):
+    body: str
+
+
+class AcknowledgementEscalated(Event):
+    body: str
+    to_body: str
+
+
+class CoordinationRequested(Event):
+    request_id: str
+    subject: str
+    bodies: list[str]
+    sides: dict[str, str]
+    deadlines: list[Deadline]
+
+
+class CoordinationResponded(Event):
+    request_id: str
+    body: str
+    response: str
+
+
+class ProgressRecorded(Event):
+    body: str
+    summary: str
+    evidence_refs: list[str] = Field(default_factory=list)
+
+
+class ReportRequested(Event):
+    period: str
+    from_bodies: list[str]
+    deadline: Deadline
+
+
+class ReportSubmitted(Event):
+    period: str
+    body: str
+    summary: str
+    figures: dict[str, float] = Field(default_factory=dict)
+    evidence_refs: list[str] = Field(default_factory=list)
+    on_time: bool
+
+
+class ReportReviewed(Event):
+    period: str
+    verdict: str
+    notes: str = ""
+
+
+class ReportUrged(Event):
+    period: str
+    doc_no: str | None = None
+    automatic: bool = False
+    deadline: Deadline | None = None
+
+
+class ReportEscalated(Event):
+    period: str
+    to_body: str
+
+
+class InterimReviewed(Event):
+    summary: str
+
+
+class FinalReviewed(Event):
+    summary: str
+
+
+class TaskClosed(Event):
+    approval_no: str
+
+
+class TaskReassigned(Event):
+    from_body: str
+    to_body: str
+    roles: list[str]
+
+
+class SubplanSubmitted(Event):
+    body: str
+    doc_ref: str
+    on_time: bool
+
+
+class DeadlineApproaching(Event):
+    key: str
+    due_at: str
+
+
+class DeadlineBreached(Event):
+    key: str
+    due_at: str
+
+
+REGISTRY = EventRegistry(
+    TaskAssigned, TaskAcknowledged, AcknowledgementEscalated, CoordinationRequested, CoordinationResponded,
+    ProgressRecorded, ReportRequested, ReportSubmitted, ReportReviewed, ReportUrged, ReportEscalated,
+    InterimReviewed, FinalReviewed, TaskClosed, TaskReassigned, SubplanSubmitted, DeadlineApproaching,
+    DeadlineBreached,
+)
+
+
+# -- state ----------------------------------------------------------------------------------------------
+
+
+class ReportEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    period: str
+    due_on: str
+    requested_at: datetime
+    from_bodies: list[str]
+    submitted_at: datetime | None = None
+    submitted_by: str | None = None
+    on_time: bool | None = None
+    summary: str | None = None
+    urged: int = 0
+    escalated: bool = False
+    verdict: str | None = None
+
+
+class Reassignment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    from_body: str
+    to_body: str
+    roles: list[str]
+    reason: str | None
+    actor: str
+
+
+class TaskState(BaseModel):
+    """Everything decided so far about one plan task (a fold of its events)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    version: int = 0
+    spec: TaskSpec
+    rules: PlanRules
+    status: TaskStatus = S.ASSIGNED
+    lead: list[str]
+    coordinators: list[str]
+    acknowledged: dict[str, datetime] = Field(default_factory=dict)
+    escalated: list[str] = Field(default_factory=list)
+    deadlines: dict[str, DeadlineState] = Field(default_factory=dict)
+    reports: dict[str, ReportEntry] = Field(default_factory=dict)
+    coordination: dict[str, CoordinationRequest] = Field(default_factory=dict)
+    progress_count: int = 0
+    last_progress_at: datetime | None = None
+    interim_reviews: int = 0
+    final_reviewed_at: datetime | None = None
+    reassignments: list[Reassignment] = Field(default_factory=list)
+    subplans: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def bodies(self) -> list[str]:
+        return [*self.lead, *(b for b in self.coordinators if b not in self.lead)]
+
+    @property
+    def overdue(self) -> bool:
+        return any(d.pending and d.breached for d in self.deadlines.values())
+
+    @property
+    def next_due(self) -> Deadline | None:
+        pending = [d.deadline for d in self.deadlines.values() if d.pending]
+        return min(pending, key=lambda d: d.due_at) if pending else None
+
+    @property
+    def phase(self) -> str:
+        """The state of §8.4 a person would name: report_due, overdue_report, urged, report_submitted..."""
+        if self.status in (S.CLOSED, S.FINAL_REVIEW):
+            return self.status.value
+        open_reports = [r for r in self.reports.values() if r.submitted_at is None]
+        if any(r.urged for r in open_reports):
+            return "urged"
+        if any(self.deadlines.get(f"report.{r.period}", None) and self.deadlines[f"report.{r.period}"].breached
+               for r in open_reports):
+            return "overdue_report"
+        if open_reports:
+            return "report_due"
+        if any(r.submitted_at is not None and r.verdict is None for r in self.reports.values()):
+            return "report_submitted"
+        return self.status.value
+
+
+# -- decide ---------------------------------------------------------------------------------------------
+
+
+def _policy(rules: PlanRules, key: str, start: datetime, *, as_key: str) -> Deadline:
+    try:
+        deadline = compute_deadline(rules.case.policy.rule(key), start, rules.case.calendar)
+    except UnknownDeadlineRule as exc:
+        raise DomainError("policy.missing_rule", str(exc)) from exc
+    except CalendarRangeError as exc:
+        raise DomainError("calendar.out_of_range", str(exc)) from exc
+    return deadline.model_copy(update={"key": as_key})
+
+
+def _effective(rules: PlanRules, code: str, on: datetime, rule: str) -> None:
+    registry = rules.case.bodies
+    if registry is None:
+        return
+    try:
+        registry.effective(code, local_date(on))
+    except BodyError as exc:
+        raise DomainError(rule, str(exc)) from exc
+
+
+def _leadership(state: TaskState, on: datetime) -> str:
+    """Where escalations go: the issuing commission, or its successor once it is replaced."""
+    registry = state.rules.case.bodies
+    issuer = state.spec.issuer
+    if registry is None:
+        return issuer
+    try:
+        return registry.successor_on(issuer, local_date(on))
+    except BodyError:
+        return issuer
+
+
+def _acts_for(actor: Actor, body: str, state: TaskState) -> None:
+    """A body's staff act only for their own body; the commission, operators and admins for any."""
+    if actor.role == "body":
+        require(actor.body == body or actor.body in _commission(state), "task.not_your_body",
+                f"a token of {actor.body} cannot act for {body}")
+
+
+def _commission(state: TaskState) -> set[str]:
+    bodies = {state.spec.issuer, state.spec.monitor}
+    registry = state.rules.case.bodies
+    if registry is not None:
+        for code in list(bodies):
+            body = registry.get(code) if code in registry else None
+            if body is not None and body.successor:
+                bodies.add(body.successor)
+    return bodies
+
+
+def _by_commission(actor: Actor, state: TaskState, rule: str, what: str) -> None:
+    require(actor.role in ("admin", "operator", "system") or actor.body in _commission(state), rule,
+            f"{what} is for the commission ({', '.join(sorted(_commission(state)))})")
+
+
+def decide(state: TaskState | None, command: Command, actor: Actor, now: datetime) -> list[Event]:
+    """The events a command produces on `state` at `now`, or a `DomainError` naming the rule that refuses it."""
+    if isinstance(command, Assign):
+        return _assign(state, command, actor, now)
+    if state is None:
+        raise DomainError("task.not_found", "the task has not been assigned yet")
+    require(state.status != S.CLOSED, "task.closed", "the task is closed; nothing more can happen to it")
+    handler = _DECIDERS.get(type(command))
+    if handler is None:
+        raise DomainError("command.unknown", f"`{getattr(command, 'type', '?')}` is not a command of a plan task")
+    events: list[Event] = handler(state, command, actor, now)
+    return events
+
+
+def _assign(state: TaskState | None, cmd: Assign, actor: Actor, now: datetime) -> list[Event]:
+    require(state is None, "task.exists", "the task was already assigned")
+    spec = cmd.spec
+    bodies = [*spec.lead, *(b for b in spec.coordinators if b not in spec.lead)]
+    deadlines = [_policy(cmd.rules, "plan.acknowledgement", now, as_key=f"ack.{b}") for b in bodies]
+    if "one_off_subplan" in spec.cadence:
+        deadlines += [_policy(cmd.rules, "plan.subplan", now, as_key=f"subplan.{b}") for b in spec.lead]
+    return [TaskAssigned(**envelope(cmd, actor, now, PLAN_BASIS), case_id=cmd.case_id, spec=spec, rules=cmd.rules,
+                         deadlines=deadlines)]
+
+
+def _acknowledge(state: TaskState, cmd: Acknowledge, actor: Actor, now: datetime) -> list[Event]:
+    require(cmd.body in state.bodies, "acknowledge.not_assigned", f"{cmd.body} is not assigned to this task")
+    require(cmd.body not in state.acknowledged, "acknowledge.already", f"{cmd.body} has already acknowledged")
+    _acts_for(actor, cmd.body, state)
+    return [TaskAcknowledged(**envelope(cmd, actor, now, PLAN_BASIS), body=cmd.body)]
+
+
+def _request_coordination(state: TaskState, cmd: RequestCoordination, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in (S.ACTIVE, S.ASSIGNED), "coordination.state", f"the task is {state.status}")
+    bodies = [t.body for t in cmd.bodies]
+    require(len(set(bodies)) == len(bodies), "coordination.duplicate_body", "a body is named twice")
+    for body in bodies:
+        _effective(state.rules, body, now, "coordination.body")
+    request_id = f"R{len(state.coordination) + 1}"
+    today = local_date(now)
+    deadlines = []
+    for target in cmd.bodies:
+        try:
+            due_on = state.rules.case.calendar.add_days(today, target.days, target.unit)
+        except CalendarRangeError as exc:
+            raise DomainError("calendar.out_of_range", str(exc)) from exc
+        deadlines.append(Deadline(
+            key=f"coordination.{request_id}.{target.body}", started_on=today, due_on=due_on,
+            due_at=end_of_day(due_on), warn_at=end_of_day(due_on), amount=target.days, unit=target.unit,
+            legal_basis="sub-deadline set by the lead body", rule_ref="coordination", statutory=False,
+            calendar_source=state.rules.case.calendar.source,
+        ))
+    return [CoordinationRequested(**envelope(cmd, actor, now), request_id=request_id, subject=cmd.subject,
+                                  bodies=bodies, sides={t.body: t.side for t in cmd.bodies}, deadlines=deadlines)]
+
+
+def _respond(state: TaskState, cmd: Respond, actor: Actor, now: datetime) -> list[Event]:
+    request = state.coordination.get(cmd.request_id)
+    require(request is not None, "respond.unknown_request", f"there is no coordination request {cmd.request_id}")
+    assert request is not None
+    require(cmd.body in request.bodies, "respond.not_asked", f"{cmd.body} was not asked in {cmd.request_id}")
+    require(cmd.body not in request.responses, "respond.already", f"{cmd.body} already answered {cmd.request_id}")
+    _acts_for(actor, cmd.body, state)
+    return [CoordinationResponded(**envelope(cmd, actor, now), request_id=cmd.request_id, body=cmd.body,
+                                  response=cmd.response)]
+
+
+def _record_progress(state: TaskState, cmd: RecordProgress, actor: Actor, now: datetime) -> list[Event]:
+    require(cmd.body in state.bodies, "progress.not_assigned", f"{cmd.body} is not assigned to this task")
+    _acts_for(actor, cmd.body, state)
+    return [ProgressRecorded(**envelope(cmd, actor, now), body=cmd.body, summary=cmd.summary,
+                             evidence_refs=list(cmd.evidence_refs))]
+
+
+def _request_report(state: TaskState, cmd: RequestReport, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in (S.ASSIGNED, S.ACTIVE), "report.state", f"the task is {state.status}")
+    if cmd.period in state.reports:
+        return []  # the cycle asked again (a retry): nothing new
+    try:
+        period = state.rules.reports.period(cmd.period)
+    except ValueError as exc:
+        raise DomainError("report.period", str(exc)) from exc
+    deadline = Deadline(
+        key=f"report.{cmd.period}", started_on=local_date(now), due_on=period.due_on, due_at=period.due_at,
+        warn_at=end_of_day(max(local_date(now), period.due_on - timedelta(days=REPORT_WARN_DAYS))),
+        amount=(period.due_on - local_date(now)).days, unit="calendar",
+        legal_basis="Kế hoạch, mục III.2, III.3 (định kỳ 6 tháng, 1 năm)", rule_ref="PLAN:III.2-3",
+        statutory=False, calendar_source=f"report calendar {state.rules.reports.version}",
+    )
+    return [ReportRequested(**envelope(cmd, actor, now, deadline.legal_basis), period=cmd.period,
+                            from_bodies=list(state.lead), deadline=deadline)]
+
+
+def _submit_report(state: TaskState, cmd: SubmitReport, actor: Actor, now: datetime) -> list[Event]:
+    entry = state.reports.get(cmd.period)
+    require(entry is not None, "report.not_requested", f"no report was requested for {cmd.period}")
+    assert entry is not None
+    require(entry.submitted_at is None or entry.verdict == "returned", "report.already",
+            f"the report for {cmd.period} was already submitted")
+    require(cmd.body in state.lead, "report.not_lead", f"{cmd.body} does not lead this task")
+    _acts_for(actor, cmd.body, state)
+    due = state.deadlines.get(f"report.{cmd.period}")
+    on_time = due is None or now <= due.deadline.due_at
+    return [ReportSubmitted(**envelope(cmd, actor, now, "Kế hoạch, mục III.2"), period=cmd.period, body=cmd.body,
+                            summary=cmd.summary, figures=dict(cmd.figures), evidence_refs=list(cmd.evidence_refs),
+                            on_time=on_time)]
+
+
+def _review_report(state: TaskState, cmd: ReviewReport, actor: Actor, now: datetime) -> list[Event]:
+    entry = state.reports.get(cmd.period)
+    require(entry is not None and entry.submitted_at is not None, "review.not_submitted",
+            f"no report for {cmd.period} has been submitted")
+    _by_commission(actor, state, "review.not_commission", "reviewing a report")
+    return [ReportReviewed(**envelope(cmd, actor, now, "Kế hoạch, mục III.3"), period=cmd.period,
+                           verdict=cmd.verdict, notes=cmd.notes)]
+
+
+def _urge(state: TaskState, cmd: Urge, actor: Actor, now: datetime) -> list[Event]:
+    entry = state.reports.get(cmd.period)
+    require(entry is not None and entry.submitted_at is None, "urge.nothing_missing",
+            f"no report for {cmd.period} is missing")
+    _by_commission(actor, state, "urge.not_commission", "urging (đôn đốc)")
+    due = state.deadlines.get(f"report.{cmd.period}")
+    require(due is not None and now > due.deadline.due_at, "urge.not_due",
+            f"the report for {cmd.period} is not due before the end of its due day")
+    return [ReportUrged(**envelope(cmd, actor, now, "Kế hoạch, mục III.3"), period=cmd.period, doc_no=cmd.doc_no,
+                        deadline=_policy(state.rules, "plan.report_urge", now, as_key=f"report.{cmd.period}.urge"))]
+
+
+def _interim(state: TaskState, cmd: InterimReview, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in (S.ASSIGNED, S.ACTIVE), "interim.state", f"the task is {state.status}")
+    _by_commission(actor, state, "interim.not_commission", "an interim review (sơ kết)")
+    return [InterimReviewed(**envelope(cmd, actor, now, PLAN_BASIS), summary=cmd.summary)]
+
+
+def _final(state: TaskState, cmd: FinalReview, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status in (S.ASSIGNED, S.ACTIVE), "final.state", f"the task is {state.status}")
+    _by_commission(actor, state, "final.not_commission", "the final review (tổng kết)")
+    return [FinalReviewed(**envelope(cmd, actor, now, PLAN_BASIS), summary=cmd.summary)]
+
+
+def _close(state: TaskState, cmd: Close, actor: Actor, now: datetime) -> list[Event]:
+    require(state.status == S.FINAL_REVIEW, "close.state", "a task is closed after its final review (tổng kết)")
+    _by_commission(actor, state, "close.not_commission", "closing a task")
+    return [TaskClosed(**envelope(cmd, actor, now, PLAN_BASIS), approval_no=cmd.approval_no)]
+
+
+def _reassign(state: TaskState, cmd: Reassign, actor: Actor, now: datetime) -> list[Event]:
+    roles = [role for role, bodies in (("lead", state.lead), ("coordinator", state.coordinators))
+             if cmd.from_body in bodies]
+    require(bool(roles), "reassign.not_assigned", f"{cmd.from_body} has no part in this task")
+    require(cmd.to_body != cmd.from_body, "reassign.same_body", "a body cannot replace itself")
+    require(bool(cmd.reason and cmd.reason.strip()), "reassign.reason", "a reassignment needs its reason")
+    _by_commission(actor, state, "reassign.not_commission", "reassigning a task")
+    _effective(state.rules, cmd.to_body, now, "reassign.body")
+    return [TaskReassigned(**envelope(cmd, actor, now, "Nghị quyết 202/2025/QH15, 203/2025/QH15 (sắp xếp tổ chức)"),
+                           from_body=cmd.from_body, to_body=cmd.to_body, roles=roles)]
+
+
+def _submit_subplan(state: TaskState, cmd: SubmitSubplan, actor: Actor, now: datetime) -> list[Event]:
+    due = state.deadlines.get(f"subplan.{cmd.body}")
+    require(due is not None, "subplan.not_required", f"{cmd.body} owes no implementing plan for this task")
+    require(cmd.body not in state.subplans, "subplan.already", f"{cmd.body} already submitted its plan")
+    _acts_for(actor, cmd.body, state)
+    on_time = due is None or now <= due.deadline.due_at
+    return [SubplanSubmitted(**envelope(cmd, actor, now, "Kế hoạch, mục III.2"), body=cmd.body,
+                             doc_ref=cmd.doc_ref, on_time=on_time)]
+
+
+def _mark_deadline(state: TaskState, cmd: MarkDeadline, actor: Actor, now: datetime) -> list[Event]:
+    """A timer fired. A missed acknowledgement is escalated; a missed report is urged by the monitoring division,
+    and escalated when the urge is ignored too."""
+    d = state.deadlines.get(cmd.key)
+    if d is None or not d.pending:
+        return []
+    env = envelope(cmd, actor, now, d.deadline.legal_basis)
+    due = d.deadline.due_at.isoformat()
+    if cmd.stage == "approaching":
+        return [] if d.approached or d.breached else [DeadlineApproaching(**env, key=cmd.key, due_at=due)]
+    if d.breached or now <= d.deadline.due_at:
+        return []
+    events: list[Event] = [DeadlineBreached(**env, key=cmd.key, due_at=due)]
+    kind, _, rest = cmd.key.partition(".")
+    if kind == "ack":
+        events.append(AcknowledgementEscalated(**env, body=rest, to_body=_leadership(state, now)))
+    elif kind == "report" and not rest.endswith(".urge"):
+        events.append(ReportUrged(**{**env, "legal_basis": "Kế hoạch, mục III.3"}, period=rest, automatic=True,
+                                  deadline=_policy(state.rules, "plan.report_urge", now, as_key=f"report.{rest}.urge")))
+    elif kind == "report":
+        period = rest.removesuffix(".urge")
+        events.append(ReportEscalated(**env, period=period, to_body=_leadership(state, now)))
+    return events
+
+
+_DECIDERS: dict[type[Any], Any] = {
+    Acknowledge: _acknowledge, RequestCoordination: _request_coordination, Respond: _respond,
+    RecordProgress: _record_progress, RequestReport: _request_report, SubmitReport: _submit_report,
+    ReviewReport: _review_report, Urge: _urge, InterimReview: _interim, FinalReview: _final, Close: _close,
+    Reassign: _reassign, SubmitSubplan: _submit_subplan, MarkDeadline: _mark_deadline,
+}
+
+
+# -- evolve ---------------------------------------------------------------------------------------------
+
+
+def _replace(bodies: list[str], old: str, new: str) -> list[str]:
+    out = []
+    for b in bodies:
+        b = new if b == old else b
+        if b not in out:
+            out.append(b)
+    return out
+
+
+@singledispatch
+def _apply(event: Event, s: TaskState) -> dict[str, Any]:
+    raise TypeError(f"no evolve rule for {type(event).__name__}")
+
+
+@_apply.register
+def _(ev: TaskAcknowledged, s: TaskState) -> dict[str, Any]:
+    status = S.ACTIVE if s.status == S.ASSIGNED and ev.body in s.lead else s.status
+    return {"acknowledged": {**s.acknowledged, ev.body: ev.occurred_at}, "status": status,
+            "deadlines": meet_deadlines(s.deadlines, [f"ack.{ev.body}"], ev.occurred_at)}
+
+
+@_apply.register
+def _(ev: AcknowledgementEscalated, s: TaskState) -> dict[str, Any]:
+    return {"escalated": [*s.escalated, f"ack.{ev.body}"]}
+
+
+@_apply.register
+def _(ev: CoordinationRequested, s: TaskState) -> dict[str, Any]:
+    request = CoordinationRequest(request_id=ev.request_id, subject=ev.subject, bodies=ev.bodies, sides=ev.sides)
+    return {"coordination": {**s.coordination, ev.request_id: request},
+            "deadlines": add_deadlines(s.deadlines, ev.deadlines)}
+
+
+@_apply.register
+def _(ev: CoordinationResponded, s: TaskState) -> dict[str, Any]:
+    request = s.coordination[ev.request_id]
+    answered = request.model_copy(update={"responses": {**request.responses, ev.body: ev.response}})
+    return {"coordination": {**s.coordination, ev.request_id: answered},
+            "deadlines": meet_deadlines(s.deadlines, [f"coordination.{ev.request_id}.{ev.body}"], ev.occurred_at)}
+
+
+@_apply.register
+def _(ev: ProgressRecorded, s: TaskState) -> dict[str, Any]:
+    return {"progress_count": s.progress_count + 1, "last_progress_at": ev.occurred_at}
+
+
+@_apply.register
+def _(ev: ReportRequested, s: TaskState) -> dict[str, Any]:
+    entry = ReportEntry(period=ev.period, due_on=ev.deadline.due_on.isoformat(), requested_at=ev.occurred_at,
+                        from_bodies=ev.from_bodies)
+    return {"reports": {**s.reports, ev.period: entry}, "deadlines": add_deadlines(s.deadlines, [ev.deadline])}
+
+
+@_apply.register
+def _(ev: ReportSubmitted, s: TaskState) -> dict[str, Any]:
+    entry = s.reports[ev.period].model_copy(update={
+        "submitted_at": ev.occurred_at, "submitted_by": ev.body, "on_time": ev.on_time, "summary": ev.summary,
+        "verdict": None})
+    keys = [f"report.{ev.period}", f"report.{ev.period}.urge"]
+    return {"reports": {**s.reports, ev.period: entry}, "deadlines": meet_deadlines(s.deadlines, keys, ev.occurred_at)}
+
+
+@_apply.register
+def _(ev: ReportReviewed, s: TaskState) -> dict[str, Any]:
+    entry = s.reports[ev.period].model_copy(update={"verdict": ev.verdict})
+    return {"reports": {**s.reports, ev.period: entry}}
+
+
+@_apply.register
+def _(ev: ReportUrged, s: TaskState) -> dict[str, Any]:
+    entry = s.reports[ev.period]
+    deadlines = add_deadlines(s.deadlines, [ev.deadline]) if ev.deadline else s.deadlines
+    return {"reports": {**s.reports, ev.period: entry.model_copy(update={"urged": entry.urged + 1})},
+            "deadlines": deadlines}
+
+
+@_apply.register
+def _(ev: ReportEscalated, s: TaskState) -> dict[str, Any]:
+    entry = s.reports[ev.period].model_copy(update={"escalated": True})
+    return {"reports": {**s.reports, ev.period: entry}}
+
+
+@_apply.register
+def _(ev: InterimReviewed, s: TaskState) -> dict[str, Any]:
+    return {"interim_reviews": s.interim_reviews + 1}
+
+
+@_apply.register
+def _(ev: FinalReviewed, s: TaskState) -> dict[str, Any]:
+    return {"status": S.FINAL_REVIEW, "final_reviewed_at": ev.occurred_at}
+
+
+@_apply.register
+def _(ev: TaskClosed, s: TaskState) -> dict[str, Any]:
+    return {"status": S.CLOSED, "deadlines": cancel_pending(s.deadlines)}
+
+
+@_apply.register
+def _(ev: TaskReassigned, s: TaskState) -> dict[str, Any]:
+    """The successor takes over the body's pending obligations; the history keeps who owed what when."""
+    moved: dict[str, DeadlineState] = {}
+    for key, d in s.deadlines.items():
+        prefix, _, body = key.rpartition(".")
+        if d.pending and body == ev.from_body and prefix in ("ack", "subplan"):
+            moved[f"{prefix}.{ev.to_body}"] = d.model_copy(update={"deadline": d.deadline.model_copy(
+                update={"key": f"{prefix}.{ev.to_body}"})})
+    deadlines = cancel_pending(s.deadlines, [f"ack.{ev.from_body}", f"subplan.{ev.from_body}"])
+    deadlines.update({k: v for k, v in moved.items() if k not in deadlines or not deadlines[k].pending})
+    reports = {p: r.model_copy(update={"from_bodies": _replace(r.from_bodies, ev.from_body, ev.to_body)})
+               for p, r in s.reports.items()}
+    acknowledged = dict(s.acknowledged)
+    if ev.from_body in acknowledged and ev.to_body not in acknowledged:
+        acknowledged[ev.to_body] = acknowledged[ev.from_body]
+    step = Reassignment(at=ev.occurred_at, from_body=ev.from_body, to_body=ev.to_body, roles=ev.roles,
+                        reason=ev.reason, actor=ev.actor)
+    return {"lead": _replace(s.lead, ev.from_body, ev.to_body),
+            "coordinators": _replace(s.coordinators, ev.from_body, ev.to_body),
+            "deadlines": deadlines, "reports": reports, "acknowledged": acknowledged,
+            "reassignments": [*s.reassignments, step]}
+
+
+@_apply.register
+def _(ev: SubplanSubmitted, s: TaskState) -> dict[str, Any]:
+    return {"subplans": {**s.subplans, ev.body: ev.doc_ref},
+            "deadlines": meet_deadlines(s.deadlines, [f"subplan.{ev.body}"], ev.occurred_at)}
+
+
+@_apply.register
+def _(ev: DeadlineApproaching, s: TaskState) -> dict[str, Any]:
+    return {"deadlines": mark_deadline(s.deadlines, ev.key, "approaching")}
+
+
+@_apply.register
+def _(ev: DeadlineBreached, s: TaskState) -> dict[str, Any]:
+    return {"deadlines": mark_deadline(s.deadlines, ev.key, "breached")}
+
+
+def evolve(state: TaskState | None, event: Event) -> TaskState:
+    """The state after one more event. Every event adds one to the version."""
+    if isinstance(event, TaskAssigned):
+        if state is not None:
+            raise ValueError("TaskAssigned can only open a task")
+        return TaskState(case_id=event.case_id, version=1, spec=event.spec, rules=event.rules,
+                         lead=list(event.spec.lead), coordinators=list(event.spec.coordinators),
+                         deadlines=add_deadlines({}, event.deadlines))
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before TaskAssigned")
+    return state.model_copy(update={**_apply(event, state), "version": state.version + 1})
+
+
+def fold(events: Iterable[Event], state: TaskState | None = None) -> TaskState | None:
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+# -- views ----------------------------------------------------------------------------------------------
+
+
+def task_row(state: TaskState) -> dict[str, Any]:
+    """The `cases` read-model row of a plan task."""
+    due = state.next_due
+    summary = {
+        "plan_id": state.spec.plan_id, "task_id": state.spec.task_id, "parent_task_id": state.spec.parent_task_id,
+        "title_en": state.spec.title_en, "phase": state.phase, "lead": state.lead,
+        "coordinators": state.coordinators, "acknowledged": sorted(state.acknowledged),
+        "escalated": state.escalated, "progress_count": state.progress_count,
+        "reports": {p: r.model_dump(mode="json") for p, r in sorted(state.reports.items())},
+        "subplans": state.subplans,
+        "reassignments": [r.model_dump(mode="json") for r in state.reassignments],
+        "deadlines": [
+            {"key": k, "due_on": d.deadline.due_on.isoformat(), "legal_basis": d.deadline.legal_basis,
+             "statutory": d.deadline.statutory, "outcome": d.outcome, "breached": d.breached}
+            for k, d in sorted(state.deadlines.items(), key=lambda kv: kv[1].deadline.due_at)
+        ],
+    }
+    return {
+        "kind": CASE_KIND, "status": state.phase, "title": state.spec.title_vi,
+        "lead_body": state.lead[0] if state.lead else None, "bodies": state.bodies, "district": None,
+        "commune": None, "source": state.spec.plan_id, "external_ref": state.spec.task_id,
+        "received_at": None, "due_at": due.due_at if due else None, "overdue": state.overdue, "summary": summary,
+    }

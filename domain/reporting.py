@@ -1,0 +1,111 @@
+"""Report periods of the action plan (`2026-H1`, `2026`) and when their reports fall due.
+
+The plan asks for six-monthly and annual reports and gives no dates; `policy/report_calendar.yaml` holds them.
+Pure: standard library and pydantic only.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .calendar import end_of_day
+
+_MONTH_DAY = re.compile(r"^(\d\d)-(\d\d)$")
+_PERIOD = re.compile(r"^(\d{4})(?:-(H1))?$")
+
+
+def _month_day(year: int, text: str) -> date:
+    match = _MONTH_DAY.match(text)
+    if not match:
+        raise ValueError(f"{text!r}: must be MM-DD")
+    return date(year, int(match.group(1)), int(match.group(2)))
+
+
+class PeriodRule(BaseModel):
+    """One kind of period: what it covers in a year and the day its report is due."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title_vi: str
+    title_en: str
+    starts: str
+    ends: str
+    due: str
+
+    @field_validator("starts", "ends", "due")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        _month_day(2024, value)  # a leap year, so 02-29 is accepted
+        return value
+
+
+class Period(BaseModel):
+    """A report period: `2026-H1` (the first half of 2026) or `2026` (the whole year)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: str
+    starts_on: date
+    ends_on: date
+    due_on: date
+    title_vi: str
+    title_en: str
+
+    @property
+    def due_at(self) -> datetime:
+        return end_of_day(self.due_on)
+
+
+class ReportCalendar(BaseModel):
+    """When each period's report is due, requested and compiled."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str
+    periods: dict[str, PeriodRule]
+    request_before_days: int = Field(ge=0, le=180)
+    compile_after_days: int = Field(ge=0, le=90)
+
+    @field_validator("periods")
+    @classmethod
+    def _known(cls, value: dict[str, PeriodRule]) -> dict[str, PeriodRule]:
+        unknown = set(value) - {"H1", "year"}
+        if unknown or not value:
+            raise ValueError(f"periods must be H1 and/or year, not {sorted(unknown) or 'none'}")
+        return value
+
+    def period(self, period_id: str) -> Period:
+        """The period named `2026-H1` or `2026`; a malformed or unconfigured one is a ValueError naming it."""
+        match = _PERIOD.match(period_id)
+        if not match:
+            raise ValueError(f"period {period_id!r}: must be YYYY-H1 or YYYY")
+        year, half = int(match.group(1)), match.group(2)
+        kind = "H1" if half else "year"
+        rule = self.periods.get(kind)
+        if rule is None:
+            raise ValueError(f"period {period_id!r}: the report calendar has no {kind} reports")
+        return Period(
+            id=period_id, kind=kind, starts_on=_month_day(year, rule.starts), ends_on=_month_day(year, rule.ends),
+            due_on=_month_day(year, rule.due), title_vi=rule.title_vi, title_en=rule.title_en,
+        )
+
+    def periods_between(self, first: date, last: date) -> list[Period]:
+        """Every period whose report falls due in [first, last], in order of due date."""
+        found = []
+        for year in range(first.year, last.year + 1):
+            for kind in ("H1", "year"):
+                if kind in self.periods:
+                    period = self.period(f"{year}-H1" if kind == "H1" else str(year))
+                    if first <= period.due_on <= last:
+                        found.append(period)
+        return sorted(found, key=lambda p: p.due_on)
+
+    def request_on(self, period: Period) -> date:
+        return period.due_on - timedelta(days=self.request_before_days)
+
+    def compile_on(self, period: Period) -> date:
+        return period.due_on + timedelta(days=self.compile_after_days)
