@@ -65,10 +65,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset on release: the store's callers never change session state (no SET, LISTEN or session
+    advisory lock; every transaction is managed), so asyncpg's default reset would only cost a round trip."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections speak JSON for json/jsonb columns."""
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+        )
     except _UNAVAILABLE as exc:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
     assert pool is not None

@@ -373,3 +373,23 @@ class TestUnavailable:
     async def test_an_unreachable_database_is_a_store_unavailable_error(self) -> None:
         with pytest.raises(StoreUnavailableError):
             await EventStore.open("postgresql://postgres@127.0.0.1:1/nowhere")
+
+
+class TestBatchAppend:
+    async def test_a_batch_naming_another_stream_or_version_is_refused_whole(self, event_store: EventStore) -> None:
+        stream = sid()
+        texts = [canonical_text(stream, 1, ev(0)), canonical_text("elsewhere", 2, ev(1)),
+                 canonical_text(stream, 3, ev(2))]
+        with pytest.raises(asyncpg.PostgresError) as caught:
+            await event_store.pool.execute("SELECT danvan_append($1, 0, $2, NULL)", stream, texts)
+        assert caught.value.sqlstate == "DV003"
+        assert await event_store.read_stream(stream) == []
+
+    async def test_a_hundred_event_batch_chains_and_verifies(self, event_store: EventStore) -> None:
+        stream = sid()
+        result = await event_store.append(stream, 0, [ev(i) for i in range(100)],
+                                          CaseRow(kind="complaint", status="received"))
+        assert result.version == 100
+        read = await event_store.read_stream(stream)
+        assert [e.version for e in read] == list(range(1, 101)) and [e.data["n"] for e in read] == list(range(100))
+        assert (await event_store.verify(stream)).ok

@@ -1,0 +1,122 @@
+-- A faster append for batches: the events of one call are inserted with one statement once their hash
+-- chain is computed (a single event keeps the one-row path). Same contract, same errors, same hashes.
+
+CREATE OR REPLACE FUNCTION danvan_append(p_stream_id text, p_expected integer, p_events text[], p_case jsonb)
+RETURNS TABLE (out_version integer, out_duplicate boolean)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_version   integer;
+    v_hash      bytea;
+    v_prev      bytea;
+    v_text      text;
+    v_doc       jsonb;
+    v_i         integer := 0;
+    v_n         integer := coalesce(array_length(p_events, 1), 0);
+    v_matching  integer;
+    v_known     integer;
+    v_inserted  integer;
+    v_prevs     bytea[];
+    v_hashes    bytea[];
+    r           cases%ROWTYPE;
+BEGIN
+    IF v_n = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'DV003', MESSAGE = 'an append needs at least one event';
+    END IF;
+    IF p_expected = 0 THEN
+        INSERT INTO streams (stream_id, version, last_hash)
+        VALUES (p_stream_id, 0, decode(repeat('00', 32), 'hex'))
+        ON CONFLICT (stream_id) DO NOTHING;
+    END IF;
+    SELECT s.version, s.last_hash INTO v_version, v_hash
+      FROM streams s WHERE s.stream_id = p_stream_id FOR UPDATE;
+    IF NOT FOUND THEN
+        v_version := 0;
+    END IF;
+
+    IF v_version <> p_expected THEN
+        -- Either a retry of an append that succeeded (same ids, same content, same places) or a conflict.
+        SELECT count(*) FILTER (WHERE e.stream_id = p_stream_id
+                                  AND e.version = p_expected + x.i
+                                  AND e.hash = sha256(e.prev_hash || convert_to(x.t, 'UTF8'))),
+               count(e.event_id)
+          INTO v_matching, v_known
+          FROM unnest(p_events) WITH ORDINALITY AS x(t, i)
+          LEFT JOIN events e ON e.event_id = ((x.t::jsonb) ->> 'event_id')::uuid;
+        IF v_matching = v_n THEN
+            RETURN QUERY SELECT p_expected + v_n, true;
+            RETURN;
+        END IF;
+        IF v_known > 0 THEN
+            RAISE EXCEPTION USING ERRCODE = 'DV002',
+                MESSAGE = format('%s of %s event ids are already stored with other content or elsewhere',
+                                 v_known - v_matching, v_n);
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = 'DV001',
+            MESSAGE = format('stream %s is at version %s, expected %s', p_stream_id, v_version, p_expected),
+            DETAIL = v_version::text;
+    END IF;
+
+    IF v_n = 1 THEN
+        v_text := p_events[1];
+        v_doc := v_text::jsonb;
+        IF v_doc ->> 'stream_id' IS DISTINCT FROM p_stream_id
+           OR (v_doc ->> 'version')::integer IS DISTINCT FROM p_expected + 1 THEN
+            RAISE EXCEPTION USING ERRCODE = 'DV003',
+                MESSAGE = format('event 1 names stream %s version %s, expected %s version %s',
+                                 v_doc ->> 'stream_id', v_doc ->> 'version', p_stream_id, p_expected + 1);
+        END IF;
+        v_prev := v_hash;
+        v_hash := sha256(v_prev || convert_to(v_text, 'UTF8'));
+        INSERT INTO events (stream_id, version, event_id, type, schema_version, occurred_at,
+                            actor, reason, legal_basis, data, metadata, prev_hash, hash)
+        VALUES (p_stream_id, p_expected + 1, (v_doc ->> 'event_id')::uuid, v_doc ->> 'type',
+                (v_doc ->> 'schema_version')::integer, (v_doc ->> 'occurred_at')::timestamptz,
+                v_doc ->> 'actor', v_doc ->> 'reason', v_doc ->> 'legal_basis',
+                v_doc -> 'data', v_doc -> 'metadata', v_prev, v_hash);
+    ELSE
+        -- A batch: chain the hashes in order, then insert every row with one statement.
+        v_prevs := array_fill(NULL::bytea, ARRAY[v_n]);
+        v_hashes := array_fill(NULL::bytea, ARRAY[v_n]);
+        FOR v_i IN 1 .. v_n LOOP
+            v_prevs[v_i] := v_hash;
+            v_hash := sha256(v_hash || convert_to(p_events[v_i], 'UTF8'));
+            v_hashes[v_i] := v_hash;
+        END LOOP;
+        INSERT INTO events (stream_id, version, event_id, type, schema_version, occurred_at,
+                            actor, reason, legal_basis, data, metadata, prev_hash, hash)
+        SELECT p_stream_id, p_expected + x.i, (x.d ->> 'event_id')::uuid, x.d ->> 'type',
+               (x.d ->> 'schema_version')::integer, (x.d ->> 'occurred_at')::timestamptz,
+               x.d ->> 'actor', x.d ->> 'reason', x.d ->> 'legal_basis', x.d -> 'data', x.d -> 'metadata',
+               x.pv, x.h
+          FROM (SELECT u.t::jsonb AS d, u.pv, u.h, u.i
+                  FROM unnest(p_events, v_prevs, v_hashes) WITH ORDINALITY AS u(t, pv, h, i)) x
+         WHERE x.d ->> 'stream_id' = p_stream_id AND (x.d ->> 'version')::integer = p_expected + x.i;
+        GET DIAGNOSTICS v_inserted = ROW_COUNT;
+        IF v_inserted <> v_n THEN
+            RAISE EXCEPTION USING ERRCODE = 'DV003',
+                MESSAGE = format('%s of %s events name another stream or version than %s from version %s',
+                                 v_n - v_inserted, v_n, p_stream_id, p_expected + 1);
+        END IF;
+    END IF;
+
+    UPDATE streams SET version = p_expected + v_n, last_hash = v_hash, updated_at = now()
+     WHERE stream_id = p_stream_id;
+
+    IF p_case IS NOT NULL THEN
+        r := jsonb_populate_record(NULL::cases, p_case);
+        INSERT INTO cases AS c (case_id, kind, status, title, lead_body, bodies, district, commune, source,
+                                external_ref, received_at, due_at, overdue, version, summary)
+        VALUES (p_stream_id, r.kind, r.status, r.title, r.lead_body, coalesce(r.bodies, '{}'), r.district,
+                r.commune, r.source, r.external_ref, r.received_at, r.due_at, coalesce(r.overdue, false),
+                p_expected + v_n, coalesce(r.summary, '{}'))
+        ON CONFLICT (case_id) DO UPDATE SET
+            kind = EXCLUDED.kind, status = EXCLUDED.status, title = EXCLUDED.title,
+            lead_body = EXCLUDED.lead_body, bodies = EXCLUDED.bodies, district = EXCLUDED.district,
+            commune = EXCLUDED.commune, source = EXCLUDED.source, external_ref = EXCLUDED.external_ref,
+            received_at = EXCLUDED.received_at, due_at = EXCLUDED.due_at, overdue = EXCLUDED.overdue,
+            version = EXCLUDED.version, summary = EXCLUDED.summary, updated_at = now();
+    END IF;
+
+    RETURN QUERY SELECT p_expected + v_n, false;
+END
+$fn$;
