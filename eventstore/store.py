@@ -152,10 +152,10 @@ class EventStore:
             canonical.canonical_text(stream_id, expected_version + i, event)
             for i, event in enumerate(events, start=1)
         ]
-        case_json = canonical.nfc(case.model_dump(mode="json")) if case is not None else None
+        case_json = canonical.case_text(case) if case is not None else None
         with translate_errors(stream_id, expected_version):
             row = await self.pool.fetchrow(
-                "SELECT out_version, out_duplicate FROM danvan_append($1, $2, $3, $4)",
+                "SELECT out_version, out_duplicate FROM danvan_append($1, $2, $3, $4::text::jsonb)",
                 stream_id,
                 expected_version,
                 texts,

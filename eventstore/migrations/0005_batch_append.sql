@@ -17,6 +17,7 @@ DECLARE
     v_inserted  integer;
     v_prevs     bytea[];
     v_hashes    bytea[];
+    v_docs      jsonb[];
     r           cases%ROWTYPE;
 BEGIN
     IF v_n = 0 THEN
@@ -75,22 +76,24 @@ BEGIN
                 v_doc -> 'data', v_doc -> 'metadata', v_prev, v_hash);
     ELSE
         -- A batch: chain the hashes in order, then insert every row with one statement.
+        -- Each text is parsed once, here: a jsonb expression in the INSERT below would be parsed per use.
         v_prevs := array_fill(NULL::bytea, ARRAY[v_n]);
         v_hashes := array_fill(NULL::bytea, ARRAY[v_n]);
+        v_docs := array_fill(NULL::jsonb, ARRAY[v_n]);
         FOR v_i IN 1 .. v_n LOOP
+            v_docs[v_i] := p_events[v_i]::jsonb;
             v_prevs[v_i] := v_hash;
             v_hash := sha256(v_hash || convert_to(p_events[v_i], 'UTF8'));
             v_hashes[v_i] := v_hash;
         END LOOP;
         INSERT INTO events (stream_id, version, event_id, type, schema_version, occurred_at,
                             actor, reason, legal_basis, data, metadata, prev_hash, hash)
-        SELECT p_stream_id, p_expected + x.i, (x.d ->> 'event_id')::uuid, x.d ->> 'type',
-               (x.d ->> 'schema_version')::integer, (x.d ->> 'occurred_at')::timestamptz,
-               x.d ->> 'actor', x.d ->> 'reason', x.d ->> 'legal_basis', x.d -> 'data', x.d -> 'metadata',
-               x.pv, x.h
-          FROM (SELECT u.t::jsonb AS d, u.pv, u.h, u.i
-                  FROM unnest(p_events, v_prevs, v_hashes) WITH ORDINALITY AS u(t, pv, h, i)) x
-         WHERE x.d ->> 'stream_id' = p_stream_id AND (x.d ->> 'version')::integer = p_expected + x.i;
+        SELECT p_stream_id, p_expected + u.i, (u.d ->> 'event_id')::uuid, u.d ->> 'type',
+               (u.d ->> 'schema_version')::integer, (u.d ->> 'occurred_at')::timestamptz,
+               u.d ->> 'actor', u.d ->> 'reason', u.d ->> 'legal_basis', u.d -> 'data', u.d -> 'metadata',
+               u.pv, u.h
+          FROM unnest(v_docs, v_prevs, v_hashes) WITH ORDINALITY AS u(d, pv, h, i)
+         WHERE u.d ->> 'stream_id' = p_stream_id AND (u.d ->> 'version')::integer = p_expected + u.i;
         GET DIAGNOSTICS v_inserted = ROW_COUNT;
         IF v_inserted <> v_n THEN
             RAISE EXCEPTION USING ERRCODE = 'DV003',
