@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
+from activities.reports import ReportActivities
 from activities.rules import RulesActivities
 from danvan.settings import Settings
 from eventstore import EventStore
@@ -38,6 +41,7 @@ def build_worker(
     workflows: Sequence[type[Any]] = ALL_WORKFLOWS,
     max_cached_workflows: int = 1000,
     rules: RulesActivities | None = None,
+    bodies_path: Path | str | None = None,
 ) -> Worker:
     """A worker for the case workflows and their activities, on `task_queue`.
 
@@ -45,7 +49,9 @@ def build_worker(
     replayed from its history when it next has work.
     """
     store_activities = EventStoreActivities(store)
-    rules = rules or RulesActivities()  # reads policy/ once; a bad policy file stops the worker here
+    rules = rules or RulesActivities(bodies_path=bodies_path)  # reads policy/ once: a bad file stops the worker
+    commands = CaseCommandActivities(client, store, bodies_path)
+    reports = ReportActivities(store)
     return Worker(
         client,
         task_queue=task_queue,
@@ -55,6 +61,9 @@ def build_worker(
             store_activities.read_stream,
             rules.load_case_rules,
             rules.load_plan_rules,
+            commands.request_reports,
+            commands.replace_bodies,
+            reports.compile_report,
         ],
         max_cached_workflows=max_cached_workflows,
     )

@@ -176,6 +176,86 @@ async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_plan_import(settings: Settings, args: argparse.Namespace) -> int:
+    from activities.plan_loader import PlanFileError, load_plan
+    from domain.common import Actor
+    from worker import connect
+    from workflows.client import CommandRefused
+    from workflows.plan_client import import_plan, plan_progress
+
+    try:
+        document = load_plan(args.file)
+    except PlanFileError as exc:
+        raise Refused(str(exc)) from exc
+    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    actor = Actor(id="cli", role="admin")
+    try:
+        result = await import_plan(client, document, apply_changes=args.apply_changes, actor=actor)
+    except CommandRefused as exc:
+        raise Refused(f"{exc.rule}: {exc.message}") from exc
+    total = len(result.task_case_ids)
+    while True:  # the task cases start in the background: show how far they are
+        progress = await plan_progress(client, document.id)
+        started = progress.started if progress else 0
+        bar = "#" * (30 * started // max(total, 1))
+        print(f"\r  task cases started [{bar:<30}] {started}/{total}", end="", file=sys.stderr, flush=True)
+        if started >= total:
+            print(file=sys.stderr)
+            break
+        await asyncio.sleep(0.3)
+    print(f"plan {result.plan_id}: {result.outcome} ({total} task cases, digest {result.digest[:12]})")
+    if result.diff is not None:
+        print(result.diff.summary())
+    return 0
+
+
+async def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from activities.rules import load_report_calendar
+    from eventstore import create_pool
+    from eventstore.reports import current_report, report_csv, report_table
+
+    try:
+        period = load_report_calendar().period(args.period)
+    except ValueError as exc:
+        raise Refused(str(exc)) from exc
+    async with database(settings) as url:
+        pool = await create_pool(url, max_size=2)
+        try:
+            report = await current_report(pool, period, plan_id=args.plan, as_of=args.as_of, now=datetime.now(UTC))
+        finally:
+            await pool.close()
+    if args.format == "json":
+        text = report.model_dump_json(indent=2) + "\n"
+    elif args.format == "csv":
+        text = report_csv(report)
+    else:
+        text = report_table(report)
+    if args.output:
+        try:  # bytes, so the CSV's CRLF line ends stay as they are
+            await asyncio.to_thread(Path(args.output).write_bytes, text.encode("utf-8"))
+        except OSError as exc:
+            raise Refused(f"cannot write {args.output}: {exc.strerror}") from exc
+        print(f"report {period.id} written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _instant_arg(text: str) -> Any:
+    from datetime import datetime
+
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not an ISO 8601 date and time") from None
+    if instant.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the offset too, e.g. 2026-07-05T17:00:00+07:00")
+    return instant
+
+
 # -- parsing -----------------------------------------------------------------------------------------
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -205,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("history", cmd_history, "Print a case's events in order, with the integrity of its hash chain.")
     p.add_argument("case_id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = add("report", cmd_report, "Print a period's report: plan tasks' reports by task and body, petitions by "
+            "kind and district. Without --as-of: the compiled report when there is one, else the figures now.")
+    p.add_argument("period", help="2026-H1 (January to June) or 2026 (the year)")
+    p.add_argument("--plan", help="only this plan's tasks (default: every plan's)")
+    p.add_argument("--as-of", type=_instant_arg, metavar="ISO",
+                   help="count the events recorded up to this instant, e.g. 2026-07-05T17:00:00+07:00")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="default: table")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    plan = sub.add_parser("plan", help="The action plan.", description="The action plan.")
+    plan_sub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
+    p = plan_sub.add_parser("import", help="Start a plan task case for every task of a plan (idempotent).",
+                            description="Start a plan task case for every task of a plan (idempotent).")
+    p.add_argument("file", nargs="?", help="a plan document, YAML or JSON (default: plan/action_plan.yaml)")
+    p.add_argument("--apply-changes", action="store_true",
+                   help="apply an edited plan: start its new tasks (changed and removed ones are reported)")
+    p.set_defaults(handler=cmd_plan_import)
     token = sub.add_parser("token", help="Manage API tokens.", description="Manage API tokens.")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     p = token_sub.add_parser("create", help="Issue a bearer token (printed once).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -109,3 +110,67 @@ class ReportCalendar(BaseModel):
 
     def compile_on(self, period: Period) -> date:
         return period.due_on + timedelta(days=self.compile_after_days)
+
+
+# -- the figures of a period's report ---------------------------------------------------------------------
+
+
+class PetitionFigures(BaseModel):
+    """Petitions of one kind and district in a period: received, accepted, resolved on time or late."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    district: str | None = None
+    received: int = 0
+    accepted: int = 0
+    resolved: int = 0
+    resolved_on_time: int = 0
+    resolved_late: int = 0
+
+
+class TaskReportFigures(BaseModel):
+    """One plan task's report for the period."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    task_id: str
+    title_vi: str
+    lead: list[str]
+    report: Literal["submitted_on_time", "submitted_late", "missing", "not_requested"]
+    due_on: date | None = None
+    submitted_at: datetime | None = None
+    submitted_by: str | None = None
+    urged: int = 0
+    escalated: bool = False
+
+
+class BodyFigures(BaseModel):
+    """What one lead body owed for the period and what came in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    body: str
+    tasks: int = 0
+    submitted_on_time: int = 0
+    submitted_late: int = 0
+    missing: int = 0
+
+
+class PeriodReport(BaseModel):
+    """The report of a period as `GET /v1/reports/{period}` returns it. Figures count only events recorded
+    up to `as_of`, so the same request gives the same figures later; a compiled report is stored as an event."""
+
+    period: str
+    title_vi: str
+    starts_on: date
+    ends_on: date
+    due_on: date
+    plan_id: str | None = None
+    as_of: datetime
+    compiled: bool = False
+    tasks: list[TaskReportFigures] = Field(default_factory=list)
+    bodies: list[BodyFigures] = Field(default_factory=list)
+    petitions: list[PetitionFigures] = Field(default_factory=list)
+    petition_totals: list[PetitionFigures] = Field(default_factory=list)

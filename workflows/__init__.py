@@ -4,6 +4,14 @@ from typing import Any
 
 from .front_supervision import FrontSupervisionWorkflow
 from .petition import PetitionWorkflow
+from .plan import PlanWorkflow
 from .plan_task import PlanTaskWorkflow
+from .report_cycle import ReportCycleWorkflow
 
-ALL_WORKFLOWS: list[type[Any]] = [PetitionWorkflow, FrontSupervisionWorkflow, PlanTaskWorkflow]
+ALL_WORKFLOWS: list[type[Any]] = [
+    PetitionWorkflow,
+    FrontSupervisionWorkflow,
+    PlanTaskWorkflow,
+    PlanWorkflow,
+    ReportCycleWorkflow,
+]

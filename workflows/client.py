@@ -5,6 +5,8 @@ Never imported by workflow code: these functions talk to the Temporal server.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -15,6 +17,8 @@ from domain.petitions.model import PetitionIntake, petition_case_id
 
 from .petition import CommandResult, PetitionStart, PetitionWorkflow, ReceiveRequest, search_attributes_for
 from .shared import TASK_QUEUE
+
+R = TypeVar("R")
 
 
 class CommandRefused(Exception):
@@ -58,6 +62,24 @@ async def open_petition(client: Client, intake: PetitionIntake, *, task_queue: s
         )
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc) from exc
+
+
+async def send_case_command(client: Client, case_id: str, request: Any, result_type: type[R]) -> R:
+    """Send one command to any case workflow (its `execute` Update). With a `command_id`, a retry after a lost
+    answer is applied once."""
+    handle = client.get_workflow_handle(case_id)
+    try:
+        result: R = await handle.execute_update(
+            "execute", request, id=f"cmd-{request.command_id}" if request.command_id else None,
+            result_type=result_type,
+        )
+        return result
+    except WorkflowUpdateFailedError as exc:
+        raise _refusal(exc) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise CaseNotFound(case_id) from exc
+        raise
 
 
 async def send_command(client: Client, case_id: str, request: CommandRequest) -> CommandResult:

@@ -29,11 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY, OVERDUE
 
 
-def task_case_id(plan_id: str, task_id: str) -> str:
-    """The case id of a plan task: a business key, so importing the same plan twice starts nothing new."""
-    return f"task-{plan_id}-{task_id}"
-
-
 class PlanTaskStart(BaseModel):
     spec: pt.TaskSpec
     #: The end of the plan's term: the calendar recorded for the task reaches past it.

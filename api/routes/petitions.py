@@ -8,16 +8,20 @@ and an `Idempotency-Key` makes a retried command apply once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from domain import plan_tasks as pt
 from domain.common import Actor
 from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
 from domain.petitions.model import PetitionIntake, PetitionKind, petition_case_id
 from domain.petitions.views import CaseView, DeadlineView
-from workflows.client import CaseNotFound, CommandRefused, open_petition, send_command
+from workflows.client import CaseNotFound, CommandRefused, open_petition, send_case_command
+from workflows.petition import CommandResult
+from workflows.plan_task import TaskCommandResult, TaskView
 
 from ..auth import check_case_access, require
 from ..deps import Store, Temporal
@@ -28,7 +32,23 @@ from ..tokens import Principal
 router = APIRouter(tags=["petitions"])
 
 PETITION_KINDS = {k.value for k in PetitionKind}
-_command_adapter: TypeAdapter[Any] = TypeAdapter(PetitionCommand)
+
+
+@dataclass(frozen=True)
+class CaseKindCommands:
+    """How to send commands to one kind of case: their models, the Update's request and result."""
+
+    commands: TypeAdapter[Any]
+    request: type[Any]
+    result: type[Any]
+    internal: frozenset[str]
+
+
+KINDS = {
+    "petition": CaseKindCommands(TypeAdapter(PetitionCommand), CommandRequest, CommandResult, INTERNAL),
+    pt.CASE_KIND: CaseKindCommands(TypeAdapter(pt.PlanTaskCommand), pt.TaskCommandRequest, TaskCommandResult,
+                                   pt.INTERNAL),
+}
 
 
 class PetitionOpened(BaseModel):
@@ -44,7 +64,7 @@ class CommandAnswer(BaseModel):
     status: str
     events: list[str]
     duplicate: bool
-    case: CaseView
+    case: CaseView | TaskView
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -123,24 +143,26 @@ async def command_case(
     if case is None:
         raise ApiError(404, "not_found", f"no case {case_id}")
     check_case_access(principal, case)
-    if case.kind not in PETITION_KINDS:
-        raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}; its commands come in a later release")
-    if payload.get("type") in INTERNAL:
+    kind = KINDS.get("petition" if case.kind in PETITION_KINDS else case.kind)
+    if kind is None:
+        raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}: it takes no commands")
+    if payload.get("type") in kind.internal:
         raise ApiError(422, "validation_failed", "invalid command", fields=field_errors([{
             "loc": ("body", "type"), "type": "internal_command",
             "msg": f"`{payload.get('type')}` is issued by the case itself"}]))
     try:
-        command = _command_adapter.validate_python(payload)
+        command = kind.commands.validate_python(payload)
     except ValidationError as exc:
         errors = [{**err, "loc": ("body", *err["loc"][1:]) if len(err["loc"]) > 1 else ("body", "type")}
                   for err in exc.errors()]
         raise ApiError(422, "validation_failed", "invalid command", fields=field_errors(errors)) from exc
-    request = CommandRequest(command=command, actor=actor_of(principal), command_id=idempotency_key)
+    request = kind.request(command=command, actor=actor_of(principal), command_id=idempotency_key)
     try:
-        result = await send_command(await temporal.get(), case_id, request)
+        result = await send_case_command(await temporal.get(), case_id, request, kind.result)
     except CommandRefused as exc:
         raise ApiError(409, exc.rule, exc.message) from exc
     except CaseNotFound as exc:
         raise ApiError(404, "not_found", f"no running case {case_id}") from exc
-    return CommandAnswer(case_id=case_id, status=result.case.status, events=result.events,
-                         duplicate=result.duplicate, case=result.case)
+    view = result.case if isinstance(result, CommandResult) else result.task
+    return CommandAnswer(case_id=case_id, status=view.status if isinstance(view, CaseView) else view.phase,
+                         events=result.events, duplicate=result.duplicate, case=view)

@@ -418,8 +418,11 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime) ->
         K.COMPLAINT: "Luật Khiếu nại 2011, Điều 31",
         K.DENUNCIATION: "Luật Tố cáo 2018, Điều 35",
     }.get(state.kind, LAW[state.kind])
+    running = [d for key, d in state.deadlines.items() if key in RESOLUTION_STAGE and d.pending]
+    kept = None if not running else "on_time" if all(now <= d.deadline.due_at for d in running) else "late"
     return [e.DecisionIssued(**envelope(cmd, actor, now, basis), form=DECISION_FORM[state.kind],
-                             outcome=cmd.outcome, decision_no=cmd.decision_no, summary=cmd.summary, deadlines=new)]
+                             outcome=cmd.outcome, decision_no=cmd.decision_no, summary=cmd.summary, deadlines=new,
+                             resolution_outcome=kept)]
 
 
 def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) -> list[Event]:

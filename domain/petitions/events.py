@@ -126,6 +126,8 @@ class DecisionIssued(Event):
     decision_no: str
     summary: str
     deadlines: list[Deadline] = Field(default_factory=list)
+    #: Whether the resolution period was kept: what the period reports count as resolved on time or late.
+    resolution_outcome: Literal["on_time", "late"] | None = None
 
 
 class NotificationSent(Event):

@@ -96,3 +96,33 @@ def petition(source: str, kind: str = "complaint", **overrides: Any) -> dict[str
     }
     body.update(overrides)
     return body
+
+
+def small_plan(plan_id: str, term_start: str = "2026-01-01", term_end: str = "2030-12-31") -> str:
+    """A two-task plan document in YAML, with bodies in force today."""
+    return f"""
+id: {plan_id}
+version: "1"
+title_vi: "Kế hoạch công tác dân vận thử nghiệm"
+title_en: "A test plan"
+issuer: BTGDV_TU
+signer: {{name: "Nguyễn Văn A", position_vi: "Trưởng ban", position_en: "Head"}}
+term_start: {term_start}
+term_end: {term_end}
+source: "test"
+tasks:
+  - id: "II.1"
+    title_vi: "Quán triệt, triển khai Nghị quyết"
+    title_en: "Disseminate the resolutions"
+    text_vi: "Quán triệt, triển khai Nghị quyết"
+    lead: [{{code: UBND_TINH, basis: explicit}}]
+    coordinators: [{{code: UBMTTQ_TINH, basis: inferred}}]
+    cadence: [semiannual, annual]
+standing_duties:
+  - id: "III.3"
+    title_vi: "Theo dõi, đôn đốc; định kỳ 6 tháng, 1 năm tổng hợp báo cáo"
+    title_en: "Monitor, urge and compile the reports"
+    text_vi: "Theo dõi, đôn đốc; định kỳ 6 tháng, 1 năm tổng hợp báo cáo"
+    lead: [{{code: BTGDV_TU, basis: explicit}}]
+    cadence: [continuous_monitoring, semiannual, annual]
+"""

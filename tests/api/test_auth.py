@@ -12,7 +12,7 @@ from api.auth import TokenCache, require
 from api.tokens import Principal
 from eventstore import EventStore
 
-from .support import Api, petition, seed_case, token, unique
+from .support import Api, petition, seed_case, small_plan, token, unique
 
 ROLES = ("intake", "body", "supervisor", "operator", "admin")
 
@@ -24,6 +24,8 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "issue token": ("POST", "/v1/tokens", frozenset({"admin"})),
     "receive petition": ("POST", "/v1/petitions", frozenset({"intake", "admin"})),
     "command a case": ("POST", "/v1/cases/{case}/commands", frozenset({"intake", "body", "admin"})),
+    "period report": ("GET", "/v1/reports/{period}", frozenset({"body", "supervisor", "operator", "admin"})),
+    "import the plan": ("POST", "/v1/plan/import", frozenset({"admin"})),
 }
 
 
@@ -36,6 +38,7 @@ class World:
     case_b: str  # led by body B, coordinated by nobody else, sent by another system
     case_coord: str  # led by body B, body A coordinates
     petition: str  # a running petition case received by body A, sent by `source`
+    plan_id: str
     tokens: dict[str, str]  # role -> token; "body" is body A's
     token_b: str
 
@@ -55,7 +58,8 @@ async def world(store: EventStore, api: Api) -> World:
     }
     opened = await api.post("/v1/petitions", tokens["intake"], json=petition(source, receiving_body=body_a))
     assert opened.status_code == 201, opened.text
-    return World(body_a, body_b, source, case_a, case_b, case_coord, opened.json()["case_id"], tokens,
+    return World(body_a, body_b, source, case_a, case_b, case_coord, opened.json()["case_id"],
+                 unique("KH-MATRIX"), tokens,
                  await token(store, "body", body_b))
 
 
@@ -63,10 +67,14 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None):
     method, path, _ = ENDPOINTS[endpoint]
     if endpoint == "receive petition":
         return await api.post(path, tok, json=petition(world.source))
+    if endpoint == "import the plan":
+        return await api.http.post(path, content=small_plan(world.plan_id).encode(),
+                                   headers={**({"Authorization": f"Bearer {tok}"} if tok else {}),
+                                            "Content-Type": "application/yaml"})
     if endpoint == "command a case":
         command = {"type": "assign", "body": "UBND_TINH", "officer": unique("officer")}
         return await api.post(path.format(case=world.petition), tok, json=command)
-    url = path.format(case=world.case_a)
+    url = path.format(case=world.case_a, period="2026")
     if method == "POST":
         return await api.post(url, tok, json={"role": "supervisor", "label": "issued by the matrix"})
     return await api.get(url, tok)
@@ -103,7 +111,8 @@ async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "dv_no_scheme", "Bearer dv_unknown_token_xyz"])
 async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint, header) -> None:
     method, path, _ = ENDPOINTS[endpoint]
-    response = await api.http.request(method, path.format(case=world.case_a), headers={"Authorization": header})
+    url = path.format(case=world.case_a, period="2026")
+    response = await api.http.request(method, url, headers={"Authorization": header})
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 

@@ -54,10 +54,11 @@ def _front_supervision_workflow() -> type[Any] | None:
 class Recorder:
     """Drives cases through the client helpers and keeps the histories to write."""
 
-    def __init__(self, client: Any, front: type[Any] | None) -> None:
+    def __init__(self, client: Any, front: type[Any] | None, store: Any = None) -> None:
         from domain.common import Actor
 
         self.client = client
+        self.store = store
         self.front = front
         self.started: list[str] = []  # every workflow id we caused, to terminate what stays open
         self.histories: dict[str, tuple[str, str]] = {}  # name -> (workflow id, history JSON)
@@ -381,7 +382,8 @@ async def plan_task_through_a_report_cycle(r: Recorder) -> None:
 
     from domain import plan_tasks as pt
     from domain.common import Actor
-    from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow, task_case_id
+    from domain.plan_cases import task_case_id
+    from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow
     from workflows.shared import TASK_QUEUE
 
     print("plan task: assigned, acknowledged, coordinated, reported, reviewed, reassigned, closed")
@@ -428,6 +430,41 @@ async def plan_task_through_a_report_cycle(r: Recorder) -> None:
     await r.save("plan_task_through_a_report_cycle", case)
 
 
+async def plan_imported_with_its_first_report_cycle(r: Recorder) -> None:
+    """A plan imported twice (the second time unchanged), its task cases started, and the report cycle of the
+    current period asking every task for its report, then waiting for the compile day."""
+    from activities.plan_loader import parse_plan
+    from domain.plan_cases import cycle_case_id, plan_case_id
+    from tests.api.support import small_plan
+    from workflows.plan_client import import_plan, plan_progress
+
+    print("plan: imported, imported again unchanged, tasks started, first report cycle requesting")
+    document = parse_plan(small_plan("KH-REPLAY-PLAN"))
+    first = await import_plan(r.client, document)
+    again = await import_plan(r.client, document)
+    print(f"    import -> {first.outcome}; again -> {again.outcome}")
+    plan_id = plan_case_id(document.id)
+    r.started.extend([plan_id, *first.task_case_ids])
+
+    async def tasks_started() -> bool:
+        progress = await plan_progress(r.client, document.id)
+        return progress is not None and progress.started == len(first.task_case_ids) and bool(progress.cycles_started)
+
+    await r.until(tasks_started, "the tasks and the first cycle to start")
+    progress = await plan_progress(r.client, document.id)
+    assert progress is not None
+    cycle = cycle_case_id(document.id, progress.cycles_started[0])
+    r.started.append(cycle)
+
+    async def requested() -> bool:
+        case = await r.store.get_case(cycle) if r.store else None
+        return case is not None and case.status == "requested"
+
+    await r.until(requested, "the cycle to request the reports")
+    await r.save("plan_imported_with_its_first_report_cycle", plan_id)
+    await r.save("report_cycle_requesting_reports", cycle)
+
+
 CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_from_receipt_to_archive,
     denunciation_extended_twice_withdrawn_and_concluded,
@@ -437,6 +474,7 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_received_weeks_ago_breaches_its_deadline,
     long_case_continued_as_new,
     plan_task_through_a_report_cycle,
+    plan_imported_with_its_first_report_cycle,
 ]
 
 
@@ -507,7 +545,7 @@ async def record(database_url: str, front_choice: str, only: list[str] | None = 
                 ] + ["--log-level", "warn"],
             )
             try:
-                recorder = Recorder(env.client, front if record_front else None)
+                recorder = Recorder(env.client, front if record_front else None, store)
                 async with build_worker(env.client, store, workflows=workflows):
                     try:
                         for case in CASES:

@@ -15,9 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain import plan_tasks as pt
 from domain.common import Actor
+from domain.plan_cases import task_case_id
 from eventstore import EventStore
 from worker import build_worker
-from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow, task_case_id
+from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow
 
 COMMISSION = Actor(id="phong-dthth", role="body", body="PHONG_DTHTH")
 LEAD = Actor(id="ubnd", role="body", body="UBND_TINH")

@@ -1,0 +1,98 @@
+"""The period reports of the action plan: `GET /v1/reports/{period}` (JSON or CSV)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime
+
+from activities.rules import load_report_calendar
+from domain.reporting import PeriodReport, ReportCalendar
+from eventstore.reports import current_report, for_body, report_csv
+
+from ..auth import require
+from ..deps import Store
+from ..errors import error_responses, validation_error
+from ..tokens import Principal
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+PERIOD_PATTERN = r"^\d{4}(-H1)?$"
+
+#: Reading a report: everyone who reads cases but an intake system. See `get_report` for what a body sees.
+READERS = ("body", "supervisor", "operator", "admin")
+
+
+def report_calendar(request: Request) -> ReportCalendar:
+    """The report calendar: `app.state.report_calendar` when the app was given one, else
+    `policy/report_calendar.yaml`, read on first use and kept for the life of the app."""
+    calendar: ReportCalendar | None = getattr(request.app.state, "report_calendar", None)
+    if calendar is None:
+        calendar = load_report_calendar()
+        request.app.state.report_calendar = calendar
+    return calendar
+
+
+@router.get(
+    "/{period}",
+    response_model=PeriodReport,
+    summary="A period's report: plan tasks' reports by task and body, petitions by kind and district",
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+              "description": "The report (JSON), or with `format=csv` one CSV table (UTF-8 with BOM, CRLF)"},
+        **error_responses(401, 403, 422, 503),
+    },
+)
+async def get_report(
+    request: Request,
+    store: Store,
+    principal: Annotated[Principal, Depends(require(*READERS))],
+    period: Annotated[str, Path(max_length=20, description="`2026-H1` (January to June) or `2026` (the year)")],
+    plan: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="A plan id: only that plan's tasks")
+    ] = None,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(description="Count the events recorded up to this instant (ISO 8601 with its offset). Default: "
+                          "the compiled report when there is one, else now"),
+    ] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="`json` (default) or `csv`")] = "json",
+) -> PeriodReport | Response:
+    """The period's figures (`domain.reporting.PeriodReport`): each plan task's report for the period (on time,
+    late, missing, not requested; urged, escalated), per lead body what it owed and what came in, and the
+    petitions received, accepted and resolved (on time, late) in the period, by kind and district, with totals.
+
+    Only events recorded up to `as_of` count, so the same `as_of` gives the same figures later. Without `as_of`:
+    the report the period's report cycle compiled for `plan` (stream `report-<plan>-<period>`; without `plan`,
+    the one compiled report of the period when exactly one plan has one), with `compiled: true`; when none is
+    compiled yet, the figures as of now.
+
+    `format=csv`: one table with a `section` column (petitions, petition_totals, tasks, bodies), as an
+    attachment `report-<period>.csv`. A malformed period, or one the report calendar does not know: 422
+    naming `period`.
+
+    Roles: `supervisor`, `operator`, `admin` see the whole report. `body` sees the tasks it leads and its own
+    row of `bodies` (a body reads its own cases only), and the petition figures whole: they are counts by kind
+    and district that name no case and no person. Not `intake`: a sending system reads only what it sent.
+    """
+    if not re.fullmatch(PERIOD_PATTERN, period):
+        raise validation_error("period", "string_pattern_mismatch", f"period {period!r}: must be YYYY-H1 or YYYY",
+                               period)
+    try:
+        known = report_calendar(request).period(period)
+    except ValueError as exc:
+        raise validation_error("period", "period_unknown", str(exc), period) from None
+    report = await current_report(store.pool, known, plan_id=plan, as_of=as_of, now=datetime.now(UTC))
+    if principal.role == "body" and principal.body_id is not None:
+        report = for_body(report, principal.body_id)
+    if format == "csv":
+        return Response(
+            report_csv(report).encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="report-{known.id}.csv"'},
+        )
+    return report

@@ -1,0 +1,479 @@
+"""The period reports of the action plan (`2026-H1`, `2026`), counted from the event store.
+
+A report counts only events recorded up to `as_of` (the `recorded_at` column, set by the database when the
+event was appended), so asking again later with the same `as_of` gives the same figures, whatever has been
+appended since: that is what makes a past period's report reproducible. Every list is sorted in Python (not
+by the database's collation), so two calls give byte-identical JSON on any server.
+
+What is counted (petitions, by kind and district; Vietnam days, UTC+7, the period's days inclusive):
+
+- received: a `PetitionReceived` whose `intake.received_at` falls in the period. A letter that was split
+  (`PetitionSplit` recorded up to `as_of`) is not counted: each of its parts is a case of its own and counts.
+  A second-instance complaint is a case of its own and counts when it is received.
+- accepted: an `AcceptanceDecided` with `accepted: true` that occurred in the period.
+- resolved: a `DecisionIssued` that occurred in the period; on time or late by its `resolution_outcome`
+  (older events lack it: they count as resolved, neither on time nor late).
+- kind: the latest `Classified` kind recorded up to `as_of`, else the intake's; district: the intake's.
+
+Plan tasks (optionally of one plan, `cases.source`): each task's report for the period from its own events up
+to `as_of` (see `_task_figures`), and per lead body the tasks it leads and how their reports stand.
+
+Each figure is one SQL statement (one round trip), asyncpg-parameterised; the SQL text has no user value in it.
+
+`recorded_at` is the start of the appending transaction, which becomes visible only when it commits: an `as_of`
+of this very instant can miss an append still committing, which a later call with the same `as_of` would count.
+Appends are single short statements, so an `as_of` a few seconds in the past is settled for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from domain.calendar import VN_TZ
+from domain.petitions.model import PetitionKind
+from domain.reporting import (
+    BodyFigures,
+    Period,
+    PeriodReport,
+    PetitionFigures,
+    TaskReportFigures,
+)
+
+from .store import translate_errors
+
+#: The kind of the grand total row of `petition_totals`.
+ALL_KINDS = "all"
+#: The event type a report cycle stores its compiled report as, in stream `report-<plan>-<period>`.
+COMPILED_EVENT = "ReportCompiled"
+
+_PETITIONS_SQL = """
+WITH petitions AS (
+    SELECT r.stream_id,
+           r.data #>> '{intake,kind}' AS intake_kind,
+           r.data #>> '{intake,district}' AS district,
+           (r.data #>> '{intake,received_at}')::timestamptz AS received_at
+      FROM events r
+     WHERE r.type = 'PetitionReceived' AND r.recorded_at <= $3
+),
+facts AS (
+    SELECT p.stream_id, 'received' AS fact
+      FROM petitions p
+     WHERE p.received_at >= $1 AND p.received_at < $2
+       AND NOT EXISTS (SELECT 1 FROM events s
+                        WHERE s.stream_id = p.stream_id AND s.type = 'PetitionSplit' AND s.recorded_at <= $3)
+    UNION ALL
+    SELECT e.stream_id,
+           CASE WHEN e.type = 'AcceptanceDecided' THEN 'accepted'
+                ELSE 'resolved:' || coalesce(e.data ->> 'resolution_outcome', '') END
+      FROM events e
+     WHERE e.type IN ('AcceptanceDecided', 'DecisionIssued')
+       AND e.occurred_at >= $1 AND e.occurred_at < $2 AND e.recorded_at <= $3
+       AND (e.type = 'DecisionIssued' OR (e.data ->> 'accepted')::boolean)
+)
+SELECT coalesce(k.kind, p.intake_kind) AS kind,
+       p.district,
+       count(*) FILTER (WHERE f.fact = 'received') AS received,
+       count(*) FILTER (WHERE f.fact = 'accepted') AS accepted,
+       count(*) FILTER (WHERE f.fact LIKE 'resolved:%') AS resolved,
+       count(*) FILTER (WHERE f.fact = 'resolved:on_time') AS resolved_on_time,
+       count(*) FILTER (WHERE f.fact = 'resolved:late') AS resolved_late
+  FROM facts f
+  JOIN petitions p ON p.stream_id = f.stream_id
+  LEFT JOIN LATERAL (
+        SELECT c.data ->> 'kind' AS kind
+          FROM events c
+         WHERE c.stream_id = p.stream_id AND c.type = 'Classified' AND c.recorded_at <= $3
+         ORDER BY c.version DESC
+         LIMIT 1) k ON true
+ GROUP BY 1, 2
+"""
+
+# One row per (task, relevant event), the task's row alone when none: only the few fields a report needs are
+# taken out of the event data (a TaskAssigned carries the whole rule set, calendar included).
+_TASKS_SQL = """
+SELECT c.case_id, c.external_ref AS task_id, c.title, c.summary -> 'lead' AS summary_lead,
+       e.version, e.type, e.occurred_at,
+       CASE e.type
+           WHEN 'TaskAssigned' THEN jsonb_build_object(
+               'lead', e.data #> '{spec,lead}', 'task_id', e.data #> '{spec,task_id}',
+               'title_vi', e.data #> '{spec,title_vi}')
+           WHEN 'TaskReassigned' THEN jsonb_build_object(
+               'from_body', e.data -> 'from_body', 'to_body', e.data -> 'to_body')
+           WHEN 'ReportRequested' THEN jsonb_build_object(
+               'from_bodies', e.data -> 'from_bodies', 'due_on', e.data #> '{deadline,due_on}')
+           WHEN 'ReportSubmitted' THEN jsonb_build_object('body', e.data -> 'body', 'on_time', e.data -> 'on_time')
+           ELSE '{}'::jsonb
+       END AS facts
+  FROM cases c
+  LEFT JOIN events e
+         ON e.stream_id = c.case_id AND e.recorded_at <= $2
+        AND (e.type IN ('TaskAssigned', 'TaskReassigned')
+             OR (e.type IN ('ReportRequested', 'ReportSubmitted', 'ReportUrged', 'ReportEscalated')
+                 AND e.data ->> 'period' = $3))
+ WHERE c.kind = 'plan_task' AND ($1::text IS NULL OR c.source = $1)
+   AND EXISTS (SELECT 1 FROM events f WHERE f.stream_id = c.case_id AND f.version = 1 AND f.recorded_at <= $2)
+ ORDER BY c.case_id, e.version
+"""
+
+_COMPILED_SQL = """
+SELECT e.stream_id, e.data
+  FROM events e
+ WHERE e.stream_id = $1 AND e.type = 'ReportCompiled'
+ ORDER BY e.version DESC
+ LIMIT 1
+"""
+
+# The report streams of a period, whatever the plan; two rows are enough to know there is more than one.
+_COMPILED_ANY_PLAN_SQL = """
+SELECT s.stream_id, last.data
+  FROM streams s
+ CROSS JOIN LATERAL (
+        SELECT e.data FROM events e
+         WHERE e.stream_id = s.stream_id AND e.type = 'ReportCompiled'
+         ORDER BY e.version DESC
+         LIMIT 1) last
+ WHERE s.stream_id LIKE $1
+ ORDER BY s.stream_id
+ LIMIT 2
+"""
+
+
+def report_stream_id(plan_id: str, period_id: str) -> str:
+    """The stream a report cycle stores its compiled report in."""
+    return f"report-{plan_id}-{period_id}"
+
+
+def period_bounds(period: Period) -> tuple[datetime, datetime]:
+    """The period as instants: from the start of its first day to the start of the day after its last (excluded),
+    in Vietnam time."""
+    start = datetime.combine(period.starts_on, time(0), VN_TZ)
+    end = datetime.combine(period.ends_on + timedelta(days=1), time(0), VN_TZ)
+    return start, end
+
+
+def _json(value: Any) -> Any:
+    """A json/jsonb value: decoded already by the store's pool codecs, or text from a bare connection."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _aware(as_of: datetime) -> datetime:
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError(f"as_of {as_of.isoformat()}: pass an aware datetime (UTC or ICT)")
+    return as_of
+
+
+async def period_report(pool: Any, period: Period, *, plan_id: str | None, as_of: datetime) -> PeriodReport:
+    """The report of `period` from the events recorded up to `as_of` (of plan `plan_id`'s tasks, or of every
+    plan's when None). `pool` is an asyncpg pool (`EventStore.pool`). Two statements, run side by side."""
+    as_of = _aware(as_of)
+    start, end = period_bounds(period)
+    with translate_errors():
+        petition_rows, task_rows = await asyncio.gather(
+            pool.fetch(_PETITIONS_SQL, start, end, as_of),
+            pool.fetch(_TASKS_SQL, plan_id, as_of, period.id),
+        )
+    petitions = sorted(
+        (
+            PetitionFigures(
+                kind=r["kind"], district=r["district"], received=r["received"], accepted=r["accepted"],
+                resolved=r["resolved"], resolved_on_time=r["resolved_on_time"], resolved_late=r["resolved_late"],
+            )
+            for r in petition_rows
+        ),
+        key=lambda f: (f.kind, f.district is None, f.district or ""),
+    )
+    tasks = _tasks(task_rows)
+    return PeriodReport(
+        period=period.id, title_vi=period.title_vi, starts_on=period.starts_on, ends_on=period.ends_on,
+        due_on=period.due_on, plan_id=plan_id, as_of=as_of, compiled=False, tasks=tasks, bodies=body_figures(tasks),
+        petitions=petitions, petition_totals=petition_totals(petitions),
+    )
+
+
+_COUNTS = ("received", "accepted", "resolved", "resolved_on_time", "resolved_late")
+
+
+def petition_totals(petitions: Iterable[PetitionFigures]) -> list[PetitionFigures]:
+    """The figures by kind across districts, every petition kind listed (zeros included, so a report always
+    has the same rows), then any other kind found, then the grand total (kind `all`)."""
+    sums: dict[str, dict[str, int]] = {k.value: dict.fromkeys(_COUNTS, 0) for k in PetitionKind}
+    total = dict.fromkeys(_COUNTS, 0)
+    for f in petitions:
+        row = sums.setdefault(f.kind, dict.fromkeys(_COUNTS, 0))
+        for name in _COUNTS:
+            row[name] += getattr(f, name)
+            total[name] += getattr(f, name)
+    known = [k.value for k in PetitionKind]
+    order = sorted(known) + sorted(k for k in sums if k not in known)
+    return [PetitionFigures(kind=k, **sums[k]) for k in order] + [PetitionFigures(kind=ALL_KINDS, **total)]
+
+
+def _replace(bodies: Sequence[str], old: str, new: str) -> list[str]:
+    """`bodies` with `old` replaced by `new`, once each (as the plan task's own fold does on a reassignment)."""
+    out: list[str] = []
+    for body in bodies:
+        body = new if body == old else body
+        if body not in out:
+            out.append(body)
+    return out
+
+
+def _task_figures(case_id: str, row: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> TaskReportFigures:
+    """One task's report for the period from its events up to `as_of`, in version order.
+
+    The lead is the task's as assigned (`TaskAssigned.spec.lead`) with every reassignment up to `as_of` applied,
+    else the `cases` row's `summary.lead`; once the period's report was requested it is the bodies it was
+    requested from (reassignments after the request move it, as in the task's own state). A report submitted
+    again after being returned counts as its last submission says (on time or late), like the task's state.
+    """
+    task_id: str = row["task_id"] or case_id
+    title: str = row["title"] or ""
+    lead: list[str] = list(_json(row["summary_lead"]) or [])
+    requested: list[str] | None = None
+    due_on: date | None = None
+    submitted: tuple[datetime, str | None, bool] | None = None
+    urged, escalated = 0, False
+    for ev in events:
+        facts = _json(ev["facts"]) or {}
+        kind = ev["type"]
+        if kind == "TaskAssigned":
+            lead = list(facts.get("lead") or lead)
+            task_id = facts.get("task_id") or task_id
+            title = facts.get("title_vi") or title
+        elif kind == "TaskReassigned":
+            lead = _replace(lead, facts["from_body"], facts["to_body"])
+            if requested is not None:
+                requested = _replace(requested, facts["from_body"], facts["to_body"])
+        elif kind == "ReportRequested" and requested is None:
+            requested = list(facts.get("from_bodies") or lead)
+            due_on = date.fromisoformat(facts["due_on"]) if facts.get("due_on") else None
+        elif kind == "ReportSubmitted":
+            submitted = (ev["occurred_at"], facts.get("body"), bool(facts.get("on_time")))
+        elif kind == "ReportUrged":
+            urged += 1
+        elif kind == "ReportEscalated":
+            escalated = True
+    if requested is None:
+        report = "not_requested"
+    elif submitted is None:
+        report = "missing"
+    else:
+        report = "submitted_on_time" if submitted[2] else "submitted_late"
+    return TaskReportFigures(
+        case_id=case_id, task_id=task_id, title_vi=title, lead=requested if requested is not None else lead,
+        report=report, due_on=due_on, submitted_at=submitted[0] if submitted else None,
+        submitted_by=submitted[1] if submitted else None, urged=urged, escalated=escalated,
+    )
+
+
+_NUMBER = re.compile(r"(\d+)")
+
+
+def task_order(task_id: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that puts `I.2` before `I.10` (runs of digits compare as numbers)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _NUMBER.split(task_id) if part)
+
+
+def _tasks(rows: Sequence[Mapping[str, Any]]) -> list[TaskReportFigures]:
+    by_case: dict[str, tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = {}
+    for r in rows:
+        _, events = by_case.setdefault(r["case_id"], (r, []))
+        if r["type"] is not None:
+            events.append(r)
+    tasks = [_task_figures(case_id, first, events) for case_id, (first, events) in by_case.items()]
+    return sorted(tasks, key=lambda t: (task_order(t.task_id), t.task_id, t.case_id))
+
+
+def body_figures(tasks: Iterable[TaskReportFigures]) -> list[BodyFigures]:
+    """Per lead body: the tasks of the report it leads (`tasks`), and how their reports stand. One report is
+    owed per task, by its lead bodies together: when a task has two leads, its report counts for both. A task
+    whose report was not requested counts in `tasks` only, so `tasks - on time - late - missing` is the number
+    of tasks not asked for this period's report."""
+    counts: dict[str, dict[str, int]] = {}
+    for task in tasks:
+        for body in dict.fromkeys(task.lead):
+            row = counts.setdefault(body, {"tasks": 0, "submitted_on_time": 0, "submitted_late": 0, "missing": 0})
+            row["tasks"] += 1
+            if task.report != "not_requested":
+                row[task.report] += 1
+    return [BodyFigures(body=body, **counts[body]) for body in sorted(counts)]
+
+
+# -- a compiled report ------------------------------------------------------------------------------------
+
+
+def _stored_report(data: Any) -> PeriodReport:
+    """The report a `ReportCompiled` event holds: its data is the report, or `{"report": <the report>}`."""
+    data = _json(data)
+    if isinstance(data, dict) and isinstance(data.get("report"), dict):
+        data = data["report"]
+    return PeriodReport.model_validate(data).model_copy(update={"compiled": True})
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def compiled_report(pool: Any, period_id: str, *, plan_id: str | None) -> PeriodReport | None:
+    """The last report compiled for (`plan_id`, `period_id`), from stream `report-<plan>-<period>`; with no plan,
+    the compiled report of the period when exactly one plan has one, else None. `compiled` is true."""
+    with translate_errors():
+        if plan_id is not None:
+            rows = await pool.fetch(_COMPILED_SQL, report_stream_id(plan_id, period_id))
+        else:
+            rows = await pool.fetch(_COMPILED_ANY_PLAN_SQL, "report-%-" + _like_escape(period_id))
+    if len(rows) != 1:
+        return None
+    return _stored_report(rows[0]["data"])
+
+
+async def current_report(
+    pool: Any, period: Period, *, plan_id: str | None, as_of: datetime | None, now: datetime
+) -> PeriodReport:
+    """What `GET /v1/reports/{period}` and `danvan report` give: the figures as of `as_of` when one is asked for;
+    otherwise the compiled report of (plan, period) when there is one (see `compiled_report`), else the figures
+    as of `now`."""
+    if as_of is not None:
+        return await period_report(pool, period, plan_id=plan_id, as_of=as_of)
+    stored = await compiled_report(pool, period.id, plan_id=plan_id)
+    if stored is not None:
+        return stored
+    return await period_report(pool, period, plan_id=plan_id, as_of=_aware(now))
+
+
+def for_body(report: PeriodReport, body: str) -> PeriodReport:
+    """The part of a report a body's staff see: the tasks it leads and its own row of `bodies`. The petition
+    figures are counts by kind and district that name no case and no person, and stay whole."""
+    return report.model_copy(update={
+        "tasks": [t for t in report.tasks if body in t.lead],
+        "bodies": [b for b in report.bodies if b.body == body],
+    })
+
+
+# -- CSV ----------------------------------------------------------------------------------------------------
+
+#: The columns of `report_csv`, in order.
+CSV_COLUMNS = (
+    "section", "period", "as_of", "kind", "district", "task_id", "case_id", "title_vi", "lead", "report",
+    "due_on", "submitted_at", "submitted_by", "urged", "escalated", "body", "tasks", "received", "accepted",
+    "resolved", "resolved_on_time", "resolved_late", "submitted_on_time", "submitted_late", "missing",
+)
+
+# A text cell starting with one of these is read as a formula by spreadsheet software (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str | None) -> str:
+    if not value:
+        return ""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def report_csv(report: PeriodReport) -> str:
+    """The report as one CSV table: UTF-8 with a byte order mark (so spreadsheet software shows Vietnamese
+    diacritics), CRLF line ends, a header row with the English column names of `CSV_COLUMNS`, then one row per
+    figure, in the order of the JSON report:
+
+    - `section` says which list the row comes from: `petitions` (kind, district and the five petition counts),
+      `petition_totals` (kind, `all` for the grand total, and the counts; district empty), `tasks` (task_id,
+      case_id, title_vi, lead, report, due_on, submitted_at, submitted_by, urged, escalated) and `bodies` (body,
+      tasks, submitted_on_time, submitted_late, missing). Cells that do not belong to a row's section are empty.
+    - `period` and `as_of` repeat on every row, so a row taken out of the file still says what it counts.
+    - `lead` joins the lead bodies with `; `; dates are ISO 8601 (`as_of` and `submitted_at` with their offset);
+      `escalated` is `true` or `false`.
+    - A text cell that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`) is prefixed
+      with `'`.
+
+    The BOM is the first character of the returned text: encode it as UTF-8 to write or send it.
+    """
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n", extrasaction="raise")
+    writer.writeheader()
+    common = {"period": report.period, "as_of": report.as_of.isoformat()}
+
+    def petition_row(section: str, f: PetitionFigures) -> dict[str, Any]:
+        return {**common, "section": section, "kind": _text(f.kind), "district": _text(f.district),
+                **{name: getattr(f, name) for name in _COUNTS}}
+
+    for f in report.petitions:
+        writer.writerow(petition_row("petitions", f))
+    for f in report.petition_totals:
+        writer.writerow(petition_row("petition_totals", f))
+    for t in report.tasks:
+        writer.writerow({
+            **common, "section": "tasks", "task_id": _text(t.task_id), "case_id": _text(t.case_id),
+            "title_vi": _text(t.title_vi), "lead": _text("; ".join(t.lead)), "report": t.report,
+            "due_on": t.due_on.isoformat() if t.due_on else "",
+            "submitted_at": t.submitted_at.isoformat() if t.submitted_at else "",
+            "submitted_by": _text(t.submitted_by), "urged": t.urged, "escalated": "true" if t.escalated else "false",
+        })
+    for b in report.bodies:
+        writer.writerow({
+            **common, "section": "bodies", "body": _text(b.body), "tasks": b.tasks,
+            "submitted_on_time": b.submitted_on_time, "submitted_late": b.submitted_late, "missing": b.missing,
+        })
+    return "\ufeff" + out.getvalue()
+
+
+# -- a table for people -------------------------------------------------------------------------------------
+
+
+def _width(text: str) -> int:
+    """Columns a text takes in a terminal: combining marks take none (stored text is NFC, but be safe)."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns; the last column is never padded (titles stay whole, however long)."""
+    widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c + " " * (widths[i] - _width(c)) for i, c in enumerate(cells[:-1])]
+        return "  ".join([*padded, cells[-1]]).rstrip()
+
+    return [line(header), *(line(r) for r in rows)] if rows else [line(header), "(none)"]
+
+
+def report_table(report: PeriodReport) -> str:
+    """The report as plain-text tables for a terminal: tasks, lead bodies, petitions by kind and district,
+    petition totals. Vietnamese text is printed as it is."""
+    out = [
+        f"{report.title_vi} — {report.period} ({report.starts_on.isoformat()} to {report.ends_on.isoformat()}, "
+        f"due {report.due_on.isoformat()})",
+        f"plan: {report.plan_id or 'all plans'}; events recorded up to {report.as_of.isoformat()}; "
+        + ("compiled by the report cycle" if report.compiled else "computed now, not compiled"),
+        "",
+        f"Plan tasks ({len(report.tasks)})",
+    ]
+    out += _table(
+        ["task", "report", "due on", "submitted", "by", "urged", "escalated", "lead", "title"],
+        [[t.task_id, t.report, t.due_on.isoformat() if t.due_on else "-",
+          t.submitted_at.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M") if t.submitted_at else "-",
+          t.submitted_by or "-", str(t.urged), "yes" if t.escalated else "no", ", ".join(t.lead) or "-", t.title_vi]
+         for t in report.tasks],
+    )
+    out += ["", "Lead bodies"]
+    out += _table(
+        ["body", "tasks", "on time", "late", "missing"],
+        [[b.body, str(b.tasks), str(b.submitted_on_time), str(b.submitted_late), str(b.missing)]
+         for b in report.bodies],
+    )
+    petition_header = ["kind", "district", "received", "accepted", "resolved", "on time", "late"]
+
+    def petition_cells(f: PetitionFigures) -> list[str]:
+        return [f.kind, f.district or "-", *(str(getattr(f, name)) for name in _COUNTS)]
+
+    out += ["", "Petitions by kind and district"]
+    out += _table(petition_header, [petition_cells(f) for f in report.petitions])
+    out += ["", "Petitions by kind"]
+    out += _table(petition_header, [petition_cells(f) for f in report.petition_totals])
+    return "\n".join(out) + "\n"
