@@ -61,6 +61,7 @@ def build_worker(
             store_activities.read_stream,
             rules.load_case_rules,
             rules.load_plan_rules,
+            commands.start_cases,
             commands.request_reports,
             commands.replace_bodies,
             reports.compile_report,

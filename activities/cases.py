@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.rules import load_bodies
@@ -43,6 +44,18 @@ class ReplaceBodiesResult(BaseModel):
     replacements: list[dict[str, str]] = Field(default_factory=list)
 
 
+class StartCasesInput(BaseModel):
+    """Workflows to start by type name, each with its id and input (already JSON)."""
+
+    workflow_type: str
+    starts: list[tuple[str, dict[str, Any]]]
+
+
+class StartCasesResult(BaseModel):
+    started: list[str] = Field(default_factory=list)
+    already: list[str] = Field(default_factory=list)
+
+
 class CaseCommandActivities:
     """Holds the Temporal client and the event store; built once in `worker.py`."""
 
@@ -62,6 +75,22 @@ class CaseCommandActivities:
         except RPCError as exc:
             return f"unreachable: {exc.message}"
         return None
+
+    @activity.defn(name="start_cases")
+    async def start_cases(self, request: StartCasesInput) -> StartCasesResult:
+        """Start case workflows (on this worker's task queue) that are not running yet. The ids are business keys,
+        so a retry, or a second import, starts nothing twice. Started this way rather than as child workflows,
+        the cases do not report back to the workflow that started them, whose history stays small."""
+        result = StartCasesResult()
+        task_queue = activity.info().task_queue
+        for case_id, arguments in request.starts:
+            try:
+                await self.client.start_workflow(request.workflow_type, arguments, id=case_id, task_queue=task_queue)
+                result.started.append(case_id)
+            except WorkflowAlreadyStartedError:
+                result.already.append(case_id)
+            activity.heartbeat(case_id)
+        return result
 
     @activity.defn(name="request_reports")
     async def request_reports(self, request: RequestReportsInput) -> RequestReportsResult:

@@ -19,7 +19,7 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.cases import CaseCommandActivities, ReplaceBodiesInput
+    from activities.cases import CaseCommandActivities, ReplaceBodiesInput, StartCasesInput
     from activities.rules import PlanRulesRequest, RulesActivities
     from domain import plan_cases as pc
     from domain.calendar import local_date
@@ -31,6 +31,11 @@ with workflow.unsafe.imports_passed_through():
     from .plan_task import PlanTaskStart, PlanTaskWorkflow
     from .report_cycle import ReportCycleStart, ReportCycleWorkflow
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY
+
+
+#: Task cases and report cycles are started by an activity rather than as child workflows, so that they do not
+#: report back into the plan's history, and the plan can continue as new while they run.
+START_BY_ACTIVITY = "start-cases-by-activity"
 
 
 class PlanStart(BaseModel):
@@ -135,17 +140,27 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
         """Start the task cases not yet started; their ids are business keys, so none is started twice."""
         assert self.state is not None
         document = self.state.document
+        starts = []
         for task in document.all_tasks():
             case_id = pc.task_case_id(document.id, task.id)
             if case_id in self.started:
                 continue
-            await workflow.start_child_workflow(
-                PlanTaskWorkflow.run,
-                PlanTaskStart(spec=pc.task_spec(document, task), term_end=document.term_end,
-                              history_limit=self.history_limit),
-                id=case_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            start = PlanTaskStart(spec=pc.task_spec(document, task), term_end=document.term_end,
+                                  history_limit=self.history_limit)
+            if not workflow.patched(START_BY_ACTIVITY):
+                await workflow.start_child_workflow(
+                    PlanTaskWorkflow.run, start, id=case_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                )
+                self.started.add(case_id)
+                continue
+            starts.append((case_id, start.model_dump(mode="json")))
+        if starts:
+            await workflow.execute_activity_method(
+                CaseCommandActivities.start_cases, StartCasesInput(workflow_type="PlanTaskWorkflow", starts=starts),
+                start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=APPEND_RETRY,
             )
-            self.started.add(case_id)
+            self.started.update(case_id for case_id, _ in starts)
 
     async def _start_cycle(self, event: pc.ReportCycleStarted) -> None:
         """Hand the part of bodies that no longer exist to their successors, then start the period's cycle."""
@@ -160,11 +175,18 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
         if replaced.replacements:
             await self.apply(pc.RecordReplacements(on=today, replacements=replaced.replacements), SYSTEM, None)
         period = self.state.reports.period(event.period)
-        await workflow.start_child_workflow(
-            ReportCycleWorkflow.run,
-            ReportCycleStart(plan_id=self.state.plan_id, period=event.period, task_case_ids=self.state.task_case_ids,
-                             due_on=period.due_on, compile_on=self.state.reports.compile_on(period)),
-            id=event.cycle_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        start = ReportCycleStart(plan_id=self.state.plan_id, period=event.period,
+                                 task_case_ids=self.state.task_case_ids, due_on=period.due_on,
+                                 compile_on=self.state.reports.compile_on(period))
+        if not workflow.patched(START_BY_ACTIVITY):
+            await workflow.start_child_workflow(ReportCycleWorkflow.run, start, id=event.cycle_id,
+                                                parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+            return
+        await workflow.execute_activity_method(
+            CaseCommandActivities.start_cases,
+            StartCasesInput(workflow_type="ReportCycleWorkflow",
+                            starts=[(event.cycle_id, start.model_dump(mode="json"))]),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
         )
 
     def progress(self) -> PlanProgress:
