@@ -429,6 +429,17 @@ def _policy(rules: PlanRules, key: str, start: datetime, *, as_key: str) -> Dead
     return deadline.model_copy(update={"key": as_key})
 
 
+def subplan_bodies(lead: list[str], rules: PlanRules) -> list[str]:
+    """III.2: each lower-level commission owes its own implementing plan. A lead naming a family of district
+    bodies (`BDV_HUYEN`) means every district's one (`BDV_HUYEN:nam-sach`, ...)."""
+    registry = rules.case.bodies
+    out: list[str] = []
+    for code in lead:
+        instances = registry.instances(code) if registry is not None and code in registry else []
+        out.extend(body.code for body in instances) if instances else out.append(code)
+    return out
+
+
 def _effective(rules: PlanRules, code: str, on: datetime, rule: str) -> None:
     registry = rules.case.bodies
     if registry is None:
@@ -494,7 +505,8 @@ def _assign(state: TaskState | None, cmd: Assign, actor: Actor, now: datetime) -
     bodies = [*spec.lead, *(b for b in spec.coordinators if b not in spec.lead)]
     deadlines = [_policy(cmd.rules, "plan.acknowledgement", now, as_key=f"ack.{b}") for b in bodies]
     if "one_off_subplan" in spec.cadence:
-        deadlines += [_policy(cmd.rules, "plan.subplan", now, as_key=f"subplan.{b}") for b in spec.lead]
+        deadlines += [_policy(cmd.rules, "plan.subplan", now, as_key=f"subplan.{b}")
+                      for b in subplan_bodies(spec.lead, cmd.rules)]
     return [TaskAssigned(**envelope(cmd, actor, now, PLAN_BASIS), case_id=cmd.case_id, spec=spec, rules=cmd.rules,
                          deadlines=deadlines)]
 
