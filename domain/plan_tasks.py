@@ -305,6 +305,10 @@ class TaskReassigned(Event):
     from_body: str
     to_body: str
     roles: list[str]
+    #: Obligations passed on (old deadline key -> new key) and obligations dropped (the old body's districts),
+    #: decided when the event was recorded. None on events recorded before these were kept.
+    moved: dict[str, str] | None = None
+    cancelled: list[str] | None = None
 
 
 class SubplanSubmitted(Event):
@@ -641,8 +645,25 @@ def _reassign(state: TaskState, cmd: Reassign, actor: Actor, now: datetime) -> l
     require(bool(cmd.reason and cmd.reason.strip()), "reassign.reason", "a reassignment needs its reason")
     _by_commission(actor, state, "reassign.not_commission", "reassigning a task")
     _effective(state.rules, cmd.to_body, now, "reassign.body")
+    moved: dict[str, str] = {}
+    cancelled: list[str] = []
+    for key, d in state.deadlines.items():
+        kind, _, body = key.partition(".")
+        if not d.pending or kind not in ("ack", "subplan"):
+            continue
+        if body.startswith(cmd.from_body + ":"):
+            cancelled.append(key)  # a district instance of a replaced family: gone with it
+        elif body == cmd.from_body:
+            new_key = f"{kind}.{cmd.to_body}"
+            done = cmd.to_body in (state.acknowledged if kind == "ack" else state.subplans)
+            pending = new_key in state.deadlines and state.deadlines[new_key].pending
+            if done or pending:
+                cancelled.append(key)  # the successor already did it, or already owes it
+            else:
+                moved[key] = new_key
     return [TaskReassigned(**envelope(cmd, actor, now, "Nghị quyết 202/2025/QH15, 203/2025/QH15 (sắp xếp tổ chức)"),
-                           from_body=cmd.from_body, to_body=cmd.to_body, roles=roles)]
+                           from_body=cmd.from_body, to_body=cmd.to_body, roles=roles, moved=moved,
+                           cancelled=cancelled)]
 
 
 def _submit_subplan(state: TaskState, cmd: SubmitSubplan, actor: Actor, now: datetime) -> list[Event]:
@@ -791,19 +812,22 @@ def _(ev: TaskClosed, s: TaskState) -> dict[str, Any]:
 @_apply.register
 def _(ev: TaskReassigned, s: TaskState) -> dict[str, Any]:
     """The successor takes over the body's pending obligations; the history keeps who owed what when."""
-    moved: dict[str, DeadlineState] = {}
-    for key, d in s.deadlines.items():
-        prefix, _, body = key.rpartition(".")
-        if d.pending and body == ev.from_body and prefix in ("ack", "subplan"):
-            moved[f"{prefix}.{ev.to_body}"] = d.model_copy(update={"deadline": d.deadline.model_copy(
-                update={"key": f"{prefix}.{ev.to_body}"})})
-    deadlines = cancel_pending(s.deadlines, [f"ack.{ev.from_body}", f"subplan.{ev.from_body}"])
-    deadlines.update({k: v for k, v in moved.items() if k not in deadlines or not deadlines[k].pending})
+    if ev.moved is None:  # recorded before the moves were kept in the event: as it was then
+        moved_keys = {key: f"{key.partition('.')[0]}.{ev.to_body}" for key, d in s.deadlines.items()
+                      if d.pending and key in (f"ack.{ev.from_body}", f"subplan.{ev.from_body}")}
+        cancelled_keys: list[str] = []
+    else:
+        moved_keys, cancelled_keys = ev.moved, ev.cancelled or []
+    deadlines = cancel_pending(s.deadlines, [*moved_keys, *cancelled_keys])
+    for old, new in moved_keys.items():
+        d = s.deadlines[old]
+        deadlines[new] = d.model_copy(update={"deadline": d.deadline.model_copy(update={"key": new})})
     reports = {p: r.model_copy(update={"from_bodies": _replace(r.from_bodies, ev.from_body, ev.to_body)})
                for p, r in s.reports.items()}
     acknowledged = dict(s.acknowledged)
     if ev.from_body in acknowledged and ev.to_body not in acknowledged:
         acknowledged[ev.to_body] = acknowledged[ev.from_body]
+        deadlines = meet_deadlines(deadlines, [f"ack.{ev.to_body}"], ev.occurred_at)
     step = Reassignment(at=ev.occurred_at, from_body=ev.from_body, to_body=ev.to_body, roles=ev.roles,
                         reason=ev.reason, actor=ev.actor)
     return {"lead": _replace(s.lead, ev.from_body, ev.to_body),
