@@ -28,6 +28,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .calendar import CalendarRangeError, end_of_day, local_date
 from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
+from .coordination import BodyCode
 from .deadlines import (
     CaseRules,
     Deadline,
@@ -39,7 +40,6 @@ from .deadlines import (
     mark_deadline,
     meet_deadlines,
 )
-from .petitions.commands import BodyCode
 from .petitions.views import DeadlineView
 
 #: The body that supervises: the Standing Board of the provincial Front committee (domain.md §6).

@@ -16,9 +16,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import coordination as co
 from .bodies import BodyError
 from .calendar import CalendarRangeError, end_of_day, local_date
 from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
+from .coordination import (
+    BodyCode,
+    CoordinationRequest,
+    CoordinationRequested,
+    CoordinationResponded,
+    RequestCoordination,
+    Respond,
+)
 from .deadlines import (
     CaseRules,
     Deadline,
@@ -30,8 +39,6 @@ from .deadlines import (
     mark_deadline,
     meet_deadlines,
 )
-from .petitions.commands import BodyCode, CoordinationTarget
-from .petitions.model import CoordinationRequest
 from .reporting import ReportCalendar
 
 CASE_KIND = "plan_task"
@@ -97,21 +104,6 @@ class Acknowledge(Command):
 
     type: Literal["acknowledge"] = "acknowledge"
     body: BodyCode
-
-
-class RequestCoordination(Command):
-    """The lead asks government or Front bodies for their part, each with its own sub-deadline."""
-
-    type: Literal["request_coordination"] = "request_coordination"
-    subject: str = Field(min_length=1, max_length=1000)
-    bodies: list[CoordinationTarget] = Field(min_length=1, max_length=30)
-
-
-class Respond(Command):
-    type: Literal["respond"] = "respond"
-    request_id: str = Field(min_length=1, max_length=50)
-    body: BodyCode
-    response: str = Field(min_length=1, max_length=20000)
 
 
 class RecordProgress(Command):
@@ -234,20 +226,6 @@ class TaskAcknowledged(Event):
 class AcknowledgementEscalated(Event):
     body: str
     to_body: str
-
-
-class CoordinationRequested(Event):
-    request_id: str
-    subject: str
-    bodies: list[str]
-    sides: dict[str, str]
-    deadlines: list[Deadline]
-
-
-class CoordinationResponded(Event):
-    request_id: str
-    body: str
-    response: str
 
 
 class ProgressRecorded(Event):
@@ -524,37 +502,16 @@ def _acknowledge(state: TaskState, cmd: Acknowledge, actor: Actor, now: datetime
 
 def _request_coordination(state: TaskState, cmd: RequestCoordination, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in (S.ACTIVE, S.ASSIGNED), "coordination.state", f"the task is {state.status}")
-    bodies = [t.body for t in cmd.bodies]
-    require(len(set(bodies)) == len(bodies), "coordination.duplicate_body", "a body is named twice")
-    for body in bodies:
-        _effective(state.rules, body, now, "coordination.body")
-    request_id = f"R{len(state.coordination) + 1}"
-    today = local_date(now)
-    deadlines = []
     for target in cmd.bodies:
-        try:
-            due_on = state.rules.case.calendar.add_days(today, target.days, target.unit)
-        except CalendarRangeError as exc:
-            raise DomainError("calendar.out_of_range", str(exc)) from exc
-        deadlines.append(Deadline(
-            key=f"coordination.{request_id}.{target.body}", started_on=today, due_on=due_on,
-            due_at=end_of_day(due_on), warn_at=end_of_day(due_on), amount=target.days, unit=target.unit,
-            legal_basis="sub-deadline set by the lead body", rule_ref="coordination", statutory=False,
-            calendar_source=state.rules.case.calendar.source,
-        ))
-    return [CoordinationRequested(**envelope(cmd, actor, now), request_id=request_id, subject=cmd.subject,
-                                  bodies=bodies, sides={t.body: t.side for t in cmd.bodies}, deadlines=deadlines)]
+        _effective(state.rules, target.body, now, "coordination.body")
+    return [co.decide_request(state.coordination, cmd, state.rules.case.calendar, now, envelope(cmd, actor, now),
+                              lead=state.lead)]
 
 
 def _respond(state: TaskState, cmd: Respond, actor: Actor, now: datetime) -> list[Event]:
-    request = state.coordination.get(cmd.request_id)
-    require(request is not None, "respond.unknown_request", f"there is no coordination request {cmd.request_id}")
-    assert request is not None
-    require(cmd.body in request.bodies, "respond.not_asked", f"{cmd.body} was not asked in {cmd.request_id}")
-    require(cmd.body not in request.responses, "respond.already", f"{cmd.body} already answered {cmd.request_id}")
+    event = co.decide_response(state.coordination, cmd, envelope(cmd, actor, now))
     _acts_for(actor, cmd.body, state)
-    return [CoordinationResponded(**envelope(cmd, actor, now), request_id=cmd.request_id, body=cmd.body,
-                                  response=cmd.response)]
+    return [event]
 
 
 def _record_progress(state: TaskState, cmd: RecordProgress, actor: Actor, now: datetime) -> list[Event]:
@@ -740,17 +697,12 @@ def _(ev: AcknowledgementEscalated, s: TaskState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: CoordinationRequested, s: TaskState) -> dict[str, Any]:
-    request = CoordinationRequest(request_id=ev.request_id, subject=ev.subject, bodies=ev.bodies, sides=ev.sides)
-    return {"coordination": {**s.coordination, ev.request_id: request},
-            "deadlines": add_deadlines(s.deadlines, ev.deadlines)}
+    return co.requested(s.coordination, s.deadlines, ev)
 
 
 @_apply.register
 def _(ev: CoordinationResponded, s: TaskState) -> dict[str, Any]:
-    request = s.coordination[ev.request_id]
-    answered = request.model_copy(update={"responses": {**request.responses, ev.body: ev.response}})
-    return {"coordination": {**s.coordination, ev.request_id: answered},
-            "deadlines": meet_deadlines(s.deadlines, [f"coordination.{ev.request_id}.{ev.body}"], ev.occurred_at)}
+    return co.responded(s.coordination, s.deadlines, ev)
 
 
 @_apply.register

@@ -9,10 +9,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..common import Actor, Text
+from ..coordination import BodyCode, RequestCoordination, Respond
 from ..deadlines import CaseRules
 from .model import PetitionIntake, PetitionKind
-
-BodyCode = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Z0-9_]+(:[A-Za-z0-9_.-]+)?$")]
 
 
 class Command(Text):
@@ -96,30 +95,6 @@ class Assign(Command):
     type: Literal["assign"] = "assign"
     body: BodyCode
     officer: str | None = Field(default=None, max_length=200)
-
-
-class CoordinationTarget(Text):
-    body: BodyCode
-    side: Literal["party", "state", "front"]
-    days: int = Field(ge=1, le=90)
-    unit: Literal["calendar", "working"] = "working"
-
-
-class RequestCoordination(Command):
-    """Ask several bodies for their part, each with its own sub-deadline."""
-
-    type: Literal["request_coordination"] = "request_coordination"
-    subject: str = Field(min_length=1, max_length=1000)
-    bodies: list[CoordinationTarget] = Field(min_length=1, max_length=30)
-
-
-class Respond(Command):
-    """A coordinating body's answer to a request."""
-
-    type: Literal["respond"] = "respond"
-    request_id: str = Field(min_length=1, max_length=50)
-    body: BodyCode
-    response: str = Field(min_length=1, max_length=20000)
 
 
 class RecordVerification(Command):

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from functools import singledispatch
 from typing import Any
 
+from .. import coordination as co
 from ..bodies import BodyError, NoRoute, RoutingDecision
-from ..calendar import CalendarRangeError, end_of_day, local_date
+from ..calendar import CalendarRangeError, local_date
 from ..common import Actor, DomainError, Event, content_digest, envelope, require
 from ..deadlines import (
     CaseRules,
@@ -34,7 +35,6 @@ from .model import (
     ARCHIVABLE,
     CLOSABLE,
     HANDLING,
-    CoordinationRequest,
     PetitionKind,
     PetitionState,
 )
@@ -289,43 +289,19 @@ def _assign(state: PetitionState, cmd: c.Assign, actor: Actor, now: datetime) ->
                        previous_body=state.lead_body)]
 
 
-def _request_coordination(state: PetitionState, cmd: c.RequestCoordination, actor: Actor,
+def _request_coordination(state: PetitionState, cmd: co.RequestCoordination, actor: Actor,
                           now: datetime) -> list[Event]:
     require(state.status in HANDLING | {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "coordination.state",
             f"coordination is requested while the case is handled, not when {state.status}")
-    bodies = [t.body for t in cmd.bodies]
-    require(len(set(bodies)) == len(bodies), "coordination.duplicate_body", "a body is named twice")
-    require(state.lead_body not in bodies, "coordination.lead_body", "the lead body cannot coordinate with itself")
-    for body in bodies:
-        check_body(state, body, "coordination.body", now)
-    request_id = f"R{len(state.coordination) + 1}"
-    today = local_date(now)
-    deadlines = []
     for target in cmd.bodies:
-        try:
-            due_on = state.rules.calendar.add_days(today, target.days, target.unit)
-        except CalendarRangeError as exc:
-            raise DomainError("calendar.out_of_range", str(exc)) from exc
-        deadlines.append(Deadline(
-            key=f"coordination.{request_id}.{target.body}", started_on=today, due_on=due_on,
-            due_at=end_of_day(due_on), warn_at=end_of_day(max(today, due_on - timedelta(days=1))),
-            amount=target.days, unit=target.unit, variant=None,
-            legal_basis="sub-deadline set by the lead body", rule_ref="coordination", statutory=False,
-            calendar_source=state.rules.calendar.source,
-        ))
-    return [e.CoordinationRequested(**envelope(cmd, actor, now), request_id=request_id, subject=cmd.subject,
-                                    bodies=bodies, sides={t.body: t.side for t in cmd.bodies},
-                                    deadlines=deadlines)]
+        check_body(state, target.body, "coordination.body", now)
+    lead = [state.lead_body] if state.lead_body else []
+    return [co.decide_request(state.coordination, cmd, state.rules.calendar, now, envelope(cmd, actor, now),
+                              lead=lead)]
 
 
-def _respond(state: PetitionState, cmd: c.Respond, actor: Actor, now: datetime) -> list[Event]:
-    request = state.coordination.get(cmd.request_id)
-    require(request is not None, "respond.unknown_request", f"there is no coordination request {cmd.request_id}")
-    assert request is not None
-    require(cmd.body in request.bodies, "respond.not_asked", f"{cmd.body} was not asked in {cmd.request_id}")
-    require(cmd.body not in request.responses, "respond.already", f"{cmd.body} has already answered {cmd.request_id}")
-    return [e.CoordinationResponded(**envelope(cmd, actor, now), request_id=cmd.request_id, body=cmd.body,
-                                    response=cmd.response)]
+def _respond(state: PetitionState, cmd: co.Respond, actor: Actor, now: datetime) -> list[Event]:
+    return [co.decide_response(state.coordination, cmd, envelope(cmd, actor, now))]
 
 
 def _verify(state: PetitionState, cmd: c.RecordVerification, actor: Actor, now: datetime) -> list[Event]:
@@ -509,7 +485,7 @@ def _start_front(state: PetitionState, cmd: c.StartFrontSupervision, actor: Acto
 
 _DECIDERS: dict[type[Any], Any] = {
     c.Classify: _classify, c.Split: _split, c.Accept: _accept, c.Reject: _reject, c.Forward: _forward,
-    c.Redirect: _redirect, c.Assign: _assign, c.RequestCoordination: _request_coordination, c.Respond: _respond,
+    c.Redirect: _redirect, c.Assign: _assign, co.RequestCoordination: _request_coordination, co.Respond: _respond,
     c.RecordVerification: _verify, c.RecordDialogue: _dialogue, c.Extend: _extend, c.Suspend: _suspend,
     c.Resume: _resume, c.Withdraw: _withdraw, c.Decide: _decide, c.Notify: _notify,
     c.RecordImplementation: _implement, c.RecordExternalResult: _external, c.Appeal: _appeal, c.Close: _close,
@@ -589,18 +565,13 @@ def _(ev: e.Assigned, s: PetitionState) -> dict[str, Any]:
 
 
 @_apply.register
-def _(ev: e.CoordinationRequested, s: PetitionState) -> dict[str, Any]:
-    request = CoordinationRequest(request_id=ev.request_id, subject=ev.subject, bodies=ev.bodies, sides=ev.sides)
-    return {"coordination": {**s.coordination, ev.request_id: request}, "bodies": _add_body(s.bodies, *ev.bodies),
-            "deadlines": add_deadlines(s.deadlines, ev.deadlines)}
+def _(ev: co.CoordinationRequested, s: PetitionState) -> dict[str, Any]:
+    return {**co.requested(s.coordination, s.deadlines, ev), "bodies": _add_body(s.bodies, *ev.bodies)}
 
 
 @_apply.register
-def _(ev: e.CoordinationResponded, s: PetitionState) -> dict[str, Any]:
-    request = s.coordination[ev.request_id]
-    answered = request.model_copy(update={"responses": {**request.responses, ev.body: ev.response}})
-    return {"coordination": {**s.coordination, ev.request_id: answered},
-            "deadlines": meet_deadlines(s.deadlines, [f"coordination.{ev.request_id}.{ev.body}"], ev.occurred_at)}
+def _(ev: co.CoordinationResponded, s: PetitionState) -> dict[str, Any]:
+    return co.responded(s.coordination, s.deadlines, ev)
 
 
 @_apply.register

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ..bodies import RoutingDecision
 from ..common import Event, EventRegistry
+from ..coordination import CoordinationRequested, CoordinationResponded
 from ..deadlines import CaseRules, Deadline
 from .model import PetitionIntake, PetitionKind
 
@@ -68,20 +69,6 @@ class Assigned(Event):
     body: str
     officer: str | None = None
     previous_body: str | None = None
-
-
-class CoordinationRequested(Event):
-    request_id: str
-    subject: str
-    bodies: list[str]
-    sides: dict[str, str]
-    deadlines: list[Deadline]
-
-
-class CoordinationResponded(Event):
-    request_id: str
-    body: str
-    response: str
 
 
 class VerificationStep(Event):

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..common import Text
+from ..coordination import CoordinationRequest
 from ..deadlines import CaseRules, Deadline, DeadlineState
 
 
@@ -86,18 +87,6 @@ class PetitionIntake(Text):
     attachments: list[str] = Field(default_factory=list, max_length=50)
     forwarded_by_front: bool = False
     receiving_body: str | None = Field(default=None, max_length=100)
-
-
-class CoordinationRequest(BaseModel):
-    """A request for contributions from other bodies (government or Front side), each with its own due date."""
-
-    model_config = ConfigDict(frozen=True)
-
-    request_id: str
-    subject: str
-    bodies: list[str]
-    sides: dict[str, str]
-    responses: dict[str, str] = Field(default_factory=dict)
 
 
 class PetitionState(BaseModel):

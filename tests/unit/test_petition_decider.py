@@ -16,6 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from activities.rules import build_calendar, load_calendar_overrides, load_deadline_policy
+from domain import coordination as co
 from domain.calendar import VN_TZ, end_of_day
 from domain.common import SYSTEM, Actor, DomainError, Event
 from domain.deadlines import CaseRules
@@ -437,9 +438,9 @@ def test_an_ended_case_is_not_reassigned() -> None:
 
 def coordinated() -> Case:
     case = accepted(K.COMPLAINT)
-    case.do(c.RequestCoordination(subject="Cung cấp hồ sơ địa chính", bodies=[
-        c.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=5, unit="working"),
-        c.CoordinationTarget(body="UBMTTQ_TINH", side="front", days=10, unit="calendar"),
+    case.do(co.RequestCoordination(subject="Cung cấp hồ sơ địa chính", bodies=[
+        co.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=5, unit="working"),
+        co.CoordinationTarget(body="UBMTTQ_TINH", side="front", days=10, unit="calendar"),
     ]), vn("2026-01-22", 10))
     return case
 
@@ -458,7 +459,7 @@ def test_a_coordination_request_sets_one_sub_deadline_per_body() -> None:
     assert case.deadline("coordination.R1.UBMTTQ_TINH") == date(2026, 2, 2)
     assert all(d.statutory is False for d in request.deadlines)
     assert case.state.bodies == ["UBND_TINH", "SO_TAI_NGUYEN", "UBMTTQ_TINH"]
-    again = c.RequestCoordination(subject="Lần hai", bodies=[c.CoordinationTarget(body="SO_TAI_NGUYEN",
+    again = co.RequestCoordination(subject="Lần hai", bodies=[co.CoordinationTarget(body="SO_TAI_NGUYEN",
                                                                                   side="state", days=3)])
     [second] = case.do(again, vn("2026-01-23"))
     assert isinstance(second, e.CoordinationRequested) and second.request_id == "R2"
@@ -466,10 +467,10 @@ def test_a_coordination_request_sets_one_sub_deadline_per_body() -> None:
 
 def test_a_coordination_response_meets_its_sub_deadline_on_time_or_late() -> None:
     case = coordinated()
-    [answer] = case.do(c.Respond(request_id="R1", body="SO_TAI_NGUYEN", response="Đã gửi hồ sơ."),
+    [answer] = case.do(co.Respond(request_id="R1", body="SO_TAI_NGUYEN", response="Đã gửi hồ sơ."),
                        vn("2026-01-29", 16))
     assert isinstance(answer, e.CoordinationResponded)
-    case.do(c.Respond(request_id="R1", body="UBMTTQ_TINH", response="Ý kiến của Mặt trận."), vn("2026-02-03", 8))
+    case.do(co.Respond(request_id="R1", body="UBMTTQ_TINH", response="Ý kiến của Mặt trận."), vn("2026-02-03", 8))
     assert case.outcome("coordination.R1.SO_TAI_NGUYEN") == "on_time"
     assert case.outcome("coordination.R1.UBMTTQ_TINH") == "late"
     assert case.state.coordination["R1"].responses == {"SO_TAI_NGUYEN": "Đã gửi hồ sơ.",
@@ -478,26 +479,26 @@ def test_a_coordination_response_meets_its_sub_deadline_on_time_or_late() -> Non
 
 def test_a_response_from_a_body_that_was_not_asked_is_refused() -> None:
     case = coordinated()
-    respond = c.Respond(request_id="R1", body="THANH_TRA_TINH", response="x")
+    respond = co.Respond(request_id="R1", body="THANH_TRA_TINH", response="x")
     assert case.refused(respond, vn("2026-01-23")) == "respond.not_asked"
-    unknown = c.Respond(request_id="R9", body="SO_TAI_NGUYEN", response="x")
+    unknown = co.Respond(request_id="R9", body="SO_TAI_NGUYEN", response="x")
     assert case.refused(unknown, vn("2026-01-23")) == "respond.unknown_request"
-    case.do(c.Respond(request_id="R1", body="SO_TAI_NGUYEN", response="x"), vn("2026-01-23"))
-    assert case.refused(c.Respond(request_id="R1", body="SO_TAI_NGUYEN", response="y"), vn("2026-01-24")) == (
+    case.do(co.Respond(request_id="R1", body="SO_TAI_NGUYEN", response="x"), vn("2026-01-23"))
+    assert case.refused(co.Respond(request_id="R1", body="SO_TAI_NGUYEN", response="y"), vn("2026-01-24")) == (
         "respond.already"
     )
 
 
 def test_a_coordination_request_names_each_body_once_and_not_the_lead_body() -> None:
     case = accepted(K.COMPLAINT)
-    twice = c.RequestCoordination(subject="x", bodies=[c.CoordinationTarget(body="SO_TAI_NGUYEN", side="state",
+    twice = co.RequestCoordination(subject="x", bodies=[co.CoordinationTarget(body="SO_TAI_NGUYEN", side="state",
                                                                             days=3)] * 2)
     assert case.refused(twice, vn("2026-01-22")) == "coordination.duplicate_body"
-    lead = c.RequestCoordination(subject="x", bodies=[c.CoordinationTarget(body="UBND_TINH", side="state", days=3)])
+    lead = co.RequestCoordination(subject="x", bodies=[co.CoordinationTarget(body="UBND_TINH", side="state", days=3)])
     assert case.refused(lead, vn("2026-01-22")) == "coordination.lead_body"
     early = classified(K.COMPLAINT)
-    target = [c.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=3)]
-    assert early.refused(c.RequestCoordination(subject="x", bodies=target), CLASSIFIED) == "coordination.state"
+    target = [co.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=3)]
+    assert early.refused(co.RequestCoordination(subject="x", bodies=target), CLASSIFIED) == "coordination.state"
 
 
 # --- verification and dialogue ---
@@ -610,7 +611,7 @@ SUSPENDED_REFUSES = [
     c.Decide(outcome="upheld", decision_no="1", summary="x"),
     c.Extend(decision_no="1", reason="x"),
     c.Notify(about="acceptance", recipients=["A"], doc_no="1"),
-    c.RequestCoordination(subject="x", bodies=[c.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=3)]),
+    co.RequestCoordination(subject="x", bodies=[co.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=3)]),
     c.Suspend(reason="x"),
     c.Close(),
     c.Appeal(),
@@ -924,8 +925,8 @@ def test_a_manual_front_supervision_starts_once_and_only_on_an_open_case() -> No
 
 def test_the_case_view_lists_deadlines_by_due_time_with_legal_bases_and_the_overdue_flag() -> None:
     case = accepted(K.DENUNCIATION)
-    case.do(c.RequestCoordination(subject="Xác minh", bodies=[
-        c.CoordinationTarget(body="UBMTTQ_TINH", side="front", days=2, unit="working"),
+    case.do(co.RequestCoordination(subject="Xác minh", bodies=[
+        co.CoordinationTarget(body="UBMTTQ_TINH", side="front", days=2, unit="working"),
     ]), vn("2026-01-22", 10))
     view = case_view(case.state)
     assert [d.key for d in view.deadlines] == [
@@ -1046,6 +1047,6 @@ def test_a_letter_received_as_a_voter_petition_and_classified_as_a_complaint_run
 def test_coordination_can_be_requested_after_the_decision_is_notified() -> None:
     case = decided(K.COMPLAINT, "upheld", vn("2026-02-12"))
     case.do(c.Notify(about="decision", recipients=["A"], doc_no="45/QĐ"), vn("2026-02-13"))
-    request = c.RequestCoordination(subject="Phối hợp tổ chức thi hành", bodies=[
-        c.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=5)])
+    request = co.RequestCoordination(subject="Phối hợp tổ chức thi hành", bodies=[
+        co.CoordinationTarget(body="SO_TAI_NGUYEN", side="state", days=5)])
     assert types(case.do(request, vn("2026-02-23"))) == ["CoordinationRequested"]

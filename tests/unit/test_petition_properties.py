@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from activities.rules import build_calendar, load_calendar_overrides, load_deadline_policy
+from domain import coordination as co
 from domain.calendar import VN_TZ, local_date
 from domain.common import SYSTEM, Actor, DomainError, Event
 from domain.deadlines import CaseRules
@@ -130,7 +131,7 @@ index = st.integers(0, 1000)
 
 # Strategies are built once: building them inside the loop costs more than running the decider.
 _part = st.builds(c.SplitPart, kind=st.sampled_from(KINDS), subject=vietnamese(), content=vietnamese())
-_target = st.builds(c.CoordinationTarget, body=bodies, side=st.sampled_from(["party", "state", "front"]),
+_target = st.builds(co.CoordinationTarget, body=bodies, side=st.sampled_from(["party", "state", "front"]),
                     days=st.integers(1, 30), unit=st.sampled_from(["calendar", "working"]))
 _notify = {
     about: st.builds(c.Notify, about=st.just(about), recipients=st.lists(bodies, min_size=1, max_size=2),
@@ -148,7 +149,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "forward": st.builds(c.Forward, to_body=bodies, notice_no=doc_no),
     "redirect": st.builds(c.Redirect, guidance=vietnamese()),
     "assign": st.builds(c.Assign, body=bodies, officer=st.one_of(st.none(), st.sampled_from(["le.van.cuong", "an"]))),
-    "request_coordination": st.builds(c.RequestCoordination, subject=vietnamese(),
+    "request_coordination": st.builds(co.RequestCoordination, subject=vietnamese(),
                                       bodies=st.lists(_target, min_size=1, max_size=3)),
     "respond": st.builds(c.Respond, request_id=st.sampled_from(["R1", "R2", "R3"]), body=bodies,
                          response=vietnamese()),
@@ -198,7 +199,7 @@ def draw_command(data: st.DataObject, kind: str, state: PetitionState, guided: b
         asked = [(rid, b) for rid, r in state.coordination.items() for b in r.bodies]
         if asked:
             rid, body = asked[data.draw(index, label="asked") % len(asked)]
-            return c.Respond(request_id=rid, body=body, response=TEXTS[4])
+            return co.Respond(request_id=rid, body=body, response=TEXTS[4])
     if guided and kind == "deadline":
         pending = sorted(k for k, d in state.deadlines.items() if d.pending)
         if pending:
@@ -210,7 +211,7 @@ def draw_command(data: st.DataObject, kind: str, state: PetitionState, guided: b
         return data.draw(_notify["acceptance" if state.status in HANDLING else "decision"], label="command")
     if guided and kind == "request_coordination":
         # Each body once, and never the lead body, so that requests are mostly accepted.
-        request: c.RequestCoordination = data.draw(STRATEGIES[kind], label="command")
+        request: co.RequestCoordination = data.draw(STRATEGIES[kind], label="command")
         targets = {t.body: t for t in request.bodies if t.body != state.lead_body}
         if not targets:
             return request

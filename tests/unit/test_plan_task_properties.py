@@ -44,7 +44,7 @@ from activities.rules import PlanRulesRequest, RulesActivities
 from domain import plan_tasks as pt
 from domain.calendar import VN_TZ
 from domain.common import SYSTEM, Actor, DomainError, Event
-from domain.petitions.commands import CoordinationTarget
+from domain.coordination import CoordinationTarget
 
 RULES = asyncio.run(RulesActivities().load_plan_rules(PlanRulesRequest(start_on=date(2026, 1, 5),
                                                                        until=date(2030, 12, 31))))
