@@ -131,6 +131,8 @@ async def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
             await store.close()
     if not events:
         raise Refused(f"case {args.case_id} not found")
+    if args.process:
+        return await _history_with_process(settings, args, events, report)
     if args.json:
         print(
             json.dumps(
@@ -146,18 +148,63 @@ async def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print(f"{args.case_id}: {len(events)} event(s)")
     for e in events:
-        line = f"{e.version:>4}  {e.occurred_at:%Y-%m-%d %H:%M}  {e.type:<28} {e.actor or '-'}"
-        print(line)
-        if e.reason:
-            print(f"        reason: {e.reason}")
-        if e.legal_basis:
-            print(f"        legal basis: {e.legal_basis}")
+        _print_event(e)
+    return _print_integrity(report, events)
+
+
+def _print_event(e: Any, at: Any = None) -> None:
+    when = f"{at:%Y-%m-%d %H:%M:%S}" if at is not None else f"{e.occurred_at:%Y-%m-%d %H:%M}"
+    line = f"{e.version:>4}  {when}  {e.type:<28} {e.actor or '-'}"
+    print(line)
+    if e.reason:
+        print(f"        reason: {e.reason}")
+    if e.legal_basis:
+        print(f"        legal basis: {e.legal_basis}")
+
+
+def _print_integrity(report: Any, events: Sequence[Any]) -> int:
     if report.ok:
         print(f"integrity: ok (hash chain verifies, head {events[-1].hash[:16]}…)")
-    else:
-        print(f"integrity: BROKEN at version {report.first_bad_version}: {report.problem}")
-        return 1
-    return 0
+        return 0
+    print(f"integrity: BROKEN at version {report.first_bad_version}: {report.problem}")
+    return 1
+
+
+async def _history_with_process(settings: Settings, args: argparse.Namespace, events: Sequence[Any],
+                                report: Any) -> int:
+    """`history --process`: the domain events merged with Temporal's history of every run (`api.timeline`)."""
+    from temporalio.service import RPCError
+
+    from api.timeline import DomainEntry, domain_entries, fetch_process, merge
+    from worker import connect
+
+    try:
+        async with asyncio.timeout(30):
+            client = await connect(settings.temporal_address, settings.temporal_namespace)
+            process = await fetch_process(client, args.case_id)
+    except (RPCError, RuntimeError, TimeoutError) as exc:
+        raise Refused(f"cannot read the process from Temporal at {settings.temporal_address}: {exc}") from exc
+    timeline = merge(domain_entries(events), process.entries)
+    if args.json:
+        print(json.dumps({
+            "case_id": args.case_id,
+            "integrity": report.model_dump(mode="json"),
+            "events": [e.model_dump(mode="json") for e in events],
+            "timeline": [entry.model_dump(mode="json") for entry in timeline],
+            "process": process.model_dump(mode="json", exclude={"entries"}),
+        }, ensure_ascii=False, indent=2))
+        return 0 if report.ok else 1
+    by_version = {e.version: e for e in events}
+    runs = ", ".join(f"{r.run_id} ({r.status})" for r in process.runs) or "none in Temporal"
+    print(f"{args.case_id}: {len(events)} event(s); runs: {runs}")
+    for entry in timeline:
+        if isinstance(entry, DomainEntry):
+            _print_event(by_version[entry.version], entry.at)
+        else:
+            print(f"      · {entry.at:%Y-%m-%d %H:%M:%S}  {entry.summary}")
+    for note in process.notes:
+        print(f"note: {note}")
+    return _print_integrity(report, events)
 
 
 async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -285,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("history", cmd_history, "Print a case's events in order, with the integrity of its hash chain.")
     p.add_argument("case_id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--process", action="store_true",
+                   help="merge in what Temporal did (activities and their attempts, timers, updates, runs)")
     p = add("report", cmd_report, "Print a period's report: plan tasks' reports by task and body, petitions by "
             "kind and district. Without --as-of: the compiled report when there is one, else the figures now.")
     p.add_argument("period", help="2026-H1 (January to June) or 2026 (the year)")

@@ -26,6 +26,9 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "command a case": ("POST", "/v1/cases/{case}/commands", frozenset({"intake", "body", "admin"})),
     "period report": ("GET", "/v1/reports/{period}", frozenset({"body", "supervisor", "operator", "admin"})),
     "import the plan": ("POST", "/v1/plan/import", frozenset({"admin"})),
+    "case counts": ("GET", "/v1/cases/counts", frozenset({"body", "supervisor", "operator", "admin"})),
+    "who read a case": ("GET", "/v1/cases/{case}/reads", frozenset({"supervisor", "admin"})),
+    "denouncer's identity": ("GET", "/v1/cases/{case}/petitioner", frozenset({"body", "supervisor"})),
 }
 
 
@@ -74,6 +77,15 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None):
     if endpoint == "command a case":
         command = {"type": "assign", "body": "UBND_TINH", "officer": unique("officer")}
         return await api.post(path.format(case=world.petition), tok, json=command)
+    if endpoint == "denouncer's identity":  # a sealed denunciation that body A leads
+        from domain.petitions.model import Petitioner
+
+        store = api.app.state.store
+        case_id = unique("pet-sealed")
+        sealed = await api.app.state.vault.seal(case_id, world.source, unique("ref"), Petitioner(name="Ẩn Danh"))
+        await seed_case(store, case_id=case_id, kind="denunciation", lead_body=world.body_a,
+                        summary={"petitioner_ref": sealed.ref})
+        return await api.get(path.format(case=case_id), tok, params={"purpose": "the matrix checks roles"})
     url = path.format(case=world.case_a, period="2026")
     if method == "POST":
         return await api.post(url, tok, json={"role": "supervisor", "label": "issued by the matrix"})
