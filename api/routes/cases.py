@@ -11,6 +11,7 @@ and no content beyond the subject line, and a dashboard polling them would bury 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -166,36 +167,42 @@ async def audit_read(store: EventStore, case: CaseRecord | None, principal: Prin
                                role=principal.role, body=principal.body_id, what=what)
 
 
-def _filters(
-    principal: Principal,
-    kind: str | None,
-    status: str | None,
-    body: str | None,
-    district: str | None,
-    overdue: bool | None,
-    received_from: date | None,
-    received_to: date | None,
-    action: str,
-) -> CaseFilter:
-    """The filters of the list and the counts; a `body` token is held to its own body's cases."""
-    if principal.role == "body":
-        if body is not None and body != principal.body_id:
-            raise ApiError(
-                403, "forbidden", f"a token of body {principal.body_id!r} may only {action} that body's cases"
-            )
-        body = principal.body_id
-    if received_from is not None and received_to is not None and received_to < received_from:
-        raise validation_error(
-            "received_to", "date_range", "received_to must not be before received_from", str(received_to)
-        )
-    return CaseFilter(kind=kind, status=status, body=body, district=district, overdue=overdue,
-                      received_from=received_from, received_to=received_to)
-
-
 BodyFilter = Annotated[str | None, Query(min_length=1, max_length=200, description="Lead body or a coordinating body")]
 FromDay = Annotated[date | None, Query(description="First local day (UTC+7), included")]
 ToDay = Annotated[date | None, Query(description="Last local day (UTC+7), included")]
 ListRoles = Annotated[Principal, Depends(require("body", "supervisor", "operator", "admin"))]
+
+
+@dataclass
+class CaseQuery:
+    """The filters of `GET /v1/cases` and `GET /v1/cases/counts`, as query parameters."""
+
+    kind: Text = None
+    status: Text = None
+    body: BodyFilter = None
+    district: Text = None
+    overdue: bool | None = None
+    received_from: FromDay = None
+    received_to: ToDay = None
+
+    def filters(self, principal: Principal, action: str) -> CaseFilter:
+        """The filters to apply; a `body` token is held to its own body's cases."""
+        body = self.body
+        if principal.role == "body":
+            if body is not None and body != principal.body_id:
+                raise ApiError(
+                    403, "forbidden", f"a token of body {principal.body_id!r} may only {action} that body's cases"
+                )
+            body = principal.body_id
+        if self.received_from is not None and self.received_to is not None and self.received_to < self.received_from:
+            raise validation_error(
+                "received_to", "date_range", "received_to must not be before received_from", str(self.received_to)
+            )
+        return CaseFilter(kind=self.kind, status=self.status, body=body, district=self.district, overdue=self.overdue,
+                          received_from=self.received_from, received_to=self.received_to)
+
+
+Filters = Annotated[CaseQuery, Depends()]
 
 
 @router.get(
@@ -204,22 +211,12 @@ ListRoles = Annotated[Principal, Depends(require("body", "supervisor", "operator
     summary="Counts of cases for a dashboard: by status, kind, lead body, district; overdue and total",
     responses=error_responses(401, 403, 422),
 )
-async def get_case_counts(
-    store: Store,
-    principal: ListRoles,
-    kind: Text = None,
-    status: Text = None,
-    body: BodyFilter = None,
-    district: Text = None,
-    overdue: bool | None = None,
-    received_from: FromDay = None,
-    received_to: ToDay = None,
-) -> CaseCountsAnswer:
+async def get_case_counts(store: Store, principal: ListRoles, query: Filters) -> CaseCountsAnswer:
     """The filters are those of `GET /v1/cases`; one query answers every count. A `body` token counts only
     its own body's cases (lead or coordinating; asking for another body is 403). Roles: `body`,
     `supervisor`, `operator`, `admin`.
     """
-    filters = _filters(principal, kind, status, body, district, overdue, received_from, received_to, "count")
+    filters = query.filters(principal, "count")
     counts = await count_cases(store.pool, filters)
     return CaseCountsAnswer(total=counts.total, overdue=counts.overdue, by_status=counts.by_status,
                             by_kind=counts.by_kind, by_lead_body=counts.by_lead_body, by_district=counts.by_district)
@@ -397,13 +394,7 @@ async def get_petitioner(
 async def get_cases(
     store: Store,
     principal: ListRoles,
-    kind: Text = None,
-    status: Text = None,
-    body: BodyFilter = None,
-    district: Text = None,
-    overdue: bool | None = None,
-    received_from: FromDay = None,
-    received_to: ToDay = None,
+    query: Filters,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2000, description="`next_cursor` of the previous page")] = None,
 ) -> CasePage:
@@ -411,7 +402,7 @@ async def get_cases(
     filter is set to its body (asking for another body is 403). Roles: `body`, `supervisor`, `operator`,
     `admin`. Listing is not recorded in the read audit: the rows carry no identity.
     """
-    filters = _filters(principal, kind, status, body, district, overdue, received_from, received_to, "list")
+    filters = query.filters(principal, "list")
     after = None
     if cursor is not None:
         try:
