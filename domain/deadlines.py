@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from domain.bodies import BodyRegistry, RoutingTable
 from domain.calendar import DayUnit, WorkingCalendar, end_of_day, local_date
+from domain.common import Event, Text
 
 #: The verification marks of domain.md: ✅ verified, ⚠️ partial, ❌ unverified.
 Mark = Literal["verified", "partial", "unverified"]
@@ -330,3 +331,25 @@ def mark_deadline(deadlines: Deadlines, key: str, stage: Literal["approaching", 
     d = deadlines[key]
     update = {"approached": True} if stage == "approaching" else {"approached": True, "breached": True}
     return {**deadlines, key: d.model_copy(update=update)}
+
+
+# -- the timer of a case's deadlines, the same for every kind of case -------------------------------------
+
+
+class MarkDeadline(Text):
+    """Internal: a durable timer fired (a deadline approaches or was missed); decided like any command."""
+
+    type: Literal["deadline"] = "deadline"
+    reason: str | None = None
+    key: str = Field(min_length=1, max_length=200)
+    stage: Literal["approaching", "breached"]
+
+
+class DeadlineApproaching(Event):
+    key: str
+    due_at: str
+
+
+class DeadlineBreached(Event):
+    key: str
+    due_at: str

@@ -32,7 +32,9 @@ from .coordination import BodyCode
 from .deadlines import (
     CaseRules,
     Deadline,
+    DeadlineApproaching,
     DeadlineState,
+    MarkDeadline,
     UnknownDeadlineRule,
     add_deadlines,
     cancel_pending,
@@ -166,13 +168,6 @@ class Close(Command):
     type: Literal["close"] = "close"
 
 
-class MarkDeadline(Command):
-    """Internal: a durable timer fired (a deadline approaches or was missed)."""
-
-    type: Literal["deadline"] = "deadline"
-    key: str = Field(min_length=1, max_length=200)
-    stage: Literal["approaching", "breached"]
-
 
 FrontCommand = Annotated[
     Open | Remind | Urge | SendRecommendation | RecordResponse | AcceptResponse | Dispute | Escalate | Close
@@ -253,10 +248,6 @@ class FrontEscalated(Event):
 class FrontSupervisionClosed(Event):
     from_status: str
 
-
-class DeadlineApproaching(Event):
-    key: str
-    due_at: str
 
 
 class DeadlineBreached(Event):

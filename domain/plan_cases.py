@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .calendar import end_of_day, local_date
 from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
-from .deadlines import Deadline, DeadlineState, add_deadlines, mark_deadline, meet_deadlines
+from .deadlines import Deadline, DeadlineState, MarkDeadline, add_deadlines, mark_deadline, meet_deadlines
 from .plan import PlanDiff, PlanDocument, PlanTask
 from .plan_tasks import TaskSpec
 from .reporting import ReportCalendar
@@ -82,11 +82,6 @@ class RecordReplacements(Command):
     on: date
     replacements: list[dict[str, str]]
 
-
-class MarkDeadline(Command):
-    type: Literal["deadline"] = "deadline"
-    key: str
-    stage: Literal["approaching", "breached"]
 
 
 PlanCommand = Annotated[ImportPlan | RecordReplacements | MarkDeadline, Field(discriminator="type")]

@@ -31,7 +31,10 @@ from .coordination import (
 from .deadlines import (
     CaseRules,
     Deadline,
+    DeadlineApproaching,
+    DeadlineBreached,
     DeadlineState,
+    MarkDeadline,
     UnknownDeadlineRule,
     add_deadlines,
     cancel_pending,
@@ -185,11 +188,6 @@ class SubmitSubplan(Command):
     doc_ref: str = Field(min_length=1, max_length=200)
 
 
-class MarkDeadline(Command):
-    type: Literal["deadline"] = "deadline"
-    key: str
-    stage: Literal["approaching", "breached"]
-
 
 PlanTaskCommand = Annotated[
     Assign | Acknowledge | RequestCoordination | Respond | RecordProgress | RequestReport | SubmitReport
@@ -295,14 +293,6 @@ class SubplanSubmitted(Event):
     on_time: bool
 
 
-class DeadlineApproaching(Event):
-    key: str
-    due_at: str
-
-
-class DeadlineBreached(Event):
-    key: str
-    due_at: str
 
 
 REGISTRY = EventRegistry(

@@ -21,7 +21,7 @@ from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedS
 with workflow.unsafe.imports_passed_through():
     from domain import front_supervision as fs
     from domain.common import SYSTEM, Actor, DomainError, Event
-    from domain.deadlines import CaseRules, Deadline
+    from domain.deadlines import CaseRules, Deadline, MarkDeadline
     from eventstore.models import CaseRow
 
     from .case import CaseMachine, Stage, refusal
@@ -99,8 +99,8 @@ class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
     def projection(self, state: fs.SupervisionState) -> CaseRow:
         return CaseRow.model_validate(fs.supervision_row(state))
 
-    def deadline_command(self, key: str, stage: Stage) -> fs.MarkDeadline:
-        return fs.MarkDeadline(key=key, stage=stage)
+    def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
+        return MarkDeadline(key=key, stage=stage)
 
     def finished(self) -> bool:
         return self.state is not None and self.state.status == fs.SupervisionStatus.CLOSED

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rules import CaseRulesRequest, RulesActivities
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, Event
+    from domain.deadlines import MarkDeadline
     from domain.petitions import commands as c
     from domain.petitions import events as e
     from domain.petitions.decider import decide, fold, intake_digest
@@ -106,8 +107,8 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
     def projection(self, state: PetitionState) -> CaseRow:
         return CaseRow.model_validate(case_row(state))
 
-    def deadline_command(self, key: str, stage: Stage) -> c.MarkDeadline:
-        return c.MarkDeadline(key=key, stage=stage)
+    def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
+        return MarkDeadline(key=key, stage=stage)
 
     def finished(self) -> bool:
         return self.state is not None and self.state.status == PetitionStatus.ARCHIVED

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import plan_cases as pc
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, DomainError, Event
+    from domain.deadlines import MarkDeadline
     from domain.plan import PlanDiff, PlanDocument
     from eventstore.models import CaseRow
 
@@ -114,8 +115,8 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
     def projection(self, state: pc.PlanCaseState) -> CaseRow:
         return CaseRow.model_validate(pc.plan_row(state))
 
-    def deadline_command(self, key: str, stage: Stage) -> pc.MarkDeadline:
-        return pc.MarkDeadline(key=key, stage=stage)
+    def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
+        return MarkDeadline(key=key, stage=stage)
 
     def finished(self) -> bool:
         return False  # a plan waits for amendments as long as it exists

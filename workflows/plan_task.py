@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import plan_tasks as pt
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, Event
+    from domain.deadlines import MarkDeadline
     from eventstore.models import CaseRow
 
     from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage
@@ -114,8 +115,8 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
     def projection(self, state: pt.TaskState) -> CaseRow:
         return CaseRow.model_validate(pt.task_row(state))
 
-    def deadline_command(self, key: str, stage: Stage) -> pt.MarkDeadline:
-        return pt.MarkDeadline(key=key, stage=stage)
+    def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
+        return MarkDeadline(key=key, stage=stage)
 
     def finished(self) -> bool:
         return self.state is not None and self.state.status == pt.TaskStatus.CLOSED

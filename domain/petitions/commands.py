@@ -10,7 +10,7 @@ from pydantic import Field
 
 from ..common import Actor, Text
 from ..coordination import BodyCode, RequestCoordination, Respond
-from ..deadlines import CaseRules
+from ..deadlines import CaseRules, MarkDeadline
 from .model import PetitionIntake, PetitionKind
 
 
@@ -189,13 +189,6 @@ class Archive(Command):
     type: Literal["archive"] = "archive"
     archive_ref: str = Field(min_length=1, max_length=200)
 
-
-class MarkDeadline(Command):
-    """Internal: a durable timer fired (a deadline approaches or was missed)."""
-
-    type: Literal["deadline"] = "deadline"
-    key: str
-    stage: Literal["approaching", "breached"]
 
 
 class StartFrontSupervision(Command):

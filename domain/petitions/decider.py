@@ -19,7 +19,10 @@ from ..common import Actor, DomainError, Event, content_digest, envelope, requir
 from ..deadlines import (
     CaseRules,
     Deadline,
+    DeadlineApproaching,
+    DeadlineBreached,
     DeadlineState,
+    MarkDeadline,
     UnknownDeadlineRule,
     add_deadlines,
     can_extend,
@@ -458,7 +461,7 @@ def _archive(state: PetitionState, cmd: c.Archive, actor: Actor, now: datetime) 
                        archive_ref=cmd.archive_ref)]
 
 
-def _mark_deadline(state: PetitionState, cmd: c.MarkDeadline, actor: Actor, now: datetime) -> list[Event]:
+def _mark_deadline(state: PetitionState, cmd: MarkDeadline, actor: Actor, now: datetime) -> list[Event]:
     """A timer fired. Nothing happens if the deadline was met meanwhile (a timer may fire late on replay)."""
     d = _pending(state, cmd.key)
     if d is None:
@@ -466,10 +469,10 @@ def _mark_deadline(state: PetitionState, cmd: c.MarkDeadline, actor: Actor, now:
     env = envelope(cmd, actor, now, d.deadline.legal_basis)
     due = d.deadline.due_at.isoformat()
     if cmd.stage == "approaching":
-        return [] if d.approached or d.breached else [e.DeadlineApproaching(**env, key=cmd.key, due_at=due)]
+        return [] if d.approached or d.breached else [DeadlineApproaching(**env, key=cmd.key, due_at=due)]
     if d.breached or now <= d.deadline.due_at:
         return []
-    events: list[Event] = [e.DeadlineBreached(**env, key=cmd.key, due_at=due)]
+    events: list[Event] = [DeadlineBreached(**env, key=cmd.key, due_at=due)]
     if state.front_supervision is None and (cmd.key in RESOLUTION_STAGE or cmd.key in ACCEPTANCE_STAGE):
         events.append(e.FrontSupervisionStarted(**{**env, "legal_basis": "Luật MTTQ 2015, Chương V"},
                                                 supervision_id=f"{state.case_id}-front", trigger="breach"))
@@ -489,7 +492,7 @@ _DECIDERS: dict[type[Any], Any] = {
     c.RecordVerification: _verify, c.RecordDialogue: _dialogue, c.Extend: _extend, c.Suspend: _suspend,
     c.Resume: _resume, c.Withdraw: _withdraw, c.Decide: _decide, c.Notify: _notify,
     c.RecordImplementation: _implement, c.RecordExternalResult: _external, c.Appeal: _appeal, c.Close: _close,
-    c.Archive: _archive, c.MarkDeadline: _mark_deadline, c.StartFrontSupervision: _start_front,
+    c.Archive: _archive, MarkDeadline: _mark_deadline, c.StartFrontSupervision: _start_front,
 }
 
 
@@ -643,12 +646,12 @@ def _(ev: e.EscalatedSecondInstance, s: PetitionState) -> dict[str, Any]:
 
 
 @_apply.register
-def _(ev: e.DeadlineApproaching, s: PetitionState) -> dict[str, Any]:
+def _(ev: DeadlineApproaching, s: PetitionState) -> dict[str, Any]:
     return {"deadlines": mark_deadline(s.deadlines, ev.key, "approaching")}
 
 
 @_apply.register
-def _(ev: e.DeadlineBreached, s: PetitionState) -> dict[str, Any]:
+def _(ev: DeadlineBreached, s: PetitionState) -> dict[str, Any]:
     return {"deadlines": mark_deadline(s.deadlines, ev.key, "breached")}
 
 

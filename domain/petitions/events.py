@@ -11,7 +11,7 @@ from pydantic import Field
 from ..bodies import RoutingDecision
 from ..common import Event, EventRegistry
 from ..coordination import CoordinationRequested, CoordinationResponded
-from ..deadlines import CaseRules, Deadline
+from ..deadlines import CaseRules, Deadline, DeadlineApproaching, DeadlineBreached
 from .model import PetitionIntake, PetitionKind
 
 
@@ -138,14 +138,6 @@ class EscalatedSecondInstance(Event):
     to_body: str | None = None
 
 
-class DeadlineApproaching(Event):
-    key: str
-    due_at: str
-
-
-class DeadlineBreached(Event):
-    key: str
-    due_at: str
 
 
 class FrontSupervisionStarted(Event):
