@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from danvan.postgres import redact, with_database
+from danvan.postgres import create_database, drop_database, redact, with_database
 from eventstore import CaseRow, EventStore, NewEvent, create_pool, migrate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -690,22 +690,6 @@ async def bench(url: str, args: argparse.Namespace, cases: list[Case]) -> dict[s
         "measurements": results,
         "verification": verification,
     }
-
-
-async def create_database(url: str, name: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(url: str, name: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

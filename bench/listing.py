@@ -75,8 +75,8 @@ from api.queries import (
     list_cases_sql,
 )
 from api.tokens import issue_token
-from bench.append_throughput import DEFAULT_URL, create_database, drop_database, machine_info
-from danvan.postgres import redact, with_database
+from bench.append_throughput import DEFAULT_URL, machine_info
+from danvan.postgres import create_database, drop_database, redact, with_database
 from danvan.settings import Settings
 from eventstore import CaseRow, EventStore, NewEvent, RecordedEvent, migrate
 

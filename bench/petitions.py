@@ -63,7 +63,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from danvan.postgres import redact, with_database
+from danvan.postgres import create_database, drop_database, redact, with_database
 from eventstore import EventStore, create_pool, migrate
 
 with workflow.unsafe.imports_passed_through():
@@ -1335,22 +1335,6 @@ async def bench(args: argparse.Namespace, url: str, database: str) -> dict[str, 
         "verification": verification,
         "seconds": duration,
     }
-
-
-async def create_database(url: str, name: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
-    finally:
-        await conn.close()
-
-
-async def drop_database(url: str, name: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -22,7 +22,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from danvan.postgres import Database, open_database, with_database
+from danvan.postgres import Database, create_database, drop_database, open_database
 from eventstore import EventStore, migrate
 from workflows.shared import SEARCH_ATTRIBUTES
 
@@ -59,21 +59,12 @@ async def new_database(pg_server: Database) -> AsyncIterator[Callable[[], Awaita
 
     async def make() -> str:
         name = f"danvan_test_{uuid.uuid4().hex[:12]}"
-        conn = await asyncpg.connect(pg_server.url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
-        finally:
-            await conn.close()
         created.append(name)
-        return with_database(pg_server.url, name)
+        return await create_database(pg_server.url, name)
 
     yield make
-    conn = await asyncpg.connect(pg_server.url)
-    try:
-        for name in created:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    for name in created:
+        await drop_database(pg_server.url, name)
 
 
 @pytest_asyncio.fixture(scope="session")
