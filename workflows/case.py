@@ -34,6 +34,11 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 #: Continue as new well before Temporal's limits; the state and pending timers travel in the input.
 MAX_HISTORY_EVENTS = 2_000
 SEEN_COMMANDS_KEPT = 500
+#: Since this patch a command that leaves the deadlines and search attributes as they were adds nothing to the
+#: history but its update and append: the deadline timer keeps running (it was cancelled and started again
+#: after every command) and only attributes whose value changed are upserted (all six were, every time).
+#: Runs recorded before it replay on the old path.
+QUIET_COMMANDS = "quiet-commands"
 
 Stage = Literal["approaching", "breached"]
 
@@ -130,10 +135,20 @@ class CaseMachine(Generic[S]):
             self.seen[command_id] = new_state.version
             if len(self.seen) > SEEN_COMMANDS_KEPT:
                 self.seen.pop(next(iter(self.seen)))
-        workflow.upsert_search_attributes(self.search_attributes(new_state))
+        self.upsert_search_attributes(new_state)
         await self.after_append(events)
         self.woken = True
         return events
+
+    def upsert_search_attributes(self, state: S) -> None:
+        """Keep the case's search attributes current, writing only those whose value changed."""
+        updates = self.search_attributes(state)
+        if workflow.patched(QUIET_COMMANDS):
+            current = workflow.info().typed_search_attributes
+            updates = [u for u in updates if current.get(u.key) != u.value]
+            if not updates:
+                return
+        workflow.upsert_search_attributes(updates)
 
     async def handle(self, command: Any, actor: Actor, command_id: str | None) -> tuple[list[Event], bool]:
         """An Update's body: (events, duplicate). A repeated `command_id` changes nothing."""
@@ -182,17 +197,36 @@ class CaseMachine(Generic[S]):
     async def wait_until_finished(self, actor: Actor, continue_input: Callable[[], Any]) -> None:
         """Sleep until the next timer or command, fire what came due, until the case is finished;
         continue as new (with `continue_input()`) when the history grows long."""
+        quiet = workflow.patched(QUIET_COMMANDS)
+        timer: asyncio.Task[None] | None = None
+        timer_at: datetime | None = None
+
+        def woken_or_due() -> bool:
+            return self.woken or (timer is not None and timer.done())
+
         while not self.finished():
             info = workflow.info()
             if info.is_continue_as_new_suggested() or info.get_current_history_length() > self.history_limit:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(continue_input())
             moments = self.timer_moments()
-            timeout = max(moments[0][0] - workflow.now(), timedelta(seconds=1)) if moments else None
             self.woken = False
-            try:
-                await workflow.wait_condition(lambda: self.woken, timeout=timeout)
-            except TimeoutError:
-                pass
+            if quiet:
+                # One durable timer for the next moment, replaced only when that moment changes or has passed.
+                at = moments[0][0] if moments else None
+                if timer is None or timer.done() or at != timer_at:
+                    if timer is not None and not timer.done():
+                        timer.cancel()
+                    timer, timer_at = None, at
+                    if at is not None:
+                        seconds = max((at - workflow.now()).total_seconds(), 1.0)
+                        timer = asyncio.create_task(workflow.sleep(seconds))
+                await workflow.wait_condition(woken_or_due)
+            else:
+                timeout = max(moments[0][0] - workflow.now(), timedelta(seconds=1)) if moments else None
+                try:
+                    await workflow.wait_condition(lambda: self.woken, timeout=timeout)
+                except TimeoutError:
+                    pass
             await self.fire_due_timers(actor)
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -17,9 +17,8 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
-    from activities.reports import CompileReportRequest, ReportActivities
-
     from activities.cases import CaseCommandActivities, RequestReportsInput
+    from activities.reports import CompileReportRequest, ReportActivities
     from domain import report_cycles as rc
     from domain.calendar import end_of_day
     from domain.common import SYSTEM, Actor, Event

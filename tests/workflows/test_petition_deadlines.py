@@ -186,3 +186,30 @@ async def test_a_long_case_continues_as_new_keeping_its_state_and_its_pending_ti
     stored = await store.read_stream(handle.id)
     assert [e.version for e in stored] == list(range(1, len(stored) + 1))
     assert (await folded(store, handle.id)) == await handle.query(PetitionWorkflow.state_snapshot)
+
+
+async def test_a_command_that_moves_no_deadline_leaves_the_timer_running_and_upserts_nothing_unchanged(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    """Since the `quiet-commands` patch: a command adds its update and its append to the history, nothing more
+    (no timer cancelled and started again, no search attributes written with the values they had), and the
+    deadline timer that kept running still fires on time."""
+    env = time_skipping_env
+    handle = await accepted(env, task_queue, "complaint")
+    await do(env.client, handle.id, {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Lê Thị Hà"})
+    before = len((await handle.fetch_history()).events)
+    for n in range(4):
+        await do(env.client, handle.id, {"type": "assign", "body": "UBND_TINH", "officer": f"Cán bộ Trần Văn {n}"})
+    new = [e.WhichOneof("attributes") for e in (await handle.fetch_history()).events[before:]]
+    quiet = {"timer_started_event_attributes", "timer_canceled_event_attributes",
+             "upsert_workflow_search_attributes_event_attributes"}
+    assert not quiet & set(new), new
+    assert new.count("activity_task_completed_event_attributes") == 4
+    assert new.count("workflow_execution_update_completed_event_attributes") == 4
+    # The resolution timer armed before these commands is the one that fires.
+    await env.sleep(timedelta(days=20))
+    await env.sleep(timedelta(days=20))
+    view = await handle.query(PetitionWorkflow.view)
+    assert next(d for d in view.deadlines if d.key == "complaint.resolution").breached
+    stored = await store.read_stream(handle.id)
+    assert [e.type for e in stored].count("DeadlineBreached") == 1
