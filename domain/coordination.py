@@ -70,6 +70,14 @@ class CoordinationRequest(BaseModel):
     responses: dict[str, str] = Field(default_factory=dict)
 
 
+def owing(coordination: dict[str, CoordinationRequest]) -> list[str]:
+    """The bodies asked for a contribution that have not answered yet, in the order they were asked."""
+    out: list[str] = []
+    for request in coordination.values():
+        out += [b for b in request.bodies if b not in request.responses and b not in out]
+    return out
+
+
 def deadline_key(request_id: str, body: str) -> str:
     return f"coordination.{request_id}.{body}"
 

@@ -43,6 +43,7 @@ from .deadlines import (
     meet_deadlines,
 )
 from .petitions.views import DeadlineView
+from .repairs import REPAIR_EVENTS, BodyNudged, RepairRecorded
 
 #: The body that supervises: the Standing Board of the provincial Front committee (domain.md §6).
 FRONT_BODY = "UBMTTQ_TINH"
@@ -260,7 +261,7 @@ class DeadlineBreached(Event):
 REGISTRY = EventRegistry(
     FrontWatchStarted, FrontReminded, FrontUrged, FrontRecommendationSent, FrontResponseReceived,
     FrontResponseAccepted, FrontResponseDisputed, FrontEscalated, FrontSupervisionClosed, DeadlineApproaching,
-    DeadlineBreached,
+    DeadlineBreached, *REPAIR_EVENTS,
 )
 
 
@@ -555,6 +556,12 @@ def _step(ev: Event, **fields: Any) -> Step:
 @singledispatch
 def _apply(event: Event, s: SupervisionState) -> dict[str, Any]:
     raise TypeError(f"no evolve rule for {type(event).__name__}")
+
+
+@_apply.register(RepairRecorded)
+@_apply.register(BodyNudged)
+def _(ev: Event, s: SupervisionState) -> dict[str, Any]:
+    return {}  # an operator's repair is on the record; the case itself moves through its own events
 
 
 @_apply.register

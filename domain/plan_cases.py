@@ -20,6 +20,7 @@ from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, re
 from .deadlines import Deadline, DeadlineState, MarkDeadline, add_deadlines, mark_deadline, meet_deadlines
 from .plan import PlanDiff, PlanDocument, PlanTask
 from .plan_tasks import TaskSpec
+from .repairs import REPAIR_EVENTS, BodyNudged, RepairRecorded
 from .reporting import ReportCalendar
 
 CASE_KIND = "plan"
@@ -118,7 +119,7 @@ class BodiesReplaced(Event):
     replacements: list[dict[str, str]]
 
 
-REGISTRY = EventRegistry(PlanImported, PlanAmended, ReportCycleStarted, BodiesReplaced)
+REGISTRY = EventRegistry(PlanImported, PlanAmended, ReportCycleStarted, BodiesReplaced, *REPAIR_EVENTS)
 
 
 # -- state ----------------------------------------------------------------------------------------------
@@ -214,6 +215,12 @@ def _import(state: PlanCaseState | None, cmd: ImportPlan, actor: Actor, now: dat
 @singledispatch
 def _apply(event: Event, s: PlanCaseState) -> dict[str, Any]:
     raise TypeError(f"no evolve rule for {type(event).__name__}")
+
+
+@_apply.register(RepairRecorded)
+@_apply.register(BodyNudged)
+def _(ev: Event, s: PlanCaseState) -> dict[str, Any]:
+    return {}  # an operator's repair is on the record; the case itself moves through its own events
 
 
 @_apply.register

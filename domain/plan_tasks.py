@@ -42,6 +42,7 @@ from .deadlines import (
     mark_deadline,
     meet_deadlines,
 )
+from .repairs import REPAIR_EVENTS, BodyNudged, RepairRecorded
 from .reporting import ReportCalendar
 
 CASE_KIND = "plan_task"
@@ -299,7 +300,7 @@ REGISTRY = EventRegistry(
     TaskAssigned, TaskAcknowledged, AcknowledgementEscalated, CoordinationRequested, CoordinationResponded,
     ProgressRecorded, ReportRequested, ReportSubmitted, ReportReviewed, ReportUrged, ReportEscalated,
     InterimReviewed, FinalReviewed, TaskClosed, TaskReassigned, SubplanSubmitted, DeadlineApproaching,
-    DeadlineBreached,
+    DeadlineBreached, *REPAIR_EVENTS,
 )
 
 
@@ -671,6 +672,12 @@ def _replace(bodies: list[str], old: str, new: str) -> list[str]:
 @singledispatch
 def _apply(event: Event, s: TaskState) -> dict[str, Any]:
     raise TypeError(f"no evolve rule for {type(event).__name__}")
+
+
+@_apply.register(RepairRecorded)
+@_apply.register(BodyNudged)
+def _(ev: Event, s: TaskState) -> dict[str, Any]:
+    return {}  # an operator's repair is on the record; the case itself moves through its own events
 
 
 @_apply.register

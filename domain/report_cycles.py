@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
 from .deadlines import DeadlineState
+from .repairs import REPAIR_EVENTS
 from .reporting import PeriodReport
 
 CASE_KIND = "report_cycle"
@@ -64,7 +65,7 @@ class ReportCompiled(Event):
     report: PeriodReport
 
 
-REGISTRY = EventRegistry(ReportCycleOpened, ReportsRequested, ReportCompiled)
+REGISTRY = EventRegistry(ReportCycleOpened, ReportsRequested, ReportCompiled, *REPAIR_EVENTS)
 
 
 class CycleState(BaseModel):

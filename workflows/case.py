@@ -13,15 +13,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.eventstore import AppendEventsInput, EventStoreActivities
-    from domain.common import Actor, DomainError, Event
+    from activities.eventstore import AppendEventsInput, EventStoreActivities, ReadStreamInput
+    from domain.common import Actor, DomainError, Event, EventRegistry, require
     from domain.deadlines import DeadlineState
-    from eventstore.models import CaseRow, NewEvent
+    from domain.repairs import RecordRepair, decide_repair
+    from eventstore.models import CaseRow, NewEvent, RecordedEvent
 
 #: Appends are retried until the database answers: an accepted command is never dropped.
 APPEND_RETRY = RetryPolicy(
@@ -40,7 +42,33 @@ SEEN_COMMANDS_KEPT = 500
 #: Runs recorded before it replay on the old path.
 QUIET_COMMANDS = "quiet-commands"
 
+#: Since this patch a workflow whose append finds its stream ahead of it (it was reset to an earlier point, and
+#: the events of the commands it re-runs are stored already) reads the stored events, adopts them, and decides
+#: the command again on the state they make: the stream stays append-only and nothing is applied twice.
+CATCH_UP = "catch-up-on-conflict"
+
 Stage = Literal["approaching", "breached"]
+
+
+class RepairRequest(BaseModel):
+    """An operator's repair as the `repair` Update carries it; `actor` comes from the operator's login."""
+
+    command: RecordRepair
+    actor: Actor
+    command_id: str | None = Field(default=None, max_length=200)
+
+
+class RepairResult(BaseModel):
+    case_id: str
+    version: int
+    events: list[str] = Field(default_factory=list)
+    duplicate: bool = False
+
+
+def _stream_conflict(exc: ActivityError) -> bool:
+    cause = exc.cause
+    # After a reset the run may even make the stored events' ids again (with other times): a conflict too.
+    return isinstance(cause, ApplicationError) and cause.type in ("ConcurrencyError", "EventIdConflictError")
 
 
 class CaseState(Protocol):
@@ -97,6 +125,49 @@ class CaseMachine(Generic[S]):
     async def after_append(self, events: list[Event]) -> None:
         """Side effects an event calls for (starting linked cases...). Ids must be fixed for replay."""
 
+    def registry(self) -> EventRegistry:
+        """The event types of this kind of case, to read its stored events back (catching up)."""
+        raise NotImplementedError
+
+    def owing_bodies(self, state: S) -> list[str]:
+        """The bodies the case is waiting on (whom a nudge reminds)."""
+        return []
+
+    def reassign(self, state: S, body: str, actor: Actor, now: datetime, reason: str) -> list[Event]:
+        """The domain events that give the case to `body` (an operator's reassignment)."""
+        raise DomainError("repair.reassign.kind", "this kind of case is not reassigned by an operator")
+
+    # -- deciding, for the machinery ------------------------------------------------------------------
+
+    def decide_any(self, state: S | None, command: Any, actor: Actor, now: datetime) -> list[Event]:
+        """`decide`, plus the repairs every kind of case shares."""
+        if not isinstance(command, RecordRepair):
+            return self.decide(state, command, actor, now)
+        require(state is not None, "repair.opening", "the case is still being opened")
+        assert state is not None
+        events = decide_repair(self.stream_id(state), command, actor, now, owing=self.owing_bodies(state),
+                               closed=self.finished())
+        if command.action == "reassign":
+            require(command.body is not None, "repair.reassign.body", "name the body to reassign the case to")
+            assert command.body is not None
+            events += self.reassign(state, command.body, actor, now, command.reason)
+        return events
+
+    # -- the Update every kind of case shares -----------------------------------------------------------
+
+    @workflow.update
+    async def repair(self, request: RepairRequest) -> RepairResult:
+        """Record an operator's repair in the case's stream (and carry out a nudge or a reassignment)."""
+        events, duplicate = await self.handle(request.command, request.actor, request.command_id)
+        assert self.state is not None
+        return RepairResult(case_id=self.stream_id(self.state), version=self.state.version,
+                            events=[ev.event_type() for ev in events], duplicate=duplicate)
+
+    @repair.validator
+    def validate_repair(self, request: RepairRequest) -> None:
+        self.validate(request.command, request.actor, request.command_id, internal=frozenset(),
+                      opening="case.opening")
+
     # -- machinery ------------------------------------------------------------------------------------
 
     def setup(self, state: S | None, seen: dict[str, int], history_limit: int = MAX_HISTORY_EVENTS) -> None:
@@ -108,7 +179,7 @@ class CaseMachine(Generic[S]):
 
     async def apply(self, command: Any, actor: Actor, command_id: str | None) -> list[Event]:
         """Decide, append (with the projection, in one transaction), then move the state. Hold `self.lock`."""
-        events = self.decide(self.state, command, actor, workflow.now())
+        events = self.decide_any(self.state, command, actor, workflow.now())
         if not events:
             return []
         new_state = self.fold(events, self.state)
@@ -121,15 +192,24 @@ class CaseMachine(Generic[S]):
             )
             for ev in events
         ]
-        await workflow.execute_activity_method(
-            EventStoreActivities.append_events,
-            AppendEventsInput(
-                stream_id=self.stream_id(new_state), expected_version=self.state.version if self.state else 0,
-                events=stored, case=self.projection(new_state),
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=APPEND_RETRY,
-        )
+        try:
+            await workflow.execute_activity_method(
+                EventStoreActivities.append_events,
+                AppendEventsInput(
+                    stream_id=self.stream_id(new_state), expected_version=self.state.version if self.state else 0,
+                    events=stored, case=self.projection(new_state),
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=APPEND_RETRY,
+            )
+        except ActivityError as exc:
+            if not _stream_conflict(exc) or not workflow.patched(CATCH_UP):
+                raise
+            if not await self.catch_up(self.stream_id(new_state)):
+                raise  # the stream holds nothing this run does not know: the conflict is not a reset's
+            if command_id and command_id in self.seen:
+                return []  # an earlier run of this case applied it: its events are the ones just adopted
+            return await self.apply(command, actor, command_id)
         self.state = new_state
         if command_id:
             self.seen[command_id] = new_state.version
@@ -150,13 +230,41 @@ class CaseMachine(Generic[S]):
                 return
         workflow.upsert_search_attributes(updates)
 
+    async def catch_up(self, stream_id: str) -> list[RecordedEvent]:
+        """Adopt the stored events this run does not know yet (after a reset to an earlier point)."""
+        known = self.state.version if self.state else 0
+        result = await workflow.execute_activity_method(
+            EventStoreActivities.read_stream, ReadStreamInput(stream_id=stream_id, from_version=known + 1),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
+        )
+        registry = self.registry()
+        events = [
+            registry.parse(r.type, occurred_at=r.occurred_at, actor=r.actor, reason=r.reason,
+                           legal_basis=r.legal_basis, data=r.data)
+            for r in result.events
+        ]
+        if not events:
+            return []
+        self.state = self.fold(events, self.state)
+        for r in result.events:
+            command_id = r.metadata.get("command_id")
+            if isinstance(command_id, str):
+                self.seen[command_id] = r.version
+        workflow.logger.info("caught up with %d stored events of %s (now at version %d)",
+                             len(events), stream_id, self.state.version)
+        self.upsert_search_attributes(self.state)
+        self.woken = True
+        return result.events
+
     async def handle(self, command: Any, actor: Actor, command_id: str | None) -> tuple[list[Event], bool]:
         """An Update's body: (events, duplicate). A repeated `command_id` changes nothing."""
         async with self.lock:
             if command_id and command_id in self.seen:
                 return [], True
             try:
-                return await self.apply(command, actor, command_id), False
+                events = await self.apply(command, actor, command_id)
+                # No events, yet the command is known now: an earlier run applied it (adopted on catching up).
+                return events, not events and command_id is not None and command_id in self.seen
             except DomainError as exc:  # the state moved between validation and handling
                 raise refusal(exc) from exc
 
@@ -170,7 +278,7 @@ class CaseMachine(Generic[S]):
         if command_id and command_id in self.seen:
             return
         try:
-            self.decide(self.state, command, actor, workflow.now())
+            self.decide_any(self.state, command, actor, workflow.now())
         except DomainError as exc:
             raise refusal(exc) from exc
 
@@ -192,7 +300,10 @@ class CaseMachine(Generic[S]):
         for at, key, stage in self.timer_moments():
             if at <= now and not self.finished():
                 async with self.lock:
-                    await self.apply(self.deadline_command(key, stage), actor, None)
+                    try:
+                        await self.apply(self.deadline_command(key, stage), actor, None)
+                    except DomainError as exc:  # caught up with a stream where this deadline was marked already
+                        workflow.logger.info("deadline %s %s not marked: %s", key, stage, exc.message)
 
     async def wait_until_finished(self, actor: Actor, continue_input: Callable[[], Any]) -> None:
         """Sleep until the next timer or command, fire what came due, until the case is finished;

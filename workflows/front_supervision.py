@@ -20,7 +20,7 @@ from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedS
 
 with workflow.unsafe.imports_passed_through():
     from domain import front_supervision as fs
-    from domain.common import SYSTEM, Actor, DomainError, Event
+    from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.deadlines import CaseRules, Deadline, MarkDeadline
     from eventstore.models import CaseRow
 
@@ -98,6 +98,12 @@ class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
 
     def projection(self, state: fs.SupervisionState) -> CaseRow:
         return CaseRow.model_validate(fs.supervision_row(state))
+
+    def registry(self) -> EventRegistry:
+        return fs.REGISTRY
+
+    def owing_bodies(self, state: fs.SupervisionState) -> list[str]:
+        return [state.resolver] if state.resolver else []
 
     def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
         return MarkDeadline(key=key, stage=stage)

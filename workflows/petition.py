@@ -20,8 +20,10 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.rules import CaseRulesRequest, RulesActivities
     from domain.calendar import local_date
-    from domain.common import SYSTEM, Actor, Event
+    from domain.common import SYSTEM, Actor, Event, EventRegistry
+    from domain.coordination import owing
     from domain.deadlines import MarkDeadline
+    from domain.petitions import REGISTRY
     from domain.petitions import commands as c
     from domain.petitions import events as e
     from domain.petitions.decider import decide, fold, intake_digest
@@ -109,6 +111,16 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
 
     def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
         return MarkDeadline(key=key, stage=stage)
+
+    def registry(self) -> EventRegistry:
+        return REGISTRY
+
+    def owing_bodies(self, state: PetitionState) -> list[str]:
+        lead = [state.lead_body] if state.lead_body and state.open else []
+        return lead + [b for b in owing(state.coordination) if b not in lead]
+
+    def reassign(self, state: PetitionState, body: str, actor: Actor, now: datetime, reason: str) -> list[Event]:
+        return decide(state, c.Assign(body=body, reason=reason), actor, now)
 
     def finished(self) -> bool:
         return self.state is not None and self.state.status == PetitionStatus.ARCHIVED

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.rules import PlanRulesRequest, RulesActivities
     from domain import plan_cases as pc
     from domain.calendar import local_date
-    from domain.common import SYSTEM, Actor, DomainError, Event
+    from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.deadlines import MarkDeadline
     from domain.plan import PlanDiff, PlanDocument
     from eventstore.models import CaseRow
@@ -114,6 +114,9 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
 
     def projection(self, state: pc.PlanCaseState) -> CaseRow:
         return CaseRow.model_validate(pc.plan_row(state))
+
+    def registry(self) -> EventRegistry:
+        return pc.REGISTRY
 
     def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
         return MarkDeadline(key=key, stage=stage)

@@ -22,7 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.rules import PlanRulesRequest, RulesActivities
     from domain import plan_tasks as pt
     from domain.calendar import local_date
-    from domain.common import SYSTEM, Actor, Event
+    from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
+    from domain.coordination import owing
     from domain.deadlines import MarkDeadline
     from eventstore.models import CaseRow
 
@@ -117,6 +118,18 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
 
     def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
         return MarkDeadline(key=key, stage=stage)
+
+    def registry(self) -> EventRegistry:
+        return pt.REGISTRY
+
+    def owing_bodies(self, state: pt.TaskState) -> list[str]:
+        return state.lead + [b for b in owing(state.coordination) if b not in state.lead]
+
+    def reassign(self, state: pt.TaskState, body: str, actor: Actor, now: datetime, reason: str) -> list[Event]:
+        if len(state.lead) != 1:
+            raise DomainError("repair.reassign.which", "the task has several lead bodies: reassign each body's "
+                              "part with the task's own `reassign` command")
+        return pt.decide(state, pt.Reassign(from_body=state.lead[0], to_body=body, reason=reason), actor, now)
 
     def finished(self) -> bool:
         return self.state is not None and self.state.status == pt.TaskStatus.CLOSED

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reports import CompileReportRequest, ReportActivities
     from domain import report_cycles as rc
     from domain.calendar import end_of_day
-    from domain.common import SYSTEM, Actor, Event
+    from domain.common import SYSTEM, Actor, Event, EventRegistry
     from eventstore.models import CaseRow
 
     from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, CaseMachine, Stage
@@ -85,6 +85,9 @@ class ReportCycleWorkflow(CaseMachine[rc.CycleState]):
 
     def projection(self, state: rc.CycleState) -> CaseRow:
         return CaseRow.model_validate(rc.cycle_row(state))
+
+    def registry(self) -> EventRegistry:
+        return rc.REGISTRY
 
     def deadline_command(self, key: str, stage: Stage) -> Any:
         raise NotImplementedError("a report cycle keeps no deadlines of its own")

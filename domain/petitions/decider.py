@@ -32,6 +32,7 @@ from ..deadlines import (
     mark_deadline,
     meet_deadlines,
 )
+from ..repairs import BodyNudged, RepairRecorded
 from . import commands as c
 from . import events as e
 from .model import (
@@ -510,6 +511,12 @@ def _add_body(bodies: list[str], *more: str | None) -> list[str]:
 @singledispatch
 def _apply(event: Event, s: PetitionState) -> dict[str, Any]:
     raise TypeError(f"no evolve rule for {type(event).__name__}")
+
+
+@_apply.register(RepairRecorded)
+@_apply.register(BodyNudged)
+def _(ev: Event, s: PetitionState) -> dict[str, Any]:
+    return {}  # an operator's repair is on the record; the case itself moves through its own events
 
 
 @_apply.register

@@ -12,6 +12,7 @@ from ..bodies import RoutingDecision
 from ..common import Event, EventRegistry
 from ..coordination import CoordinationRequested, CoordinationResponded
 from ..deadlines import CaseRules, Deadline, DeadlineApproaching, DeadlineBreached
+from ..repairs import REPAIR_EVENTS
 from .model import PetitionIntake, PetitionKind
 
 
@@ -158,5 +159,5 @@ REGISTRY = EventRegistry(
     Assigned, CoordinationRequested, CoordinationResponded, VerificationStep, DialogueHeld, ExtensionGranted,
     Suspended, Resumed, Withdrawn, Terminated, DecisionIssued, NotificationSent, ImplementationRecorded,
     ExternalResultRecorded, EscalatedSecondInstance, DeadlineApproaching, DeadlineBreached,
-    FrontSupervisionStarted, Closed, Archived,
+    FrontSupervisionStarted, Closed, Archived, *REPAIR_EVENTS,
 )

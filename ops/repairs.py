@@ -1,0 +1,321 @@
+"""Operators' repairs: act on Temporal where the machinery is stuck, then record the repair in the case's
+stream through the case workflow's `repair` Update (the workflow stays the stream's only writer).
+
+* `retry`: a failing step is retried now (ResetActivity: its attempts start again, its backoff is skipped);
+  a paused step is unpaused with its attempts reset.
+* `reset`: the case's workflow is reset to its last good point (the last completed workflow task before its
+  code started failing, or an event id the operator names) so that a fixed worker runs it from there. The
+  commands accepted after that point are re-run by the new run; their events are in the stream already, so the
+  run adopts them instead of appending them again (`workflows.case.CaseMachine.catch_up`). A dry run shows the
+  point and what will be re-run, and changes nothing.
+* `nudge`: a reminder to the bodies that owe the case an answer (`BodyNudged`).
+* `reassign`: the case is given to another body, through its own domain's command.
+
+Every repair needs a reason, names its operator (from the login), and is refused with a rule when it does not
+apply. The record is an Update: once Temporal has accepted it, it is durable and is written as soon as the
+case's current step (the one being repaired, perhaps) has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflowservice.v1 import (
+    ResetActivityRequest,
+    ResetWorkflowExecutionRequest,
+    UnpauseActivityRequest,
+)
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.common import Actor
+from domain.repairs import REPAIR_ROLES, RecordRepair, RepairAction
+from eventstore import EventStore
+from workflows.case import RepairRequest, RepairResult
+
+from .stalled import DEFAULT_POLICY, StallPolicy, describe, find_stalled
+
+#: How long a repair waits for its record to be written before answering "accepted, not yet recorded".
+RECORD_WAIT = 10.0
+IDENTITY = "danvan-ops"
+
+
+class RepairRefused(Exception):
+    """A repair that does not apply: `rule` names the rule, the message says why. Nothing was changed."""
+
+    def __init__(self, rule: str, message: str, *, status: int = 409) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+        self.message = message
+        self.status = status
+
+
+class ReplayedUpdate(BaseModel):
+    """A command accepted after the reset point: the new run decides it again (and adopts its stored events)."""
+
+    update_id: str
+    name: str
+    command_type: str | None = None
+    command_id: str | None = None
+    accepted_at: datetime | None = None
+
+
+class ResetPlan(BaseModel):
+    """What a reset does: the point it returns to and what the new run will re-run from there."""
+
+    run_id: str
+    reset_to_event_id: int
+    reset_to_time: datetime | None
+    events_after: int = Field(description="history events after the point, which the new run replaces")
+    updates: list[ReplayedUpdate]
+    signals: list[str]
+    stream_version: int | None = Field(description="the stream's version now; the reset appends nothing again")
+    failing: str | None = Field(default=None, description="why the run was failing, if it was")
+
+
+class RepairOutcome(BaseModel):
+    case_id: str
+    action: RepairAction
+    dry_run: bool = False
+    recorded: bool = Field(description="the RepairRecorded event is in the stream (else: accepted, pending)")
+    version: int | None = None
+    events: list[str] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)
+    plan: ResetPlan | None = None
+
+
+def _check_operator(actor: Actor, reason: str) -> None:
+    if actor.role not in REPAIR_ROLES:
+        raise RepairRefused("repair.role", f"only an operator may repair a case (not {actor.role})", status=403)
+    try:
+        RecordRepair(action="retry", reason=reason)  # the reason's rules, checked before anything is done
+    except ValidationError as exc:
+        raise RepairRefused("repair.reason", exc.errors()[0]["msg"], status=422) from exc
+
+
+async def _running(client: Client, case_id: str) -> Any:
+    desc = await describe(client, case_id)
+    if desc is None:
+        raise RepairRefused("repair.not_found", f"there is no case workflow {case_id}", status=404)
+    if desc.workflow_execution_info.status != 1:
+        raise RepairRefused("repair.not_running", f"case {case_id} is not running: there is nothing to repair")
+    return desc
+
+
+def _refusal(exc: WorkflowUpdateFailedError) -> RepairRefused:
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return RepairRefused(cause.type or "repair.refused", cause.message)
+    return RepairRefused("repair.refused", str(cause or exc))
+
+
+async def record(client: Client, case_id: str, action: RepairAction, actor: Actor, reason: str, *,
+                 body: str | None = None, detail: dict[str, Any] | None = None, command_id: str | None = None,
+                 wait: float = RECORD_WAIT) -> RepairOutcome:
+    """Send the `repair` Update; answer once it is recorded, or once it is accepted if that takes longer than
+    `wait` seconds (the case is busy with the step being repaired; the record follows when the step ends)."""
+    command_id = command_id or f"repair-{uuid.uuid4()}"
+    request = RepairRequest(command=RecordRepair(action=action, reason=reason, body=body, detail=detail or {}),
+                            actor=actor, command_id=command_id)
+    handle = client.get_workflow_handle(case_id)
+    try:
+        update: WorkflowUpdateHandle[RepairResult] = await handle.start_update(
+            "repair", request, id=command_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=RepairResult)
+        result = await asyncio.wait_for(update.result(), wait) if wait > 0 else None
+    except WorkflowUpdateFailedError as exc:
+        raise _refusal(exc) from exc
+    except TimeoutError:
+        result = None
+    if result is None:
+        return RepairOutcome(case_id=case_id, action=action, recorded=False, detail=detail or {})
+    return RepairOutcome(case_id=case_id, action=action, recorded=True, version=result.version,
+                         events=result.events, detail=detail or {})
+
+
+def _refuse_if_code_failing(desc: Any, case_id: str) -> None:
+    if desc.HasField("pending_workflow_task") and desc.pending_workflow_task.attempt >= 2:
+        raise RepairRefused("repair.workflow_task_failing",
+                            f"the workflow code of {case_id} keeps failing: deploy the fix, then reset the case")
+
+
+async def retry(client: Client, case_id: str, actor: Actor, reason: str, *, command_id: str | None = None,
+                wait: float = RECORD_WAIT) -> RepairOutcome:
+    """Retry now every step of the case that is failing (attempt 2 or more) or paused."""
+    _check_operator(actor, reason)
+    desc = await _running(client, case_id)
+    _refuse_if_code_failing(desc, case_id)
+    execution = WorkflowExecution(workflow_id=case_id, run_id=desc.workflow_execution_info.execution.run_id)
+    retried: list[dict[str, Any]] = []
+    for a in desc.pending_activities:
+        if not a.paused and a.attempt < 2:
+            continue
+        if a.paused:
+            await client.workflow_service.unpause_activity(UnpauseActivityRequest(
+                namespace=client.namespace, execution=execution, identity=f"{IDENTITY}:{actor.label}",
+                id=a.activity_id, reset_attempts=True, reset_heartbeat=True))
+        else:
+            await client.workflow_service.reset_activity(ResetActivityRequest(
+                namespace=client.namespace, execution=execution, identity=f"{IDENTITY}:{actor.label}",
+                id=a.activity_id, reset_heartbeat=True))
+        retried.append({"activity_id": a.activity_id, "activity_type": a.activity_type.name,
+                        "attempts": a.attempt, "paused": a.paused,
+                        "last_failure": a.last_failure.message if a.HasField("last_failure") else None})
+    if not retried:
+        raise RepairRefused("repair.retry.nothing_failing",
+                            f"no step of {case_id} is failing or paused: there is nothing to retry")
+    return await record(client, case_id, "retry", actor, reason, detail={"retried": retried},
+                        command_id=command_id, wait=wait)
+
+
+def _update_of(event: HistoryEvent, client: Client) -> ReplayedUpdate:
+    attrs = event.workflow_execution_update_accepted_event_attributes
+    request = attrs.accepted_request
+    command_type = command_id = None
+    if request.input.args.payloads:
+        try:
+            (body,) = client.data_converter.payload_converter.from_payloads(
+                [request.input.args.payloads[0]], [dict[str, Any]])
+            command = body.get("command") or {}
+            command_type = command.get("type") if isinstance(command, dict) else None
+            command_id = body.get("command_id")
+        except Exception:  # an input this version cannot read: show the update without its command
+            pass
+    return ReplayedUpdate(update_id=request.meta.update_id, name=request.input.name, command_type=command_type,
+                          command_id=command_id, accepted_at=event.event_time.ToDatetime().astimezone())
+
+
+async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
+                     to_event_id: int | None = None) -> ResetPlan:
+    """Where a reset of the case would return to, and what it would re-run. Changes nothing."""
+    desc = await _running(client, case_id)
+    run_id = desc.workflow_execution_info.execution.run_id
+    history = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
+    events = list(history.events)
+    completed = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+    failing = None
+    if desc.HasField("pending_workflow_task") and desc.pending_workflow_task.attempt >= 2:
+        failures = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+        failing = failures[-1].workflow_task_failed_event_attributes.failure.message if failures else "failing"
+    if to_event_id is None:
+        if failing is None:
+            raise RepairRefused("repair.reset.nothing_failing",
+                                f"the workflow code of {case_id} is not failing: name the event to reset to")
+        if not completed:
+            raise RepairRefused("repair.reset.no_good_point", f"{case_id} never completed a workflow task")
+        point = completed[-1]
+    else:
+        matches = [e for e in completed if e.event_id == to_event_id]
+        if not matches:
+            raise RepairRefused("repair.reset.point",
+                                f"event {to_event_id} of {case_id} is not a completed workflow task "
+                                f"(these are: {', '.join(str(e.event_id) for e in completed[-10:])}...)",
+                                status=422)
+        point = matches[0]
+    after = [e for e in events if e.event_id > point.event_id]
+    updates = [_update_of(e, client) for e in after
+               if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    signals = [e.workflow_execution_signaled_event_attributes.signal_name for e in after
+               if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    version = None
+    if store is not None:
+        stored = await store.read_stream(case_id)
+        version = stored[-1].version if stored else 0
+    return ResetPlan(run_id=run_id, reset_to_event_id=point.event_id,
+                     reset_to_time=point.event_time.ToDatetime().astimezone(), events_after=len(after),
+                     updates=updates, signals=signals, stream_version=version, failing=failing)
+
+
+async def reset(client: Client, store: EventStore | None, case_id: str, actor: Actor, reason: str, *,
+                to_event_id: int | None = None, dry_run: bool = False, command_id: str | None = None,
+                wait: float = RECORD_WAIT) -> RepairOutcome:
+    """Reset the case's workflow to its last good point (or `to_event_id`) and record it; `dry_run` only plans."""
+    _check_operator(actor, reason)
+    plan = await plan_reset(client, store, case_id, to_event_id=to_event_id)
+    if dry_run:
+        return RepairOutcome(case_id=case_id, action="reset", dry_run=True, recorded=False, plan=plan)
+    command_id = command_id or f"repair-{uuid.uuid4()}"
+    try:
+        response = await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+            namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=case_id, run_id=plan.run_id),
+            reason=f"{actor.label}: {reason}"[:1000], workflow_task_finish_event_id=plan.reset_to_event_id,
+            request_id=command_id, identity=f"{IDENTITY}:{actor.label}"))
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
+            raise RepairRefused("repair.reset.refused", exc.message) from exc
+        raise
+    detail = {"reset_to_event_id": plan.reset_to_event_id, "old_run_id": plan.run_id,
+              "new_run_id": response.run_id, "rerun_updates": len(plan.updates),
+              **({"failing": plan.failing[:500]} if plan.failing else {})}
+    outcome = await record(client, case_id, "reset", actor, reason, detail=detail, command_id=command_id, wait=wait)
+    return outcome.model_copy(update={"plan": plan})
+
+
+async def nudge(client: Client, case_id: str, actor: Actor, reason: str, *, body: str | None = None,
+                command_id: str | None = None, wait: float = RECORD_WAIT) -> RepairOutcome:
+    """Remind the body (default: every body) that owes the case an answer."""
+    _check_operator(actor, reason)
+    _refuse_if_code_failing(await _running(client, case_id), case_id)
+    return await record(client, case_id, "nudge", actor, reason, body=body, command_id=command_id, wait=wait)
+
+
+async def reassign(client: Client, case_id: str, actor: Actor, reason: str, *, body: str,
+                   command_id: str | None = None, wait: float = RECORD_WAIT) -> RepairOutcome:
+    """Give the case to another body."""
+    _check_operator(actor, reason)
+    _refuse_if_code_failing(await _running(client, case_id), case_id)
+    return await record(client, case_id, "reassign", actor, reason, body=body, command_id=command_id, wait=wait)
+
+
+class BulkItem(BaseModel):
+    case_id: str
+    outcome: str = Field(description="retried, refused or failed")
+    rule: str | None = None
+    detail: str | None = None
+
+
+class BulkReport(BaseModel):
+    matched: int
+    retried: int
+    refused: int
+    failed: int
+    items: list[BulkItem]
+
+
+async def bulk_retry(client: Client, store: EventStore, actor: Actor, reason: str, *,
+                     policy: StallPolicy = DEFAULT_POLICY, kind: str | None = None, body: str | None = None,
+                     per_second: float = 5.0, limit: int = 100, dry_run: bool = False) -> BulkReport:
+    """Retry every case whose step is failing or paused (matching the filter), at most `per_second` a second
+    and `limit` cases, and report what was done with each. The records are written as each step ends."""
+    _check_operator(actor, reason)
+    stalled = [s for s in await find_stalled(client, store, policy, kind=kind, body=body)
+               if s.reason in ("activity_failing", "activity_paused")]
+    case_ids = list(dict.fromkeys(s.case_id for s in stalled))[:limit]
+    items: list[BulkItem] = []
+    for n, case_id in enumerate(case_ids):
+        if dry_run:
+            items.append(BulkItem(case_id=case_id, outcome="would_retry"))
+            continue
+        if n:
+            await asyncio.sleep(1.0 / per_second)
+        try:
+            await retry(client, case_id, actor, reason, wait=0)
+            items.append(BulkItem(case_id=case_id, outcome="retried"))
+        except RepairRefused as exc:
+            items.append(BulkItem(case_id=case_id, outcome="refused", rule=exc.rule, detail=exc.message))
+        except RPCError as exc:
+            items.append(BulkItem(case_id=case_id, outcome="failed", detail=exc.message))
+    count = {o: sum(1 for i in items if i.outcome == o) for o in ("retried", "refused", "failed")}
+    return BulkReport(matched=len(case_ids), items=items, **count)
