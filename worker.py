@@ -71,13 +71,15 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings, database_url: str, stop: asyncio.Event | None = None) -> None:
-    """Run a worker until `stop` is set (or forever), then drain in-flight tasks and close."""
+async def run_worker(
+    settings: Settings, database_url: str, stop: asyncio.Event | None = None, *, task_queue: str = TASK_QUEUE
+) -> None:
+    """Run a worker on `task_queue` until `stop` is set (or forever), then drain in-flight tasks and close."""
     store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     try:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
-        worker = build_worker(client, store)
-        log.info("worker polling task queue %r at %s", TASK_QUEUE, settings.temporal_address)
+        worker = build_worker(client, store, task_queue=task_queue)
+        log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
         async with worker:
             await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:

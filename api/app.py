@@ -21,7 +21,7 @@ from eventstore import EventStore
 from . import errors
 from .auth import TokenCache
 from .identities import IdentityVault, load_key
-from .routes import cases, health, petitions, plan, reports, tokens
+from .routes import cases, health, ops, petitions, plan, reports, tokens
 from .temporal import TemporalConnection
 
 DESCRIPTION = """\
@@ -85,4 +85,5 @@ def create_app(
     app.include_router(petitions.router)
     app.include_router(reports.router)
     app.include_router(plan.router)
+    app.include_router(ops.router)
     return app

@@ -43,6 +43,9 @@ class CaseFilter:
     overdue: bool | None = None
     received_from: date | None = None
     received_to: date | None = None
+    #: Only these cases (`in_ids`) or all but these (`not_in_ids`): the stalled filter, found in Temporal.
+    in_ids: tuple[str, ...] | None = None
+    not_in_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,10 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
         where.append(f"received_at >= {params.add(local_day_start(filters.received_from))}")
     if filters.received_to is not None:
         where.append(f"received_at < {params.add(local_day_start(filters.received_to + timedelta(days=1)))}")
+    if filters.in_ids is not None:
+        where.append(f"case_id = ANY({params.add(list(filters.in_ids))}::text[])")
+    if filters.not_in_ids:
+        where.append(f"NOT (case_id = ANY({params.add(list(filters.not_in_ids))}::text[]))")
     return where
 
 

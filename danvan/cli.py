@@ -55,13 +55,14 @@ async def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from worker import run_worker
+    from workflows.shared import TASK_QUEUE
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with database(settings, create=True) as url:
-        await run_worker(settings, url, stop)
+        await run_worker(settings, url, stop, task_queue=args.task_queue or TASK_QUEUE)
     return 0
 
 
@@ -256,6 +257,87 @@ async def cmd_plan_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator() -> Any:
+    """The operator of a repair made from this machine: the login of the user running the command."""
+    import getpass
+    import socket
+
+    from domain.common import Actor
+
+    return Actor(id=f"{getpass.getuser()}@{socket.gethostname()}", role="operator")
+
+
+@asynccontextmanager
+async def _ops(settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
+    """A Temporal client and an event store, for the operators' commands."""
+    from eventstore import EventStore
+    from worker import connect
+
+    async with database(settings) as url:
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        store = await EventStore.open(url, max_size=4)
+        try:
+            yield client, store
+        finally:
+            await store.close()
+
+
+async def cmd_stalled(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from ops.stalled import StallPolicy, find_stalled
+
+    policy = StallPolicy(min_attempts=args.min_attempts, idle=timedelta(hours=args.idle_hours))
+    async with _ops(settings) as (client, store):
+        found = await find_stalled(client, store, policy, kind=args.kind, body=args.body, reason=args.reason)
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in found], ensure_ascii=False, indent=2))
+        return 0
+    if not found:
+        print("no stalled case", file=sys.stderr)
+        return 0
+    for s in found:
+        since = f"{s.since:%Y-%m-%d %H:%M}" if s.since else "?"
+        print(f"{s.case_id}\t{s.reason}\tsince {since}\t{s.kind or '-'}\t{s.lead_body or '-'}\t"
+              f"remedy: {' or '.join(s.remedies)}\n    {s.detail}")
+    return 0
+
+
+async def _run_repair(settings: Settings, args: argparse.Namespace) -> int:
+    from ops import repairs
+
+    actor = _operator()
+    async with _ops(settings) as (client, store):
+        try:
+            if args.action == "retry":
+                outcome = await repairs.retry(client, args.case_id, actor, args.reason)
+            elif args.action == "reset":
+                outcome = await repairs.reset(client, store, args.case_id, actor, args.reason,
+                                              to_event_id=args.to_event, dry_run=args.dry_run)
+            elif args.action == "nudge":
+                outcome = await repairs.nudge(client, args.case_id, actor, args.reason, body=args.body)
+            else:
+                outcome = await repairs.reassign(client, args.case_id, actor, args.reason, body=args.body)
+        except repairs.RepairRefused as exc:
+            raise Refused(f"{exc.rule}: {exc.message}") from exc
+    if args.json:
+        print(outcome.model_dump_json(indent=2))
+    elif outcome.dry_run and outcome.plan is not None:
+        plan = outcome.plan
+        print(f"reset {args.case_id} to event {plan.reset_to_event_id} ({plan.reset_to_time:%Y-%m-%d %H:%M:%S}); "
+              f"{plan.events_after} history events after it; stream at version {plan.stream_version}, "
+              "nothing will be appended twice")
+        if plan.failing:
+            print(f"failing: {plan.failing}")
+        for u in plan.updates:
+            print(f"  re-run {u.name} {u.command_type or ''} {u.command_id or u.update_id}")
+        print("(dry run: nothing changed)")
+    else:
+        state = "recorded" if outcome.recorded else "accepted; recorded when the case's current step ends"
+        print(f"{args.action} {args.case_id}: {state}" + (f" (version {outcome.version})" if outcome.version else ""))
+    return 0
+
+
 async def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
@@ -323,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("up", cmd_up, "Run the whole stack here: Temporal, PostgreSQL, migrations, worker and API.")
-    add("worker", cmd_worker, "Run a Temporal worker for the case workflows.")
+    p = add("worker", cmd_worker, "Run a Temporal worker for the case workflows.")
+    p.add_argument("--task-queue", metavar="NAME",
+                   help="poll this task queue instead of `danvan`, the one the API and the CLI start cases on")
     add("api", cmd_api, "Serve the HTTP API and console.")
     add("migrate", cmd_migrate, "Apply pending database migrations.")
     p = add("verify", cmd_verify, "Check the hash chain of one case, or of every case.")
@@ -334,6 +418,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--process", action="store_true",
                    help="merge in what Temporal did (activities and their attempts, timers, updates, runs)")
+    p = add("stalled", cmd_stalled, "List stalled cases: failing or paused steps, failing workflow code, and "
+            "overdue cases nobody has acted on; each with the remedy that fits.")
+    p.add_argument("--kind", help="only cases of this kind")
+    p.add_argument("--body", help="only cases led by this body")
+    p.add_argument("--reason", choices=["activity_failing", "activity_paused", "workflow_task_failing",
+                                        "deadline_idle"])
+    p.add_argument("--min-attempts", type=int, default=3, help="a step is failing from this attempt (default 3)")
+    p.add_argument("--idle-hours", type=float, default=48.0,
+                   help="overdue and nobody acted for this long (default 48)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    for action, help_ in [
+        ("retry", "Retry now the failing or paused steps of a case, and record the repair."),
+        ("reset", "Re-run a case from its last good point (after a fixed worker is deployed), and record it."),
+        ("nudge", "Remind the bodies a case waits on, and record it."),
+        ("reassign", "Give a case to another body, and record it."),
+    ]:
+        p = add(action, _run_repair, help_ + " The operator recorded is the login running the command.")
+        p.set_defaults(action=action)
+        p.add_argument("case_id")
+        p.add_argument("--reason", required=True, help="why (recorded in the case's stream)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if action == "reset":
+            p.add_argument("--to-event", type=int, metavar="EVENT_ID",
+                           help="a completed workflow task's event id (default: the last good point)")
+            p.add_argument("--dry-run", action="store_true", help="show the point and what would be re-run")
+        if action in ("nudge", "reassign"):
+            p.add_argument("--body", required=action == "reassign",
+                           help="the body to remind (default: all it waits on)" if action == "nudge"
+                           else "the body the case goes to")
     p = add("report", cmd_report, "Print a period's report: plan tasks' reports by task and body, petitions by "
             "kind and district. Without --as-of: the compiled report when there is one, else the figures now.")
     p.add_argument("period", help="2026-H1 (January to June) or 2026 (the year)")

@@ -19,6 +19,7 @@ case's current step (the one being repaired, perhaps) has finished.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,8 @@ from workflows.case import RepairRequest, RepairResult
 
 from .stalled import DEFAULT_POLICY, StallPolicy, describe, find_stalled
 
+#: How Temporal names the history event a non-deterministic change no longer produces.
+NAMED_EVENT = re.compile(r"HistoryEvent\(id: (\d+)")
 #: How long a repair waits for its record to be written before answering "accepted, not yet recorded".
 RECORD_WAIT = 10.0
 IDENTITY = "danvan-ops"
@@ -213,9 +216,13 @@ async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
         if failing is None:
             raise RepairRefused("repair.reset.nothing_failing",
                                 f"the workflow code of {case_id} is not failing: name the event to reset to")
-        if not completed:
-            raise RepairRefused("repair.reset.no_good_point", f"{case_id} never completed a workflow task")
-        point = completed[-1]
+        # A non-deterministic change names the first history event the fixed code does not produce: re-run
+        # the workflow task that wrote it. Otherwise re-run the last task that completed.
+        named = NAMED_EVENT.search(failing)
+        good = [e for e in completed if not named or e.event_id < int(named.group(1))]
+        if not good:
+            raise RepairRefused("repair.reset.no_good_point", f"{case_id} has no completed workflow task to return to")
+        point = good[-1]
     else:
         matches = [e for e in completed if e.event_id == to_event_id]
         if not matches:

@@ -11,7 +11,7 @@ and no content beyond the subject line, and a dashboard polling them would bury 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 from temporalio.service import RPCError
 
 from eventstore import CaseRecord, EventStore
+from ops.stalled import DEFAULT_POLICY, find_stalled
 
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Store, Temporal
@@ -36,7 +37,7 @@ from ..queries import (
     list_cases,
     record_case_read,
 )
-from ..temporal import TemporalUnavailableError
+from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import RunInfo, TimelineEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal
 
@@ -184,6 +185,8 @@ class CaseQuery:
     overdue: bool | None = None
     received_from: FromDay = None
     received_to: ToDay = None
+    stalled: Annotated[bool | None, Query(description="only the cases `GET /v1/ops/stalled` lists (true), or "
+                                          "only the others (false); asks Temporal, so it is slower")] = None
 
     def filters(self, principal: Principal, action: str) -> CaseFilter:
         """The filters to apply; a `body` token is held to its own body's cases."""
@@ -205,18 +208,32 @@ class CaseQuery:
 Filters = Annotated[CaseQuery, Depends()]
 
 
+async def stalled_scope(filters: CaseFilter, query: CaseQuery, store: EventStore, temporal: TemporalConnection
+                        ) -> CaseFilter:
+    """`filters` held to the stalled cases (or to the others) when the query asks."""
+    if query.stalled is None:
+        return filters
+    try:
+        found = await find_stalled(await temporal.get(), store, DEFAULT_POLICY, kind=filters.kind)
+    except RPCError as exc:
+        raise TemporalUnavailableError(f"cannot ask Temporal which cases are stalled: {exc.message}") from exc
+    ids = tuple(sorted({s.case_id for s in found}))
+    return replace(filters, in_ids=ids) if query.stalled else replace(filters, not_in_ids=ids)
+
+
 @router.get(
     "/counts",
     response_model=CaseCountsAnswer,
     summary="Counts of cases for a dashboard: by status, kind, lead body, district; overdue and total",
     responses=error_responses(401, 403, 422),
 )
-async def get_case_counts(store: Store, principal: ListRoles, query: Filters) -> CaseCountsAnswer:
+async def get_case_counts(store: Store, temporal: Temporal, principal: ListRoles, query: Filters
+                          ) -> CaseCountsAnswer:
     """The filters are those of `GET /v1/cases`; one query answers every count. A `body` token counts only
     its own body's cases (lead or coordinating; asking for another body is 403). Roles: `body`,
     `supervisor`, `operator`, `admin`.
     """
-    filters = query.filters(principal, "count")
+    filters = await stalled_scope(query.filters(principal, "count"), query, store, temporal)
     counts = await count_cases(store.pool, filters)
     return CaseCountsAnswer(total=counts.total, overdue=counts.overdue, by_status=counts.by_status,
                             by_kind=counts.by_kind, by_lead_body=counts.by_lead_body, by_district=counts.by_district)
@@ -393,6 +410,7 @@ async def get_petitioner(
 )
 async def get_cases(
     store: Store,
+    temporal: Temporal,
     principal: ListRoles,
     query: Filters,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -402,7 +420,7 @@ async def get_cases(
     filter is set to its body (asking for another body is 403). Roles: `body`, `supervisor`, `operator`,
     `admin`. Listing is not recorded in the read audit: the rows carry no identity.
     """
-    filters = query.filters(principal, "list")
+    filters = await stalled_scope(query.filters(principal, "list"), query, store, temporal)
     after = None
     if cursor is not None:
         try:

@@ -1,0 +1,173 @@
+"""Operators: the stalled cases and their repairs (`ops.stalled`, `ops.repairs`).
+
+Every repair needs a `reason`, is recorded in the case's stream as a `RepairRecorded` event whose actor is the
+token's holder (never a name sent in the body), and is refused with 409 and its rule when it does not apply.
+An `Idempotency-Key` makes a retried request record the repair once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from pydantic import BaseModel, Field
+from temporalio.service import RPCError
+
+from domain.common import Actor
+from domain.repairs import MIN_REASON
+from ops import repairs
+from ops.repairs import BulkReport, RepairOutcome, RepairRefused
+from ops.stalled import Stalled, StallPolicy, StallReason, find_stalled
+
+from ..auth import require
+from ..deps import Store, Temporal
+from ..errors import ApiError, error_responses
+from ..temporal import TemporalUnavailableError
+from ..tokens import Principal
+
+router = APIRouter(prefix="/v1/ops", tags=["ops"])
+
+CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
+Operator = Annotated[Principal, Depends(require("operator", "admin"))]
+IdempotencyKey = Annotated[str | None, Header(max_length=200, description="the same key again records once")]
+Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, description="why (recorded)")]
+
+
+class StalledList(BaseModel):
+    items: list[Stalled]
+    policy: dict[str, float | int]
+
+
+class RetryBody(BaseModel):
+    reason: Reason
+
+
+class ResetBody(BaseModel):
+    reason: Reason
+    to_event_id: int | None = Field(default=None, ge=1, description="a completed workflow task's event id "
+                                    "(default: the last good point before the workflow code started failing)")
+    dry_run: bool = Field(default=False, description="only show the point and what would be re-run")
+
+
+class NudgeBody(BaseModel):
+    reason: Reason
+    body: str | None = Field(default=None, min_length=1, max_length=100,
+                             description="the body to remind (default: every body the case waits on)")
+
+
+class ReassignBody(BaseModel):
+    reason: Reason
+    body: str = Field(min_length=1, max_length=100, description="the body the case goes to")
+
+
+class BulkRetryBody(BaseModel):
+    reason: Reason
+    kind: str | None = Field(default=None, max_length=50)
+    body: str | None = Field(default=None, max_length=100)
+    per_second: float = Field(default=5.0, gt=0, le=50, description="at most this many cases a second")
+    limit: int = Field(default=100, ge=1, le=1000, description="at most this many cases")
+    dry_run: bool = False
+
+
+def _operator(principal: Principal) -> Actor:
+    return Actor(id=principal.label, role=principal.role, body=principal.body_id)
+
+
+def _refused(exc: RepairRefused) -> ApiError:
+    return ApiError(exc.status, exc.rule, exc.message)
+
+
+def _unavailable(exc: RPCError) -> TemporalUnavailableError:
+    return TemporalUnavailableError(f"Temporal did not answer: {exc.message}")
+
+
+@router.get("/stalled", response_model=StalledList, summary="Stalled cases",
+            responses=error_responses(401, 403, 422, 503))
+async def stalled(
+    store: Store,
+    temporal: Temporal,
+    principal: Annotated[Principal, Depends(require("operator", "supervisor", "admin"))],
+    kind: Annotated[str | None, Query(max_length=50)] = None,
+    body: Annotated[str | None, Query(max_length=100, description="the lead body")] = None,
+    reason: Annotated[StallReason | None, Query()] = None,
+    min_attempts: Annotated[int, Query(ge=2, le=100, description="a step is failing from this attempt")] = 3,
+    idle_hours: Annotated[float, Query(gt=0, le=24 * 365, description="overdue and nobody acted for")] = 48,
+) -> StalledList:
+    """Cases that are stuck, the longest first: a step failing (how often, the last failure), a paused step,
+    the workflow's code failing, or a deadline passed with nobody acting; each with the remedies that fit.
+    Roles: `operator`, `supervisor`, `admin`."""
+    policy = StallPolicy(min_attempts=min_attempts, idle=timedelta(hours=idle_hours))
+    try:
+        items = await find_stalled(await temporal.get(), store, policy, kind=kind, body=body, reason=reason)
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+    return StalledList(items=items, policy={"min_attempts": min_attempts, "idle_hours": idle_hours})
+
+
+async def _repair(run: Awaitable[RepairOutcome]) -> RepairOutcome:
+    try:
+        return await run
+    except RepairRefused as exc:
+        raise _refused(exc) from exc
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
+
+
+ANSWERS = error_responses(401, 403, 404, 409, 422, 503)
+
+
+@router.post("/cases/{case_id}/retry", response_model=RepairOutcome, summary="Retry a stalled case's failing steps",
+             responses=ANSWERS)
+async def retry(case_id: CaseId, payload: RetryBody, temporal: Temporal, principal: Operator,
+                idempotency_key: IdempotencyKey = None) -> RepairOutcome:
+    """Retry now every failing or paused step of the case, and record it. `recorded` is false when the step
+    is still running when the answer is sent: the record is then written as soon as it ends."""
+    return await _repair(repairs.retry(await temporal.get(), case_id, _operator(principal), payload.reason,
+                                       command_id=idempotency_key))
+
+
+@router.post("/cases/{case_id}/reset", response_model=RepairOutcome, summary="Re-run a case from its last good point",
+             responses=ANSWERS)
+async def reset(case_id: CaseId, payload: ResetBody, store: Store, temporal: Temporal, principal: Operator,
+                idempotency_key: IdempotencyKey = None) -> RepairOutcome:
+    """After a fixed worker is deployed: reset the case's workflow to the last good point (or `to_event_id`).
+    The commands accepted after it are decided again by the new run, which adopts their stored events rather
+    than appending them twice. `dry_run` shows the point and the commands, and changes nothing."""
+    return await _repair(repairs.reset(await temporal.get(), store, case_id, _operator(principal), payload.reason,
+                                       to_event_id=payload.to_event_id, dry_run=payload.dry_run,
+                                       command_id=idempotency_key))
+
+
+@router.post("/cases/{case_id}/nudge", response_model=RepairOutcome, summary="Remind the bodies a case waits on",
+             responses=ANSWERS)
+async def nudge(case_id: CaseId, payload: NudgeBody, temporal: Temporal, principal: Operator,
+                idempotency_key: IdempotencyKey = None) -> RepairOutcome:
+    """Send a reminder to the body (default: every body) that owes the case an answer (`BodyNudged`)."""
+    return await _repair(repairs.nudge(await temporal.get(), case_id, _operator(principal), payload.reason,
+                                       body=payload.body, command_id=idempotency_key))
+
+
+@router.post("/cases/{case_id}/reassign", response_model=RepairOutcome, summary="Give a case to another body",
+             responses=ANSWERS)
+async def reassign(case_id: CaseId, payload: ReassignBody, temporal: Temporal, principal: Operator,
+                   idempotency_key: IdempotencyKey = None) -> RepairOutcome:
+    """Give the case to another body, through its own kind's command, and record the repair."""
+    return await _repair(repairs.reassign(await temporal.get(), case_id, _operator(principal), payload.reason,
+                                          body=payload.body, command_id=idempotency_key))
+
+
+@router.post("/retry", response_model=BulkReport, summary="Retry every stalled case matching a filter",
+             responses=error_responses(401, 403, 422, 503))
+async def bulk_retry(payload: BulkRetryBody, store: Store, temporal: Temporal, principal: Operator) -> BulkReport:
+    """Retry the failing or paused steps of every case matching `kind` and `body`, at most `per_second` cases
+    a second and `limit` cases, and report what was done with each (`dry_run`: only which would be)."""
+    try:
+        return await repairs.bulk_retry(await temporal.get(), store, _operator(principal), payload.reason,
+                                        kind=payload.kind, body=payload.body, per_second=payload.per_second,
+                                        limit=payload.limit, dry_run=payload.dry_run)
+    except RepairRefused as exc:
+        raise _refused(exc) from exc
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
