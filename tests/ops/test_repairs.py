@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.common import Actor
 from eventstore import EventStore
-from ops.repairs import RepairRefused, nudge, plan_reset, reassign, reset, retry
+from ops.repairs import RepairRefused, bulk_retry, nudge, plan_reset, reassign, reset, retry
 from ops.stalled import StallPolicy, find_stalled, idle_stalls, inspect_case
 from worker import build_worker
 from workflows.client import open_petition, send_command
@@ -215,3 +216,77 @@ async def test_an_overdue_case_nobody_acts_on_is_stalled_until_a_person_acts(
     later = datetime.now(UTC) + timedelta(days=3)
     (stall,) = await idle_stalls(store, FAST, case_ids=[case_id], now=later)
     assert "last acted on" in stall.detail
+
+
+async def inject_fault(store: EventStore, case_ids: list[str]) -> str:
+    """Make PostgreSQL refuse every append to these cases' streams (a real failure of the real store)."""
+    fault = f"fault_{uuid.uuid4().hex[:8]}"
+    ids = ", ".join(f"'{c}'" for c in case_ids)
+    await store.pool.execute(f"""
+        CREATE FUNCTION {fault}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'injected fault: connection to the archive lost'; END $$;
+        CREATE TRIGGER {fault} BEFORE INSERT ON events FOR EACH ROW
+          WHEN (NEW.stream_id IN ({ids})) EXECUTE FUNCTION {fault}();""")
+    return fault
+
+
+async def remove_fault(store: EventStore, fault: str) -> None:
+    await store.pool.execute(f"DROP TRIGGER {fault} ON events; DROP FUNCTION {fault}();")
+
+
+async def test_a_paused_step_is_listed_as_paused_and_retry_unpauses_it(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import PauseActivityRequest
+
+    case_id = await open_case(client, task_queue)
+    fault = await inject_fault(store, [case_id])
+    try:
+        sent = asyncio.create_task(do(client, case_id, {"type": "classify", "lead_body": "UBND_TINH"}, "p-1"))
+        (stall,) = await until(lambda: inspect_case(client, case_id, FAST), "the step to fail")
+        await client.workflow_service.pause_activity(PauseActivityRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=case_id),
+            identity="ops-test", id=stall.activity_id, reason="chờ khôi phục kho lưu trữ"))
+
+        async def paused() -> list[Any]:
+            return [s for s in await inspect_case(client, case_id, FAST) if s.reason == "activity_paused"]
+
+        (stall,) = await until(paused, "the step to show as paused")
+        assert "chờ khôi phục kho lưu trữ" in stall.detail and stall.remedies == ["retry"]
+    finally:
+        await remove_fault(store, fault)
+    outcome = await retry(client, case_id, OPERATOR, REASON)
+    assert outcome.recorded and outcome.detail["retried"][0]["paused"] is True
+    await sent
+    assert await assert_clean_stream(store, client, case_id) == ["PetitionReceived", "Classified", "RepairRecorded"]
+
+
+async def test_bulk_retry_retries_every_failing_case_of_the_filter_and_reports_each(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    cases = [await open_case(client, task_queue) for _ in range(3)]
+    fault = await inject_fault(store, cases)
+    try:
+        sent = [asyncio.create_task(do(client, c, {"type": "classify", "lead_body": "UBND_TINH"})) for c in cases]
+
+        async def all_failing() -> bool:
+            return all([await inspect_case(client, c, FAST) for c in cases])
+
+        await until(all_failing, "the three cases to stall")
+        dry = await bulk_retry(client, store, OPERATOR, REASON, policy=FAST, kind="complaint", dry_run=True)
+        assert set(cases) <= {i.case_id for i in dry.items if i.outcome == "would_retry"}
+    finally:
+        await remove_fault(store, fault)
+    report = await bulk_retry(client, store, OPERATOR, REASON, policy=FAST, kind="complaint", per_second=20)
+    mine = [i for i in report.items if i.case_id in cases]
+    assert [i.outcome for i in mine] == ["retried"] * 3, report
+    await asyncio.gather(*sent)
+    for case_id in cases:
+        await until(lambda c=case_id: _has_repair(store, c), "the repair to be recorded")
+        assert await assert_clean_stream(store, client, case_id) == [
+            "PetitionReceived", "Classified", "RepairRecorded"]
+
+
+async def _has_repair(store: EventStore, case_id: str) -> bool:
+    return any(e.type == "RepairRecorded" for e in await store.read_stream(case_id))
