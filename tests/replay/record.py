@@ -465,6 +465,49 @@ async def plan_imported_with_its_first_report_cycle(r: Recorder) -> None:
     await r.save("report_cycle_requesting_reports", cycle)
 
 
+async def complaint_repaired_by_an_operator(r: Recorder) -> None:
+    """An operator nudges the lead body and reassigns the case (the shared `repair` Update)."""
+    from domain.common import Actor
+    from ops.repairs import nudge, reassign
+
+    print("complaint: accepted, then nudged and reassigned by an operator")
+    operator = Actor(id="vận hành 01", role="operator")
+    case = await r.open("complaint-repaired", "complaint")
+    await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"})
+    await r.do(case, {"type": "accept", "decision_no": "40/QĐ-UBND"})
+    outcome = await nudge(r.client, case, operator, "Quá hạn chưa trả lời, nhắc cơ quan xử lý")
+    print(f"    nudge                  -> {outcome.events}")
+    outcome = await reassign(r.client, case, operator, "Chuyển Sở Nội vụ theo chỉ đạo", body="SO_NOI_VU")
+    print(f"    reassign               -> {outcome.events}")
+    await r.save("complaint_repaired_by_an_operator", case)
+
+
+async def complaint_reset_to_an_earlier_point(r: Recorder) -> None:
+    """A case reset to an earlier point: the new run re-runs two commands and adopts their stored events."""
+    from temporalio.api.enums.v1 import EventType
+
+    from domain.common import Actor
+    from ops.repairs import reset
+
+    print("complaint: three commands, then reset to before the second (the new run catches up with the stream)")
+    operator = Actor(id="vận hành 01", role="operator")
+    case = await r.open("complaint-reset", "complaint")
+    await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"}, command_id="reset-1")
+    await r.do(case, {"type": "accept", "decision_no": "41/QĐ-UBND"}, command_id="reset-2")
+    await r.do(case, {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Phạm Thu"}, command_id="reset-3")
+    history = (await r.client.get_workflow_handle(case).fetch_history()).events
+    accepted = next(e.event_id for e in history
+                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+                    and e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+                    == "cmd-reset-2")
+    point = max(e.event_id for e in history
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and e.event_id < accepted)
+    outcome = await reset(r.client, r.store, case, operator, "Chạy lại sau khi sửa lỗi", to_event_id=point)
+    print(f"    reset to event {point}    -> {outcome.events}")
+    await r.do(case, {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Lý Văn Nam"}, command_id="reset-4")
+    await r.save("complaint_reset_to_an_earlier_point", case)
+
+
 CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_from_receipt_to_archive,
     denunciation_extended_twice_withdrawn_and_concluded,
@@ -475,6 +518,8 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     long_case_continued_as_new,
     plan_task_through_a_report_cycle,
     plan_imported_with_its_first_report_cycle,
+    complaint_repaired_by_an_operator,
+    complaint_reset_to_an_earlier_point,
 ]
 
 
