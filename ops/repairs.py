@@ -54,6 +54,8 @@ NAMED_EVENT = re.compile(r"HistoryEvent\(id: (\d+)")
 #: How long a repair waits for its record to be written before answering "accepted, not yet recorded".
 RECORD_WAIT = 10.0
 IDENTITY = "danvan-ops"
+#: How many times a reset's record is tried while the reset run is still opening its case (0.5 s apart).
+RECORD_ATTEMPTS = 20
 
 
 class RepairRefused(Exception):
@@ -93,7 +95,8 @@ class RepairOutcome(BaseModel):
     case_id: str
     action: RepairAction
     dry_run: bool = False
-    recorded: bool = Field(description="the RepairRecorded event is in the stream (else: accepted, pending)")
+    recorded: bool = Field(description="the RepairRecorded event is in the stream (else: accepted and pending, or "
+                           "for a reset that was done, refused: then `detail.record_refused` says why)")
     version: int | None = None
     events: list[str] = Field(default_factory=list)
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -266,8 +269,20 @@ async def reset(client: Client, store: EventStore | None, case_id: str, actor: A
     detail = {"reset_to_event_id": plan.reset_to_event_id, "old_run_id": plan.run_id,
               "new_run_id": response.run_id, "rerun_updates": len(plan.updates),
               **({"failing": plan.failing[:500]} if plan.failing else {})}
-    outcome = await record(client, case_id, "reset", actor, reason, detail=detail, command_id=command_id, wait=wait)
-    return outcome.model_copy(update={"plan": plan})
+    # The reset is done: from here on nothing may claim that nothing changed. The new run may still be opening
+    # the case (a reset to before its first event): the record waits for it.
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            outcome = await record(client, case_id, "reset", actor, reason, detail=detail, command_id=command_id,
+                                   wait=wait)
+            return outcome.model_copy(update={"plan": plan})
+        except RepairRefused as exc:
+            if exc.rule != "case.opening" or attempt == RECORD_ATTEMPTS - 1:
+                refused = f"{exc.rule}: {exc.message}"
+                break
+            await asyncio.sleep(0.5)
+    return RepairOutcome(case_id=case_id, action="reset", recorded=False, plan=plan,
+                         detail={**detail, "record_refused": refused})
 
 
 async def nudge(client: Client, case_id: str, actor: Actor, reason: str, *, body: str | None = None,

@@ -290,3 +290,15 @@ async def test_bulk_retry_retries_every_failing_case_of_the_filter_and_reports_e
 
 async def _has_repair(store: EventStore, case_id: str) -> bool:
     return any(e.type == "RepairRecorded" for e in await store.read_stream(case_id))
+
+
+async def test_a_reset_to_before_the_case_opened_is_recorded_once_the_new_run_has_opened_it(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    case_id = await open_case(client, task_queue)
+    await do(client, case_id, {"type": "classify", "lead_body": "UBND_TINH"}, "o-1")
+    history = (await client.get_workflow_handle(case_id).fetch_history()).events
+    first = min(e.event_id for e in history if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    done = await reset(client, store, case_id, OPERATOR, REASON, to_event_id=first)
+    assert done.recorded, done.detail
+    assert await assert_clean_stream(store, client, case_id) == ["PetitionReceived", "Classified", "RepairRecorded"]
