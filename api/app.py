@@ -20,6 +20,7 @@ from eventstore import EventStore
 
 from . import errors
 from .auth import TokenCache
+from .console import mount_console
 from .identities import IdentityVault, load_key
 from .routes import cases, health, ops, petitions, plan, reports, tokens
 from .temporal import TemporalConnection
@@ -86,4 +87,5 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(plan.router)
     app.include_router(ops.router)
+    mount_console(app)  # the web console, /console
     return app

@@ -52,6 +52,8 @@ class Settings:
     log_level: str
     secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: Where a browser reaches the Temporal Web UI, when not on the Temporal host at `temporal_ui_port`.
+    temporal_ui: str | None = None
 
     @property
     def temporal_port(self) -> int:
@@ -67,7 +69,8 @@ class Settings:
 
     @property
     def temporal_ui_url(self) -> str:
-        return f"http://{self.temporal_host}:{self.temporal_ui_port}"
+        """The Temporal Web UI's address (`DANVAN_TEMPORAL_UI_URL`; default the Temporal host, port + 1000)."""
+        return self.temporal_ui or f"http://{self.temporal_host}:{self.temporal_ui_port}"
 
     @property
     def tokens_file(self) -> Path:
@@ -97,6 +100,9 @@ class Settings:
         database_url = env.get("DATABASE_URL") or None
         if database_url and not database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("DATABASE_URL: must start with postgresql:// or postgres://")
+        temporal_ui = (env.get("DANVAN_TEMPORAL_UI_URL") or "").rstrip("/") or None
+        if temporal_ui and not temporal_ui.startswith(("http://", "https://")):
+            raise ConfigError(f"DANVAN_TEMPORAL_UI_URL={temporal_ui!r}: must start with http:// or https://")
         return cls(
             home=Path(env.get("DANVAN_HOME") or ".danvan").resolve(),
             database_url=database_url,
@@ -111,4 +117,5 @@ class Settings:
             db_pool_max=db_pool_max,
             log_level=level,
             secret_key=env.get("DANVAN_SECRET_KEY") or None,
+            temporal_ui=temporal_ui,
         )

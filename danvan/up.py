@@ -238,7 +238,7 @@ class Stack:
         assert self.database is not None
         lines = [
             "danvan is up.",
-            f"  API and console  {s.api_url}   (OpenAPI: {s.api_url}/docs)",
+            f"  API and console  {s.api_url}   (OpenAPI: {s.api_url}/docs; console: {s.api_url}/console)",
             f"  Temporal         {s.temporal_address}   namespace {s.temporal_namespace}",
             f"  Temporal Web UI  {s.temporal_ui_url}",
             f"  PostgreSQL       {redact(self.database.url)}"

@@ -1,0 +1,249 @@
+"""The console in a real headless Chromium (Debian's `/usr/bin/chromium`, driven by Playwright): sign in, filter
+the list, open a case received through the API, read its timeline and integrity badge, switch to English, look
+at plan progress, download a period report as CSV, sign out; and, as an operator, find a case stalled by a real
+database fault in the stalled-cases queue and retry it once the fault is gone. Screenshots go to
+`tests/artifacts/console/` (ignored by git).
+
+Skipped, saying why, when Chromium or the Playwright package is missing (`.ci/install-system-deps` installs
+Chromium; `pip install -e '.[dev]'` installs Playwright; no browser is ever downloaded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from eventstore import EventStore
+
+from ..api.support import Api, unique
+from .support import Fault, Tokens, command, open_case, open_petition, stream_types, stuck_command
+
+CHROMIUM = Path(os.environ.get("DANVAN_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
+#: What Debian's Chromium needs to run headless as root in a container, and nothing that reaches the network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed "
+                                     "(pip install -e '.[dev]')")
+pytestmark = pytest.mark.skipif(not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)),
+                                reason=f"{CHROMIUM} is missing: run `bash .ci/install-system-deps` as root "
+                                       "(it installs Debian's chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest_asyncio.fixture(scope="module")
+async def base_url(api: Api) -> AsyncIterator[str]:
+    """The test app served over real HTTP on a free loopback port (its lifespan is already running)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(api.app, host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning", access_log=False))
+    task = asyncio.create_task(server.serve(), name="console-test-server")
+    for _ in range(200):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=10)
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[object]:
+    async with playwright_api.async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and_downloads_a_report(
+    api: Api, tokens: Tokens, base_url: str, browser, tmp_path: Path
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    district = unique("Thanh Miện")
+    case_id = await open_petition(api, tokens, district=district, subject="Khiếu nại về giải phóng mặt bằng")
+    await command(api, tokens.lead, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
+    await command(api, tokens.lead, case_id, {"type": "accept", "decision_no": "21/QĐ-UBND"})
+    await command(api, tokens.lead, case_id, {
+        "type": "request_coordination", "subject": "Cung cấp bản đồ địa chính",
+        "bodies": [{"body": "SO_TAI_NGUYEN", "side": "state", "days": 5}]})
+    await open_petition(api, tokens, district=district, kind="recommendation", subject="Kiến nghị sửa đường")
+
+    context = await browser.new_context(accept_downloads=True, viewport={"width": 1366, "height": 900},
+                                        locale="vi-VN")
+    page = await context.new_page()
+    try:
+        # Not signed in: the list sends the browser to the sign-in form.
+        await page.goto(f"{base_url}/console/cases")
+        assert page.url.startswith(f"{base_url}/console/login")
+        assert await page.get_attribute("html", "lang") == "vi"
+        await page.screenshot(path=str(ARTIFACTS / "01-sign-in.png"))
+        await page.get_by_label("Mã truy cập (bearer token)").fill(tokens.supervisor)
+        await page.get_by_role("button", name="Đăng nhập").click()
+        await page.wait_for_url(f"{base_url}/console/cases")
+        cookie = next(c for c in await context.cookies() if c["name"] == "dv_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/console"
+
+        # Filter the list: this district's complaints.
+        await page.get_by_label("Loại hồ sơ").select_option("complaint")
+        await page.get_by_label("Địa bàn (huyện, thị xã, thành phố)").fill(district)
+        await page.get_by_role("button", name="Lọc", exact=True).click()
+        await page.wait_for_load_state()
+        links = page.locator("a.case-link")
+        assert await links.count() == 1
+        assert await page.locator("#count-total").inner_text() == "1"
+        await page.screenshot(path=str(ARTIFACTS / "02-case-list-filtered.png"), full_page=True)
+
+        # Open the case: its timeline and the integrity badge.
+        await links.first.click()
+        await page.wait_for_url(f"{base_url}/console/cases/{case_id}")
+        assert "Khiếu nại về giải phóng mặt bằng" in await page.locator("#case-subject").inner_text()
+        timeline = page.locator("#timeline tbody tr")
+        assert await timeline.count() == 4
+        events = await page.locator("#timeline tbody tr code").all_inner_texts()
+        assert events == ["PetitionReceived", "Classified", "AcceptanceDecided", "CoordinationRequested"]
+        badge = await page.locator("#integrity").inner_text()
+        assert "Toàn vẹn" in badge and "4 sự kiện" in badge
+        assert "Chưa trả lời" in await page.locator("#board").inner_text()
+        assert "/workflows/" + case_id in (await page.get_attribute("#temporal-link", "href") or "")
+        await page.screenshot(path=str(ARTIFACTS / "03-case-page.png"), full_page=True)
+
+        # Switch to English: the same case, in English, and the choice is kept.
+        await page.get_by_role("link", name="Switch to English").click()
+        await page.wait_for_load_state()
+        assert await page.get_attribute("html", "lang") == "en"
+        assert "Verified" in await page.locator("#integrity").inner_text()
+        assert await page.get_by_role("heading", name="Timeline").is_visible()
+        await page.screenshot(path=str(ARTIFACTS / "04-case-page-english.png"), full_page=True)
+
+        # Plan progress, in the same language.
+        await page.get_by_role("link", name="Plan progress").click()
+        await page.wait_for_url(f"{base_url}/console/plan")
+        assert await page.get_by_role("heading", name="Plan progress").is_visible()
+        await page.screenshot(path=str(ARTIFACTS / "05-plan-progress.png"), full_page=True)
+
+        # The period reports, and the CSV download.
+        await page.get_by_role("link", name="Period reports").click()
+        await page.wait_for_url(f"{base_url}/console/reports")
+        assert await page.get_attribute("html", "lang") == "en"
+        await page.screenshot(path=str(ARTIFACTS / "06-period-report.png"), full_page=True)
+        async with page.expect_download() as info:
+            await page.locator("#csv-link").click()
+        download = await info.value
+        assert download.suggested_filename.startswith("report-") and download.suggested_filename.endswith(".csv")
+        saved = tmp_path / download.suggested_filename
+        await download.save_as(str(saved))
+        shutil.copy(saved, ARTIFACTS / download.suggested_filename)
+        content = saved.read_bytes()
+        assert content.startswith("\ufeff".encode())
+        header = next(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+        assert header[:3] == ["section", "period", "as_of"]
+
+        # Sign out: back to the sign-in form, and the list is closed again.
+        await page.get_by_role("button", name="Sign out").click()
+        await page.wait_for_url(f"{base_url}/console/login?out=1")
+        assert "You have signed out." in await page.locator("main").inner_text()
+        await page.goto(f"{base_url}/console/cases")
+        assert page.url.startswith(f"{base_url}/console/login")
+        await page.screenshot(path=str(ARTIFACTS / "07-signed-out.png"))
+    except Exception:
+        await page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+        raise
+    finally:
+        await context.close()
+
+
+async def test_an_operator_finds_a_case_stalled_by_a_fault_in_the_queue_and_retries_it(
+    api: Api, tokens: Tokens, store: EventStore, base_url: str, browser
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    reason = "Sự cố cơ sở dữ liệu đã khắc phục, thử lại bước ghi hồ sơ"
+    case_id = await open_case(api, tokens)
+    fault = Fault(store, case_id)
+    await fault.inject()
+    sent = await stuck_command(api, tokens.lead, case_id)  # its append fails until the fault is removed
+
+    context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="vi-VN")
+    page = await context.new_page()
+    try:
+        await page.goto(f"{base_url}/console/login?next=/console/stalled")
+        await page.get_by_label("Mã truy cập (bearer token)").fill(tokens.operator)
+        await page.get_by_role("button", name="Đăng nhập").click()
+        await page.wait_for_url(f"{base_url}/console/stalled")
+        assert await page.get_by_role("link", name="Hồ sơ bị ách tắc").get_attribute("aria-current") == "page"
+
+        # Filter the queue to failing steps of complaints, and wait until the case is listed.
+        await page.get_by_label("Loại hồ sơ").select_option("complaint")
+        await page.get_by_label("Lý do ách tắc").select_option("activity_failing")
+        await page.get_by_role("button", name="Lọc", exact=True).click()
+        await page.wait_for_url(lambda url: "kind=complaint" in url and "reason=activity_failing" in url)
+        finding = page.locator(f'tbody.finding[data-case="{case_id}"]')
+        for _ in range(100):
+            if await finding.count():
+                break
+            await asyncio.sleep(0.3)
+            await page.reload()
+        assert await finding.count() == 1, "the stalled case never appeared in the queue"
+        listed = await finding.inner_text()
+        assert "Một bước xử lý liên tục lỗi" in listed and Fault.MESSAGE in listed and "append_events" in listed
+        assert not sent.done()
+        await page.screenshot(path=str(ARTIFACTS / "08-stalled-queue.png"), full_page=True)
+
+        # Its case page says it is stuck, and leads back to the queue.
+        await finding.locator("a.case-link").click()
+        await page.wait_for_url(f"{base_url}/console/cases/{case_id}")
+        banner = await page.locator("#stalled-banner").inner_text()
+        assert "Hồ sơ đang bị ách tắc: Một bước xử lý liên tục lỗi" in banner
+        await page.screenshot(path=str(ARTIFACTS / "09-case-stalled-banner.png"), full_page=True)
+        await page.locator("#stalled-queue-link").click()
+        await page.wait_for_url(f"{base_url}/console/stalled?kind=complaint")
+
+        # The fault is fixed: give the reason and retry the case from its row.
+        await fault.remove()
+        form = finding.locator("form.repair-retry")
+        await form.get_by_role("textbox").fill(reason)
+        await form.get_by_role("button", name="Thử lại ngay").click()
+        await page.wait_for_url(f"{base_url}/console/stalled?kind=complaint")
+        flash = await page.locator("#flash").inner_text()
+        assert f"Đã thực hiện “Thử lại” cho hồ sơ {case_id} và đã ghi vào hồ sơ" in flash, flash
+        assert "append_events" in flash
+        await page.screenshot(path=str(ARTIFACTS / "10-stalled-retried.png"), full_page=True)
+        assert await page.locator(f'tbody.finding[data-case="{case_id}"]').count() == 0
+    except Exception:
+        await page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+        raise
+    finally:
+        await fault.remove()
+        await context.close()
+
+    answer = await asyncio.wait_for(sent, 60)
+    assert answer.status_code == 200, answer.text
+    stored = await store.read_stream(case_id)
+    types = await stream_types(store, case_id)
+    assert types[-2:] == ["Assigned", "RepairRecorded"]
+    assert types.count("Assigned") == 1 and types.count("RepairRecorded") == 1
+    repair = stored[-1]
+    assert repair.actor == "operator:vận hành" and repair.reason == reason and repair.data["action"] == "retry"
+    assert (await store.verify(case_id)).ok
