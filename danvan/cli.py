@@ -126,8 +126,7 @@ async def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     async with database(settings) as url:
         store = await EventStore.open(url, max_size=2)
         try:
-            events = await store.read_stream(args.case_id)
-            report = await store.verify(args.case_id)
+            events, report = await store.read_verified(args.case_id)
         finally:
             await store.close()
     if not events:

@@ -112,7 +112,9 @@ def translate_errors(stream_id: str = "", expected: int = -1) -> Iterator[None]:
 
 
 def _event(row: asyncpg.Record) -> RecordedEvent:
-    return RecordedEvent.model_validate(dict(row))
+    """An event from its row. The columns are typed by PostgreSQL and were validated on the way in, so the
+    model is built without validating them again (a third of the cost of reading a long stream)."""
+    return RecordedEvent.model_construct(**dict(row))
 
 
 class EventStore:
@@ -234,6 +236,28 @@ class EventStore:
         with translate_errors(case_id):
             row = await self.pool.fetchrow(f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1", case_id)
         return CaseRecord.model_validate(dict(row)) if row else None
+
+    async def read_verified(self, stream_id: str) -> tuple[list[RecordedEvent], VerifyReport]:
+        """The stream's events and the integrity of exactly those rows, read once in one snapshot (what a
+        case's history shows: `read_stream` then `verify` would read the stream twice)."""
+        checker = _ChainChecker()
+        with translate_errors(stream_id):
+            async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                head = await conn.fetchrow(
+                    "SELECT version, encode(last_hash, 'hex') AS last_hash FROM streams WHERE stream_id = $1",
+                    stream_id,
+                )
+                rows = await conn.fetch(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version", stream_id
+                )
+        heads = {stream_id: (head["version"], head["last_hash"])} if head else {}
+        events = [_event(r) for r in rows]
+        for event in events:
+            checker.feed(event, heads)
+            if checker.bad_stream is not None:
+                break
+        checker.finish(heads)
+        return events, checker.report(stream_id)
 
     # -- integrity -------------------------------------------------------------------------------------
 

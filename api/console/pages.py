@@ -241,10 +241,9 @@ async def _case_page(
     elif principal.role == "body" and await store.stream_version(case_id) > 0:
         # Without a case row nothing shows the case to be the body's (the rule of the history endpoint).
         raise ConsoleError(403, "error.forbidden")
-    events = await store.read_stream(case_id)
+    events, integrity = await store.read_verified(case_id)
     if case is None and not events:
         raise ConsoleError(404, "error.no_case", case_id=case_id)
-    integrity = await store.verify(case_id)
     entries: list[DomainEntry | ProcessEntry] = list(domain_entries(events))
     process_down = False
     if process:

@@ -302,10 +302,9 @@ async def get_history(
             check_case_access(principal, case)
         elif await store.stream_version(case_id) > 0:
             raise ApiError(403, "forbidden", f"case {case_id} is not a case of body {principal.body_id!r}")
-    events = await store.read_stream(case_id)
+    events, report = await store.read_verified(case_id)
     if not events:
         raise ApiError(404, "not_found", f"no events for case {case_id!r}")
-    report = await store.verify(case_id)
     history = History(
         case_id=case_id,
         version=events[-1].version,

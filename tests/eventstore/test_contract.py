@@ -12,6 +12,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -310,6 +311,16 @@ class TestGlobalFeed:
             FeedCursor.decode("nonsense")
 
 
+async def verified(store: EventStore, stream: str) -> Any:
+    """`verify` of one stream, checked to agree with `read_verified` (the history's one read), which must also
+    return exactly the stream's rows."""
+    report = await store.verify(stream)
+    events, same = await store.read_verified(stream)
+    assert same == report
+    assert events == await store.read_stream(stream)
+    return report
+
+
 class TestVerify:
     async def _stream(self, store: EventStore, n: int = 5) -> str:
         stream = sid("v")
@@ -321,26 +332,28 @@ class TestVerify:
         await self._stream(isolated_store)
         report = await isolated_store.verify()
         assert report.ok and report.streams_checked == 2 and report.events_checked == 10
+        events, one = await isolated_store.read_verified(await self._stream(isolated_store, 3))
+        assert one.ok and one.events_checked == 3 and [e.version for e in events] == [1, 2, 3]
 
     async def test_an_edited_row_is_named(self, isolated_store: EventStore) -> None:
         stream = await self._stream(isolated_store)
         await isolated_store.pool.execute(
             "UPDATE events SET data = '{\"n\": 42}' WHERE stream_id = $1 AND version = 3", stream
         )
-        report = await isolated_store.verify(stream)
+        report = await verified(isolated_store, stream)
         assert not report.ok and report.first_bad_version == 3 and "content" in (report.problem or "")
         assert (await isolated_store.verify()).first_bad_stream == stream
 
     async def test_a_deleted_row_is_named(self, isolated_store: EventStore) -> None:
         stream = await self._stream(isolated_store)
         await isolated_store.pool.execute("DELETE FROM events WHERE stream_id = $1 AND version = 2", stream)
-        report = await isolated_store.verify(stream)
+        report = await verified(isolated_store, stream)
         assert not report.ok and report.first_bad_version == 2
 
     async def test_a_deleted_last_row_is_named(self, isolated_store: EventStore) -> None:
         stream = await self._stream(isolated_store)
         await isolated_store.pool.execute("DELETE FROM events WHERE stream_id = $1 AND version = 5", stream)
-        report = await isolated_store.verify(stream)
+        report = await verified(isolated_store, stream)
         assert not report.ok and report.first_bad_version == 5
 
     async def test_reordered_rows_are_named(self, isolated_store: EventStore) -> None:
@@ -349,7 +362,7 @@ class TestVerify:
             await conn.execute("UPDATE events SET version = 100 WHERE stream_id = $1 AND version = 2", stream)
             await conn.execute("UPDATE events SET version = 2 WHERE stream_id = $1 AND version = 3", stream)
             await conn.execute("UPDATE events SET version = 3 WHERE stream_id = $1 AND version = 100", stream)
-        report = await isolated_store.verify(stream)
+        report = await verified(isolated_store, stream)
         assert not report.ok and report.first_bad_version == 2
 
     async def test_a_row_forged_with_a_recomputed_hash_breaks_the_link_to_the_next(
@@ -365,7 +378,7 @@ class TestVerify:
             {"n": 7},
             forged_hash,
         )
-        report = await isolated_store.verify(stream)
+        report = await verified(isolated_store, stream)
         assert not report.ok and report.first_bad_version == 3 and "link" in (report.problem or "")
 
 
