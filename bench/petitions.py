@@ -1215,7 +1215,11 @@ async def bench(args: argparse.Namespace, url: str, database: str) -> dict[str, 
                         flush=True,
                     )
                     await b.prepare(petitions, bares)
-                    for system in COMMAND_SYSTEMS:  # interleaved: ours, bare, ours, bare
+                    # Interleaved, and reversed every other round (ours, bare, ours, bare; then bare, ours, bare,
+                    # ours): the first commands after a round's new petitions are opened cost more (the cases'
+                    # first commands), and a fixed order would charge that to whichever system always went first.
+                    order = COMMAND_SYSTEMS if rnd % 2 == 1 else list(reversed(COMMAND_SYSTEMS))
+                    for system in order:
                         m = await b.commands(system, petitions if system.startswith("danvan") else bares, args.commands)
                         results.append({"round": rnd, **m})
                         print(
