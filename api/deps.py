@@ -11,18 +11,21 @@ from eventstore import EventStore
 
 from .temporal import TemporalConnection
 
+# Dependencies are `async def` although they wait for nothing: FastAPI runs a plain `def` dependency in a thread
+# pool, a hand-off to another thread on every request for what is a dictionary lookup.
 
-def get_store(request: Request) -> EventStore:
+
+async def get_store(request: Request) -> EventStore:
     store: EventStore = request.app.state.store
     return store
 
 
-def get_temporal(request: Request) -> TemporalConnection:
+async def get_temporal(request: Request) -> TemporalConnection:
     temporal: TemporalConnection = request.app.state.temporal
     return temporal
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -161,6 +161,11 @@ def vault_of(request: Request) -> IdentityVault:
     return vault
 
 
+async def vault_dependency(request: Request) -> IdentityVault:
+    """`vault_of` as a dependency (async: FastAPI runs a plain def dependency in a thread pool)."""
+    return vault_of(request)
+
+
 async def audit_read(store: EventStore, case: CaseRecord | None, principal: Principal, what: str) -> None:
     """Record a read of a denunciation (`case_reads`); other kinds are not audited."""
     if case is not None and case.kind == "denunciation":
@@ -367,7 +372,7 @@ async def get_petitioner(
     case_id: CaseId,
     response: Response,
     store: Store,
-    vault: Annotated[IdentityVault, Depends(vault_of)],
+    vault: Annotated[IdentityVault, Depends(vault_dependency)],
     principal: Annotated[Principal, Depends(require(*IDENTITY_ROLES))],
     purpose: Annotated[
         str, Query(min_length=5, max_length=500, description="Why the identity is needed; recorded with the read")

@@ -72,7 +72,7 @@ def actor_of(principal: Principal) -> Actor:
     return Actor(id=principal.label, role=principal.role, body=principal.body_id)
 
 
-def vault_of(request: Request) -> IdentityVault:
+async def vault_of(request: Request) -> IdentityVault:  # async: FastAPI runs a plain def in a thread pool
     vault: IdentityVault = request.app.state.vault
     return vault
 
