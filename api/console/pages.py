@@ -31,9 +31,9 @@ from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
 from ..errors import validation_error
 from ..identities import IDENTITY_ROLES, may_unseal
-from ..queries import LOCAL_TZ, CaseCursor, CaseFilter, count_cases, list_cases
-from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, stalled_scope, vault_of
-from ..routes.reports import PERIOD_PATTERN, report_calendar
+from ..queries import LOCAL_TZ, CaseFilter, count_cases
+from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, list_page, vault_of
+from ..routes.reports import known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal
@@ -174,15 +174,7 @@ async def cases_page(
 ) -> Response:
     """The filters of `GET /v1/cases` (a body sees only its own cases), one page newest first, and the counts of
     `GET /v1/cases/counts` for the same filters."""
-    filters = await stalled_scope(query.filters(principal, "list"), query, store, temporal)
-    after = None
-    if cursor is not None:
-        try:
-            after = CaseCursor.decode(cursor)
-        except ValueError as exc:
-            raise validation_error("cursor", "cursor_invalid", str(exc), cursor) from None
-    items, next_cursor = await list_cases(store.pool, filters, limit=limit, after=after)
-    items = [case for case in items if may_access_case(principal, case)]
+    items, next_cursor, filters = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
     counts = await count_cases(store.pool, filters)
     districts = sorted(str(g.value) for g in counts.by_district if g.value)
     return render(request, "cases.html", {
@@ -359,13 +351,7 @@ def parse_as_of(text: str | None) -> datetime | None:
 async def _report(request: Request, store: EventStore, principal: Principal, period: str, plan: str | None,
                   as_of: str | None) -> PeriodReport:
     """The report `GET /v1/reports/{period}` answers for the same arguments and token."""
-    if not re.fullmatch(PERIOD_PATTERN, period):
-        raise validation_error("period", "string_pattern_mismatch", f"period {period!r}: must be YYYY-H1 or YYYY",
-                               period)
-    try:
-        known = report_calendar(request).period(period)
-    except ValueError as exc:
-        raise validation_error("period", "period_unknown", str(exc), period) from None
+    known = known_period(request, period)
     try:
         instant = parse_as_of(as_of)
     except ValueError:

@@ -424,6 +424,14 @@ async def get_cases(
     filter is set to its body (asking for another body is 403). Roles: `body`, `supervisor`, `operator`,
     `admin`. Listing is not recorded in the read audit: the rows carry no identity.
     """
+    items, next_cursor, _ = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
+    return CasePage(items=items, next_cursor=next_cursor.encode() if next_cursor else None)
+
+
+async def list_page(store: EventStore, temporal: TemporalConnection, principal: Principal, query: CaseQuery, *,
+                    limit: int, cursor: str | None) -> tuple[list[CaseRecord], CaseCursor | None, CaseFilter]:
+    """One page of the case list for `principal` (the API's list and the console's): the cases, the cursor of
+    the next page, and the filters applied (a body held to its own cases)."""
     filters = await stalled_scope(query.filters(principal, "list"), query, store, temporal)
     after = None
     if cursor is not None:
@@ -433,5 +441,4 @@ async def get_cases(
             raise validation_error("cursor", "cursor_invalid", str(exc), cursor) from None
     items, next_cursor = await list_cases(store.pool, filters, limit=limit, after=after)
     # Belt and braces: the SQL filter already scopes a body's list; never let a stray row through.
-    items = [case for case in items if may_access_case(principal, case)]
-    return CasePage(items=items, next_cursor=next_cursor.encode() if next_cursor else None)
+    return [case for case in items if may_access_case(principal, case)], next_cursor, filters

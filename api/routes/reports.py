@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from activities.rules import load_report_calendar
-from domain.reporting import PeriodReport, ReportCalendar
+from domain.reporting import Period, PeriodReport, ReportCalendar
 from eventstore.reports import current_report, for_body, report_csv
 
 from ..auth import require
@@ -79,13 +79,7 @@ async def get_report(
     row of `bodies` (a body reads its own cases only), and the petition figures whole: they are counts by kind
     and district that name no case and no person. Not `intake`: a sending system reads only what it sent.
     """
-    if not re.fullmatch(PERIOD_PATTERN, period):
-        raise validation_error("period", "string_pattern_mismatch", f"period {period!r}: must be YYYY-H1 or YYYY",
-                               period)
-    try:
-        known = report_calendar(request).period(period)
-    except ValueError as exc:
-        raise validation_error("period", "period_unknown", str(exc), period) from None
+    known = known_period(request, period)
     report = await current_report(store.pool, known, plan_id=plan, as_of=as_of, now=datetime.now(UTC))
     if principal.role == "body" and principal.body_id is not None:
         report = for_body(report, principal.body_id)
@@ -96,3 +90,14 @@ async def get_report(
             headers={"Content-Disposition": f'attachment; filename="report-{known.id}.csv"'},
         )
     return report
+
+
+def known_period(request: Request, period: str) -> Period:
+    """The period `period` names in the report calendar; 422 naming `period` when it is malformed or unknown."""
+    if not re.fullmatch(PERIOD_PATTERN, period):
+        raise validation_error("period", "string_pattern_mismatch", f"period {period!r}: must be YYYY-H1 or YYYY",
+                               period)
+    try:
+        return report_calendar(request).period(period)
+    except ValueError as exc:
+        raise validation_error("period", "period_unknown", str(exc), period) from None
