@@ -68,11 +68,20 @@ async def create_database(server_url: str, name: str) -> str:
 
 
 async def drop_database(server_url: str, name: str) -> None:
-    """Drop the database `name`, closing its connections."""
+    """Drop the database `name`, closing its connections.
+
+    Tried twice: with other test sessions or benchmarks dropping their own databases on the same server at the
+    same moment, the connection running the DROP was seen to be closed under it once in a while (the drop is
+    idempotent, so a second attempt is safe)."""
     import asyncpg
 
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    for attempt in (1, 2):
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.exceptions.ConnectionDoesNotExistError:
+            if attempt == 2:
+                raise
+        finally:
+            await conn.close()
