@@ -311,6 +311,23 @@ class TestGlobalFeed:
             FeedCursor.decode("nonsense")
 
 
+async def test_events_read_back_equal_validated_models(isolated_store: EventStore) -> None:
+    """The store builds stored events without validating them again: they must be what validation would give."""
+    from eventstore.models import RecordedEvent
+
+    stream = sid("read")
+    await isolated_store.append(stream, 0, [ev(i) for i in range(3)])
+    events = await isolated_store.read_stream(stream)
+    rows = await isolated_store.pool.fetch("SELECT stream_id, version FROM events WHERE stream_id = $1", stream)
+    assert len(events) == len(rows) == 3
+    for event in events:
+        validated = RecordedEvent.model_validate(event.model_dump())
+        assert event == validated and event.model_dump() == validated.model_dump()
+        assert event.model_dump_json() == validated.model_dump_json()
+        assert event.model_fields_set == validated.model_fields_set
+        assert event.model_copy(update={"reason": "x"}).reason == "x"
+
+
 async def verified(store: EventStore, stream: str) -> Any:
     """`verify` of one stream, checked to agree with `read_verified` (the history's one read), which must also
     return exactly the stream's rows."""
