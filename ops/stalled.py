@@ -173,16 +173,15 @@ async def temporal_stalls(client: Client, policy: StallPolicy, *, kind: str | No
 
 
 IDLE_SQL = """
-SELECT c.case_id, c.kind, c.lead_body, c.due_at,
-       (SELECT max(e.recorded_at) FROM events e
-         WHERE e.stream_id = c.case_id AND (e.actor IS NULL OR e.actor NOT LIKE $2)) AS last_action
+SELECT c.case_id, c.kind, c.lead_body, c.due_at, a.last_action
   FROM cases c
+ CROSS JOIN LATERAL (SELECT max(e.recorded_at) AS last_action FROM events e
+                      WHERE e.stream_id = c.case_id AND (e.actor IS NULL OR e.actor NOT LIKE $2)) a
  WHERE c.overdue
    AND ($3::text IS NULL OR c.kind = $3)
    AND ($4::text IS NULL OR c.lead_body = $4 OR $4 = ANY (c.bodies))
    AND ($5::text[] IS NULL OR c.case_id = ANY ($5))
-   AND greatest(c.due_at, (SELECT max(e.recorded_at) FROM events e
-                            WHERE e.stream_id = c.case_id AND (e.actor IS NULL OR e.actor NOT LIKE $2))) < $1
+   AND greatest(c.due_at, a.last_action) < $1
  ORDER BY c.due_at
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from pydantic import BaseModel, Field
@@ -106,7 +106,11 @@ async def stalled(
     return StalledList(items=items, policy={"min_attempts": min_attempts, "idle_hours": idle_hours})
 
 
-async def _repair(run: Awaitable[RepairOutcome]) -> RepairOutcome:
+T = TypeVar("T")
+
+
+async def _repair(run: Awaitable[T]) -> T:
+    """Await an operator's action, answering a refusal with its status and rule, and Temporal's silence with 503."""
     try:
         return await run
     except RepairRefused as exc:
@@ -163,11 +167,6 @@ async def reassign(case_id: CaseId, payload: ReassignBody, temporal: Temporal, p
 async def bulk_retry(payload: BulkRetryBody, store: Store, temporal: Temporal, principal: Operator) -> BulkReport:
     """Retry the failing or paused steps of every case matching `kind` and `body`, at most `per_second` cases
     a second and `limit` cases, and report what was done with each (`dry_run`: only which would be)."""
-    try:
-        return await repairs.bulk_retry(await temporal.get(), store, _operator(principal), payload.reason,
-                                        kind=payload.kind, body=payload.body, per_second=payload.per_second,
-                                        limit=payload.limit, dry_run=payload.dry_run)
-    except RepairRefused as exc:
-        raise _refused(exc) from exc
-    except RPCError as exc:
-        raise _unavailable(exc) from exc
+    return await _repair(repairs.bulk_retry(await temporal.get(), store, _operator(principal), payload.reason,
+                                            kind=payload.kind, body=payload.body, per_second=payload.per_second,
+                                            limit=payload.limit, dry_run=payload.dry_run))

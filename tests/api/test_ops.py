@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from eventstore import EventStore
 
+from ..faults import AppendFault
 from .support import Api, petition, token, unique
 
 REASON = "Cơ quan chưa trả lời quá hạn, nhắc xử lý"
@@ -189,12 +190,8 @@ async def test_a_case_stalled_by_a_database_fault_is_listed_filtered_and_retried
     api: Api, tokens: Tokens, store: EventStore
 ) -> None:
     case_id = await open_case(api, tokens)
-    fault = f"fault_{uuid.uuid4().hex[:8]}"
-    await store.pool.execute(f"""
-        CREATE FUNCTION {fault}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'injected fault: tablespace offline'; END $$;
-        CREATE TRIGGER {fault} BEFORE INSERT ON events FOR EACH ROW
-          WHEN (NEW.stream_id = '{case_id}') EXECUTE FUNCTION {fault}();""")
+    fault = AppendFault(store, case_id)
+    await fault.inject()
     command = {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Đinh Thị Lan"}
     sent = asyncio.create_task(api.post(f"/v1/cases/{case_id}/commands", tokens.admin, json=command,
                                         headers={"Idempotency-Key": f"assign-{case_id}"}))
@@ -212,7 +209,7 @@ async def test_a_case_stalled_by_a_database_fault_is_listed_filtered_and_retried
         assert case_id not in {c["case_id"] for c in others.json()["items"]}
         assert not sent.done()
     finally:
-        await store.pool.execute(f"DROP TRIGGER {fault} ON events; DROP FUNCTION {fault}();")
+        await fault.remove()
     retried = await api.post(f"/v1/ops/cases/{case_id}/retry", tokens.operator, json={"reason": REASON})
     assert retried.status_code == 200, retried.text
     assert retried.json()["recorded"] and retried.json()["detail"]["retried"][0]["activity_type"] == "append_events"

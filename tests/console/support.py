@@ -123,32 +123,6 @@ async def open_case(api: Api, tokens: Tokens) -> str:
     return case_id
 
 
-class Fault:
-    """A real fault in PostgreSQL: a trigger that makes every append to one case's stream fail, so the case's
-    append step keeps failing until the trigger is dropped (the technique of tests/api/test_ops.py)."""
-
-    MESSAGE = "injected fault: tablespace offline"
-
-    def __init__(self, store: EventStore, case_id: str) -> None:
-        self.store = store
-        self.case_id = case_id
-        self.name = f"fault_{uuid.uuid4().hex[:8]}"
-        self.active = False
-
-    async def inject(self) -> None:
-        await self.store.pool.execute(f"""
-            CREATE FUNCTION {self.name}() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION '{self.MESSAGE}'; END $$;
-            CREATE TRIGGER {self.name} BEFORE INSERT ON events FOR EACH ROW
-              WHEN (NEW.stream_id = '{self.case_id}') EXECUTE FUNCTION {self.name}();""")
-        self.active = True
-
-    async def remove(self) -> None:
-        if self.active:
-            await self.store.pool.execute(f"DROP TRIGGER {self.name} ON events; DROP FUNCTION {self.name}();")
-            self.active = False
-
-
 async def stuck_command(api: Api, tok: str, case_id: str) -> asyncio.Task[httpx.Response]:
     """An `assign` sent in the background: its append fails while the fault is in place, so it waits."""
     body = {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Đinh Thị Lan"}

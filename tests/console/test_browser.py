@@ -27,7 +27,8 @@ import uvicorn
 from eventstore import EventStore
 
 from ..api.support import Api, unique
-from .support import Fault, Tokens, command, open_case, open_petition, stream_types, stuck_command
+from ..faults import AppendFault
+from .support import Tokens, command, open_case, open_petition, stream_types, stuck_command
 
 CHROMIUM = Path(os.environ.get("DANVAN_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
@@ -181,7 +182,7 @@ async def test_an_operator_finds_a_case_stalled_by_a_fault_in_the_queue_and_retr
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     reason = "Sự cố cơ sở dữ liệu đã khắc phục, thử lại bước ghi hồ sơ"
     case_id = await open_case(api, tokens)
-    fault = Fault(store, case_id)
+    fault = AppendFault(store, case_id)
     await fault.inject()
     sent = await stuck_command(api, tokens.lead, case_id)  # its append fails until the fault is removed
 
@@ -207,7 +208,7 @@ async def test_an_operator_finds_a_case_stalled_by_a_fault_in_the_queue_and_retr
             await page.reload()
         assert await finding.count() == 1, "the stalled case never appeared in the queue"
         listed = await finding.inner_text()
-        assert "Một bước xử lý liên tục lỗi" in listed and Fault.MESSAGE in listed and "append_events" in listed
+        assert "Một bước xử lý liên tục lỗi" in listed and AppendFault.MESSAGE in listed and "append_events" in listed
         assert not sent.done()
         await page.screenshot(path=str(ARTIFACTS / "08-stalled-queue.png"), full_page=True)
 

@@ -19,8 +19,8 @@ from domain.repairs import REPAIR_ROLES
 from eventstore import EventStore
 
 from ..api.support import Api
+from ..faults import AppendFault
 from .support import (
-    Fault,
     Person,
     Tokens,
     csrf_for,
@@ -281,7 +281,7 @@ async def test_a_case_stalled_by_a_fault_is_queued_bannered_and_retried_in_bulk_
     api: Api, tokens: Tokens, store: EventStore
 ) -> None:
     case_id = await open_case(api, tokens)
-    fault = Fault(store, case_id)
+    fault = AppendFault(store, case_id)
     await fault.inject()
     sent = await stuck_command(api, tokens.lead, case_id)
     queue = "/console/stalled?kind=complaint&reason=activity_failing"
@@ -294,7 +294,7 @@ async def test_a_case_stalled_by_a_fault_is_queued_bannered_and_retried_in_bulk_
                 await asyncio.sleep(0.3)
             finding = page.text.split(f'data-case="{case_id}"')[1].split("</tbody>")[0]
             text = text_of(finding)
-            assert "Một bước xử lý liên tục lỗi" in text and Fault.MESSAGE in text and "append_events" in text
+            assert "Một bước xử lý liên tục lỗi" in text and AppendFault.MESSAGE in text and "append_events" in text
             assert "Thử lại, Chạy lại từ điểm tốt" in text
             assert "repair-retry" in finding and "repair-reset" in finding and "repair-nudge" not in finding
             assert f'href="/console/cases/{case_id}"' in finding
@@ -302,13 +302,13 @@ async def test_a_case_stalled_by_a_fault_is_queued_bannered_and_retried_in_bulk_
             # The case page says it is stuck, with a link to the queue; a body sees why, not the machinery.
             case_page = await operator.page(f"/console/cases/{case_id}")
             banner = case_page.text.split('id="stalled-banner"')[1].split("</div>")[0]
-            assert "Hồ sơ đang bị ách tắc: Một bước xử lý liên tục lỗi" in banner and Fault.MESSAGE in banner
+            assert "Hồ sơ đang bị ách tắc: Một bước xử lý liên tục lỗi" in banner and AppendFault.MESSAGE in banner
             assert 'href="/console/stalled?kind=complaint"' in banner
             async with signed_in(api.app, tokens.lead) as lead:
                 body_banner = (await lead.page(f"/console/cases/{case_id}")).text.split('id="stalled-banner"')[1]
                 body_banner = body_banner.split("</div>")[0]
                 assert "Một bước xử lý liên tục lỗi" in body_banner and "/console/stalled" not in body_banner
-                assert Fault.MESSAGE not in body_banner
+                assert AppendFault.MESSAGE not in body_banner
 
             # A bulk dry run lists it and does nothing.
             csrf = csrf_of(page.text)

@@ -27,6 +27,7 @@ from worker import build_worker
 from workflows.client import open_petition, send_command
 from workflows.petition import PetitionWorkflow
 
+from ..faults import AppendFault
 from ..workflows.support import command, folded, intake
 
 OPERATOR = Actor(id="Nguyễn Thị Vận hành", role="operator")
@@ -77,13 +78,8 @@ async def test_a_failing_event_store_stalls_the_case_and_retry_completes_it_with
     client: Client, store: EventStore, task_queue: str
 ) -> None:
     case_id = await open_case(client, task_queue)
-    fault = f"fault_{uuid.uuid4().hex[:8]}"
-    async with store.pool.acquire() as conn:
-        await conn.execute(f"""
-            CREATE FUNCTION {fault}() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'injected fault: the disk is full'; END $$;
-            CREATE TRIGGER {fault} BEFORE INSERT ON events FOR EACH ROW
-              WHEN (NEW.stream_id = '{case_id}') EXECUTE FUNCTION {fault}();""")
+    fault = AppendFault(store, case_id, message="injected fault: the disk is full")
+    await fault.inject()
     try:
         classify = asyncio.create_task(do(client, case_id, {"type": "classify", "lead_body": "UBND_TINH"}, "c-1"))
         stalls = await until(lambda: inspect_case(client, case_id, FAST), "the case to stall")
@@ -99,8 +95,7 @@ async def test_a_failing_event_store_stalls_the_case_and_retry_completes_it_with
             await reassign(client, case_id, Actor(id="x", role="supervisor"), REASON, body="SO_NOI_VU")
         assert refused.value.rule == "repair.role"
     finally:
-        async with store.pool.acquire() as conn:
-            await conn.execute(f"DROP TRIGGER {fault} ON events; DROP FUNCTION {fault}();")
+        await fault.remove()
     outcome = await retry(client, case_id, OPERATOR, REASON)
     assert outcome.recorded and outcome.events == ["RepairRecorded"]
     assert outcome.detail["retried"][0]["activity_type"] == "append_events"
@@ -218,20 +213,10 @@ async def test_an_overdue_case_nobody_acts_on_is_stalled_until_a_person_acts(
     assert "last acted on" in stall.detail
 
 
-async def inject_fault(store: EventStore, case_ids: list[str]) -> str:
-    """Make PostgreSQL refuse every append to these cases' streams (a real failure of the real store)."""
-    fault = f"fault_{uuid.uuid4().hex[:8]}"
-    ids = ", ".join(f"'{c}'" for c in case_ids)
-    await store.pool.execute(f"""
-        CREATE FUNCTION {fault}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'injected fault: connection to the archive lost'; END $$;
-        CREATE TRIGGER {fault} BEFORE INSERT ON events FOR EACH ROW
-          WHEN (NEW.stream_id IN ({ids})) EXECUTE FUNCTION {fault}();""")
+async def inject_fault(store: EventStore, case_ids: list[str]) -> AppendFault:
+    fault = AppendFault(store, *case_ids, message="injected fault: connection to the archive lost")
+    await fault.inject()
     return fault
-
-
-async def remove_fault(store: EventStore, fault: str) -> None:
-    await store.pool.execute(f"DROP TRIGGER {fault} ON events; DROP FUNCTION {fault}();")
 
 
 async def test_a_paused_step_is_listed_as_paused_and_retry_unpauses_it(
@@ -255,7 +240,7 @@ async def test_a_paused_step_is_listed_as_paused_and_retry_unpauses_it(
         (stall,) = await until(paused, "the step to show as paused")
         assert "chờ khôi phục kho lưu trữ" in stall.detail and stall.remedies == ["retry"]
     finally:
-        await remove_fault(store, fault)
+        await fault.remove()
     outcome = await retry(client, case_id, OPERATOR, REASON)
     assert outcome.recorded and outcome.detail["retried"][0]["paused"] is True
     await sent
@@ -277,7 +262,7 @@ async def test_bulk_retry_retries_every_failing_case_of_the_filter_and_reports_e
         dry = await bulk_retry(client, store, OPERATOR, REASON, policy=FAST, kind="complaint", dry_run=True)
         assert set(cases) <= {i.case_id for i in dry.items if i.outcome == "would_retry"}
     finally:
-        await remove_fault(store, fault)
+        await fault.remove()
     report = await bulk_retry(client, store, OPERATOR, REASON, policy=FAST, kind="complaint", per_second=20)
     mine = [i for i in report.items if i.case_id in cases]
     assert [i.outcome for i in mine] == ["retried"] * 3, report
