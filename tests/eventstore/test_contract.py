@@ -49,9 +49,11 @@ def sid(label: str = "s") -> str:
     return f"{label}-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def event_store(store: EventStore) -> EventStore:
-    return store
+@pytest.fixture(params=["one statement", "function"])
+def event_store(store: EventStore, request: pytest.FixtureRequest) -> EventStore:
+    """The store as the application uses it, and with every append through `danvan_append` (the path a
+    single-event append takes when it is not in the plain case, and every batch takes)."""
+    return EventStore(store.pool, one_statement=request.param == "one statement")
 
 
 async def fresh_store(new_database: Callable[[], Awaitable[str]]) -> EventStore:
@@ -243,6 +245,29 @@ class TestVietnameseText:
         assert read.data["title"] == self.TITLE
         assert (await event_store.verify(stream)).ok
 
+    async def test_a_decomposed_case_row_is_stored_composed_column_by_column(self, event_store: EventStore) -> None:
+        stream = sid("case")
+        nfd = unicodedata.normalize
+        row = CaseRow(
+            kind="complaint", status="received", title=nfd("NFD", self.TITLE), lead_body=nfd("NFD", "Thanh tra tỉnh"),
+            bodies=[nfd("NFD", "Ủy ban nhân dân huyện"), "Ban Dân vận"], district=nfd("NFD", "Nam Sách"),
+            commune=nfd("NFD", "Xã Hợp Tiến"), source="tiếp công dân", external_ref=nfd("NFD", "TCD-Đơn-07"),
+            received_at=T0, due_at=T0 + timedelta(days=30), overdue=True,
+            summary={nfd("NFD", "người_gửi"): nfd("NFD", "Nguyễn Thị Hằng"), "số": [1, 2.5, None, True]},
+        )
+        await event_store.append(stream, 0, [ev(0)], row)
+        await event_store.append(stream, 1, [ev(1)], row)
+        case = await event_store.get_case(stream)
+        assert case is not None
+        assert case.model_dump(exclude={"case_id", "version", "created_at", "updated_at"}) == {
+            "kind": "complaint", "status": "received", "title": self.TITLE, "lead_body": "Thanh tra tỉnh",
+            "bodies": ["Ủy ban nhân dân huyện", "Ban Dân vận"], "district": "Nam Sách", "commune": "Xã Hợp Tiến",
+            "source": "tiếp công dân", "external_ref": "TCD-Đơn-07", "received_at": T0,
+            "due_at": T0 + timedelta(days=30), "overdue": True,
+            "summary": {"người_gửi": "Nguyễn Thị Hằng", "số": [1, 2.5, None, True]},
+        }
+        assert (case.case_id, case.version) == (stream, 2)
+
 
 class TestGlobalFeed:
     async def test_a_transaction_that_commits_late_with_a_lower_position_is_still_delivered(
@@ -372,6 +397,20 @@ class TestVerify:
         await isolated_store.pool.execute("DELETE FROM events WHERE stream_id = $1 AND version = 5", stream)
         report = await verified(isolated_store, stream)
         assert not report.ok and report.first_bad_version == 5
+
+    async def test_a_stream_appended_one_event_at_a_time_verifies_and_its_head_is_checked(
+        self, isolated_store: EventStore
+    ) -> None:
+        stream = sid("v")
+        for i in range(4):  # the one-statement path, then one batch through the function, then one again
+            await isolated_store.append(stream, i, [ev(i)], CaseRow(kind="complaint", status="received"))
+        await isolated_store.append(stream, 4, [ev(4), ev(5)])
+        await isolated_store.append(stream, 6, [ev(6)])
+        report = await verified(isolated_store, stream)
+        assert report.ok and report.events_checked == 7
+        await isolated_store.pool.execute("UPDATE streams SET prev_hash = sha256('x') WHERE stream_id = $1", stream)
+        report = await verified(isolated_store, stream)
+        assert not report.ok and report.first_bad_version == 7 and "previous hash" in (report.problem or "")
 
     async def test_reordered_rows_are_named(self, isolated_store: EventStore) -> None:
         stream = await self._stream(isolated_store)

@@ -109,3 +109,59 @@ async def test_a_database_newer_than_the_code_is_refused(new_database: NewDataba
             await migrate(conn)
     finally:
         await conn.close()
+
+
+async def test_stream_heads_written_before_0007_get_their_prev_hash_and_appends_go_on(
+    new_database: NewDatabase,
+) -> None:
+    """A database written by the code of migrations 1-6 (every append through `danvan_append`) is migrated;
+    each head's new `prev_hash` is its last event's, the chains verify, and the one-statement append
+    continues them."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from eventstore import EventStore, NewEvent
+    from eventstore.canonical import canonical_text
+
+    url = await new_database()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+            "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for m in known_migrations()[:6]:
+            await conn.execute(m.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                m.version, m.name, m.checksum,
+            )
+
+        def ev(n: int) -> NewEvent:
+            return NewEvent(event_id=uuid.uuid4(), type="Noted", occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+                            data={"n": n, "ghi_chú": "Đơn thư"})
+
+        for stream, sizes in (("một", [1]), ("hai", [1, 2]), ("ba", [3, 1, 1])):
+            version = 0
+            for size in sizes:
+                texts = [canonical_text(stream, version + i, ev(version + i)) for i in range(1, size + 1)]
+                await conn.execute("SELECT danvan_append($1, $2, $3, NULL)", stream, version, texts)
+                version += size
+        assert await migrate(conn) == ["0007_stream_head_prev_hash"]
+        mismatched = await conn.fetchval(
+            "SELECT count(*) FROM streams s JOIN events e ON e.stream_id = s.stream_id AND e.version = s.version "
+            "WHERE s.prev_hash <> e.prev_hash"
+        )
+        assert mismatched == 0 and await conn.fetchval("SELECT count(*) FROM streams") == 3
+    finally:
+        await conn.close()
+    store = await EventStore.open(url, max_size=2)
+    try:
+        assert (await store.verify()).ok
+        for stream, version in (("một", 1), ("hai", 3), ("ba", 5)):
+            result = await store.append(stream, version, [ev(version + 1)])
+            assert result.version == version + 1 and not result.duplicate
+        report = await store.verify()
+        assert report.ok and report.events_checked == 12
+    finally:
+        await store.close()

@@ -382,7 +382,8 @@ async def check_case(client: Client, store: EventStore, case: CasePlan, replays:
 
 class AppendHold:
     """Row locks on some cases' stream heads, held in an open transaction: the worker's next append to any of them
-    (`danvan_append` locks the head `FOR UPDATE`) waits in PostgreSQL, its update accepted and not completed. A
+    (the one-statement append updates the head, `danvan_append` locks it `FOR UPDATE`; both are marked
+    `danvan_append` in `pg_stat_activity`) waits in PostgreSQL, its update accepted and not completed. A
     database that is slow at the moment of the crash, with no change to the code under test."""
 
     def __init__(self, url: str) -> None:
