@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.append_throughput [--database-url URL] [--events N] [--events-batched M]
                                                 [--repeat R] [--stream-appends K] [--json out.json] [--quick]
+                                                [--no-perf]
 
 Systems (see bench/README.md for what each measures and why the comparison is fair):
 
@@ -13,9 +14,12 @@ Systems (see bench/README.md for what each measures and why the comparison is fa
 Cases: 1 and 100 events per transaction, each with 1 and 8 concurrent writers. Each writer appends to its own
 streams (a new stream every `--stream-appends` appends). Every measurement is preceded by a short warm-up of
 the same system and a CHECKPOINT; the systems are interleaved (ABCABC…) over `--repeat` rounds and the
-median events/s is reported. The benchmark creates a fresh database `bench_<random>`, migrates it with
-`eventstore.migrate`, and drops it at the end, also on failure. After measuring it checks that the danvan
-database passes `EventStore.verify()` and that every system stored exactly the events that were appended.
+median events/s is reported. Where `perf` can count, each measurement also counts the instructions retired by
+the client process and by the database's backends (`perf stat -e instructions`), a figure that, unlike
+events/s, does not move with the speed of a shared machine. The benchmark creates a fresh database
+`bench_<random>`, migrates it with `eventstore.migrate`, and drops it at the end, also on failure. After
+measuring it checks that the danvan database passes `EventStore.verify()` and that every system stored exactly
+the events that were appended.
 """
 
 from __future__ import annotations
@@ -358,6 +362,53 @@ class Usage:
         )
 
 
+class Instructions:
+    """Instructions retired during a measurement, by `perf stat`, in this process (the client) and in the
+    database's client backends (the server side of whichever system runs; the others' connections are idle).
+    Unlike seconds, a count does not move with the machine's speed or with what else runs on it: the same code
+    on the same data counts within about 1% from run to run, where events/s can move by a third on a shared
+    machine. Absent (None) where `perf` cannot count (not installed, or not allowed)."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.procs = [self._start([os.getpid()]), self._start(pids)]
+
+    @staticmethod
+    def _start(pids: Sequence[int]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            ["perf", "stat", "-e", "instructions", "-x", ",", "-p", ",".join(map(str, pids))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            out = subprocess.run(
+                ["perf", "stat", "-e", "instructions", "-x", ",", "true"], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return out.returncode == 0 and _count(out.stderr) is not None
+
+    async def stop(self) -> tuple[int, int] | None:
+        counts = []
+        for proc in self.procs:
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.to_thread(proc.communicate)
+            counts.append(_count(err))
+        client, server = counts
+        return None if client is None or server is None else (client, server)
+
+
+def _count(perf_output: str) -> int | None:
+    for line in reversed(perf_output.strip().splitlines()):
+        first = line.split(",", 1)[0]
+        if first.isdigit():
+            return int(first)
+    return None
+
+
 class Bench:
     def __init__(self, url: str, args: argparse.Namespace) -> None:
         self.url = url
@@ -370,6 +421,7 @@ class Bench:
         self.es_datastore: Any = None
         self.es_recorder: Any = None
         self.checkpoint_ok = True
+        self.count_instructions = False
 
     async def open(self) -> None:
         self.admin = await asyncpg.connect(self.url)
@@ -379,6 +431,8 @@ class Bench:
         self.store = await EventStore.open(self.url, min_size=POOL_SIZE, max_size=POOL_SIZE)
         self.raw_pool = await create_pool(self.url, min_size=POOL_SIZE, max_size=POOL_SIZE)
         await asyncio.to_thread(self._open_eventsourcing)
+        self.count_instructions = not self.args.no_perf and await asyncio.to_thread(Instructions.available)
+        print(f"instructions counted by perf: {'yes' if self.count_instructions else 'no'}")
 
     def _open_eventsourcing(self) -> None:
         from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -449,16 +503,37 @@ class Bench:
         n_events = sum(tx.count for plan in plans for tx in plan)
         run = self.prepare(system, plans, case.key)
         await self.checkpoint()
+        counter = None
+        if self.count_instructions:
+            backends = await self.admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+            counter = Instructions([r["pid"] for r in backends])
+            await asyncio.sleep(0.2)  # perf attaches
         with frozen_heap():
             before = await Usage.sample(self.admin)
             seconds = await run()
             used = (await Usage.sample(self.admin)).minus(before)
+        counts = await counter.stop() if counter is not None else None
         eps = n_events / seconds
+        instructions = {}
+        if counts is not None:
+            instructions = {
+                "client_kinstr_per_event": counts[0] / n_events / 1000,
+                "server_kinstr_per_event": counts[1] / n_events / 1000,
+            }
         print(
             f"  {case.label:<28} {system:<16} round {repeat + 1}: {eps:>10,.0f} events/s ({seconds:.2f} s; "
             f"client CPU {used.client_cpu / n_events * 1e6:.0f} µs/event, machine busy "
             f"{used.busy_cores / max(used.wall, 1e-9):.2f} of {os.cpu_count()} cores, "
-            f"WAL {used.wal_bytes / n_events:.0f} B/event)"
+            f"WAL {used.wal_bytes / n_events:.0f} B/event"
+            + (
+                f"; instructions: client {instructions['client_kinstr_per_event']:.0f}k, "
+                f"server {instructions['server_kinstr_per_event']:.0f}k /event)"
+                if instructions
+                else ")"
+            )
         )
         return {
             "case": case.key,
@@ -471,6 +546,7 @@ class Bench:
             "client_cpu_us_per_event": used.client_cpu / n_events * 1e6,
             "machine_busy_cores": used.busy_cores / max(used.wall, 1e-9),
             "wal_bytes_per_event": used.wal_bytes / n_events,
+            **instructions,
         }
 
     async def verify(self) -> dict[str, Any]:
@@ -572,7 +648,19 @@ def summarize(results: list[dict[str, Any]], case: str, system: str) -> dict[str
         "client_cpu_us_per_event": statistics.median(r["client_cpu_us_per_event"] for r in mine),
         "machine_busy_cores": statistics.median(r["machine_busy_cores"] for r in mine),
         "wal_bytes_per_event": statistics.median(r["wal_bytes_per_event"] for r in mine),
+        **{
+            key: statistics.median(r[key] for r in mine)
+            for key in ("client_kinstr_per_event", "server_kinstr_per_event")
+            if all(key in r for r in mine)
+        },
     }
+
+
+def instruction_ratio(baseline: dict[str, float], system: dict[str, float]) -> float | None:
+    keys = ("client_kinstr_per_event", "server_kinstr_per_event")
+    if not all(k in baseline and k in system for k in keys):
+        return None
+    return sum(baseline[k] for k in keys) / sum(system[k] for k in keys)
 
 
 def print_table(
@@ -581,9 +669,9 @@ def print_table(
     print()
     print(
         f"{'case':<26} {'system':<16} {'events/s (median)':>17} {'min-max of rounds':>19} "
-        f"{'client µs/ev':>12} {'busy cores':>10} {'WAL B/ev':>9}"
+        f"{'client µs/ev':>12} {'busy cores':>10} {'WAL B/ev':>9} {'instructions/ev: client':>24} {'server':>7}"
     )
-    print("-" * 115)
+    print("-" * 148)
     for case in cases:
         for system in case.systems:
             m = summary[(case.key, system)]
@@ -592,14 +680,27 @@ def print_table(
                 f"{case.label:<26} {system:<16} {m['events_per_s']:>17,.0f} {spread:>19} "
                 f"{m['client_cpu_us_per_event']:>12.0f} {m['machine_busy_cores']:>10.2f} "
                 f"{m['wal_bytes_per_event']:>9.0f}"
+                + (
+                    f" {m['client_kinstr_per_event']:>23,.0f}k {m['server_kinstr_per_event']:>6,.0f}k"
+                    if "server_kinstr_per_event" in m
+                    else ""
+                )
             )
     print()
-    print(f"{'case':<26} {'ratio of the medians':<28} {'value':>7}  {'target':<17} per round: median (min-max)")
-    print("-" * 110)
+    print(
+        f"{'case':<26} {'ratio of the medians':<28} {'value':>7}  {'target':<17} per round: median (min-max)"
+        "   in instructions"
+    )
+    print("-" * 130)
     for r in ratios:
         target = "(information)" if r["target"] is None else f">= {r['target']:<4} {'MET' if r['met'] else 'NOT MET'}"
         rounds = f"{r['per_round_median']:.2f} ({min(r['per_round']):.2f}-{max(r['per_round']):.2f})"
-        print(f"{r['case_label']:<26} {r['name']:<28} {r['value']:>7.2f}  {target:<17} {rounds}")
+        counted = f"{r['instructions']:>17.2f}" if r.get("instructions") is not None else ""
+        print(f"{r['case_label']:<26} {r['name']:<28} {r['value']:>7.2f}  {target:<17} {rounds:<24}{counted}")
+    print(
+        "(in instructions: the baseline's instructions per event, client and server, over the system's: the ratio"
+        " with the CPU as the only limit, and free of the machine's changing speed)"
+    )
     print()
 
 
@@ -663,6 +764,7 @@ async def bench(url: str, args: argparse.Namespace, cases: list[Case]) -> dict[s
                 "per_round_median": statistics.median(per_round),
                 "target": r.target,
                 "met": None if r.target is None else value >= r.target,
+                "instructions": instruction_ratio(summary[(r.case, r.baseline)], summary[(r.case, r.system)]),
             }
         )
     print_table(cases, summary, ratios)
@@ -707,17 +809,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="events per measurement, 100-event cases (5 x --events)",
     )
-    p.add_argument("--repeat", type=int, default=None, help="rounds per case, median reported (3)")
+    p.add_argument("--repeat", type=int, default=None, help="rounds per case, median reported (5)")
     p.add_argument("--stream-appends", type=int, default=50, help="appends per stream before a new one (50)")
     p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     p.add_argument("--quick", action="store_true", help="small counts and 1 round: a check that it runs")
+    p.add_argument("--no-perf", action="store_true", help="do not count instructions with `perf stat`")
     args = p.parse_args(argv)
     if args.events is None:
         args.events = 400 if args.quick else 4000
     if args.events_batched is None:
         args.events_batched = 5 * args.events
     if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
+        args.repeat = 1 if args.quick else 5
     if args.events < 8 or args.events_batched < 800 or args.repeat < 1 or args.stream_appends < 1:
         p.error("need --events >= 8, --events-batched >= 800, --repeat >= 1, --stream-appends >= 1")
     return args

@@ -78,6 +78,7 @@ def dumps(document: dict[str, Any]) -> str:
 
 _SCALARS = frozenset({str, int, bool, type(None)})
 _SORTED = orjson.OPT_SORT_KEYS
+_SORTED_UTC_Z = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
 
 
 def _plain(document: dict[str, Any]) -> bool:
@@ -112,7 +113,13 @@ def _fast_params(stream_id: str, version: int, event: NewEvent) -> tuple[Any, ..
         data_json = orjson.dumps(data, option=_SORTED)
         metadata_json = orjson.dumps(metadata, option=_SORTED)
         # The other fields are validated by `NewEvent`: str (or None), int and a UUID, which orjson writes
-        # as `str(uuid)`; a str or int subclass is written as its value, by both encoders.
+        # as `str(uuid)`; a str or int subclass is written as its value, by both encoders. A time in UTC
+        # with a fraction of a second is written by orjson as `timestamp` writes it (with none, orjson
+        # leaves out the `.000000`).
+        occurred_at = event.occurred_at
+        when: datetime | str = (
+            occurred_at if occurred_at.microsecond and occurred_at.utcoffset() == _NO_OFFSET else timestamp(occurred_at)
+        )
         text = orjson.dumps(
             {
                 "stream_id": stream_id,
@@ -120,14 +127,14 @@ def _fast_params(stream_id: str, version: int, event: NewEvent) -> tuple[Any, ..
                 "event_id": event.event_id,
                 "type": event.type,
                 "schema_version": event.schema_version,
-                "occurred_at": timestamp(event.occurred_at),
+                "occurred_at": when,
                 "actor": event.actor,
                 "reason": event.reason,
                 "legal_basis": event.legal_basis,
                 "data": orjson.Fragment(data_json),
                 "metadata": orjson.Fragment(metadata_json),
             },
-            option=_SORTED,
+            option=_SORTED_UTC_Z,
         )
     except (orjson.JSONEncodeError, RecursionError):  # an integer beyond 64 bits, very deep nesting
         return None
@@ -138,7 +145,7 @@ def _fast_params(stream_id: str, version: int, event: NewEvent) -> tuple[Any, ..
         event.event_id,
         event.type,
         event.schema_version,
-        event.occurred_at,
+        occurred_at,
         event.actor,
         event.reason,
         event.legal_basis,

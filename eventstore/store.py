@@ -89,7 +89,7 @@ _APPEND_NEXT = f"""/* danvan_append: one event */
     WITH head AS (
         UPDATE streams SET version = $2 + 1, prev_hash = last_hash, last_hash = sha256(last_hash || $3::bytea),
                            updated_at = now()
-         WHERE stream_id = $1 AND version = $2
+         WHERE stream_id = $1 AND version = $2 AND $2 >= 0
         RETURNING version, prev_hash AS prev, last_hash AS hash),
     {_APPEND_EVENT}"""
 _NO_CASE = (None,) * 13

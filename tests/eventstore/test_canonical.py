@@ -129,6 +129,25 @@ def test_the_columns_are_those_of_the_canonical_form() -> None:
         assert (json.loads(data_json), json.loads(meta_json)) == (document["data"], document["metadata"])
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        T0,
+        T0.replace(microsecond=0),
+        T0.replace(microsecond=1),
+        T0.astimezone(timezone(timedelta(hours=7))),
+        T0.replace(microsecond=0).astimezone(timezone(timedelta(hours=-3, minutes=-30))),
+        datetime.fromisoformat("2026-03-02T08:30:15.120+00:00"),
+    ],
+)
+def test_times_are_written_as_the_reference_writes_them(when: datetime) -> None:
+    from pydantic import TypeAdapter
+
+    for value in (when, TypeAdapter(datetime).validate_python(when.isoformat())):  # pydantic's own tzinfo too
+        e = NewEvent(event_id=uuid.uuid4(), type="Noted", occurred_at=value, data={"a": "b"})
+        assert canonical_text("s", 1, e) == reference("s", 1, e)
+
+
 def test_a_time_in_any_zone_is_written_in_utc_with_microseconds() -> None:
     from eventstore.canonical import timestamp
 

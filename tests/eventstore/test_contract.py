@@ -101,6 +101,19 @@ class TestAppendAndRead:
         with pytest.raises(InvalidEventError):
             await event_store.append(sid(), 0, [])
 
+    async def test_a_negative_expected_version_is_refused_by_the_store_and_by_the_database(
+        self, event_store: EventStore
+    ) -> None:
+        stream = sid()
+        with pytest.raises(InvalidEventError):
+            await event_store.append(stream, -1, [ev(0)])
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await event_store.pool.fetchrow(
+                "SELECT * FROM danvan_append($1, -1, $2, NULL)", stream, [canonical_text(stream, 0, ev(0))]
+            )
+        assert refused.value.sqlstate == "DV003"
+        assert await event_store.stream_version(stream) == 0
+
     async def test_a_time_without_zone_is_refused_before_reaching_the_database(self) -> None:
         with pytest.raises(ValidationError, match="occurred_at"):
             NewEvent(event_id=uuid.uuid4(), type="X", occurred_at=datetime(2026, 1, 1))

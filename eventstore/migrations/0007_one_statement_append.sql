@@ -10,10 +10,26 @@ UPDATE streams s SET prev_hash = e.prev_hash
   FROM events e
  WHERE e.stream_id = s.stream_id AND e.version = s.version;
 
+-- PostgreSQL builds a table's CHECK expressions anew for every statement that writes it: the two checks on
+-- `version` were 5% of the server's work in an append (27,000 of 516,000 instructions, `perf stat` on the
+-- backends under `bench.append_throughput`'s workload). Both write paths compute versions as a non-negative
+-- expected version plus 1..n and refuse a negative one (the store before the database, the function and
+-- the statements again), and `verify` walks every version from 1, so the rule stands without them.
+ALTER TABLE events DROP CONSTRAINT events_version_check;
+ALTER TABLE streams DROP CONSTRAINT streams_version_check;
+
+-- The feed's order is the primary key: one index instead of two. Nothing looks an event up by its position
+-- alone; the feed reads (tx_id, position), which identifies an event as well (a position is never handed out
+-- twice). An append writes one index entry less (62 bytes of WAL and 13,000 instructions an event, measured as
+-- above).
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+DROP INDEX events_feed_idx;
+ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (tx_id, position);
+
 -- The function stays the path for batches, and for a single event that is not the plain case (a retry, a
--- conflict, a malformed event). Same contract, same errors and hashes as in 0005; it now keeps `prev_hash`,
--- and a single event takes the batch path (the one-row path of 0005 served single events, which no longer
--- come here in the common case).
+-- conflict). Same contract, same errors and hashes as in 0005. It now keeps `prev_hash`, refuses a negative
+-- expected version itself, and takes a single event through the batch path (the one-row path of 0005 was
+-- for single events, which no longer come here in the common case).
 CREATE OR REPLACE FUNCTION danvan_append(p_stream_id text, p_expected integer, p_events text[], p_case jsonb)
 RETURNS TABLE (out_version integer, out_duplicate boolean)
 LANGUAGE plpgsql AS $fn$
@@ -32,6 +48,9 @@ DECLARE
 BEGIN
     IF v_n = 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'DV003', MESSAGE = 'an append needs at least one event';
+    END IF;
+    IF p_expected IS NULL OR p_expected < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'DV003', MESSAGE = 'the expected version must be 0 (new stream) or more';
     END IF;
     IF p_expected = 0 THEN
         INSERT INTO streams (stream_id, version, last_hash)
