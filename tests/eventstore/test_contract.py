@@ -139,6 +139,21 @@ class TestIdempotency:
         assert (again.version, again.duplicate) == (2, True)
         assert [e.version for e in await event_store.read_stream(stream)] == [1, 2, 3]
 
+    async def test_a_single_event_appended_again_is_a_duplicate_first_and_later_in_the_stream(
+        self, event_store: EventStore
+    ) -> None:
+        stream = sid()
+        first, second = ev(0), ev(1)
+        case = CaseRow(kind="complaint", status="received")
+        assert not (await event_store.append(stream, 0, [first], case)).duplicate
+        assert not (await event_store.append(stream, 1, [second], case)).duplicate
+        for expected, event in ((0, first), (1, second)):  # each acknowledgement lost, each append retried
+            again = await event_store.append(stream, expected, [event], case)
+            assert (again.version, again.duplicate) == (expected + 1, True)
+        assert [e.event_id for e in await event_store.read_stream(stream)] == [first.event_id, second.event_id]
+        record = await event_store.get_case(stream)
+        assert record is not None and record.version == 2
+
     async def test_the_same_ids_with_different_content_are_an_error(self, event_store: EventStore) -> None:
         stream = sid()
         first = ev(0)
