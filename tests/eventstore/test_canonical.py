@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum, StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -138,6 +139,9 @@ def test_the_columns_are_those_of_the_canonical_form() -> None:
         T0.astimezone(timezone(timedelta(hours=7))),
         T0.replace(microsecond=0).astimezone(timezone(timedelta(hours=-3, minutes=-30))),
         datetime.fromisoformat("2026-03-02T08:30:15.120+00:00"),
+        T0.replace(tzinfo=timezone(timedelta(0), "GMT")),
+        datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=ZoneInfo("Europe/London")),  # winter: offset 0, named otherwise
+        datetime(2026, 7, 2, 3, 4, 5, 6, tzinfo=ZoneInfo("Europe/London")),  # summer: +01:00
     ],
 )
 def test_times_are_written_as_the_reference_writes_them(when: datetime) -> None:
