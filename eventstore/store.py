@@ -9,11 +9,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
 
 import asyncpg
 import orjson
-from pydantic import BaseModel
 
 from . import canonical
 from .errors import (
@@ -41,6 +39,9 @@ _EVENT_COLUMNS = """
     encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash
 """
 
+# A stream's head as `_ChainChecker` compares it with the stream's last event.
+_HEAD_COLUMNS = "stream_id, version, encode(last_hash, 'hex') AS last_hash, encode(prev_hash, 'hex') AS prev_hash"
+
 _CASE_COLUMNS = """
     case_id, kind, status, title, lead_body, bodies, district, commune, source, external_ref,
     received_at, due_at, overdue, version, summary, created_at, updated_at
@@ -48,13 +49,14 @@ _CASE_COLUMNS = """
 
 # One event, the common append, in one statement instead of a call of `danvan_append` (a quarter less server
 # work: one plan instead of PL/pgSQL statements run one by one, and every column typed instead of JSON to take
-# apart; `bench/README.md` has the counts). Parameters: $1 stream, $2 expected version, $3 the event's canonical form in
-# UTF-8 (hashed exactly as the function hashes it), $4-$12 its columns (`canonical.event_params`), $13-$25
-# the `cases` row (`canonical.case_params`; all NULL: no row). The statement does only the plain case: the
-# stream is at $2 (or, for the first event, does not exist yet). It then appends and returns the new version;
-# otherwise it writes nothing and returns no row, and `EventStore.append` calls the function, which tells a
-# retry from a conflict under the stream's lock. Same rows, hashes and errors either way: `tests/eventstore`
-# holds both paths to one contract. Each statement is marked `danvan_append` for whoever reads pg_stat_activity.
+# apart; `bench/README.md` has the counts). Parameters: $1 stream, $2 expected version, $3 the event's
+# canonical form in UTF-8 (hashed exactly as the function hashes it), $4-$12 its columns
+# (`canonical.event_params`), $13-$25 the `cases` row (`canonical.case_params`; all NULL: no row). The
+# statement does only the plain case: the stream is at $2 (or, for the first event, does not exist yet). It
+# then appends and returns the new version; otherwise it writes nothing and returns no row, and
+# `EventStore.append` calls the function, which tells a retry from a conflict under the stream's lock. Same
+# rows, hashes and errors either way: `tests/eventstore` holds both paths to one contract. Each statement is
+# marked `danvan_append` for whoever reads pg_stat_activity.
 _GENESIS = "'\\x" + "00" * 32 + "'::bytea"
 _APPEND_EVENT = """
     e AS (
@@ -179,24 +181,17 @@ class translate_errors:
 _EVENT_FIELDS = tuple(RecordedEvent.model_fields)  # in the model's order, which serialisation follows
 
 
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _unvalidated(model: type[_M], values: dict[str, Any]) -> _M:
-    """A model from values known to be valid, every field given in the model's order: what `model_construct`
-    does, without its per-field pass over defaults, which costs more than the rest of reading a long stream.
-    `tests/eventstore` checks that the results equal validated models."""
-    built: _M = model.__new__(model)
-    object.__setattr__(built, "__dict__", values)
-    object.__setattr__(built, "__pydantic_fields_set__", set(values))
-    object.__setattr__(built, "__pydantic_extra__", None)
-    object.__setattr__(built, "__pydantic_private__", None)
-    return built
-
-
 def _event(row: asyncpg.Record) -> RecordedEvent:
-    """An event from its row: every field is a column, typed by PostgreSQL and validated on the way in."""
-    return _unvalidated(RecordedEvent, {name: row[name] for name in _EVENT_FIELDS})
+    """An event from its row: every field is a column, typed by PostgreSQL and validated on the way in, so the
+    model is built without validating anything again (what `model_construct` does, without its per-field pass
+    over defaults, which costs more than the rest of reading a long stream). `tests/eventstore` checks that the
+    result equals a validated model."""
+    event: RecordedEvent = RecordedEvent.__new__(RecordedEvent)
+    object.__setattr__(event, "__dict__", {name: row[name] for name in _EVENT_FIELDS})
+    object.__setattr__(event, "__pydantic_fields_set__", set(_EVENT_FIELDS))
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
 
 
 class EventStore:
@@ -345,15 +340,11 @@ class EventStore:
         checker = _ChainChecker()
         with translate_errors(stream_id):
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                head = await conn.fetchrow(
-                    "SELECT version, encode(last_hash, 'hex') AS last_hash, encode(prev_hash, 'hex') AS prev_hash "
-                    "FROM streams WHERE stream_id = $1",
-                    stream_id,
-                )
+                head = await conn.fetchrow(f"SELECT {_HEAD_COLUMNS} FROM streams WHERE stream_id = $1", stream_id)
                 rows = await conn.fetch(
                     f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version", stream_id
                 )
-        heads = {stream_id: (head["version"], head["last_hash"], head["prev_hash"])} if head else {}
+        heads = dict([_head(head)]) if head else {}
         events = [_event(r) for r in rows]
         for event in events:
             checker.feed(event, heads)
@@ -374,15 +365,12 @@ class EventStore:
         checker = _ChainChecker()
         with translate_errors(stream_id or ""):
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-                heads: dict[str, tuple[int, str, str]] = {
-                    r["stream_id"]: (r["version"], r["last_hash"], r["prev_hash"])
+                heads: dict[str, tuple[int, str, str]] = dict(
+                    _head(r)
                     for r in await conn.fetch(
-                        "SELECT stream_id, version, encode(last_hash, 'hex') AS last_hash, "
-                        "encode(prev_hash, 'hex') AS prev_hash FROM streams "
-                        "WHERE $1::text IS NULL OR stream_id = $1",
-                        stream_id,
+                        f"SELECT {_HEAD_COLUMNS} FROM streams WHERE $1::text IS NULL OR stream_id = $1", stream_id
                     )
-                }
+                )
                 query = (
                     f"SELECT {_EVENT_COLUMNS} FROM events WHERE $1::text IS NULL OR stream_id = $1 "
                     "ORDER BY stream_id, version"
@@ -393,6 +381,10 @@ class EventStore:
                         break
                 checker.finish(heads)
         return checker.report(stream_id)
+
+
+def _head(row: asyncpg.Record) -> tuple[str, tuple[int, str, str]]:
+    return row["stream_id"], (row["version"], row["last_hash"], row["prev_hash"])
 
 
 class _ChainChecker:
