@@ -67,9 +67,8 @@ async def new_database(pg_server: Database) -> AsyncIterator[Callable[[], Awaita
         await drop_database(pg_server.url, name)
 
 
-@pytest_asyncio.fixture(scope="session")
-async def database_url(new_database: Callable[[], Awaitable[str]]) -> str:
-    """A migrated database shared by the session (tests use their own stream and case ids)."""
+async def migrated_database(new_database: Callable[[], Awaitable[str]]) -> str:
+    """A new database of the test server, migrated: its URL."""
     url = await new_database()
     conn = await asyncpg.connect(url)
     try:
@@ -77,6 +76,12 @@ async def database_url(new_database: Callable[[], Awaitable[str]]) -> str:
     finally:
         await conn.close()
     return url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_url(new_database: Callable[[], Awaitable[str]]) -> str:
+    """A migrated database shared by the session (tests use their own stream and case ids)."""
+    return await migrated_database(new_database)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -28,9 +28,9 @@ from eventstore import (
     InvalidEventError,
     NewEvent,
     StoreUnavailableError,
-    migrate,
 )
 from eventstore.canonical import canonical_text, chain_hash
+from tests.conftest import migrated_database
 
 T0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 
@@ -57,13 +57,7 @@ def event_store(store: EventStore, request: pytest.FixtureRequest) -> EventStore
 
 
 async def fresh_store(new_database: Callable[[], Awaitable[str]]) -> EventStore:
-    url = await new_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return await EventStore.open(url, max_size=12)
+    return await EventStore.open(await migrated_database(new_database), max_size=12)
 
 
 @pytest_asyncio.fixture

@@ -39,8 +39,8 @@ from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
 from domain.petitions.commands import CommandRequest
 from domain.petitions.model import PetitionStatus, petition_case_id
 from domain.petitions.views import case_view
-from eventstore import EventStore, migrate
-from tests.conftest import ROOT, binary
+from eventstore import EventStore
+from tests.conftest import ROOT, binary, migrated_database
 from workflows.client import CommandRefused, open_petition, send_command
 from workflows.petition import PetitionWorkflow
 
@@ -235,13 +235,7 @@ def worker_env(tmp_path: Path, temporal_env: WorkflowEnvironment) -> dict[str, s
 @pytest_asyncio.fixture
 async def crash_database(new_database: Callable[[], Awaitable[str]]) -> str:
     """The test's own database, migrated."""
-    url = await new_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
+    return await migrated_database(new_database)
 
 
 @pytest_asyncio.fixture
