@@ -13,11 +13,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from eventstore import CaseRecord
+from eventstore import CaseRecord, Pool
 
 from .errors import ApiError
 from .tokens import ROLES, Principal, Role, authenticate, hash_token
@@ -86,7 +85,7 @@ async def principal_of(request: Request, credentials: HTTPAuthorizationCredentia
     token_hash = hash_token(token)
     principal = cache.get(token_hash)
     if principal is None:
-        pool: asyncpg.Pool = request.app.state.store.pool
+        pool: Pool = request.app.state.store.pool
         principal = await authenticate(pool, token)
         if principal is None:
             raise _unauthorized("unknown or revoked token", "invalid_token")

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.petitions.model import Petitioner
-from eventstore import CaseRecord
+from eventstore import CaseRecord, Pool
 
 from .tokens import Principal, Role
 
@@ -71,7 +70,7 @@ def load_key(env_value: str | None, key_file: Path) -> bytes:
 
 
 class IdentityVault:
-    def __init__(self, pool: asyncpg.Pool, key: bytes) -> None:
+    def __init__(self, pool: Pool, key: bytes) -> None:
         self.pool = pool
         self.key = key
         self.key_id = hashlib.sha256(key).hexdigest()[:12]
@@ -155,7 +154,7 @@ class IdentityRead:
     read_at: datetime
 
 
-async def list_identity_reads(pool: asyncpg.Pool, case_id: str, *, limit: int = 1000) -> list[IdentityRead]:
+async def list_identity_reads(pool: Pool, case_id: str, *, limit: int = 1000) -> list[IdentityRead]:
     """The recorded reads of a case's sealed identity, newest first (the ref itself is not shown)."""
     rows = await pool.fetch(
         "SELECT id, case_id, reader, role, body, token_id, purpose, read_at FROM identity_reads "

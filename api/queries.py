@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-import asyncpg
-
-from eventstore import CaseRecord
+from eventstore import CaseRecord, Pool
 from eventstore.store import translate_errors
 
 #: The province's civil time (Vietnam, UTC+7, no daylight saving): a received date range is in local days.
@@ -165,7 +163,7 @@ def fence_received_range(filters: CaseFilter, today: date, oldest: date | None) 
 
 
 async def list_cases(
-    pool: asyncpg.Pool, filters: CaseFilter, *, limit: int, after: CaseCursor | None = None
+    pool: Pool, filters: CaseFilter, *, limit: int, after: CaseCursor | None = None
 ) -> tuple[list[CaseRecord], CaseCursor | None]:
     """One page of cases matching `filters`, newest first, and the cursor of the next page (None at the end).
 
@@ -236,7 +234,7 @@ def count_cases_sql(filters: CaseFilter) -> tuple[str, list[Any]]:
     return sql, params.values
 
 
-async def count_cases(pool: asyncpg.Pool, filters: CaseFilter) -> CaseCounts:
+async def count_cases(pool: Pool, filters: CaseFilter) -> CaseCounts:
     """How many cases match `filters`: in all, overdue, and by status, kind, lead body and district (each
     group with its own overdue count), largest group first."""
     sql, args = count_cases_sql(filters)
@@ -272,7 +270,7 @@ class CaseRead:
 
 
 async def record_case_read(
-    pool: asyncpg.Pool, case_id: str, *, reader: str, token_id: str | None, role: str, body: str | None, what: str
+    pool: Pool, case_id: str, *, reader: str, token_id: str | None, role: str, body: str | None, what: str
 ) -> None:
     """Record that someone read a case (the read audit of denunciations, `case_reads`). Called before the
     answer is sent: when the record cannot be written, the read fails."""
@@ -284,7 +282,7 @@ async def record_case_read(
 
 
 async def list_case_reads(
-    pool: asyncpg.Pool, case_id: str, *, limit: int, before: int | None = None
+    pool: Pool, case_id: str, *, limit: int, before: int | None = None
 ) -> tuple[list[CaseRead], int | None]:
     """The recorded reads of a case, newest first, `limit` at a time; the second value is the `before` of the
     next page (None at the end)."""

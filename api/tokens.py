@@ -12,10 +12,10 @@ import hashlib
 import secrets
 from typing import Any, Literal, get_args
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from eventstore import Pool
 from eventstore.store import translate_errors
 
 Role = Literal["intake", "body", "supervisor", "operator", "admin"]
@@ -85,7 +85,7 @@ def _checked(role: str, body_id: str | None, label: str | None) -> tuple[Role, s
     return checked_role, label
 
 
-async def issue_token(pool: asyncpg.Pool, role: str, body_id: str | None = None, label: str | None = None) -> str:
+async def issue_token(pool: Pool, role: str, body_id: str | None = None, label: str | None = None) -> str:
     """Make a token for `role` (and `body_id` for role `body`), store its hash, return the token once.
 
     `label` says whose token it is; for an `intake` token it is the name of the sending system, which is
@@ -106,7 +106,7 @@ async def issue_token(pool: asyncpg.Pool, role: str, body_id: str | None = None,
 
 
 async def ensure_token(
-    pool: asyncpg.Pool, token: str, role: str, body_id: str | None = None, label: str | None = None
+    pool: Pool, token: str, role: str, body_id: str | None = None, label: str | None = None
 ) -> bool:
     """Register a token made elsewhere (by `danvan up`, which keeps its tokens in `.danvan/tokens.json`).
 
@@ -137,7 +137,7 @@ async def ensure_token(
     return False
 
 
-async def revoke_token(pool: asyncpg.Pool, token: str) -> bool:
+async def revoke_token(pool: Pool, token: str) -> bool:
     """Revoke a token; True if it was active. Cached lookups expire within `api.auth.TokenCache.ttl`."""
     with translate_errors():
         revoked = await pool.fetchval(
@@ -151,7 +151,7 @@ def _principal(token_hash: str, row: Any) -> Principal:
     return Principal(role=row["role"], body_id=row["body_id"], label=row["label"], id=token_id(token_hash))
 
 
-async def authenticate(pool: asyncpg.Pool, token: str) -> Principal | None:
+async def authenticate(pool: Pool, token: str) -> Principal | None:
     """The principal of an active token; None when the token is unknown or revoked."""
     if not token:
         return None

@@ -78,7 +78,7 @@ from api.tokens import issue_token
 from bench.append_throughput import DEFAULT_URL, machine_info
 from danvan.postgres import create_database, drop_database, redact, with_database
 from danvan.settings import Settings
-from eventstore import CaseRow, EventStore, NewEvent, RecordedEvent, migrate
+from eventstore import CaseRow, EventStore, NewEvent, Pool, RecordedEvent, migrate
 
 PAGE = 50
 HISTORY_EVENTS = 1000
@@ -302,7 +302,7 @@ async def measure(probe: Probe, iterations: int, warmup: int) -> dict[str, dict[
             for n, s in samples.items()}
 
 
-async def plan_of(pool: asyncpg.Pool, sql: str, args: Sequence[Any]) -> str:
+async def plan_of(pool: Pool, sql: str, args: Sequence[Any]) -> str:
     """The plan's node types, outermost first, e.g. `Limit > Index Scan (cases_created_order_idx)`."""
     doc = await pool.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
     doc = json.loads(doc) if isinstance(doc, str) else doc
@@ -322,7 +322,7 @@ async def plan_of(pool: asyncpg.Pool, sql: str, args: Sequence[Any]) -> str:
     return " > ".join(parts)
 
 
-async def filter_values(pool: asyncpg.Pool) -> list[tuple[str, CaseFilter]]:
+async def filter_values(pool: Pool) -> list[tuple[str, CaseFilter]]:
     """A common and a rare value of each filter, as found in the seeded data."""
 
     async def ranked(column: str) -> list[str]:
@@ -358,7 +358,7 @@ async def filter_values(pool: asyncpg.Pool) -> list[tuple[str, CaseFilter]]:
     ]
 
 
-async def deep_cursor(pool: asyncpg.Pool, filters: CaseFilter) -> tuple[CaseCursor | None, int]:
+async def deep_cursor(pool: Pool, filters: CaseFilter) -> tuple[CaseCursor | None, int]:
     """A cursor thousands of rows into the filter's list (5,000 in, or halfway when there are fewer)."""
     sql, args = list_cases_sql(filters, limit=10**9)
     total = await pool.fetchval(f"SELECT count(*) FROM ({sql}) AS s", *args)

@@ -64,7 +64,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from danvan.postgres import create_database, drop_database, redact, with_database
-from eventstore import EventStore, create_pool, migrate
+from eventstore import EventStore, Pool, create_pool, migrate
 
 with workflow.unsafe.imports_passed_through():
     from workflows.case import ACTIVITY_TIMEOUT, APPEND_RETRY
@@ -126,7 +126,7 @@ class BareResult(BaseModel):
 class BareActivities:
     """One INSERT of one row per command: the least a command can do to be recorded durably."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     @activity.defn(name="bare_record_command")

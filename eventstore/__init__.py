@@ -19,6 +19,7 @@ from .models import (
     RecordedEvent,
     VerifyReport,
 )
+from .pool import Pool
 from .store import EventStore, create_pool, translate_errors
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "InvalidEventError",
     "MigrationError",
     "NewEvent",
+    "Pool",
     "RecordedEvent",
     "StoreUnavailableError",
     "VerifyReport",

@@ -32,6 +32,7 @@ from .models import (
     RecordedEvent,
     VerifyReport,
 )
+from .pool import Pool
 
 _EVENT_COLUMNS = """
     stream_id, version, position, tx_id::text::bigint AS transaction_id, event_id, type, schema_version,
@@ -120,21 +121,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to reset on release: the store's callers never change session state (no SET, LISTEN or session
-    advisory lock; every transaction is managed), so asyncpg's default reset would only cost a round trip."""
-
-
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections speak JSON for json/jsonb columns."""
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """The store's pool (`eventstore.pool`), its connections speaking JSON for json/jsonb columns."""
     try:
-        pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
-        )
+        return await Pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection).open()
     except _UNAVAILABLE as exc:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
-    assert pool is not None
-    return pool
 
 
 class translate_errors:
@@ -197,7 +189,7 @@ def _event(row: asyncpg.Record) -> RecordedEvent:
 class EventStore:
     """Streams of events with a hash chain each, a global feed, and the `cases` projection."""
 
-    def __init__(self, pool: asyncpg.Pool, *, one_statement: bool = True) -> None:
+    def __init__(self, pool: Pool, *, one_statement: bool = True) -> None:
         self.pool = pool
         # A single event goes through the one-statement append (`_APPEND_FIRST`, `_APPEND_NEXT`); off, every
         # append calls `danvan_append` (the contract tests run both ways).

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import asyncpg
 from fastapi import Request
 
 from activities.rules import load_bodies, load_deadline_policy
 from domain.bodies import BodyRegistry, UnknownBody
 from domain.deadlines import DeadlinePolicy
-from eventstore import CaseRecord, RecordedEvent
+from eventstore import CaseRecord, Pool, RecordedEvent
 from eventstore.reports import task_order
 
 from ..queries import LOCAL_TZ, CaseCursor, CaseFilter, list_cases
@@ -345,7 +344,7 @@ def body_progress(tasks: Iterable[TaskProgress]) -> list[BodyProgress]:
     return sorted(by_body.values(), key=lambda b: b.body)
 
 
-async def all_cases(pool: asyncpg.Pool, filters: CaseFilter, *, cap: int) -> tuple[list[CaseRecord], bool]:
+async def all_cases(pool: Pool, filters: CaseFilter, *, cap: int) -> tuple[list[CaseRecord], bool]:
     """Every case matching `filters` through `api.queries.list_cases`' cursor paging, at most `cap`; the second
     value says whether more were left out."""
     found: list[CaseRecord] = []
