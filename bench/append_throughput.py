@@ -6,8 +6,9 @@
 
 Systems (see bench/README.md for what each measures and why the comparison is fair):
 
-  danvan           `EventStore.append` (hash chain + `cases` projection row, one `danvan_append` call)
-  raw_insert       asyncpg, one autocommitted single-row INSERT per event (1 event per transaction)
+  danvan           `EventStore.append` (hash chain + `cases` projection row) on the store's pool
+  raw_insert       asyncpg, one autocommitted single-row INSERT per event through `asyncpg.Pool`
+  raw_insert_held  the same INSERT, each writer on a connection of its own held for the whole run (no pool)
   raw_executemany  asyncpg, `executemany` of the transaction's rows in one transaction (100 per transaction)
   eventsourcing    the eventsourcing library's `PostgresApplicationRecorder.insert_events` (psycopg 3)
 
@@ -48,13 +49,14 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from danvan.postgres import create_database, drop_database, redact, with_database
-from eventstore import CaseRow, EventStore, NewEvent, create_pool, migrate
+from eventstore import CaseRow, EventStore, NewEvent, migrate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 POOL_SIZE = 8
 
 DANVAN = "danvan"
 RAW_INSERT = "raw_insert"
+RAW_INSERT_HELD = "raw_insert_held"
 RAW_EXECUTEMANY = "raw_executemany"
 EVENTSOURCING = "eventsourcing"
 
@@ -277,6 +279,26 @@ async def run_raw_insert(pool: asyncpg.Pool, plans: list[list[list[tuple[Any, ..
     return time.perf_counter() - start
 
 
+async def run_raw_insert_held(pool: asyncpg.Pool, plans: list[list[list[tuple[Any, ...]]]]) -> float:
+    async def writer(conn: asyncpg.Connection, txs: list[list[tuple[Any, ...]]]) -> None:
+        for rows in txs:
+            for row in rows:
+                await conn.execute(RAW_INSERT_SQL, *row)
+
+    conns = [await pool.acquire() for _ in plans]  # before the clock starts
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(*(writer(c, p) for c, p in zip(conns, plans, strict=True)))
+        return time.perf_counter() - start
+    finally:
+        for conn in conns:
+            await pool.release(conn)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(p) for p in plans))
+    return time.perf_counter() - start
+
+
 async def run_raw_executemany(pool: asyncpg.Pool, plans: list[list[list[tuple[Any, ...]]]]) -> float:
     async def writer(txs: list[list[tuple[Any, ...]]]) -> None:
         for rows in txs:
@@ -409,6 +431,23 @@ def _count(perf_output: str) -> int | None:
     return None
 
 
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=lambda v: json.dumps(v, ensure_ascii=False), decoder=json.loads, schema="pg_catalog"
+    )
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """The raw writers change no session state: asyncpg's reset query on release would be a wasted round trip."""
+
+
+async def raw_asyncpg_pool(url: str) -> asyncpg.Pool:
+    """The raw baselines' pool: asyncpg's own, at its cheapest (no reset query on release)."""
+    pool = await asyncpg.create_pool(url, min_size=POOL_SIZE, max_size=POOL_SIZE, init=_json_codecs, reset=_no_reset)
+    assert pool is not None
+    return pool
+
+
 class Bench:
     def __init__(self, url: str, args: argparse.Namespace) -> None:
         self.url = url
@@ -429,7 +468,7 @@ class Bench:
         print(f"migrated: {', '.join(applied)}")
         await self.admin.execute(RAW_TABLE_SQL)
         self.store = await EventStore.open(self.url, min_size=POOL_SIZE, max_size=POOL_SIZE)
-        self.raw_pool = await create_pool(self.url, min_size=POOL_SIZE, max_size=POOL_SIZE)
+        self.raw_pool = await raw_asyncpg_pool(self.url)
         await asyncio.to_thread(self._open_eventsourcing)
         self.count_instructions = not self.args.no_perf and await asyncio.to_thread(Instructions.available)
         print(f"instructions counted by perf: {'yes' if self.count_instructions else 'no'}")
@@ -480,12 +519,16 @@ class Bench:
             self.tally.events[DANVAN] += n_events
             self.tally.danvan_streams += len({s for p in d for s, _, _ in p})
             return lambda: run_danvan(store, d)
-        if system in (RAW_INSERT, RAW_EXECUTEMANY):
+        if system in (RAW_INSERT, RAW_INSERT_HELD, RAW_EXECUTEMANY):
             assert self.raw_pool is not None
             pool = self.raw_pool
             r = self.workload.raw(plans, tag)
             self.tally.events["raw"] += n_events
-            runner = run_raw_insert if system == RAW_INSERT else run_raw_executemany
+            runner = {
+                RAW_INSERT: run_raw_insert,
+                RAW_INSERT_HELD: run_raw_insert_held,
+                RAW_EXECUTEMANY: run_raw_executemany,
+            }[system]
             return lambda: runner(pool, r)
         if system == EVENTSOURCING:
             e = self.workload.eventsourcing(plans)
@@ -704,7 +747,7 @@ def print_table(
 
 
 def build_cases(events: int, events_batched: int) -> list[Case]:
-    single = (DANVAN, RAW_INSERT, EVENTSOURCING)
+    single = (DANVAN, RAW_INSERT, RAW_INSERT_HELD, EVENTSOURCING)
     batched = (DANVAN, RAW_EXECUTEMANY, EVENTSOURCING)
     events_batched = max(100, events_batched // 100 * 100)
     return [
