@@ -120,8 +120,9 @@ class Pool:
                 if not waiter.done():
                     waiter.set_exception(asyncpg.exceptions.InterfaceError("the connection pool is closing"))
         if self._opened > len(self._idle):
-            self._all_back = asyncio.get_running_loop().create_future()
-            await self._all_back
+            if self._all_back is None:
+                self._all_back = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._all_back)  # a second `close` waits for the same moment
         idle = [conn for conn, _ in self._idle]
         self._idle.clear()
         self._opened -= len(idle)
@@ -230,6 +231,8 @@ class Pool:
     async def _close_then_free(self, conn: Connection) -> None:
         try:
             await conn.close(timeout=_CLOSE_TIMEOUT)
+        except Exception:  # it would not close in time, or broke meanwhile: cut it (nobody waits for this task)
+            conn.terminate()
         except BaseException:
             conn.terminate()
             raise

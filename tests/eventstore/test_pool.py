@@ -248,3 +248,16 @@ async def _gone(admin: asyncpg.Connection, backend: int) -> bool:
 
 async def _size_is(pool: Pool, size: int) -> bool:
     return pool.get_size() == size
+
+
+async def test_two_closes_at_once_both_return(url: str) -> None:
+    pool = await Pool(url, min_size=1, max_size=2).open()
+    held = await pool.acquire()
+    first = asyncio.create_task(pool.close())
+    second = asyncio.create_task(pool.close())
+    await asyncio.sleep(0.05)
+    assert not first.done() and not second.done()  # both wait for `held`
+    await pool.release(held)
+    async with asyncio.timeout(5):
+        await asyncio.gather(first, second)
+    assert pool.get_size() == 0
