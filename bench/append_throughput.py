@@ -50,6 +50,7 @@ import asyncpg
 
 from danvan.postgres import create_database, drop_database, redact, with_database
 from eventstore import CaseRow, EventStore, NewEvent, migrate
+from eventstore.store import init_connection
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 POOL_SIZE = 8
@@ -431,19 +432,14 @@ def _count(perf_output: str) -> int | None:
     return None
 
 
-async def _json_codecs(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec(
-        "jsonb", encoder=lambda v: json.dumps(v, ensure_ascii=False), decoder=json.loads, schema="pg_catalog"
-    )
-
-
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """The raw writers change no session state: asyncpg's reset query on release would be a wasted round trip."""
 
 
 async def raw_asyncpg_pool(url: str) -> asyncpg.Pool:
-    """The raw baselines' pool: asyncpg's own, at its cheapest (no reset query on release)."""
-    pool = await asyncpg.create_pool(url, min_size=POOL_SIZE, max_size=POOL_SIZE, init=_json_codecs, reset=_no_reset)
+    """The raw baselines' pool: asyncpg's own, with the store's JSON codecs, at its cheapest (no reset query on
+    release)."""
+    pool = await asyncpg.create_pool(url, min_size=POOL_SIZE, max_size=POOL_SIZE, init=init_connection, reset=_no_reset)
     assert pool is not None
     return pool
 

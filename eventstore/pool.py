@@ -128,14 +128,6 @@ class Pool:
         self._opened -= len(idle)
         await asyncio.gather(*(c.close() for c in idle), *self._retiring, return_exceptions=True)
 
-    def terminate(self) -> None:
-        """Close every idle connection at once, without waiting for anything (for shutting down in a hurry)."""
-        self._closing = True
-        for conn, _ in self._idle:
-            conn.terminate()
-        self._opened -= len(self._idle)
-        self._idle.clear()
-
     def get_size(self) -> int:
         """Connections open or being opened."""
         return self._opened
@@ -199,18 +191,13 @@ class Pool:
         if conn.is_closed():
             self._free_slot()
             return
-        if (exc is not None and not isinstance(exc, Exception)) or isinstance(exc, TimeoutError):
-            self._retire(conn)  # cancelled or timed out: a statement may still be running
-            return
-        if conn.is_in_transaction():
+        # Cancelled or timed out (a statement may still be running), or left inside a transaction.
+        if (exc is not None and not isinstance(exc, Exception)) or isinstance(exc, TimeoutError) \
+                or conn.is_in_transaction():
             self._retire(conn)
             return
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
+        if self._hand_over(conn):
+            return
         idle = self._idle
         now = time.monotonic()
         idle.append((conn, now))
@@ -241,15 +228,21 @@ class Pool:
 
     def _free_slot(self) -> None:
         """A connection is gone (or was never made): its slot goes to the next waiting task, which opens one."""
+        if self._hand_over(None):
+            return
+        self._opened -= 1
+        if self._closing:
+            self._check_all_back()
+
+    def _hand_over(self, conn: Connection) -> bool:
+        """Give `conn` (None: a free slot) to the first task still waiting; False when none is."""
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._opened -= 1
-        if self._closing:
-            self._check_all_back()
+                waiter.set_result(conn)
+                return True
+        return False
 
     def _check_all_back(self) -> None:
         if self._all_back is not None and not self._all_back.done() and self._opened <= len(self._idle):

@@ -109,7 +109,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """The JSON codecs of every connection of the store (and of the append benchmark's raw pool)."""
     # Decoding is orjson's (a long history is two JSON documents a row: a quarter less time to read than with
     # the standard library); encoding stays json's, whose text the tests and the hash chain were written with.
     for name in ("json", "jsonb"):
@@ -124,7 +125,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     """The store's pool (`eventstore.pool`), its connections speaking JSON for json/jsonb columns."""
     try:
-        return await Pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection).open()
+        return await Pool(dsn, min_size=min_size, max_size=max_size, init=init_connection).open()
     except _UNAVAILABLE as exc:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
 
