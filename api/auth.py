@@ -123,7 +123,8 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
 
 def may_access_case(principal: Principal, case: CaseRecord) -> bool:
-    """Whether `principal` may read (and, for later commands, act on) `case`. The rule:
+    """Whether `principal` may read `case` (who may send it a command is the kind's authority table,
+    `domain.authority`, checked by the command route). The rule:
 
     - `supervisor`, `operator`, `admin`: every case.
     - `body`: the cases whose `lead_body` is its `body_id` or whose `bodies` contain it.

@@ -74,6 +74,7 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BARE_QUEUE = "bench-bare"
 SOURCE = "bench-backoffice"  # the intake token's label = the `source` of every petition sent
 BODY = "UBND_TINH"
+OFFICER = "bench-officer"
 POOL_SIZE = 10  # every pool of the run: the API's store, each worker's, the bare app's
 
 DANVAN_HTTP = "danvan_http"
@@ -578,6 +579,7 @@ class Bench:
         self.api_url = ""
         self.bare_url = ""
         self.token = ""
+        self.officer_token = ""
         self.devserver: psutil.Process | None = None
 
     def next_seq(self) -> int:
@@ -684,7 +686,7 @@ class Bench:
     async def prepare(self, petitions: list[str], bare: list[str]) -> None:
         """Not timed: classify each petition once (so that `assign` runs on a classified case), and give each
         bare case one command too, so that both sides start the timed commands with two updates behind them."""
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.officer_token}"}
 
         async def classify(case_id: str) -> None:
             r = await self.web.post(
@@ -715,8 +717,8 @@ class Bench:
 
         assert self.client is not None
         items = [(cases[i % len(cases)], uuid.uuid4().hex, assign(self.next_seq())) for i in range(m)]
-        headers = {"Authorization": f"Bearer {self.token}"}
-        actor = Actor(id=SOURCE, role="intake")
+        headers = {"Authorization": f"Bearer {self.officer_token}"}
+        actor = Actor(id=OFFICER, role="body", body=BODY)
         client = self.client
         http = self.http
         assert http is not None
@@ -879,7 +881,7 @@ class Bench:
             return len(h.events), sum(e.ByteSize() for e in h.events)
 
         # History events and bytes added per command, on an idle system, 5 commands each side.
-        actor = Actor(id=SOURCE, role="intake")
+        actor = Actor(id=OFFICER, role="body", body=BODY)
         k = 5
 
         async def ours() -> None:
@@ -993,7 +995,7 @@ class Bench:
     async def replay_keys(self, n: int = 10) -> dict[str, Any]:
         """Send n commands again with their original Idempotency-Key: each must answer `duplicate` (or the
         same answer) and add nothing."""
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.officer_token}"}
         ok = 0
         keys = list(self.tally.sent_keys.items())[:n]
         for key, case_id in keys:
@@ -1162,6 +1164,8 @@ async def bench(args: argparse.Namespace, url: str, database: str) -> dict[str, 
             await conn.close()
         b.store = await EventStore.open(url, min_size=1, max_size=4)
         b.token = await issue_token(b.store.pool, "intake", None, SOURCE)
+        # Commands come from the receiving (and lead) body's officer: the intake system may not classify or assign.
+        b.officer_token = await issue_token(b.store.pool, "body", BODY, OFFICER)
         print("starting the Temporal dev server and the two workers ...", flush=True)
         await b.start_temporal()
         assert b.client is not None

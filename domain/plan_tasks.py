@@ -435,14 +435,9 @@ def _leadership(state: TaskState, on: datetime) -> str:
         return issuer
 
 
-def _acts_for(actor: Actor, body: str, state: TaskState) -> None:
-    """A body's staff act only for their own body; the commission, operators and admins for any."""
-    if actor.role == "body":
-        require(actor.body == body or actor.body in _commission(state), "task.not_your_body",
-                f"a token of {actor.body} cannot act for {body}")
-
-
-def _commission(state: TaskState) -> set[str]:
+def commission(state: TaskState) -> set[str]:
+    """The commission that issued the plan and the division that monitors it, with their successors: who
+    reviews, urges, reassigns and closes (`domain.authority.PLAN_TASK`)."""
     bodies = {state.spec.issuer, state.spec.monitor}
     registry = state.rules.case.bodies
     if registry is not None:
@@ -451,11 +446,6 @@ def _commission(state: TaskState) -> set[str]:
             if body is not None and body.successor:
                 bodies.add(body.successor)
     return bodies
-
-
-def _by_commission(actor: Actor, state: TaskState, rule: str, what: str) -> None:
-    require(actor.role in ("admin", "operator", "system") or actor.body in _commission(state), rule,
-            f"{what} is for the commission ({', '.join(sorted(_commission(state)))})")
 
 
 def decide(state: TaskState | None, command: Command, actor: Actor, now: datetime) -> list[Event]:
@@ -487,7 +477,6 @@ def _assign(state: TaskState | None, cmd: Assign, actor: Actor, now: datetime) -
 def _acknowledge(state: TaskState, cmd: Acknowledge, actor: Actor, now: datetime) -> list[Event]:
     require(cmd.body in state.bodies, "acknowledge.not_assigned", f"{cmd.body} is not assigned to this task")
     require(cmd.body not in state.acknowledged, "acknowledge.already", f"{cmd.body} has already acknowledged")
-    _acts_for(actor, cmd.body, state)
     return [TaskAcknowledged(**envelope(cmd, actor, now, PLAN_BASIS), body=cmd.body)]
 
 
@@ -501,13 +490,11 @@ def _request_coordination(state: TaskState, cmd: RequestCoordination, actor: Act
 
 def _respond(state: TaskState, cmd: Respond, actor: Actor, now: datetime) -> list[Event]:
     event = co.decide_response(state.coordination, cmd, envelope(cmd, actor, now))
-    _acts_for(actor, cmd.body, state)
     return [event]
 
 
 def _record_progress(state: TaskState, cmd: RecordProgress, actor: Actor, now: datetime) -> list[Event]:
     require(cmd.body in state.bodies, "progress.not_assigned", f"{cmd.body} is not assigned to this task")
-    _acts_for(actor, cmd.body, state)
     return [ProgressRecorded(**envelope(cmd, actor, now), body=cmd.body, summary=cmd.summary,
                              evidence_refs=list(cmd.evidence_refs))]
 
@@ -538,7 +525,6 @@ def _submit_report(state: TaskState, cmd: SubmitReport, actor: Actor, now: datet
     require(entry.submitted_at is None or entry.verdict == "returned", "report.already",
             f"the report for {cmd.period} was already submitted")
     require(cmd.body in state.lead, "report.not_lead", f"{cmd.body} does not lead this task")
-    _acts_for(actor, cmd.body, state)
     due = state.deadlines.get(f"report.{cmd.period}")
     on_time = due is None or now <= due.deadline.due_at
     return [ReportSubmitted(**envelope(cmd, actor, now, "Kế hoạch, mục III.2"), period=cmd.period, body=cmd.body,
@@ -550,7 +536,6 @@ def _review_report(state: TaskState, cmd: ReviewReport, actor: Actor, now: datet
     entry = state.reports.get(cmd.period)
     require(entry is not None and entry.submitted_at is not None, "review.not_submitted",
             f"no report for {cmd.period} has been submitted")
-    _by_commission(actor, state, "review.not_commission", "reviewing a report")
     return [ReportReviewed(**envelope(cmd, actor, now, "Kế hoạch, mục III.3"), period=cmd.period,
                            verdict=cmd.verdict, notes=cmd.notes)]
 
@@ -559,7 +544,6 @@ def _urge(state: TaskState, cmd: Urge, actor: Actor, now: datetime) -> list[Even
     entry = state.reports.get(cmd.period)
     require(entry is not None and entry.submitted_at is None, "urge.nothing_missing",
             f"no report for {cmd.period} is missing")
-    _by_commission(actor, state, "urge.not_commission", "urging (đôn đốc)")
     due = state.deadlines.get(f"report.{cmd.period}")
     require(due is not None and now > due.deadline.due_at, "urge.not_due",
             f"the report for {cmd.period} is not due before the end of its due day")
@@ -569,19 +553,16 @@ def _urge(state: TaskState, cmd: Urge, actor: Actor, now: datetime) -> list[Even
 
 def _interim(state: TaskState, cmd: InterimReview, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in (S.ASSIGNED, S.ACTIVE), "interim.state", f"the task is {state.status}")
-    _by_commission(actor, state, "interim.not_commission", "an interim review (sơ kết)")
     return [InterimReviewed(**envelope(cmd, actor, now, PLAN_BASIS), summary=cmd.summary)]
 
 
 def _final(state: TaskState, cmd: FinalReview, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in (S.ASSIGNED, S.ACTIVE), "final.state", f"the task is {state.status}")
-    _by_commission(actor, state, "final.not_commission", "the final review (tổng kết)")
     return [FinalReviewed(**envelope(cmd, actor, now, PLAN_BASIS), summary=cmd.summary)]
 
 
 def _close(state: TaskState, cmd: Close, actor: Actor, now: datetime) -> list[Event]:
     require(state.status == S.FINAL_REVIEW, "close.state", "a task is closed after its final review (tổng kết)")
-    _by_commission(actor, state, "close.not_commission", "closing a task")
     return [TaskClosed(**envelope(cmd, actor, now, PLAN_BASIS), approval_no=cmd.approval_no)]
 
 
@@ -591,7 +572,6 @@ def _reassign(state: TaskState, cmd: Reassign, actor: Actor, now: datetime) -> l
     require(bool(roles), "reassign.not_assigned", f"{cmd.from_body} has no part in this task")
     require(cmd.to_body != cmd.from_body, "reassign.same_body", "a body cannot replace itself")
     require(bool(cmd.reason and cmd.reason.strip()), "reassign.reason", "a reassignment needs its reason")
-    _by_commission(actor, state, "reassign.not_commission", "reassigning a task")
     _effective(state.rules, cmd.to_body, now, "reassign.body")
     moved: dict[str, str] = {}
     cancelled: list[str] = []
@@ -618,7 +598,6 @@ def _submit_subplan(state: TaskState, cmd: SubmitSubplan, actor: Actor, now: dat
     due = state.deadlines.get(f"subplan.{cmd.body}")
     require(due is not None, "subplan.not_required", f"{cmd.body} owes no implementing plan for this task")
     require(cmd.body not in state.subplans, "subplan.already", f"{cmd.body} already submitted its plan")
-    _acts_for(actor, cmd.body, state)
     on_time = due is None or now <= due.deadline.due_at
     return [SubplanSubmitted(**envelope(cmd, actor, now, "Kế hoạch, mục III.2"), body=cmd.body,
                              doc_ref=cmd.doc_ref, on_time=on_time)]

@@ -137,6 +137,12 @@ class CaseMachine(Generic[S]):
         """The domain events that give the case to `body` (an operator's reassignment)."""
         raise DomainError("repair.reassign.kind", "this kind of case is not reassigned by an operator")
 
+    def authorize(self, state: S, command: Any, actor: Actor) -> None:
+        """Refuse (`domain.authority.Unauthorized`) a command `actor` may not send, whatever the state allows.
+
+        Called by `validate` only, never on the handler's path: validators do not run on replay, and recorded
+        histories hold commands accepted before the kind's authority table existed."""
+
     # -- deciding, for the machinery ------------------------------------------------------------------
 
     def decide_any(self, state: S | None, command: Any, actor: Actor, now: datetime) -> list[Event]:
@@ -275,9 +281,11 @@ class CaseMachine(Generic[S]):
             raise ApplicationError("the case is still being opened; retry in a moment", type=opening)
         if command.type in internal:
             raise ApplicationError(f"`{command.type}` is issued by the case itself", type="command.internal")
-        if command_id and command_id in self.seen:
-            return
         try:
+            if not isinstance(command, RecordRepair):  # a repair's own rule is `repair.role`
+                self.authorize(self.state, command, actor)
+            if command_id and command_id in self.seen:
+                return
             self.decide_any(self.state, command, actor, workflow.now())
         except DomainError as exc:
             raise refusal(exc) from exc

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.rules import CaseRulesRequest, RulesActivities
+    from domain.authority import PETITION, authorize, for_command, petition_facts
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, Event, EventRegistry
     from domain.coordination import owing
@@ -107,7 +108,10 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
         return state.case_id
 
     def projection(self, state: PetitionState) -> CaseRow:
-        return CaseRow.model_validate(case_row(state))
+        """The `cases` row, with the facts the API checks a command's sender against before sending it."""
+        row = case_row(state)
+        row["summary"]["authority"] = petition_facts(state).model_dump(mode="json")
+        return CaseRow.model_validate(row)
 
     def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
         return MarkDeadline(key=key, stage=stage)
@@ -118,6 +122,9 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
     def owing_bodies(self, state: PetitionState) -> list[str]:
         lead = [state.lead_body] if state.lead_body and state.open else []
         return lead + [b for b in owing(state.coordination) if b not in lead]
+
+    def authorize(self, state: PetitionState, command: Any, actor: Actor) -> None:
+        authorize(PETITION, command.type, actor, for_command(PETITION, command, petition_facts(state)))
 
     def reassign(self, state: PetitionState, body: str, actor: Actor, now: datetime, reason: str) -> list[Event]:
         return decide(state, c.Assign(body=body, reason=reason), actor, now)

@@ -21,6 +21,7 @@ from temporalio.common import SearchAttributeUpdate
 with workflow.unsafe.imports_passed_through():
     from activities.rules import PlanRulesRequest, RulesActivities
     from domain import plan_tasks as pt
+    from domain.authority import PLAN_TASK, authorize, for_command, task_facts
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.coordination import owing
@@ -114,7 +115,10 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
         return state.case_id
 
     def projection(self, state: pt.TaskState) -> CaseRow:
-        return CaseRow.model_validate(pt.task_row(state))
+        """The `cases` row, with the facts the API checks a command's sender against before sending it."""
+        row = pt.task_row(state)
+        row["summary"]["authority"] = task_facts(state).model_dump(mode="json")
+        return CaseRow.model_validate(row)
 
     def deadline_command(self, key: str, stage: Stage) -> MarkDeadline:
         return MarkDeadline(key=key, stage=stage)
@@ -124,6 +128,9 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
 
     def owing_bodies(self, state: pt.TaskState) -> list[str]:
         return state.lead + [b for b in owing(state.coordination) if b not in state.lead]
+
+    def authorize(self, state: pt.TaskState, command: Any, actor: Actor) -> None:
+        authorize(PLAN_TASK, command.type, actor, for_command(PLAN_TASK, command, task_facts(state)))
 
     def reassign(self, state: pt.TaskState, body: str, actor: Actor, now: datetime, reason: str) -> list[Event]:
         if len(state.lead) != 1:

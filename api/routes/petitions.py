@@ -15,10 +15,12 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from domain import plan_tasks as pt
+from domain.authority import TABLES, CaseFacts, Table, Unauthorized, authorize, for_command
 from domain.common import Actor
 from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
 from domain.petitions.model import PetitionIntake, PetitionKind, petition_case_id
 from domain.petitions.views import CaseView, DeadlineView
+from eventstore import CaseRecord
 from workflows.client import CaseNotFound, CommandRefused, open_petition, send_case_command
 from workflows.petition import CommandResult
 from workflows.plan_task import TaskCommandResult, TaskView
@@ -42,12 +44,14 @@ class CaseKindCommands:
     request: type[Any]
     result: type[Any]
     internal: frozenset[str]
+    authority: Table
 
 
 KINDS = {
-    "petition": CaseKindCommands(TypeAdapter(PetitionCommand), CommandRequest, CommandResult, INTERNAL),
+    "petition": CaseKindCommands(TypeAdapter(PetitionCommand), CommandRequest, CommandResult, INTERNAL,
+                                 TABLES["petition"]),
     pt.CASE_KIND: CaseKindCommands(TypeAdapter(pt.PlanTaskCommand), pt.TaskCommandRequest, TaskCommandResult,
-                                   pt.INTERNAL),
+                                   pt.INTERNAL, TABLES[pt.CASE_KIND]),
 }
 
 
@@ -65,6 +69,22 @@ class CommandAnswer(BaseModel):
     events: list[str]
     duplicate: bool
     case: CaseView | TaskView
+
+
+def check_authority(kind: CaseKindCommands, case: CaseRecord, command: Any, actor: Actor,
+                    principal: Principal) -> None:
+    """403 with the rule (`authority.<command>`) unless the sender may send `command` to `case`, judged on the
+    facts its projection row keeps. A row written before it kept them is held to the reading rule here, and
+    the case's own validator judges the sender on its state."""
+    stored = case.summary.get("authority")
+    if not isinstance(stored, dict):
+        check_case_access(principal, case)
+        return
+    try:
+        authorize(kind.authority, command.type, actor,
+                  for_command(kind.authority, command, CaseFacts.model_validate(stored)))
+    except Unauthorized as exc:
+        raise ApiError(403, exc.rule, exc.message) from exc
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -129,22 +149,25 @@ async def command_case(
     case_id: Annotated[str, Path(min_length=1, max_length=200)],
     store: Store,
     temporal: Temporal,
-    principal: Annotated[Principal, Depends(require("intake", "body", "admin"))],
+    principal: Annotated[Principal, Depends(require())],
     payload: Annotated[dict[str, Any], Body(examples=[{"type": "accept", "decision_no": "12/QĐ-UBND"}])],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> CommandAnswer:
     """One command `{"type": ..., ...fields}`; the types of a petition case are listed in the README.
 
-    Roles: `body` on its own cases, `intake` on the cases its system sent, `admin`. The actor recorded in the
-    events is the token's holder. Send an `Idempotency-Key` header to make retries safe: the same key again
-    returns the state without applying the command twice.
+    Who may send each command is the case kind's authority table (`domain.authority`, published in the README
+    as "Who may send each command"): the sender's relation to the case (intake system, receiving, lead or
+    coordinating body, Front committee, commission, the lead's superior) or its role. Anyone else is refused
+    with 403 and the rule, `authority.<command>`, before anything is sent; the case checks again on its own
+    state. The actor recorded in the events is the token's holder. Send an `Idempotency-Key` header to make
+    retries safe: the same key again returns the state without applying the command twice.
     """
     case = await store.get_case(case_id)
     if case is None:
         raise ApiError(404, "not_found", f"no case {case_id}")
-    check_case_access(principal, case)
     kind = KINDS.get("petition" if case.kind in PETITION_KINDS else case.kind)
     if kind is None:
+        check_case_access(principal, case)
         raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}: it takes no commands")
     if payload.get("type") in kind.internal:
         raise ApiError(422, "validation_failed", "invalid command", fields=field_errors([{
@@ -156,11 +179,14 @@ async def command_case(
         errors = [{**err, "loc": ("body", *err["loc"][1:]) if len(err["loc"]) > 1 else ("body", "type")}
                   for err in exc.errors()]
         raise ApiError(422, "validation_failed", "invalid command", fields=field_errors(errors)) from exc
-    request = kind.request(command=command, actor=actor_of(principal), command_id=idempotency_key)
+    actor = actor_of(principal)
+    check_authority(kind, case, command, actor, principal)
+    request = kind.request(command=command, actor=actor, command_id=idempotency_key)
     try:
         result = await send_case_command(await temporal.get(), case_id, request, kind.result)
     except CommandRefused as exc:
-        raise ApiError(409, exc.rule, exc.message) from exc
+        status = 403 if exc.rule.startswith("authority.") else 409
+        raise ApiError(status, exc.rule, exc.message) from exc
     except CaseNotFound as exc:
         raise ApiError(404, "not_found", f"no running case {case_id}") from exc
     view = result.case if isinstance(result, CommandResult) else result.task

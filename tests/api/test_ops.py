@@ -54,7 +54,7 @@ async def open_case(api: Api, tokens: Tokens) -> str:
     assert opened.status_code == 201, opened.text
     case_id = str(opened.json()["case_id"])
     for command in ({"type": "classify", "lead_body": "UBND_TINH"}, {"type": "accept", "decision_no": "3/QĐ"}):
-        answer = await api.post(f"/v1/cases/{case_id}/commands", tokens.admin, json=command)
+        answer = await api.post(f"/v1/cases/{case_id}/commands", tokens.body, json=command)
         assert answer.status_code == 200, answer.text
     return case_id
 
@@ -193,7 +193,7 @@ async def test_a_case_stalled_by_a_database_fault_is_listed_filtered_and_retried
     fault = AppendFault(store, case_id)
     await fault.inject()
     command = {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Đinh Thị Lan"}
-    sent = asyncio.create_task(api.post(f"/v1/cases/{case_id}/commands", tokens.admin, json=command,
+    sent = asyncio.create_task(api.post(f"/v1/cases/{case_id}/commands", tokens.body, json=command,
                                         headers={"Idempotency-Key": f"assign-{case_id}"}))
     try:
         for _ in range(100):

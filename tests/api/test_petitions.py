@@ -16,8 +16,9 @@ from .support import Api, petition, token, unique
 
 
 class Tokens:
-    def __init__(self, intake: str, source: str, body: str, admin: str, supervisor: str) -> None:
+    def __init__(self, intake: str, source: str, body: str, admin: str, supervisor: str, land: str) -> None:
         self.intake, self.source, self.body, self.admin, self.supervisor = intake, source, body, admin, supervisor
+        self.land = land  # the land department's staff, asked to coordinate
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -27,6 +28,7 @@ async def tokens(store: EventStore) -> Tokens:
         intake=await token(store, "intake", label=source), source=source,
         body=await token(store, "body", "UBND_TINH", label="cán bộ UBND tỉnh"),
         admin=await token(store, "admin"), supervisor=await token(store, "supervisor"),
+        land=await token(store, "body", "SO_TAI_NGUYEN", label="cán bộ Sở Tài nguyên"),
     )
 
 
@@ -60,7 +62,8 @@ async def test_a_complaint_goes_from_receipt_to_archive_with_a_verifying_history
         {"type": "archive", "archive_ref": "HS-2026-0042"},
     ]
     for step in steps:
-        answer = await command(api, tokens.body, case_id, step, key=str(uuid.uuid4()))
+        sender = tokens.land if step["type"] == "respond" else tokens.body  # a coordinating body answers for itself
+        answer = await command(api, sender, case_id, step, key=str(uuid.uuid4()))
         assert answer.status_code == 200, (step, answer.text)
     assert answer.json()["status"] == "archived"
 
@@ -196,11 +199,19 @@ async def test_a_petition_started_and_driven_by_the_temporal_cli_behaves_like_on
     await cli("workflow", "start", "--task-queue", "danvan", "--type", "PetitionWorkflow",
               "--workflow-id", case_id, "--input", json.dumps({"intake": intake}, ensure_ascii=False))
     classify = {"command": {"type": "classify", "lead_body": "UBND_TINH"},
-                "actor": {"id": "cli-operator", "role": "operator"}}
+                "actor": {"id": "cli-officer", "role": "body", "body": "UBND_TINH"}}
     for _ in range(50):  # the case opens when its first event is stored
         if await store.stream_version(case_id) > 0:
             break
         await asyncio.sleep(0.1)
+    # Around the API, the case itself still judges who sends a command: an operator does not classify.
+    by_operator = await asyncio.create_subprocess_exec(
+        binary("temporal"), "workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
+        "--input", json.dumps({**classify, "actor": {"id": "cli-operator", "role": "operator"}}),
+        "--address", address, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await by_operator.communicate()
+    assert by_operator.returncode != 0 and b"authority.classify" in err
     out = await cli("workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
                     "--input", json.dumps(classify))
     assert "classified" in out
@@ -217,6 +228,6 @@ async def test_a_petition_started_and_driven_by_the_temporal_cli_behaves_like_on
     history = (await api.get(f"/v1/cases/{case_id}/history", tokens.supervisor)).json()
     assert [e["type"] for e in history["events"]] == ["PetitionReceived", "Classified"]
     assert history["integrity"]["ok"]
-    assert history["events"][1]["actor"] == "operator:cli-operator"
+    assert history["events"][1]["actor"] == "body:cli-officer@UBND_TINH"
     answer = await command(api, tokens.body, case_id, {"type": "accept", "decision_no": "9/QĐ"})
     assert answer.status_code == 200 and answer.json()["status"] == "accepted"

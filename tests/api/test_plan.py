@@ -61,7 +61,7 @@ async def test_an_imported_plan_is_acknowledged_coordinated_reported_and_its_per
     assert case["status"] == "report_due"
 
     wrong = await command(api, tokens.front, task, {"type": "acknowledge", "body": "UBND_TINH"})
-    assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "task.not_your_body"
+    assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "authority.acknowledge"
     assert (await command(api, tokens.lead, task, {"type": "acknowledge", "body": "UBND_TINH"})).status_code == 200
     asked = await command(api, tokens.lead, task, {"type": "request_coordination", "subject": "Số liệu tiếp xúc",
                                                    "bodies": [{"body": "UBMTTQ_TINH", "side": "front", "days": 5}]})

@@ -9,6 +9,7 @@ import pytest
 
 from activities.rules import PlanRulesRequest, RulesActivities
 from domain import plan_tasks as pt
+from domain.authority import PLAN_TASK, authorize, for_command, task_facts
 from domain.common import SYSTEM, Actor, DomainError
 
 RULES = asyncio.run(RulesActivities().load_plan_rules(PlanRulesRequest(start_on=date(2026, 1, 5),
@@ -71,9 +72,12 @@ def test_only_the_lead_reports_and_only_the_commission_reviews_urges_reassigns_a
     with pytest.raises(DomainError) as refused:
         pt.decide(state, pt.SubmitReport(period="2026", body="UBMTTQ_TINH", summary="x"), front, T0)
     assert refused.value.rule == "report.not_lead"
+    final = pt.FinalReview(summary="x")
     with pytest.raises(DomainError) as refused:
-        pt.decide(state, pt.FinalReview(summary="x"), LEAD, T0)
-    assert refused.value.rule == "final.not_commission"
+        authorize(PLAN_TASK, final.type, LEAD, for_command(PLAN_TASK, final, task_facts(state)))
+    assert refused.value.rule == "authority.final_review"
+    assert "commission" in refused.value.message and "lead body" in refused.value.message
+    authorize(PLAN_TASK, final.type, COMMISSION, for_command(PLAN_TASK, final, task_facts(state)))
     with pytest.raises(DomainError) as refused:
         pt.decide(state, pt.Close(approval_no="1"), COMMISSION, T0)
     assert refused.value.rule == "close.state"  # not before the final review

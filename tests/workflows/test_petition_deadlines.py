@@ -13,12 +13,13 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.common import Actor
 from eventstore import EventStore
 from worker import build_worker
 from workflows.client import CommandRefused, send_command
 from workflows.petition import PetitionStart, PetitionWorkflow
 
-from .support import command, folded, intake
+from .support import OFFICER, command, folded, intake
 
 
 @pytest_asyncio.fixture
@@ -55,8 +56,8 @@ async def until_open(client: Client, handle: WorkflowHandle) -> None:
     raise AssertionError("the case did not open")
 
 
-async def do(client: Client, case_id: str, payload: dict) -> object:
-    return await send_command(client, case_id, command(payload))
+async def do(client: Client, case_id: str, payload: dict, actor: Actor = OFFICER) -> object:
+    return await send_command(client, case_id, command(payload, actor))
 
 
 async def accepted(env: WorkflowEnvironment, task_queue: str, kind: str, **classify: object) -> WorkflowHandle:
@@ -146,8 +147,10 @@ async def test_a_second_instance_appeal_starts_its_own_45_day_clock(
     await until_open(env.client, second)
     view = await second.query(PetitionWorkflow.view)
     assert view.instance == 2 and view.parent_case_id == handle.id
-    await do(env.client, second_id, {"type": "classify", "lead_body": "THANH_TRA_TINH"})
-    result = await do(env.client, second_id, {"type": "accept", "decision_no": "5/QĐ-TL"})
+    # The second instance is received by the body it was appealed to, which handles it.
+    inspector = Actor(id="thanh-tra-01", role="body", body="THANH_TRA_TINH")
+    await do(env.client, second_id, {"type": "classify", "lead_body": "THANH_TRA_TINH"}, inspector)
+    result = await do(env.client, second_id, {"type": "accept", "decision_no": "5/QĐ-TL"}, inspector)
     resolution = next(d for d in result.case.deadlines if d.key == "complaint2.resolution")
     assert resolution.amount == 45
 

@@ -98,7 +98,7 @@ async def test_a_missed_report_is_urged_then_escalated_and_a_late_one_is_recorde
     types = [e.type for e in await store.read_stream(handle.id)]
     assert types.count("ReportUrged") == 1 and "ReportEscalated" in types
     assert await refused(handle, {"type": "submit_report", "period": period, "body": "SO_NOI_VU", "summary": "x"},
-                         Actor(id="snv", role="body", body="SO_NOI_VU")) == "report.not_lead"
+                         Actor(id="snv", role="body", body="SO_NOI_VU")) == "authority.submit_report"
     result = await send(handle, {"type": "submit_report", "period": period, "body": "UBND_TINH",
                                  "summary": "Báo cáo kết quả công tác dân vận chính quyền",
                                  "figures": {"hoi_nghi": 12}})
@@ -113,7 +113,7 @@ async def test_a_replaced_body_hands_its_part_to_its_successor_with_the_history_
     handle = await started(env, task_queue, "II.4.b")
     await send(handle, {"type": "acknowledge", "body": "SO_NOI_VU"}, Actor(id="snv", role="body", body="SO_NOI_VU"))
     assert await refused(handle, {"type": "reassign", "from_body": "SO_NOI_VU", "to_body": "UBND_TINH",
-                                  "reason": "x"}) == "reassign.not_commission"
+                                  "reason": "x"}) == "authority.reassign"
     result = await send(handle, {"type": "reassign", "from_body": "SO_NOI_VU", "to_body": "THANH_TRA_TINH",
                                  "reason": "Sắp xếp tổ chức bộ máy năm 2025"}, COMMISSION)
     assert "SO_NOI_VU" not in result.task.coordinators and "THANH_TRA_TINH" in result.task.coordinators
