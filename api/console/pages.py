@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from temporalio.service import RPCError
 
+from danvan import waits
 from domain.reporting import PeriodReport
 from eventstore import EventStore
 from eventstore.reports import current_report, for_body, report_csv
@@ -203,7 +204,7 @@ async def _process_entries(temporal: TemporalConnection, case_id: str) -> list[P
     """Temporal's history of the case (every run), or None when Temporal does not answer in time."""
     try:
         client = await temporal.get()
-        async with asyncio.timeout(PROCESS_TIMEOUT):
+        async with asyncio.timeout(waits.time_left(PROCESS_TIMEOUT)):
             process = await fetch_process(client, case_id)
     except (TemporalUnavailableError, RPCError, TimeoutError):
         return None
