@@ -100,4 +100,10 @@ def create_app(
     # retries pace themselves over many cases on purpose; each of their RPCs is still bounded.
     app.add_middleware(RequestDeadline, timeout=settings.request_timeout,
                        exempt={("POST", "/v1/ops/retry"), ("POST", "/console/stalled/retry-all")})
+    if settings.trusted_proxies:
+        # `X-Forwarded-Proto` and `X-Forwarded-For` believed from these peers only (the console's cookie is
+        # Secure behind an HTTPS proxy); uvicorn itself is run without proxy headers (`danvan api`).
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
