@@ -133,13 +133,15 @@ async def receive_petition(
 
 async def which_is_down(store: EventStore) -> str:
     """Which service kept a command's answer: the case waits on PostgreSQL to store its events, so when it
-    does not answer in time either may be the cause. One quick statement tells them apart."""
+    does not answer in time either may be the cause. One quick statement tells them apart; PostgreSQL
+    answering, the answer was held in Temporal, or by a step of the case that keeps failing (an operator's
+    `GET /v1/ops/stalled` says which)."""
     try:
         async with asyncio.timeout(waits.time_left(1.0) or 1.0):
             await store.pool.fetchval("SELECT 1")
     except Exception:
         return "PostgreSQL (the case could not store its events)"
-    return "Temporal"
+    return "Temporal (or a step of the case it waits on)"
 
 
 def outcome_unknown(case_id: str, key: str | None) -> str:

@@ -297,6 +297,11 @@ async def test_every_answer_is_bounded_and_every_accepted_command_is_stored_once
             task.cancel()
         await asyncio.gather(*drivers, return_exceptions=True)
 
+    summary = {phase: (len(group), sum(a.status == 503 for a in group), max(a.elapsed for a in group))
+               for phase in dict.fromkeys(a.phase for a in traffic.answers)
+               for group in [[a for a in traffic.answers if a.phase == phase]]}
+    print("answers, 503s and slowest answer (s) by phase:",
+          {phase: f"{n}, {unavailable}, {slowest:.2f}" for phase, (n, unavailable, slowest) in summary.items()})
     # Every answer within the bound, whatever was down.
     slow = [a for a in traffic.answers if a.elapsed > BOUND + MARGIN]
     assert not slow, f"answers slower than {BOUND + MARGIN} s: {slow[:5]}"
@@ -321,6 +326,7 @@ async def test_every_answer_is_bounded_and_every_accepted_command_is_stored_once
                                             for a in ready["postgres killed"]), ready
     # A command sent and not answered in time says that its outcome is unknown and how to retry it safely.
     unknown = [a for a in traffic.answers if a.status == 503 and "Idempotency-Key" in a.body["error"]["message"]]
+    assert unknown, "no command was caught between sending and its answer"
     assert all(a.key in a.body["error"]["message"] for a in unknown)
 
     # Retried with their keys: every command in its stream once, in order, nothing else.
