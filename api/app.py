@@ -21,6 +21,7 @@ from eventstore import EventStore
 from . import errors
 from .auth import TokenCache
 from .console import mount_console
+from .deadline import RequestDeadline
 from .identities import IdentityVault, load_key
 from .routes import cases, health, ops, petitions, plan, reports, tokens
 from .temporal import TemporalConnection
@@ -44,19 +45,26 @@ def create_app(
     *,
     temporal_client: Client | None = None,
     token_cache_ttl: float = 5.0,
-    temporal_timeout: float = 2.0,
+    temporal_timeout: float | None = None,
 ) -> FastAPI:
     """The API app. Pass `temporal_client` to use an existing client (it is then never replaced);
-    `token_cache_ttl` bounds how long a revoked token keeps working (seconds; 0 disables the cache)."""
+    `token_cache_ttl` bounds how long a revoked token keeps working (seconds; 0 disables the cache).
+
+    Every request is answered within `settings.request_timeout` (`api.deadline`); each wait under it (a
+    connection, a checkout, a statement, connecting to Temporal) is bounded by a share of that, and
+    `temporal_timeout` (seconds) when given.
+    """
+    wait_bound = settings.request_timeout * 0.8
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                                      timeout=wait_bound)
         temporal = TemporalConnection(
             settings.temporal_address,
             settings.temporal_namespace,
             client=temporal_client,
-            timeout=temporal_timeout,
+            timeout=temporal_timeout if temporal_timeout is not None else min(2.0, wait_bound),
         )
         app.state.store = store
         app.state.temporal = temporal
@@ -88,4 +96,14 @@ def create_app(
     app.include_router(plan.router)
     app.include_router(ops.router)
     mount_console(app)  # the web console, /console
+    # Outermost but for Starlette's own last-resort handler: the deadline covers authentication too. The bulk
+    # retries pace themselves over many cases on purpose; each of their RPCs is still bounded.
+    app.add_middleware(RequestDeadline, timeout=settings.request_timeout,
+                       exempt={("POST", "/v1/ops/retry"), ("POST", "/console/stalled/retry-all")})
+    if settings.trusted_proxies:
+        # `X-Forwarded-Proto` and `X-Forwarded-For` believed from these peers only (the console's cookie is
+        # Secure behind an HTTPS proxy); uvicorn itself is run without proxy headers (`danvan api`).
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app

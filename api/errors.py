@@ -16,11 +16,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from eventstore import (
     ConcurrencyError,
@@ -169,16 +172,49 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=headers or None)
 
 
+#: Temporal's answers that mean "not now" rather than "no".
+_TEMPORAL_DOWN = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
+                            RPCStatusCode.RESOURCE_EXHAUSTED})
+_POSTGRES_DOWN: tuple[type[BaseException], ...] = (
+    OSError,  # a refused or reset connection; TimeoutError too (a statement's or a checkout's bound)
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a connection the server said goodbye to while it was idle
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+def unavailable_service(exc: BaseException) -> str | None:
+    """`PostgreSQL` or `Temporal` when `exc` (from a driver, unchanged) means that service did not answer in
+    time or cannot be reached; None for any other error. Routes need not catch these: the API's and the
+    console's last-resort handlers answer 503 naming the service instead of 500."""
+    if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return "Temporal"
+    if isinstance(exc, RPCError):
+        return "Temporal" if exc.status in _TEMPORAL_DOWN else None
+    if isinstance(exc, StoreUnavailableError | TemporalUnavailableError):
+        return "PostgreSQL" if isinstance(exc, StoreUnavailableError) else "Temporal"
+    if isinstance(exc, _POSTGRES_DOWN):
+        return "PostgreSQL"
+    return None
+
+
+def unavailable(service: str, detail: str = "try again shortly") -> JSONResponse:
+    """The 503 naming the service that did not answer."""
+    return error_response(503, "unavailable", f"{service} is unavailable; {detail}", headers={"Retry-After": "1"})
+
+
 async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ConcurrencyError):
         return error_response(409, "conflict", str(exc))
     if isinstance(exc, EventIdConflictError):
         return error_response(409, "conflict", str(exc))
     if isinstance(exc, StoreUnavailableError):
-        log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, exc)
-        return error_response(
-            503, "unavailable", "the database is unavailable; try again shortly", headers={"Retry-After": "1"}
-        )
+        log.warning("%s %s: PostgreSQL is unavailable: %s", request.method, request.url.path, exc)
+        return unavailable("PostgreSQL")
     if isinstance(exc, InvalidEventError):
         return error_response(422, "invalid_event", str(exc), fields=[])
     log.error("%s %s: event store error", request.method, request.url.path, exc_info=exc)
@@ -187,15 +223,29 @@ async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_temporal_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s %s: %s", request.method, request.url.path, exc)
-    return error_response(
-        503, "unavailable", "Temporal is unavailable; try again shortly", headers={"Retry-After": "1"}
-    )
+    return unavailable("Temporal")
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    service = unavailable_service(exc)
+    if service is not None:
+        log.warning("%s %s: %s does not answer: %r", request.method, request.url.path, service, exc)
+        return unavailable(service)
     # The details go to the log only: a traceback or a driver message can name tables, hosts or values.
     log.error("%s %s: unhandled error", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal", "internal error; it has been logged")
+
+
+async def _on_driver_error(request: Request, exc: Exception) -> JSONResponse:
+    # Handled here rather than by the last-resort handler, which would also log it as a crash.
+    return await _on_unexpected(request, exc)
+
+
+#: The driver errors `unavailable_service` may name, handled before they reach the last resort.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    WorkflowUpdateRPCTimeoutOrCancelledError, RPCError,
+    *(kind for kind in _POSTGRES_DOWN if issubclass(kind, Exception)),
+)
 
 
 def install(app: FastAPI) -> None:
@@ -205,6 +255,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(EventStoreError, _on_store_error)
     app.add_exception_handler(TemporalUnavailableError, _on_temporal_down)
+    for kind in DRIVER_ERRORS:
+        app.add_exception_handler(kind, _on_driver_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

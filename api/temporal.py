@@ -10,6 +10,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
 import worker
+from danvan import waits
 
 log = logging.getLogger("danvan.api")
 
@@ -32,6 +33,10 @@ class TemporalConnection:
         self._client = client
         self._lock = asyncio.Lock()
 
+    def _bound(self) -> float:
+        """`timeout`, or a share of the request's time left when that is shorter (`danvan.waits`)."""
+        return min(self.timeout, waits.time_left(self.timeout) or self.timeout)
+
     @property
     def client(self) -> Client | None:
         """The client if it has been made (no I/O)."""
@@ -42,7 +47,7 @@ class TemporalConnection:
         if self._client is not None:
             return self._client
         try:
-            async with asyncio.timeout(self.timeout), self._lock:
+            async with asyncio.timeout(self._bound()), self._lock:
                 if self._client is None:
                     self._client = await worker.connect(self.address, self.namespace)
                     log.info("connected to Temporal at %s (namespace %s)", self.address, self.namespace)
@@ -63,7 +68,7 @@ class TemporalConnection:
         client = await self.get()
         try:
             await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=client.namespace), timeout=timedelta(seconds=self.timeout)
+                DescribeNamespaceRequest(namespace=client.namespace), timeout=timedelta(seconds=self._bound())
             )
         except Exception as exc:
             raise TemporalUnavailableError(f"Temporal at {self.address} does not answer: {exc}") from exc

@@ -42,6 +42,7 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from danvan.waits import rpc_timeout
 from eventstore import RecordedEvent
 
 #: A failure message is cut here: the reason fits, a driver's dump of a statement does not.
@@ -500,7 +501,7 @@ async def fetch_process(
     Temporal does not know gives `found=False`. `page_size` None: the server's own page size.
     """
     try:
-        description = (await client.get_workflow_handle(case_id).describe()).raw_description
+        description = (await client.get_workflow_handle(case_id).describe(rpc_timeout=rpc_timeout())).raw_description
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return ProcessHistory(found=False, complete=False, notes=[
@@ -521,7 +522,7 @@ async def fetch_process(
         seen.add(run_id)
         handle = client.get_workflow_handle(case_id, run_id=run_id)
         try:
-            events = [ev async for ev in handle.fetch_history_events(page_size=page_size)]
+            events = [ev async for ev in handle.fetch_history_events(page_size=page_size, rpc_timeout=rpc_timeout())]
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise

@@ -138,10 +138,14 @@ async def ensure_token(
 
 
 async def revoke_token(pool: Pool, token: str) -> bool:
-    """Revoke a token; True if it was active. Cached lookups expire within `api.auth.TokenCache.ttl`."""
+    """Revoke a token and end its console sessions; True if it was active. Cached lookups expire within
+    `api.auth.TokenCache.ttl`; a console session stops at its next request."""
     with translate_errors():
         revoked = await pool.fetchval(
-            "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL RETURNING true",
+            "WITH revoked AS (UPDATE api_tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL "
+            "RETURNING true), "
+            "ended AS (UPDATE console_sessions SET ended_at = now() WHERE token_hash = $1 AND ended_at IS NULL) "
+            "SELECT EXISTS (SELECT FROM revoked)",
             hash_token(token),
         )
     return bool(revoked)

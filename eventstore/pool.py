@@ -12,11 +12,18 @@ idle connections, a queue of waiting tasks, and one rule for what comes back.
   normally or with an ordinary error: a statement that failed on the server, or an exception of the caller's
   own. Those can only happen between statements, so the connection has nothing in flight. It must also be
   outside any transaction (every transaction of the project is a context manager, which has ended by then).
+  An error of the driver itself (a broken socket, a reply it could not follow) retires it: its protocol may
+  still be waiting for the rest of a reply.
 - Anything else retires the connection: after cancellation or a timeout (a statement may still be running,
   and asyncpg has sent the server a cancel request), or when it was left inside a transaction. It is closed in
   the background, once the server has stopped the statement; then its slot goes to the next waiting task,
   which opens a fresh connection. A connection that broke just frees its slot.
 - A connection that broke while idle (a server restart) is noticed at checkout and replaced.
+- Every wait is bounded when `acquire_timeout` and `command_timeout` are given (the API gives them; see
+  `api.deadline`): a checkout that finds no free connection in time raises `TimeoutError`, and every statement
+  has asyncpg's client-side timeout and the server's `statement_timeout`, so neither a frozen server nor a
+  lock held elsewhere keeps a caller waiting. While a task waits on the pool it is counted in its
+  `danvan.waits` record, so that a deadline passing can name PostgreSQL.
 - Connections beyond `min_size` that stay idle longer than `max_idle` seconds are closed when a connection
   comes back (there is no timer; a pool nobody uses keeps what it has).
 
@@ -37,8 +44,13 @@ from typing import Any
 
 import asyncpg
 
+from danvan import waits
+
 Connection = Any  # asyncpg.Connection (asyncpg ships no type information)
 InitHook = Callable[[Connection], Awaitable[None]]
+#: Errors after which a connection is not given to anyone else: a timeout (a statement may still run), and the
+#: driver's own failures (a broken socket, a reply it could not follow), which leave its protocol in no known state.
+_DRIVER_TROUBLE = (TimeoutError, OSError, asyncpg.exceptions.InterfaceError, asyncpg.exceptions.InternalClientError)
 _CLOSE_TIMEOUT = 10.0  # seconds for a connection being retired to close gracefully before it is cut
 
 
@@ -79,6 +91,8 @@ class Pool:
         init: InitHook | None = None,
         max_idle: float = 300.0,
         connect_timeout: float = 60.0,
+        acquire_timeout: float | None = None,
+        command_timeout: float | None = None,
     ) -> None:
         if max_size < 1 or not 0 <= min_size <= max_size:
             raise ValueError(f"need 0 <= min_size <= max_size and max_size >= 1 (got {min_size}, {max_size})")
@@ -87,6 +101,8 @@ class Pool:
         self.max_size = max_size
         self.max_idle = max_idle
         self.connect_timeout = connect_timeout
+        self.acquire_timeout = acquire_timeout
+        self.command_timeout = command_timeout
         self._init = init
         self._idle: deque[tuple[Connection, float]] = deque()  # (connection, idle since), oldest first
         self._waiters: deque[asyncio.Future[Connection]] = deque()  # a connection, or None: a free slot
@@ -145,7 +161,15 @@ class Pool:
         self._give_back(conn, None)
 
     async def _connect(self) -> Connection:
-        conn = await asyncpg.connect(self.dsn, timeout=self.connect_timeout)
+        if self.command_timeout is None:
+            conn = await asyncpg.connect(self.dsn, timeout=self.connect_timeout)
+        else:
+            # The server stops a statement a little after the client gave up on it: the client's timeout
+            # answers the caller (and sends a cancel request), the server's catches what the cancel misses.
+            conn = await asyncpg.connect(
+                self.dsn, timeout=self.connect_timeout, command_timeout=self.command_timeout,
+                server_settings={"statement_timeout": str(int(self.command_timeout * 1000) + 500)},
+            )
         if self._init is not None:
             try:
                 await self._init(conn)
@@ -169,7 +193,16 @@ class Pool:
         waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            conn = await waiter
+            if self.acquire_timeout is None:
+                conn = await waiter
+            else:
+                async with asyncio.timeout(self.acquire_timeout):
+                    conn = await waiter
+        except TimeoutError:
+            self._drop_waiter(waiter)
+            raise TimeoutError(
+                f"no free PostgreSQL connection within {self.acquire_timeout:g} s ({self.max_size} in use)"
+            ) from None
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():  # handed over as the caller was cancelled: pass it on
                 handed = waiter.result()
@@ -179,6 +212,21 @@ class Pool:
                     self._give_back(handed, None)
             raise
         return conn if conn is not None else await self._connect_in_slot()
+
+    def _drop_waiter(self, waiter: asyncio.Future[Connection]) -> None:
+        """A waiter gave up: take it out of the queue, and pass on what was handed to it meanwhile."""
+        if waiter.done() and not waiter.cancelled():
+            handed = waiter.result()
+            if handed is None:
+                self._free_slot()
+            else:
+                self._give_back(handed, None)
+        else:
+            waiter.cancel()
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                pass
 
     async def _connect_in_slot(self) -> Connection:
         try:
@@ -191,8 +239,9 @@ class Pool:
         if conn.is_closed():
             self._free_slot()
             return
-        # Cancelled or timed out (a statement may still be running), or left inside a transaction.
-        if (exc is not None and not isinstance(exc, Exception)) or isinstance(exc, TimeoutError) \
+        # Cancelled or timed out (a statement may still be running), left inside a transaction, or failed in the
+        # driver itself rather than on the server (its protocol may be between two messages of a reply).
+        if (exc is not None and not isinstance(exc, Exception)) or isinstance(exc, _DRIVER_TROUBLE) \
                 or conn.is_in_transaction():
             self._retire(conn)
             return
@@ -251,14 +300,21 @@ class Pool:
     # -- one statement on a connection of the pool --------------------------------------------------------
 
     async def _run(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        conn = await self._checkout()
+        record = waits.current.get()
+        if record is not None:
+            record.postgres += 1
         try:
-            result = await getattr(conn, method)(*args, **kwargs)
-        except BaseException as exc:
-            self._give_back(conn, exc)
-            raise
-        self._give_back(conn, None)
-        return result
+            conn = await self._checkout()
+            try:
+                result = await getattr(conn, method)(*args, **kwargs)
+            except BaseException as exc:
+                self._give_back(conn, exc)
+                raise
+            self._give_back(conn, None)
+            return result
+        finally:
+            if record is not None:
+                record.postgres -= 1
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         result: str = await self._run("execute", (query, *args), {"timeout": timeout})

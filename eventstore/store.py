@@ -106,6 +106,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.PostgresConnectionError,
+    # The server's farewell to an idle connection (a backend ending as the server goes down) leaves asyncpg's
+    # protocol unable to follow, and the next statement on that connection fails with this.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -122,10 +125,14 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
-    """The store's pool (`eventstore.pool`), its connections speaking JSON for json/jsonb columns."""
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float | None = None) -> Pool:
+    """The store's pool (`eventstore.pool`), its connections speaking JSON for json/jsonb columns. With
+    `timeout` (seconds), connecting, waiting for a free connection and every statement are bounded by it."""
+    bounds: dict[str, float] = {}
+    if timeout is not None:
+        bounds = {"connect_timeout": timeout, "acquire_timeout": timeout, "command_timeout": timeout}
     try:
-        return await Pool(dsn, min_size=min_size, max_size=max_size, init=init_connection).open()
+        return await Pool(dsn, min_size=min_size, max_size=max_size, init=init_connection, **bounds).open()
     except _UNAVAILABLE as exc:
         raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
 
@@ -164,7 +171,8 @@ class translate_errors:
                     raise ConcurrencyError(stream_id, expected, -1) from exc
             if state and state.startswith("22"):  # data exceptions: bad text, out-of-range values
                 raise InvalidEventError(str(exc)) from exc
-            if state and state.startswith(("08", "57P", "53")):  # connection, shutdown, resources
+            # connection, shutdown, resources; 57014 is a statement stopped by `statement_timeout`
+            if state and (state.startswith(("08", "57P", "53")) or state == "57014"):
                 raise StoreUnavailableError(str(exc)) from exc
             raise EventStoreError(f"{type(exc).__name__}: {exc}") from exc
         if isinstance(exc, _UNAVAILABLE):
@@ -197,8 +205,9 @@ class EventStore:
         self.one_statement = one_statement
 
     @classmethod
-    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10) -> EventStore:
-        return cls(await create_pool(dsn, min_size=min_size, max_size=max_size))
+    async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float | None = None
+                   ) -> EventStore:
+        return cls(await create_pool(dsn, min_size=min_size, max_size=max_size, timeout=timeout))
 
     async def close(self) -> None:
         await self.pool.close()

@@ -42,6 +42,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from danvan.waits import rpc_timeout
 from domain.common import Actor
 from domain.repairs import REPAIR_ROLES, RecordRepair, RepairAction
 from eventstore import EventStore
@@ -139,8 +140,9 @@ async def record(client: Client, case_id: str, action: RepairAction, actor: Acto
     handle = client.get_workflow_handle(case_id)
     try:
         update: WorkflowUpdateHandle[RepairResult] = await handle.start_update(
-            "repair", request, id=command_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=RepairResult)
-        result = await asyncio.wait_for(update.result(), wait) if wait > 0 else None
+            "repair", request, id=command_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=RepairResult,
+            rpc_timeout=rpc_timeout())
+        result = await asyncio.wait_for(update.result(rpc_timeout=rpc_timeout()), wait) if wait > 0 else None
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc) from exc
     except TimeoutError:
@@ -171,11 +173,11 @@ async def retry(client: Client, case_id: str, actor: Actor, reason: str, *, comm
         if a.paused:
             await client.workflow_service.unpause_activity(UnpauseActivityRequest(
                 namespace=client.namespace, execution=execution, identity=f"{IDENTITY}:{actor.label}",
-                id=a.activity_id, reset_attempts=True, reset_heartbeat=True))
+                id=a.activity_id, reset_attempts=True, reset_heartbeat=True), timeout=rpc_timeout())
         else:
             await client.workflow_service.reset_activity(ResetActivityRequest(
                 namespace=client.namespace, execution=execution, identity=f"{IDENTITY}:{actor.label}",
-                id=a.activity_id, reset_heartbeat=True))
+                id=a.activity_id, reset_heartbeat=True), timeout=rpc_timeout())
         retried.append({"activity_id": a.activity_id, "activity_type": a.activity_type.name,
                         "attempts": a.attempt, "paused": a.paused,
                         "last_failure": a.last_failure.message if a.HasField("last_failure") else None})
@@ -208,7 +210,7 @@ async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
     """Where a reset of the case would return to, and what it would re-run. Changes nothing."""
     desc = await _running(client, case_id)
     run_id = desc.workflow_execution_info.execution.run_id
-    history = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
+    history = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history(rpc_timeout=rpc_timeout())
     events = list(history.events)
     completed = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
     failing = None
@@ -261,7 +263,7 @@ async def reset(client: Client, store: EventStore | None, case_id: str, actor: A
         response = await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
             namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=case_id, run_id=plan.run_id),
             reason=f"{actor.label}: {reason}"[:1000], workflow_task_finish_event_id=plan.reset_to_event_id,
-            request_id=command_id, identity=f"{IDENTITY}:{actor.label}"))
+            request_id=command_id, identity=f"{IDENTITY}:{actor.label}"), timeout=rpc_timeout())
     except RPCError as exc:
         if exc.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
             raise RepairRefused("repair.reset.refused", exc.message) from exc

@@ -33,6 +33,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from danvan.waits import rpc_timeout
 from eventstore import EventStore
 
 StallReason = Literal["activity_failing", "activity_paused", "workflow_task_failing", "deadline_idle"]
@@ -85,7 +86,7 @@ async def describe(client: Client, case_id: str) -> DescribeWorkflowExecutionRes
     """Temporal's description of the case's current run (None if there is no such workflow)."""
     try:
         return await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
-            namespace=client.namespace, execution=WorkflowExecution(workflow_id=case_id)))
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=case_id)), timeout=rpc_timeout())
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None
@@ -97,7 +98,7 @@ async def last_workflow_task_failure(client: Client, case_id: str, run_id: str) 
     request = GetWorkflowExecutionHistoryReverseRequest(
         namespace=client.namespace, execution=WorkflowExecution(workflow_id=case_id, run_id=run_id),
         maximum_page_size=50)
-    response = await client.workflow_service.get_workflow_execution_history_reverse(request)
+    response = await client.workflow_service.get_workflow_execution_history_reverse(request, timeout=rpc_timeout())
     for event in response.history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             attrs = event.workflow_task_failed_event_attributes
@@ -149,7 +150,7 @@ def visibility_query(kind: str | None = None, body: str | None = None) -> str:
 
 async def _running(client: Client, query: str, limit: int) -> list[tuple[str, str | None, str | None]]:
     out: list[tuple[str, str | None, str | None]] = []
-    async for wf in client.list_workflows(query, limit=limit):
+    async for wf in client.list_workflows(query, limit=limit, rpc_timeout=rpc_timeout()):
         sa = wf.search_attributes
         kind = sa.get("CaseKind", [None])[0]
         body = sa.get("LeadBody", [None])[0]

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from danvan.waits import rpc_timeout
 from domain.petitions.commands import CommandRequest
 from domain.petitions.model import PetitionIntake, petition_case_id
 
@@ -32,6 +38,16 @@ class CommandRefused(Exception):
 
 class CaseNotFound(LookupError):
     pass
+
+
+class OutcomeUnknown(Exception):
+    """A command was sent but its answer did not come in time (Temporal slow or down, or the case waiting on
+    PostgreSQL): it may have been applied or not. Sending it again with the same command id is safe: the case
+    applies a command id once."""
+
+
+#: Temporal's answers after which a command sent may or may not have reached the case.
+_UNKNOWN = frozenset({RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE})
 
 
 def _refusal(exc: WorkflowUpdateFailedError) -> CommandRefused:
@@ -58,10 +74,17 @@ async def open_petition(client: Client, intake: PetitionIntake, *, task_queue: s
     )
     try:
         return await client.execute_update_with_start_workflow(
-            PetitionWorkflow.receive, ReceiveRequest(intake=intake), start_workflow_operation=start
+            PetitionWorkflow.receive, ReceiveRequest(intake=intake), start_workflow_operation=start,
+            rpc_timeout=rpc_timeout(),
         )
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc) from exc
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise OutcomeUnknown(f"no answer from case {case_id} in time") from exc
+    except RPCError as exc:
+        if exc.status in _UNKNOWN:
+            raise OutcomeUnknown(f"no answer from case {case_id} in time: {exc.message}") from exc
+        raise
 
 
 async def send_case_command(client: Client, case_id: str, request: Any, result_type: type[R]) -> R:
@@ -71,14 +94,18 @@ async def send_case_command(client: Client, case_id: str, request: Any, result_t
     try:
         result: R = await handle.execute_update(
             "execute", request, id=f"cmd-{request.command_id}" if request.command_id else None,
-            result_type=result_type,
+            result_type=result_type, rpc_timeout=rpc_timeout(),
         )
         return result
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc) from exc
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise OutcomeUnknown(f"no answer from case {case_id} in time") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise CaseNotFound(case_id) from exc
+        if exc.status in _UNKNOWN:
+            raise OutcomeUnknown(f"no answer from case {case_id} in time: {exc.message}") from exc
         raise
 
 
@@ -87,11 +114,16 @@ async def send_command(client: Client, case_id: str, request: CommandRequest) ->
     handle = client.get_workflow_handle_for(PetitionWorkflow.run, case_id)
     try:
         return await handle.execute_update(
-            PetitionWorkflow.execute, request, id=f"cmd-{request.command_id}" if request.command_id else None
+            PetitionWorkflow.execute, request, id=f"cmd-{request.command_id}" if request.command_id else None,
+            rpc_timeout=rpc_timeout(),
         )
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc) from exc
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise OutcomeUnknown(f"no answer from case {case_id} in time") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise CaseNotFound(case_id) from exc
+        if exc.status in _UNKNOWN:
+            raise OutcomeUnknown(f"no answer from case {case_id} in time: {exc.message}") from exc
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
+from danvan.waits import rpc_timeout
 from domain.common import SYSTEM, Actor
 from domain.plan import PlanDocument
 from domain.plan_cases import CASE_KIND, plan_case_id
@@ -38,7 +39,7 @@ async def import_plan(
     try:
         return await client.execute_update_with_start_workflow(
             PlanWorkflow.import_plan, ImportRequest(document=document, apply_changes=apply_changes, actor=actor),
-            start_workflow_operation=operation,
+            start_workflow_operation=operation, rpc_timeout=rpc_timeout(),
         )
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc) from exc
@@ -47,7 +48,7 @@ async def import_plan(
 async def plan_progress(client: Client, plan_id: str) -> PlanProgress | None:
     """How many of the plan's task cases are started, and its report cycles."""
     handle = client.get_workflow_handle_for(PlanWorkflow.run, plan_case_id(plan_id))
-    return await handle.query(PlanWorkflow.plan_progress)
+    return await handle.query(PlanWorkflow.plan_progress, rpc_timeout=rpc_timeout())
 
 
 __all__ = ["CommandRefused", "import_plan", "plan_progress"]

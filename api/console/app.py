@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventstore import EventStoreError, StoreUnavailableError
 
-from ..errors import ApiError, field_errors
+from ..errors import DRIVER_ERRORS, ApiError, field_errors, unavailable_service
 from ..temporal import TemporalUnavailableError
 from .i18n import LANG_COOKIE, LANGS, Translator, language_of
 from .pages import router
@@ -133,7 +133,7 @@ async def _on_http(request: Request, exc: Exception) -> Response:
 
 async def _on_store_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, StoreUnavailableError):
-        log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, exc)
+        log.warning("%s %s: PostgreSQL is unavailable: %s", request.method, request.url.path, exc)
         return _error_page(request, 503, "error.store_down")
     log.error("%s %s: event store error", request.method, request.url.path, exc_info=exc)
     return _error_page(request, 500, "error.internal")
@@ -145,6 +145,10 @@ async def _on_temporal_down(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    service = unavailable_service(exc)
+    if service is not None:
+        log.warning("%s %s: %s does not answer: %r", request.method, request.url.path, service, exc)
+        return _error_page(request, 503, "error.store_down" if service == "PostgreSQL" else "error.temporal_down")
     log.error("%s %s: unhandled error", request.method, request.url.path, exc_info=exc)
     return _error_page(request, 500, "error.internal")
 
@@ -162,6 +166,8 @@ def build_console() -> FastAPI:
     console.add_exception_handler(StarletteHTTPException, _on_http)
     console.add_exception_handler(EventStoreError, _on_store_error)
     console.add_exception_handler(TemporalUnavailableError, _on_temporal_down)
+    for kind in DRIVER_ERRORS:
+        console.add_exception_handler(kind, _on_unexpected)
     console.add_exception_handler(Exception, _on_unexpected)
     console.add_middleware(ConsoleMiddleware)
     return console

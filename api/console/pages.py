@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from temporalio.service import RPCError
 
+from danvan import waits
 from domain.reporting import PeriodReport
 from eventstore import EventStore
 from eventstore.reports import current_report, for_body, report_csv
@@ -47,14 +48,15 @@ from .session import (
     check_session_csrf,
     clear_login_nonce,
     clear_session,
+    end_request_session,
     login_csrf,
     new_login_nonce,
     principal_of_token,
     read_form,
     root_of,
     set_login_nonce,
-    set_session,
     signed_in,
+    start_session,
 )
 from .stalled import case_stalls
 from .views import (
@@ -132,7 +134,8 @@ async def login_form(
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the token by the API's rules; keep it in the session cookie and go to the page asked for."""
+    """Check the token by the API's rules; start a server-side session (its id in the cookie) and go to the page
+    asked for."""
     form = await read_form(request)
     next_path = safe_next(request, form.get("next"))
     if not check_login_csrf(request, form.get("csrf")):
@@ -144,16 +147,18 @@ async def login(request: Request) -> Response:
     if principal is None:
         return _login_page(request, status=401, error="login.invalid", next_path=next_path)
     response = RedirectResponse(next_path or _home(request), status_code=303)
-    set_session(response, request, token)
+    await start_session(response, request, token)
     clear_login_nonce(response, request)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the session cookie (the token itself stays valid: revoking it is `danvan token` / the API's job)."""
+    """End the session on the server and forget its cookie (the token itself stays valid: revoking it is
+    `danvan token` / the API's job, and ends every session of the token)."""
     form = await read_form(request)
     check_session_csrf(request, form.get("csrf"))
+    await end_request_session(request)
     response = RedirectResponse(root_of(request) + "/login?out=1", status_code=303)
     clear_session(response, request)
     return response
@@ -203,7 +208,7 @@ async def _process_entries(temporal: TemporalConnection, case_id: str) -> list[P
     """Temporal's history of the case (every run), or None when Temporal does not answer in time."""
     try:
         client = await temporal.get()
-        async with asyncio.timeout(PROCESS_TIMEOUT):
+        async with asyncio.timeout(waits.time_left(PROCESS_TIMEOUT)):
             process = await fetch_process(client, case_id)
     except (TemporalUnavailableError, RPCError, TimeoutError):
         return None

@@ -1,8 +1,15 @@
 """Signing in to the console: the session cookie, who it names, and the CSRF tokens of its forms.
 
-The session cookie holds the bearer token itself (HttpOnly, SameSite=Strict, path `/console`, Secure over
-HTTPS), and every request looks it up with the API's own code (`api.auth.principal_of`: the same token table,
-cache, revocation and roles), so the console grants exactly what the API grants to that token.
+Signing in checks the token with the API's own code (`api.auth.principal_of`: the same token table, revocation
+and roles) and creates a server-side session (`api.sessions`): the cookie carries only its random id (HttpOnly,
+SameSite=Strict, path `/console`, Secure when the console is reached over HTTPS), never the token. Every request
+resolves the cookie in `session_principal`, the one place that does: signed out, idle for
+`DANVAN_SESSION_IDLE` seconds, past `DANVAN_SESSION_ABSOLUTE` seconds after sign-in, or its token revoked, the
+session opens nothing, so the console grants exactly what the API grants to that token, and no longer.
+
+HTTPS is the request's own scheme, or `X-Forwarded-Proto: https` from a proxy named in `DANVAN_TRUSTED_PROXIES`
+(uvicorn's proxy-headers middleware, installed by `api.app` for those peers only); the header from anyone else
+changes nothing.
 
 Every form that changes something is a POST carrying a CSRF token: an HMAC, under a key derived from the
 server's sealing key, of the session cookie (or, for the sign-in form, of a random nonce kept in a cookie of
@@ -24,22 +31,25 @@ from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
+from danvan.settings import Settings
+
 from ..auth import principal_of
 from ..errors import ApiError
 from ..identities import IdentityVault
-from ..tokens import ROLES, Principal, Role
+from ..sessions import create_session, end_session, resolve_session
+from ..tokens import ROLES, Principal, Role, hash_token
 
 SESSION_COOKIE = "dv_session"
 #: The nonce the sign-in form's CSRF token is made from (there is no session yet to bind it to).
 LOGIN_COOKIE = "dv_login"
-#: A working day; the token's own revocation still applies on every request.
-SESSION_MAX_AGE = 8 * 3600
 LOGIN_MAX_AGE = 3600
 #: A form body larger than this is refused. The largest field is a repair's reason: 2,000 characters, which
 #: percent-encoded Vietnamese (up to 3 bytes a character, 3 characters a byte) makes up to 18 KiB.
 MAX_FORM_BYTES = 32 * 1024
 #: What a token may look like before it is looked up (issued tokens are `dv_` + urlsafe base64).
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-.~+/=]{1,512}")
+#: What a session id looks like (`secrets.token_urlsafe`); anything else is not looked up.
+_SESSION_SHAPE = re.compile(r"[A-Za-z0-9_\-]{20,100}")
 
 
 class SignInRequired(Exception):
@@ -122,9 +132,25 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session(response: Response, request: Request, token: str) -> None:
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, path=root_of(request) or "/",
-                        httponly=True, samesite="strict", secure=_secure(request))
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def start_session(response: Response, request: Request, token: str) -> None:
+    """Sign in as `token` (already checked): a new server-side session, its id in the cookie."""
+    settings = _settings(request)
+    session_id = await create_session(request.app.state.store.pool, hash_token(token.strip()),
+                                      absolute=settings.session_absolute)
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=settings.session_absolute,
+                        path=root_of(request) or "/", httponly=True, samesite="strict", secure=_secure(request))
+
+
+async def end_request_session(request: Request) -> None:
+    """Sign out: the session of the request's cookie ends on the server (a replayed cookie opens nothing)."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        await end_session(request.app.state.store.pool, session_id)
 
 
 def clear_session(response: Response, request: Request) -> None:
@@ -156,9 +182,13 @@ async def principal_of_token(request: Request, token: str) -> Principal | None:
 
 
 async def session_principal(request: Request) -> Principal | None:
-    """Who the session cookie names (None: no cookie, or its token no longer works)."""
-    token = request.cookies.get(SESSION_COOKIE)
-    return await principal_of_token(request, token) if token else None
+    """Who the session cookie signs in as: the one place a session is resolved (None: no cookie, or a session
+    that is unknown, signed out, idle too long, past its absolute expiry, or whose token was revoked)."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id or not _SESSION_SHAPE.fullmatch(session_id):
+        return None
+    session = await resolve_session(request.app.state.store.pool, session_id, idle=_settings(request).session_idle)
+    return session.principal if session is not None else None
 
 
 def signed_in(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
 from temporalio.service import RPCError
 
+from danvan import waits
 from eventstore import CaseRecord, EventStore
 from ops.stalled import DEFAULT_POLICY, find_stalled
 
@@ -152,7 +153,8 @@ class SealedIdentity(BaseModel):
     recorded: bool = True
 
 
-#: Whole-history fetches from Temporal give up after this long (seconds) and answer 503.
+#: Whole-history fetches from Temporal give up after this long (seconds), or a share of the request's time left
+#: when that is shorter, and answer 503.
 PROCESS_TIMEOUT = 15.0
 
 
@@ -321,7 +323,7 @@ async def get_history(
     if include == "process":
         client = await temporal.get()
         try:
-            async with asyncio.timeout(PROCESS_TIMEOUT):
+            async with asyncio.timeout(waits.time_left(PROCESS_TIMEOUT)):
                 process = await fetch_process(client, case_id)
         except (RPCError, TimeoutError) as exc:
             raise TemporalUnavailableError(f"cannot read the history of {case_id} from Temporal: {exc}") from exc

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from danvan import waits
 from eventstore.migrate import is_current
 
 from ..deps import Store, Temporal
@@ -20,7 +21,8 @@ log = logging.getLogger("danvan.api")
 
 router = APIRouter(tags=["health"])
 
-#: Each readiness check gives up after this many seconds, so a probe always answers quickly.
+#: Each readiness check gives up after this many seconds (or a share of the request's time left, when that is
+#: shorter), so a probe always answers quickly, and in its own shape rather than the request deadline's.
 CHECK_TIMEOUT = 2.0
 
 Check = Literal["ok", "down", "pending", "unknown"]
@@ -61,7 +63,7 @@ async def readyz(store: Store, temporal: Temporal) -> JSONResponse:
 
     async def database() -> tuple[Check, Check]:
         try:
-            async with asyncio.timeout(CHECK_TIMEOUT), store.pool.acquire() as conn:
+            async with asyncio.timeout(waits.time_left(CHECK_TIMEOUT)), store.pool.acquire() as conn:
                 await conn.fetchval("SELECT 1")
                 return "ok", ("ok" if await is_current(conn) else "pending")
         except Exception as exc:

@@ -8,20 +8,22 @@ and an `Idempotency-Key` makes a retried command apply once.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from danvan import waits
 from domain import plan_tasks as pt
 from domain.authority import TABLES, CaseFacts, Table, Unauthorized, authorize, for_command
 from domain.common import Actor
 from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
 from domain.petitions.model import PetitionIntake, PetitionKind, petition_case_id
 from domain.petitions.views import CaseView, DeadlineView
-from eventstore import CaseRecord
-from workflows.client import CaseNotFound, CommandRefused, open_petition, send_case_command
+from eventstore import CaseRecord, EventStore
+from workflows.client import CaseNotFound, CommandRefused, OutcomeUnknown, open_petition, send_case_command
 from workflows.petition import CommandResult
 from workflows.plan_task import TaskCommandResult, TaskView
 
@@ -108,6 +110,7 @@ async def vault_of(request: Request) -> IdentityVault:  # async: FastAPI runs a 
 async def receive_petition(
     intake: PetitionIntake,
     response: Response,
+    store: Store,
     temporal: Temporal,
     vault: Annotated[IdentityVault, Depends(vault_of)],
     principal: Annotated[Principal, Depends(require("intake", "admin"))],
@@ -128,15 +131,45 @@ async def receive_petition(
             raise ApiError(409, "petition.conflict",
                            "this source and external_ref were already received with another denouncer") from None
         intake = intake.model_copy(update={"petitioner": sealed})
+    client = await temporal.get()
+    retry = ("the petition may or may not have been received: send it again as it is; the same source and "
+             "external_ref open one case")
+    waits.note(retry)
     try:
-        result = await open_petition(await temporal.get(), intake)
+        result = await open_petition(client, intake)
     except CommandRefused as exc:
         raise ApiError(409, exc.rule, exc.message) from exc
+    except OutcomeUnknown as exc:
+        service = await which_is_down(store)
+        raise ApiError(503, "unavailable", f"{service} did not answer in time: {retry}",
+                       headers={"Retry-After": "1"}) from exc
     if not result.created:
         response.status_code = 200
     view = result.case
     return PetitionOpened(case_id=view.case_id, status=view.status, created=result.created,
                           deadlines=view.deadlines, case=view)
+
+
+async def which_is_down(store: EventStore) -> str:
+    """Which service kept a command's answer: the case waits on PostgreSQL to store its events, so when it
+    does not answer in time either may be the cause. One quick statement tells them apart; PostgreSQL
+    answering, the answer was held in Temporal, or by a step of the case that keeps failing (an operator's
+    `GET /v1/ops/stalled` says which)."""
+    try:
+        async with asyncio.timeout(waits.time_left(1.0) or 1.0):
+            await store.pool.fetchval("SELECT 1")
+    except Exception:
+        return "PostgreSQL (the case could not store its events)"
+    return "Temporal (or a step of the case it waits on)"
+
+
+def outcome_unknown(case_id: str, key: str | None) -> str:
+    """What a 503 says once a command has been sent: it may have been applied, and how to find out safely."""
+    if key:
+        return (f"the command may or may not have been applied: send it again with the same Idempotency-Key "
+                f"({key}); the case applies a key once and answers a repeat with what it did")
+    return (f"the command may or may not have been applied, and it carries no Idempotency-Key: read the case's "
+            f"history (GET /v1/cases/{case_id}/history) before sending it again")
 
 
 @router.post(
@@ -161,6 +194,11 @@ async def command_case(
     with 403 and the rule, `authority.<command>`, before anything is sent; the case checks again on its own
     state. The actor recorded in the events is the token's holder. Send an `Idempotency-Key` header to make
     retries safe: the same key again returns the state without applying the command twice.
+
+    503 after the command was sent (Temporal, or the case's store, did not answer within the request's
+    bound): its outcome is unknown, and the message says so. Send it again with the same `Idempotency-Key`:
+    applied already, the answer is what it did then (the same events; `duplicate: true` once the case no
+    longer keeps the first answer); not applied, it is applied now, once.
     """
     case = await store.get_case(case_id)
     if case is None:
@@ -182,11 +220,18 @@ async def command_case(
     actor = actor_of(principal)
     check_authority(kind, case, command, actor, principal)
     request = kind.request(command=command, actor=actor, command_id=idempotency_key)
+    client = await temporal.get()
+    unknown = outcome_unknown(case_id, idempotency_key)
+    waits.note(unknown)  # from here on, a 503 of the request deadline says so too
     try:
-        result = await send_case_command(await temporal.get(), case_id, request, kind.result)
+        result = await send_case_command(client, case_id, request, kind.result)
     except CommandRefused as exc:
         status = 403 if exc.rule.startswith("authority.") else 409
         raise ApiError(status, exc.rule, exc.message) from exc
+    except OutcomeUnknown as exc:
+        service = await which_is_down(store)
+        raise ApiError(503, "unavailable", f"{service} did not answer in time: {unknown}",
+                       headers={"Retry-After": "1"}) from exc
     except CaseNotFound as exc:
         raise ApiError(404, "not_found", f"no running case {case_id}") from exc
     view = result.case if isinstance(result, CommandResult) else result.task

@@ -123,11 +123,36 @@ async def open_case(api: Api, tokens: Tokens) -> str:
     return case_id
 
 
+STUCK_BODY = {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Đinh Thị Lan"}
+
+
 async def stuck_command(api: Api, tok: str, case_id: str) -> asyncio.Task[httpx.Response]:
-    """An `assign` sent in the background: its append fails while the fault is in place, so it waits."""
-    body = {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ Đinh Thị Lan"}
-    return asyncio.create_task(api.post(f"/v1/cases/{case_id}/commands", tok, json=body,
+    """An `assign` sent in the background: its append fails while the fault is in place, so it waits (until the
+    request's bound, when it answers 503 with its outcome unknown)."""
+    return asyncio.create_task(api.post(f"/v1/cases/{case_id}/commands", tok, json=STUCK_BODY,
                                         headers={"Idempotency-Key": f"assign-{case_id}"}))
+
+
+def outcome_unknown(answer: httpx.Response) -> bool:
+    """A 503 saying the command was sent and may or may not have been applied (`api.routes.petitions`)."""
+    return answer.status_code == 503 and "same Idempotency-Key" in answer.json()["error"]["message"]
+
+
+def still_waiting(sent: asyncio.Task[httpx.Response]) -> bool:
+    """The stuck command has no answer yet, or only the bounded one: its outcome unknown."""
+    return not sent.done() or outcome_unknown(sent.result())
+
+
+async def final_answer(api: Api, tok: str, case_id: str, sent: asyncio.Task[httpx.Response],
+                       body: dict[str, Any] | None = None, *, seconds: float = 60) -> httpx.Response:
+    """The stuck command's answer once the case can answer: its own, if it came within the request's bound, else
+    the answer to sending it again with the same Idempotency-Key, as a client does after such a 503."""
+    answer = await asyncio.wait_for(sent, seconds)
+    deadline = asyncio.get_running_loop().time() + seconds
+    while outcome_unknown(answer) and asyncio.get_running_loop().time() < deadline:
+        answer = await api.post(f"/v1/cases/{case_id}/commands", tok, json=body or STUCK_BODY,
+                                headers={"Idempotency-Key": f"assign-{case_id}"})
+    return answer
 
 
 async def stream_types(store: EventStore, case_id: str) -> list[str]:

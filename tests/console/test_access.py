@@ -44,7 +44,7 @@ async def test_the_console_root_leads_to_the_case_list(api: Api) -> None:
         assert root.status_code == 303 and root.headers["location"] == "/console/cases"
 
 
-async def test_signing_in_keeps_the_token_in_an_httponly_strict_cookie_and_signing_out_forgets_it(
+async def test_signing_in_sets_an_httponly_strict_session_cookie_and_signing_out_forgets_it(
     api: Api, tokens: Tokens
 ) -> None:
     async with person(api.app) as user:

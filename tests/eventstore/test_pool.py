@@ -261,3 +261,35 @@ async def test_two_closes_at_once_both_return(url: str) -> None:
     async with asyncio.timeout(5):
         await asyncio.gather(first, second)
     assert pool.get_size() == 0
+
+
+async def test_a_checkout_waits_at_most_acquire_timeout_and_a_statement_at_most_command_timeout(
+    url: str, admin: asyncpg.Connection
+) -> None:
+    pool = await Pool(url, min_size=1, max_size=1, acquire_timeout=0.3, command_timeout=0.3).open()
+    try:
+        async with pool.acquire():
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(TimeoutError, match=r"no free PostgreSQL connection within 0\.3 s"):
+                await pool.fetchval("SELECT 1")
+            assert 0.25 < loop.time() - started < 3
+        assert await pool.fetchval("SELECT 1") == 1  # the slot of the one that gave up was not lost
+        assert (pool.get_size(), pool.get_idle_size()) == (1, 1)
+
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await pool.fetchval("SELECT pg_sleep(30)")
+        assert loop.time() - started < 3
+        # The interrupted connection was retired, not handed out again; the statement stopped on the server.
+        assert await pool.fetchval("SELECT 1") == 1
+        await until(lambda: _no_sleepers(admin))
+        assert await pool.fetchval("SHOW statement_timeout") == "800ms"  # the server's own bound, a bit later
+    finally:
+        await pool.close()
+
+
+async def _no_sleepers(admin: asyncpg.Connection) -> bool:
+    return not await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' "
+        "AND pid <> pg_backend_pid()")
