@@ -26,7 +26,16 @@ from ops.stalled import DEFAULT_POLICY, find_stalled
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
-from ..identities import IDENTITY_ROLES, IdentityVault, list_identity_reads, may_unseal
+from ..identities import (
+    IDENTITY_FIELDS,
+    IDENTITY_ROLES,
+    IdentityErased,
+    IdentityVault,
+    list_identity_reads,
+    may_unseal,
+    shown_events,
+    under_denunciation_regime,
+)
 from ..queries import (
     CaseCursor,
     CaseFilter,
@@ -140,7 +149,7 @@ class CaseReads(BaseModel):
 
 
 class SealedIdentity(BaseModel):
-    """The denouncer's identity in clear. This read has been recorded, with its purpose."""
+    """The petitioner's identity in clear. This read has been recorded, with its purpose."""
 
     case_id: str
     ref: str
@@ -167,8 +176,9 @@ async def vault_dependency(request: Request) -> IdentityVault:
 
 
 async def audit_read(store: EventStore, case: CaseRecord | None, principal: Principal, what: str) -> None:
-    """Record a read of a denunciation (`case_reads`); other kinds are not audited."""
-    if case is not None and case.kind == "denunciation":
+    """Record a read of a case under the denunciation regime (`case_reads`): a denunciation, or a case that
+    ever was one or shares its petitioner with one (`under_denunciation_regime`); other cases are not audited."""
+    if case is not None and await under_denunciation_regime(store.pool, case):
         await record_case_read(store.pool, case.case_id, reader=principal.label, token_id=principal.id,
                                role=principal.role, body=principal.body_id, what=what)
 
@@ -310,6 +320,7 @@ async def get_history(
     events, report = await store.read_verified(case_id)
     if not events:
         raise ApiError(404, "not_found", f"no events for case {case_id!r}")
+    events = shown_events(events)  # an identity recorded in clear before sealing is never shown
     history = History(
         case_id=case_id,
         version=events[-1].version,
@@ -365,8 +376,8 @@ async def get_case_reads(
 @router.get(
     "/{case_id}/petitioner",
     response_model=SealedIdentity,
-    summary="The denouncer's identity in clear, for those cleared to read it; every read recorded",
-    responses=error_responses(401, 403, 404, 422),
+    summary="The petitioner's identity in clear, for those cleared to read it; every read recorded",
+    responses=error_responses(401, 403, 404, 410, 422),
 )
 async def get_petitioner(
     case_id: CaseId,
@@ -378,31 +389,35 @@ async def get_petitioner(
         str, Query(min_length=5, max_length=500, description="Why the identity is needed; recorded with the read")
     ],
 ) -> SealedIdentity:
-    """The identity a denunciation's petitioner gave, unsealed (Luật Tố cáo 2018 keeps it secret).
+    """The identity the petitioner gave, unsealed: the only answer of the API that holds it.
 
-    Cleared: the body that leads the case (the one resolving it: it must notify and may need to protect the
-    denouncer) and `supervisor`. Refused (403, nothing revealed): every other body, coordinating bodies
-    included, and the roles `intake`, `operator`, `admin`. `purpose` is required; the read is recorded in
-    `identity_reads` with the reader, role, body, token and purpose before the identity is decrypted, and is
-    listed by `GET /v1/cases/{id}/reads`. 404 when the case is not a denunciation (other petitioners are not
-    sealed: their identity is in the case's first event).
+    Cleared, whatever the kind (`api.identities.may_unseal`): the body that leads the case (the one resolving
+    it: it must notify the petitioner, may hold a dialogue with them and must protect a denouncer) and
+    `supervisor`. Refused (403, nothing revealed): every other body, coordinating bodies included, and the
+    roles `intake`, `operator`, `admin`. `purpose` is required; the read is recorded in `identity_reads` with
+    the reader, role, body, token and purpose before the identity is decrypted, and is listed by
+    `GET /v1/cases/{id}/reads`. 404 when the case keeps no sealed identity; 410 when it was erased (the
+    answer says when and why).
     """
     case = await store.get_case(case_id)
     if case is None:
         raise ApiError(404, "not_found", f"no case {case_id!r}")
     if not may_unseal(principal, case):
         who = f"body {principal.body_id!r}" if principal.role == "body" else f"a {principal.role!r} token"
-        raise ApiError(403, "forbidden", f"{who} is not cleared to read the denouncer's identity of case "
+        raise ApiError(403, "forbidden", f"{who} is not cleared to read the petitioner's identity of case "
                        f"{case_id}: only the lead body handling it and supervisors are")
-    if case.kind != "denunciation":
-        raise ApiError(404, "not_sealed", f"case {case_id} is a {case.kind}: its petitioner is not sealed")
     ref = await vault.ref_of_case(case_id, case.summary.get("petitioner_ref"))
-    identity = await vault.unseal(ref, principal.label, purpose, case_id=case_id, role=principal.role,
-                                  body=principal.body_id, token_id=principal.id) if ref else None
+    try:
+        identity = await vault.unseal(ref, principal.label, purpose, case_id=case_id, role=principal.role,
+                                      body=principal.body_id, token_id=principal.id) if ref else None
+    except IdentityErased as exc:
+        when = f" on {exc.erasure.erased_at.isoformat()} ({exc.erasure.reason})" if exc.erasure else ""
+        raise ApiError(410, "identity.erased",
+                       f"the petitioner's identity of case {case_id} was erased{when}") from None
     if ref is None or identity is None:
         raise ApiError(404, "not_sealed", f"no sealed identity is kept for case {case_id}")
     response.headers["Cache-Control"] = "no-store"
-    fields = {k: identity.get(k) for k in ("name", "address", "phone", "email", "id_number")}
+    fields = {k: identity.get(k) for k in IDENTITY_FIELDS}
     return SealedIdentity(case_id=case_id, ref=ref, **fields)
 
 

@@ -205,9 +205,24 @@ def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: dat
     return events
 
 
+#: Petitioner fields added after cases were recorded: left out of the digest while unset, so the digest of an
+#: intake recorded before them is the digest it had.
+_LATER_PETITIONER_FIELDS = ("named", "traceable")
+
+
 def intake_digest(intake: Any) -> str:
-    """What makes a repeated submission 'the same petition': its whole content, in canonical form."""
-    return content_digest(intake.model_dump(mode="json"))
+    """What makes a repeated submission 'the same petition': its whole content, in canonical form.
+
+    With the identity sealed, the petitioner's part is its ref (one per source and external_ref) and the facts
+    kept at sealing; the API has already refused a resubmission that names another person.
+    """
+    document = intake.model_dump(mode="json")
+    petitioner = document.get("petitioner")
+    if isinstance(petitioner, dict):
+        for key in _LATER_PETITIONER_FIELDS:
+            if petitioner.get(key) is None:
+                petitioner.pop(key, None)
+    return content_digest(document)
 
 
 def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime) -> list[Event]:

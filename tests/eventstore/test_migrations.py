@@ -147,7 +147,7 @@ async def test_stream_heads_written_before_0007_get_their_prev_hash_and_appends_
                 texts = [canonical_text(stream, version + i, ev(version + i)) for i in range(1, size + 1)]
                 await conn.execute("SELECT danvan_append($1, $2, $3, NULL)", stream, version, texts)
                 version += size
-        assert await migrate(conn) == ["0007_one_statement_append"]
+        assert (await migrate(conn))[0] == "0007_one_statement_append"  # and any later ones
         mismatched = await conn.fetchval(
             "SELECT count(*) FROM streams s JOIN events e ON e.stream_id = s.stream_id AND e.version = s.version "
             "WHERE s.prev_hash <> e.prev_hash"
