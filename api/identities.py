@@ -203,6 +203,32 @@ class IdentityVault:
             "WHERE ref = $1", ref)
         return Erasure(**dict(row)) if row is not None else None
 
+    async def recorded_in_clear(
+        self,
+        first: RecordedEvent | None,
+        reader: str,
+        purpose: str | None = None,
+        *,
+        case_id: str,
+        role: str | None = None,
+        body: str | None = None,
+        token_id: str | None = None,
+    ) -> dict[str, str | None] | None:
+        """The identity of a petition received before every petitioner was sealed, from its first event
+        (`first`), for a cleared reader; None when that event holds none. The read is recorded first, as for a
+        sealed one (ref `in-event`). Such an identity cannot be erased: the event is part of a hash chain."""
+        if first is None or first.type != "PetitionReceived":
+            return None
+        petitioner = (first.data.get("intake") or {}).get("petitioner") or {}
+        if not isinstance(petitioner, dict) or not any(petitioner.get(k) for k in IDENTITY_FIELDS):
+            return None
+        await self.pool.execute(
+            "INSERT INTO identity_reads (ref, case_id, reader, purpose, role, body, token_id) "
+            "VALUES ('in-event', $1, $2, $3, $4, $5, $6)",
+            case_id, reader, purpose, role, body, token_id,
+        )
+        return {k: petitioner.get(k) for k in IDENTITY_FIELDS}
+
     async def ref_of_case(self, case_id: str, summary_ref: str | None) -> str | None:
         """The sealed identity's ref of a case: the one its projection names (`summary.petitioner_ref`, which
         a split-off case shares with its parent) when it is sealed, else the one sealed for this case id."""

@@ -331,6 +331,10 @@ async def reveal_identity(
                                       body=principal.body_id, token_id=principal.id) if ref else None
     except IdentityErased:
         return await _case_page(request, case_id, store, settings, temporal, principal, identity_erased=True)
+    if ref is None:  # received before every petitioner was sealed (`GET /v1/cases/{id}/petitioner`)
+        identity = await vault.recorded_in_clear(
+            next(iter(await store.read_stream(case_id, limit=1)), None), principal.label, purpose,
+            case_id=case_id, role=principal.role, body=principal.body_id, token_id=principal.id)
     return await _case_page(request, case_id, store, settings, temporal, principal, identity=identity,
                             identity_missing=identity is None)
 

@@ -396,8 +396,9 @@ async def get_petitioner(
     `supervisor`. Refused (403, nothing revealed): every other body, coordinating bodies included, and the
     roles `intake`, `operator`, `admin`. `purpose` is required; the read is recorded in `identity_reads` with
     the reader, role, body, token and purpose before the identity is decrypted, and is listed by
-    `GET /v1/cases/{id}/reads`. 404 when the case keeps no sealed identity; 410 when it was erased (the
-    answer says when and why).
+    `GET /v1/cases/{id}/reads`. A petition received before every petitioner was sealed answers with the
+    identity its first event holds (`ref`: `in-event`), read and recorded the same way. 404 when the case
+    keeps no identity; 410 when it was erased (the answer says when and why).
     """
     case = await store.get_case(case_id)
     if case is None:
@@ -414,11 +415,15 @@ async def get_petitioner(
         when = f" on {exc.erasure.erased_at.isoformat()} ({exc.erasure.reason})" if exc.erasure else ""
         raise ApiError(410, "identity.erased",
                        f"the petitioner's identity of case {case_id} was erased{when}") from None
-    if ref is None or identity is None:
+    if ref is None:  # received before every petitioner was sealed: the identity is in its first event
+        identity = await vault.recorded_in_clear(
+            next(iter(await store.read_stream(case_id, limit=1)), None), principal.label, purpose,
+            case_id=case_id, role=principal.role, body=principal.body_id, token_id=principal.id)
+    if identity is None:
         raise ApiError(404, "not_sealed", f"no sealed identity is kept for case {case_id}")
     response.headers["Cache-Control"] = "no-store"
     fields = {k: identity.get(k) for k in IDENTITY_FIELDS}
-    return SealedIdentity(case_id=case_id, ref=ref, **fields)
+    return SealedIdentity(case_id=case_id, ref=ref or "in-event", **fields)
 
 
 @router.get(

@@ -169,6 +169,12 @@ async def test_an_identity_recorded_in_clear_before_sealing_is_never_shown_in_a_
         "ref": None, "count": 2, "named": True, "traceable": True, "withheld": True}
     assert NAME not in history.text and PHONE not in history.text
     assert (await store.read_stream(case_id))[0].data["intake"]["petitioner"]["name"] == NAME  # stored as it was
+    # Its lead body still reads it where identities are read, and the read is recorded like any other.
+    assert (await petitioner(api, tokens.coordinator, case_id)).status_code == 403
+    got = await petitioner(api, tokens.lead, case_id, purpose="thông báo kết quả")
+    assert got.status_code == 200 and got.json()["name"] == NAME and got.json()["ref"] == "in-event"
+    logged = await store.pool.fetch("SELECT ref, purpose FROM identity_reads WHERE case_id = $1", case_id)
+    assert [(r["ref"], r["purpose"]) for r in logged] == [("in-event", "thông báo kết quả")]
 
 
 async def test_an_erased_identity_answers_that_it_was_erased_and_every_chain_still_verifies(
