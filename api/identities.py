@@ -258,21 +258,25 @@ async def under_denunciation_regime(pool: Pool, case: CaseRecord) -> bool:
     from then on, for every case that carries it (its parent and parts included) and for every event shown
     of them, earlier ones too. Asked of the events, not of the current kind, so a reclassification back to
     a complaint does not lift the regime.
+
+    The cases that share a petitioner are one family, linked both ways in their projections (a part or an
+    appeal names its parent in `linked_cases`, the parent names it), so the family is walked by primary key
+    and nothing scans the `cases` table.
     """
     if case.kind == "denunciation":
         return True
     if case.kind not in PETITION_KINDS:  # a plan task or a report cycle has no petitioner
         return False
-    ref = case.summary.get("petitioner_ref") if isinstance(case.summary, dict) else None
-    parent = case.summary.get("parent_case_id") if isinstance(case.summary, dict) else None
     found = await pool.fetchval(
-        "WITH related AS ("
-        "  SELECT $1::text AS case_id UNION SELECT $3::text WHERE $3::text IS NOT NULL"
-        "  UNION SELECT c.case_id FROM cases c WHERE $2::text IS NOT NULL AND c.summary->>'petitioner_ref' = $2"
-        "  UNION SELECT c.case_id FROM cases c WHERE c.summary->>'parent_case_id' = $1"
-        ") SELECT EXISTS (SELECT 1 FROM cases c JOIN related r USING (case_id) WHERE c.kind = 'denunciation')"
-        f"  OR EXISTS (SELECT 1 FROM events e JOIN related r ON e.stream_id = r.case_id WHERE {_DENUNCIATION_EVENTS})",
-        case.case_id, ref, parent,
+        "WITH RECURSIVE family(case_id) AS ("
+        "  SELECT $1::text"
+        "  UNION SELECT linked.value FROM family f JOIN cases c ON c.case_id = f.case_id,"
+        "    jsonb_array_elements_text(coalesce(c.summary->'linked_cases', '[]'::jsonb)"
+        "      || CASE WHEN c.summary->>'parent_case_id' IS NULL THEN '[]'::jsonb"
+        "              ELSE jsonb_build_array(c.summary->'parent_case_id') END) AS linked(value)"
+        ") SELECT EXISTS (SELECT 1 FROM cases c JOIN family f USING (case_id) WHERE c.kind = 'denunciation')"
+        f"  OR EXISTS (SELECT 1 FROM events e JOIN family f ON e.stream_id = f.case_id WHERE {_DENUNCIATION_EVENTS})",
+        case.case_id,
     )
     return bool(found)
 

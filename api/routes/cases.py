@@ -1,11 +1,12 @@
 """Reading cases: the current state, the list with filters and its counts, the event history with its
 integrity (and, on request, Temporal's process history merged in), who read a denunciation, and the
-denouncer's identity for those cleared to read it.
+petitioner's identity for those cleared to read it.
 
-Read audit: every answer about a denunciation from `GET /v1/cases/{id}` and `GET /v1/cases/{id}/history`
-is recorded in `case_reads` before it is sent, whoever asks; every read of a denouncer's identity is
-recorded in `identity_reads`. The case list and the counts are not recorded: their rows carry no identity
-and no content beyond the subject line, and a dashboard polling them would bury the real reads.
+Read audit: every answer about a case under the denunciation regime (`api.identities.under_denunciation_regime`)
+from `GET /v1/cases/{id}` and `GET /v1/cases/{id}/history` is recorded in `case_reads` before it is sent,
+whoever asks; every read of a petitioner's identity is recorded in `identity_reads`. The case list and
+the counts are not recorded: their rows carry no identity and no content beyond the subject line, and a
+dashboard polling them would bury the real reads.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class CaseCountsAnswer(BaseModel):
 
 
 class IdentityReadOut(BaseModel):
-    """One recorded read of the denouncer's identity."""
+    """One recorded read of the petitioner's identity."""
 
     id: int
     reader: str
@@ -140,7 +141,7 @@ class IdentityReadOut(BaseModel):
 
 class CaseReads(BaseModel):
     """Who read a case: `reads` (the case page and its history; denunciations only), newest first, paged
-    with `next_before`; `identity_reads` (every read of the denouncer's identity, with its purpose)."""
+    with `next_before`; `identity_reads` (every read of the petitioner's identity, with its purpose)."""
 
     case_id: str
     reads: list[CaseRead]
@@ -346,7 +347,7 @@ async def get_history(
 @router.get(
     "/{case_id}/reads",
     response_model=CaseReads,
-    summary="Who read a case (denunciations) and who read its denouncer's identity",
+    summary="Who read a case (denunciation regime) and who read its petitioner's identity",
     responses=error_responses(401, 403, 404, 422),
 )
 async def get_case_reads(
@@ -357,10 +358,10 @@ async def get_case_reads(
     before: Annotated[int | None, Query(ge=1, description="`next_before` of the previous page")] = None,
 ) -> CaseReads:
     """The recorded reads of the case, newest first: every answer of `GET /v1/cases/{id}` and
-    `GET /v1/cases/{id}/history` about a denunciation (`what`: `case`, `history`, `history+process`), with the
-    reader's token label, role, body and token id; and every read of the denouncer's identity with its
-    purpose. Other kinds of case are not audited, so their list is empty. Reading this list is not itself
-    recorded. Roles: `supervisor`, `admin`.
+    `GET /v1/cases/{id}/history` about a case under the denunciation regime (`what`: `case`, `history`,
+    `history+process`), with the reader's token label, role, body and token id; and every read of the
+    petitioner's identity with its purpose. Cases never under the denunciation regime are not audited, so their
+    `reads` are empty. Reading this list is not itself recorded. Roles: `supervisor`, `admin`.
     """
     reads, next_before = await list_case_reads(store.pool, case_id, limit=limit, before=before)
     if not reads and before is None and await store.get_case(case_id) is None:

@@ -27,6 +27,3 @@ CREATE TABLE identity_erasures (
     erased_at   timestamptz NOT NULL DEFAULT now()
 );
 
--- The cases that share an identity (a split letter's parts, an appeal's second instance) are found by ref.
-CREATE INDEX cases_petitioner_ref_idx ON cases ((summary->>'petitioner_ref'))
-    WHERE summary->>'petitioner_ref' IS NOT NULL;
