@@ -126,6 +126,7 @@ class IdentityVault:
         existing = await self.pool.fetchrow(
             "SELECT nonce, ciphertext, wrapped_key, erased_at FROM sealed_identities WHERE ref = $1", ref)
         if existing is None:
+            await self._check_recorded_in_clear(case_id, clear, ref)
             data_key = AESGCM.generate_key(bit_length=256)
             nonce = secrets.token_bytes(12)
             await self.pool.execute(
@@ -141,6 +142,18 @@ class IdentityVault:
         if self._open(existing, ref) != clear:
             raise IdentityConflict(ref)
         return petitioner.sealed(ref)
+
+    async def _check_recorded_in_clear(self, case_id: str, clear: str, ref: str) -> None:
+        """A case received before every petitioner was sealed holds its petitioner in its first event: a
+        resubmission must name the same person (`IdentityConflict` otherwise)."""
+        recorded = await self.pool.fetchval(
+            "SELECT data->'intake'->'petitioner' FROM events WHERE stream_id = $1 AND version = 1 "
+            "AND type = 'PetitionReceived'", case_id)
+        if recorded is None:
+            return
+        petitioner = Petitioner.model_validate(recorded if isinstance(recorded, dict) else json.loads(recorded))
+        if petitioner.identifying and _clear_text(petitioner) != clear:
+            raise IdentityConflict(ref)
 
     async def unseal(
         self,

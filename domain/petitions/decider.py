@@ -225,6 +225,29 @@ def intake_digest(intake: Any) -> str:
     return content_digest(document)
 
 
+def same_petition(stored: Any, stored_digest: str, received: Any) -> bool:
+    """Whether `received` (an intake, its petitioner sealed by the API) is the petition stored as `stored`
+    (the case's intake, whose digest was recorded as `stored_digest`).
+
+    The digests decide, and two intakes recorded before every petitioner carried the sealed facts still
+    match their resubmission: a denouncer sealed without them (the API has compared the identity behind the
+    same ref), and a petitioner received in clear (the API has compared the person with the case's first
+    event), which is compared in its sealed form.
+    """
+    if intake_digest(received) == stored_digest:
+        return True
+    kept, sent = stored.petitioner, received.petitioner
+    if sent.ref is None or sent.named is None:
+        return False
+    if kept.named is None and kept.ref == sent.ref and not kept.identifying:
+        legacy = received.model_copy(update={"petitioner": kept})
+        return bool(intake_digest(legacy) == stored_digest)
+    if kept.identifying:
+        return bool(intake_digest(stored.model_copy(update={"petitioner": kept.sealed(sent.ref)}))
+                    == intake_digest(received))
+    return False
+
+
 def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime) -> list[Event]:
     require(state.status == S.RECEIVED, "classify.state",
             f"a case can be classified only when received, not {state.status}")

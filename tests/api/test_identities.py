@@ -177,6 +177,56 @@ async def test_an_identity_recorded_in_clear_before_sealing_is_never_shown_in_a_
     assert [(r["ref"], r["purpose"]) for r in logged] == [("in-event", "thông báo kết quả")]
 
 
+async def test_a_petition_received_in_clear_before_sealing_is_recognised_when_sent_again(
+    api: Api, tokens: Tokens, temporal_env: Any, store: EventStore
+) -> None:
+    """A case opened before every petitioner was sealed holds its petitioner in clear; the same petition sent
+    again is the same case, and another person under its source and external_ref is still a conflict."""
+    from domain.petitions.model import PetitionIntake
+    from workflows.client import open_petition as open_directly
+
+    body = petition(tokens.source, receiving_body="UBND_TINH", petitioner=identity())
+    opened = await open_directly(temporal_env.client, PetitionIntake.model_validate(body))  # as before sealing
+    assert (await store.read_stream(opened.case.case_id))[0].data["intake"]["petitioner"]["name"] == NAME
+    other = {**body, "petitioner": {**identity(), "name": "Người Khác"}}  # compared with the first event
+    conflict = await api.post("/v1/petitions", tokens.intake, json=other)
+    assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "petition.conflict"
+    assert await store.pool.fetchval("SELECT count(*) FROM sealed_identities WHERE case_id = $1",
+                                     opened.case.case_id) == 0  # nothing sealed for the wrong person
+    again = await api.post("/v1/petitions", tokens.intake, json=body)
+    assert again.status_code == 200, again.text
+    assert again.json()["case_id"] == opened.case.case_id and again.json()["created"] is False
+    got = await petitioner(api, tokens.lead, opened.case.case_id)
+    assert got.status_code == 200 and got.json()["name"] == NAME
+
+
+async def test_a_denunciation_sealed_before_the_sealed_facts_were_kept_is_recognised_when_sent_again(
+    api: Api, tokens: Tokens, temporal_env: Any
+) -> None:
+    from domain.petitions.model import Petitioner, PetitionIntake
+    from workflows.client import open_petition as open_directly
+
+    vault: IdentityVault = api.app.state.vault
+    body = petition(tokens.source, kind="denunciation", receiving_body="UBND_TINH",
+                    petitioner={"name": NAME, "phone": PHONE})
+    ref = vault.ref_for(tokens.source, body["external_ref"])
+    nonce = b"\x02" * 12
+    clear = json.dumps({"address": None, "email": None, "id_number": None, "name": NAME, "phone": PHONE},
+                       ensure_ascii=False, sort_keys=True)
+    await vault.pool.execute(  # as 0004 sealed it: under the secret's own key, the case holding the ref alone
+        "INSERT INTO sealed_identities (ref, case_id, nonce, ciphertext, key_id) VALUES ($1, $2, $3, $4, $5)",
+        ref, petition_case_id(tokens.source, body["external_ref"]), nonce,
+        vault.aead.encrypt(nonce, clear.encode(), ref.encode()), vault.key_id)
+    old = PetitionIntake.model_validate({**body, "petitioner": {"ref": ref}})
+    opened = await open_directly(temporal_env.client, old)
+    again = await api.post("/v1/petitions", tokens.intake, json=body)
+    assert again.status_code == 200, again.text
+    assert again.json()["case_id"] == opened.case.case_id and again.json()["created"] is False
+    assert Petitioner(ref=ref).anonymous is False  # and its classification decides as it did
+    other = await api.post("/v1/petitions", tokens.intake, json={**body, "petitioner": {"name": "Người Khác"}})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "petition.conflict"
+
+
 async def test_an_erased_identity_answers_that_it_was_erased_and_every_chain_still_verifies(
     api: Api, tokens: Tokens, store: EventStore
 ) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.common import content_digest
-from domain.petitions.decider import intake_digest
+from domain.petitions.decider import intake_digest, same_petition
 from domain.petitions.model import Petitioner, PetitionIntake
 
 IDENTITIES = [
@@ -46,3 +46,27 @@ def test_the_digest_of_an_intake_recorded_before_the_sealed_facts_is_unchanged()
     sealed = intake.model_copy(update={"petitioner": intake.petitioner.sealed("sealed-x")})
     assert intake_digest(sealed) != intake_digest(intake)
     assert intake_digest(sealed) == intake_digest(sealed.model_copy())
+
+
+def intake_of(petitioner: Petitioner, subject: str = "Đơn") -> PetitionIntake:
+    return PetitionIntake(source="s", external_ref="r", kind="denunciation", subject=subject, content="Nội dung",
+                          received_at=datetime(2026, 1, 2, tzinfo=UTC), petitioner=petitioner)
+
+
+def test_a_resubmission_matches_a_case_recorded_before_the_sealed_facts_were_kept() -> None:
+    person = Petitioner(name="Lê Văn Tố", address="Xã Hồng Phong")
+    resent = intake_of(person.sealed("sealed-1"))
+    # A denouncer sealed before the facts were kept: the case holds the ref alone.
+    old_sealed = intake_of(Petitioner(ref="sealed-1"))
+    assert same_petition(old_sealed, intake_digest(old_sealed), resent)
+    assert not same_petition(old_sealed, intake_digest(old_sealed), intake_of(person.sealed("sealed-1"), "Khác"))
+    assert not same_petition(old_sealed, intake_digest(old_sealed), intake_of(person.sealed("sealed-2")))
+    # A petitioner received in clear: compared in its sealed form (the API has compared the person).
+    in_clear = intake_of(person)
+    assert same_petition(in_clear, intake_digest(in_clear), resent)
+    untraceable = intake_of(Petitioner(name="Lê Văn Tố").sealed("sealed-1"))
+    assert not same_petition(in_clear, intake_digest(in_clear), untraceable)
+    assert not same_petition(in_clear, intake_digest(in_clear), intake_of(person.sealed("sealed-1"), "Khác"))
+    # And today's: the digests decide.
+    assert same_petition(resent, intake_digest(resent), resent)
+    assert not same_petition(resent, intake_digest(resent), intake_of(person))
