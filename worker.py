@@ -1,7 +1,8 @@
 """The one place where the Temporal client, the database pool, the activities and the workflows are wired.
 
 `danvan worker` runs `run_worker`; the API and the CLI make their Temporal clients with `connect`, so every
-client uses the pydantic data converter.
+client, and every worker built on one, uses the project's data converter: pydantic payloads encrypted by the
+payload codec (`danvan.codec`), whose key comes from the installation's secret.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
+from danvan.codec import data_converter
+from danvan.keys import settings_key
 from danvan.settings import Settings
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
@@ -28,9 +31,15 @@ from workflows.shared import TASK_QUEUE
 log = logging.getLogger("danvan.worker")
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
+def project_converter(secret: bytes | None = None) -> DataConverter:
+    """The data converter of every client, worker and replayer: pydantic, with payloads encrypted under
+    `secret` (default: the installation's, as `DANVAN_SECRET_KEY` or `$DANVAN_HOME/secret.key` give it)."""
+    return data_converter(secret if secret is not None else settings_key(Settings.from_env()))
+
+
+async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None) -> Client:
     """A Temporal client with the project's data converter. Every client in the project comes from here."""
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+    return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret))
 
 
 def build_worker(
@@ -77,7 +86,8 @@ async def run_worker(
     """Run a worker on `task_queue` until `stop` is set (or forever), then drain in-flight tasks and close."""
     store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     try:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        client = await connect(settings.temporal_address, settings.temporal_namespace,
+                               secret=settings_key(settings))
         worker = build_worker(client, store, task_queue=task_queue)
         log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
         async with worker:

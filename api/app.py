@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from danvan.codec import EncryptionCodec
+from danvan.keys import settings_key
 from danvan.settings import Settings
 from eventstore import EventStore
 
@@ -22,8 +24,8 @@ from . import errors
 from .auth import TokenCache
 from .console import mount_console
 from .deadline import RequestDeadline
-from .identities import IdentityVault, load_key
-from .routes import cases, health, ops, petitions, plan, reports, tokens
+from .identities import IdentityVault
+from .routes import cases, codec, health, identities, ops, petitions, plan, reports, tokens
 from .temporal import TemporalConnection
 
 DESCRIPTION = """\
@@ -60,15 +62,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                                       timeout=wait_bound)
+        secret = settings_key(settings)
         temporal = TemporalConnection(
             settings.temporal_address,
             settings.temporal_namespace,
             client=temporal_client,
             timeout=temporal_timeout if temporal_timeout is not None else min(2.0, wait_bound),
+            secret=secret,
         )
         app.state.store = store
         app.state.temporal = temporal
-        app.state.vault = IdentityVault(store.pool, load_key(settings.secret_key, settings.secret_key_file))
+        app.state.vault = IdentityVault(store.pool, secret)
+        app.state.codec = EncryptionCodec(secret)
         warm_up = asyncio.create_task(temporal.warm_up(), name="danvan-api-temporal-warm-up")
         try:
             yield
@@ -95,7 +100,10 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(plan.router)
     app.include_router(ops.router)
+    app.include_router(identities.router)
+    app.include_router(codec.router)  # Temporal's remote codec, /codec (and /console/codec: see CodecGate)
     mount_console(app)  # the web console, /console
+    app.add_middleware(codec.CodecGate, origins=codec.ui_origins(settings.temporal_ui_url))
     # Outermost but for Starlette's own last-resort handler: the deadline covers authentication too. The bulk
     # retries pace themselves over many cases on purpose; each of their RPCs is still bounded.
     app.add_middleware(RequestDeadline, timeout=settings.request_timeout,

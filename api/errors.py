@@ -267,6 +267,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The token's role or body may not do this",
         404: "Not found",
         409: "Refused: a conflict with the current state",
+        410: "Gone: it was erased",
         422: "Invalid input; `fields` names each bad field and the rule it breaks",
         503: "A dependency (PostgreSQL, Temporal) is unavailable",
     }

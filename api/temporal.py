@@ -26,8 +26,10 @@ class TemporalConnection:
     A client given at construction (tests, an embedding process) is used as is and never replaced.
     """
 
-    def __init__(self, address: str, namespace: str, *, client: Client | None = None, timeout: float = 2.0) -> None:
+    def __init__(self, address: str, namespace: str, *, client: Client | None = None, timeout: float = 2.0,
+                 secret: bytes | None = None) -> None:
         self.address = address
+        self.secret = secret  # of the payload codec; None: the installation's, from the environment
         self.namespace = namespace
         self.timeout = timeout
         self._client = client
@@ -49,7 +51,7 @@ class TemporalConnection:
         try:
             async with asyncio.timeout(self._bound()), self._lock:
                 if self._client is None:
-                    self._client = await worker.connect(self.address, self.namespace)
+                    self._client = await worker.connect(self.address, self.namespace, secret=self.secret)
                     log.info("connected to Temporal at %s (namespace %s)", self.address, self.namespace)
         except TimeoutError:
             raise TemporalUnavailableError(

@@ -596,6 +596,7 @@ class Bench:
     async def start_temporal(self) -> None:
         from temporalio.testing import WorkflowEnvironment
 
+        from worker import project_converter
         from workflows.shared import SEARCH_ATTRIBUTES
 
         port = free_port()
@@ -604,7 +605,8 @@ class Bench:
             ip="127.0.0.1",
             port=port,
             ui=False,
-            data_converter=pydantic_data_converter,
+            # The project's converter (payloads encrypted), as every worker of this run uses `worker.connect`.
+            data_converter=project_converter(),
             dev_server_extra_args=[
                 arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")
             ]

@@ -131,6 +131,9 @@ async def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
             await store.close()
     if not events:
         raise Refused(f"case {args.case_id} not found")
+    from api.identities import shown_events
+
+    events = shown_events(events)  # an identity recorded in clear before sealing is not shown here either
     if args.process:
         return await _history_with_process(settings, args, events, report)
     if args.json:
@@ -220,6 +223,37 @@ async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await pool.close()
     print(token)
+    return 0
+
+
+async def cmd_identity_erase(settings: Settings, args: argparse.Namespace) -> int:
+    """Crypto-shred one petitioner's identity (`api.identities.IdentityVault.erase`), recorded with the login
+    running the command, the time and the reason."""
+    import getpass
+    import socket
+
+    from api.identities import IdentityErased, IdentityNotFound, IdentityVault
+    from eventstore import create_pool
+
+    from .keys import settings_key
+
+    reason = args.reason.strip()
+    if len(reason) < 10:
+        raise Refused("--reason: give at least 10 characters saying why the identity is erased")
+    async with database(settings) as url:
+        pool = await create_pool(url, max_size=1)
+        try:
+            vault = IdentityVault(pool, settings_key(settings))
+            erasure = await vault.erase(args.ref, by=f"{getpass.getuser()}@{socket.gethostname()}",
+                                        role="operator", reason=reason)
+        except IdentityNotFound:
+            raise Refused(f"no sealed identity {args.ref!r}") from None
+        except IdentityErased as exc:
+            when = f" on {exc.erasure.erased_at.isoformat()}" if exc.erasure else ""
+            raise Refused(f"identity {args.ref!r} was already erased{when}") from None
+        finally:
+            await pool.close()
+    print(f"erased {erasure.ref} (case {erasure.case_id}) at {erasure.erased_at.isoformat()} by {erasure.erased_by}")
     return 0
 
 
@@ -469,6 +503,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body", help="the body a `body` token acts for (required for that role)")
     p.add_argument("--label", help="who holds it; for `intake`, the sending system's name")
     p.set_defaults(handler=cmd_token_create)
+    identity = sub.add_parser("identity", help="Petitioners' sealed identities.",
+                              description="Petitioners' sealed identities.")
+    identity_sub = identity.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
+    p = identity_sub.add_parser(
+        "erase", help="Erase an identity for good: its key and ciphertext are destroyed; the erasure is recorded.",
+        description="Erase an identity for good: its key and ciphertext are destroyed; the erasure is recorded "
+                    "with the login running the command and the reason. Every hash chain still verifies.")
+    p.add_argument("ref", help="the case's petitioner_ref (sealed-...)")
+    p.add_argument("--reason", required=True, help="why (at least 10 characters; recorded)")
+    p.set_defaults(handler=cmd_identity_erase)
     return parser
 
 

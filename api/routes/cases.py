@@ -1,11 +1,12 @@
 """Reading cases: the current state, the list with filters and its counts, the event history with its
 integrity (and, on request, Temporal's process history merged in), who read a denunciation, and the
-denouncer's identity for those cleared to read it.
+petitioner's identity for those cleared to read it.
 
-Read audit: every answer about a denunciation from `GET /v1/cases/{id}` and `GET /v1/cases/{id}/history`
-is recorded in `case_reads` before it is sent, whoever asks; every read of a denouncer's identity is
-recorded in `identity_reads`. The case list and the counts are not recorded: their rows carry no identity
-and no content beyond the subject line, and a dashboard polling them would bury the real reads.
+Read audit: every answer about a case under the denunciation regime (`api.identities.under_denunciation_regime`)
+from `GET /v1/cases/{id}` and `GET /v1/cases/{id}/history` is recorded in `case_reads` before it is sent,
+whoever asks; every read of a petitioner's identity is recorded in `identity_reads`. The case list and
+the counts are not recorded: their rows carry no identity and no content beyond the subject line, and a
+dashboard polling them would bury the real reads.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from ops.stalled import DEFAULT_POLICY, find_stalled
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
-from ..identities import IDENTITY_ROLES, IdentityVault, list_identity_reads, may_unseal
+from ..identities import (
+    IDENTITY_FIELDS,
+    IDENTITY_ROLES,
+    IdentityErased,
+    IdentityVault,
+    list_identity_reads,
+    may_unseal,
+    shown_events,
+    under_denunciation_regime,
+)
 from ..queries import (
     CaseCursor,
     CaseFilter,
@@ -119,7 +129,7 @@ class CaseCountsAnswer(BaseModel):
 
 
 class IdentityReadOut(BaseModel):
-    """One recorded read of the denouncer's identity."""
+    """One recorded read of the petitioner's identity."""
 
     id: int
     reader: str
@@ -132,7 +142,7 @@ class IdentityReadOut(BaseModel):
 
 class CaseReads(BaseModel):
     """Who read a case: `reads` (the case page and its history; denunciations only), newest first, paged
-    with `next_before`; `identity_reads` (every read of the denouncer's identity, with its purpose)."""
+    with `next_before`; `identity_reads` (every read of the petitioner's identity, with its purpose)."""
 
     case_id: str
     reads: list[CaseRead]
@@ -141,7 +151,7 @@ class CaseReads(BaseModel):
 
 
 class SealedIdentity(BaseModel):
-    """The denouncer's identity in clear. This read has been recorded, with its purpose."""
+    """The petitioner's identity in clear. This read has been recorded, with its purpose."""
 
     case_id: str
     ref: str
@@ -169,8 +179,9 @@ async def vault_dependency(request: Request) -> IdentityVault:
 
 
 async def audit_read(store: EventStore, case: CaseRecord | None, principal: Principal, what: str) -> None:
-    """Record a read of a denunciation (`case_reads`); other kinds are not audited."""
-    if case is not None and case.kind == "denunciation":
+    """Record a read of a case under the denunciation regime (`case_reads`): a denunciation, or a case that
+    ever was one or shares its petitioner with one (`under_denunciation_regime`); other cases are not audited."""
+    if case is not None and await under_denunciation_regime(store.pool, case):
         await record_case_read(store.pool, case.case_id, reader=principal.label, token_id=principal.id,
                                role=principal.role, body=principal.body_id, what=what)
 
@@ -312,6 +323,7 @@ async def get_history(
     events, report = await store.read_verified(case_id)
     if not events:
         raise ApiError(404, "not_found", f"no events for case {case_id!r}")
+    events = shown_events(events)  # an identity recorded in clear before sealing is never shown
     history = History(
         case_id=case_id,
         version=events[-1].version,
@@ -337,7 +349,7 @@ async def get_history(
 @router.get(
     "/{case_id}/reads",
     response_model=CaseReads,
-    summary="Who read a case (denunciations) and who read its denouncer's identity",
+    summary="Who read a case (denunciation regime) and who read its petitioner's identity",
     responses=error_responses(401, 403, 404, 422),
 )
 async def get_case_reads(
@@ -348,10 +360,10 @@ async def get_case_reads(
     before: Annotated[int | None, Query(ge=1, description="`next_before` of the previous page")] = None,
 ) -> CaseReads:
     """The recorded reads of the case, newest first: every answer of `GET /v1/cases/{id}` and
-    `GET /v1/cases/{id}/history` about a denunciation (`what`: `case`, `history`, `history+process`), with the
-    reader's token label, role, body and token id; and every read of the denouncer's identity with its
-    purpose. Other kinds of case are not audited, so their list is empty. Reading this list is not itself
-    recorded. Roles: `supervisor`, `admin`.
+    `GET /v1/cases/{id}/history` about a case under the denunciation regime (`what`: `case`, `history`,
+    `history+process`), with the reader's token label, role, body and token id; and every read of the
+    petitioner's identity with its purpose. Cases never under the denunciation regime are not audited, so their
+    `reads` are empty. Reading this list is not itself recorded. Roles: `supervisor`, `admin`.
     """
     reads, next_before = await list_case_reads(store.pool, case_id, limit=limit, before=before)
     if not reads and before is None and await store.get_case(case_id) is None:
@@ -367,8 +379,8 @@ async def get_case_reads(
 @router.get(
     "/{case_id}/petitioner",
     response_model=SealedIdentity,
-    summary="The denouncer's identity in clear, for those cleared to read it; every read recorded",
-    responses=error_responses(401, 403, 404, 422),
+    summary="The petitioner's identity in clear, for those cleared to read it; every read recorded",
+    responses=error_responses(401, 403, 404, 410, 422),
 )
 async def get_petitioner(
     case_id: CaseId,
@@ -380,32 +392,41 @@ async def get_petitioner(
         str, Query(min_length=5, max_length=500, description="Why the identity is needed; recorded with the read")
     ],
 ) -> SealedIdentity:
-    """The identity a denunciation's petitioner gave, unsealed (Luật Tố cáo 2018 keeps it secret).
+    """The identity the petitioner gave, unsealed: the only answer of the API that holds it.
 
-    Cleared: the body that leads the case (the one resolving it: it must notify and may need to protect the
-    denouncer) and `supervisor`. Refused (403, nothing revealed): every other body, coordinating bodies
-    included, and the roles `intake`, `operator`, `admin`. `purpose` is required; the read is recorded in
-    `identity_reads` with the reader, role, body, token and purpose before the identity is decrypted, and is
-    listed by `GET /v1/cases/{id}/reads`. 404 when the case is not a denunciation (other petitioners are not
-    sealed: their identity is in the case's first event).
+    Cleared, whatever the kind (`api.identities.may_unseal`): the body that leads the case (the one resolving
+    it: it must notify the petitioner, may hold a dialogue with them and must protect a denouncer) and
+    `supervisor`. Refused (403, nothing revealed): every other body, coordinating bodies included, and the
+    roles `intake`, `operator`, `admin`. `purpose` is required; the read is recorded in `identity_reads` with
+    the reader, role, body, token and purpose before the identity is decrypted, and is listed by
+    `GET /v1/cases/{id}/reads`. A petition received before every petitioner was sealed answers with the
+    identity its first event holds (`ref`: `in-event`), read and recorded the same way. 404 when the case
+    keeps no identity; 410 when it was erased (the answer says when and why).
     """
     case = await store.get_case(case_id)
     if case is None:
         raise ApiError(404, "not_found", f"no case {case_id!r}")
     if not may_unseal(principal, case):
         who = f"body {principal.body_id!r}" if principal.role == "body" else f"a {principal.role!r} token"
-        raise ApiError(403, "forbidden", f"{who} is not cleared to read the denouncer's identity of case "
+        raise ApiError(403, "forbidden", f"{who} is not cleared to read the petitioner's identity of case "
                        f"{case_id}: only the lead body handling it and supervisors are")
-    if case.kind != "denunciation":
-        raise ApiError(404, "not_sealed", f"case {case_id} is a {case.kind}: its petitioner is not sealed")
     ref = await vault.ref_of_case(case_id, case.summary.get("petitioner_ref"))
-    identity = await vault.unseal(ref, principal.label, purpose, case_id=case_id, role=principal.role,
-                                  body=principal.body_id, token_id=principal.id) if ref else None
-    if ref is None or identity is None:
+    try:
+        identity = await vault.unseal(ref, principal.label, purpose, case_id=case_id, role=principal.role,
+                                      body=principal.body_id, token_id=principal.id) if ref else None
+    except IdentityErased as exc:
+        when = f" on {exc.erasure.erased_at.isoformat()} ({exc.erasure.reason})" if exc.erasure else ""
+        raise ApiError(410, "identity.erased",
+                       f"the petitioner's identity of case {case_id} was erased{when}") from None
+    if ref is None:  # received before every petitioner was sealed: the identity is in its first event
+        identity = await vault.recorded_in_clear(
+            next(iter(await store.read_stream(case_id, limit=1)), None), principal.label, purpose,
+            case_id=case_id, role=principal.role, body=principal.body_id, token_id=principal.id)
+    if identity is None:
         raise ApiError(404, "not_sealed", f"no sealed identity is kept for case {case_id}")
     response.headers["Cache-Control"] = "no-store"
-    fields = {k: identity.get(k) for k in ("name", "address", "phone", "email", "id_number")}
-    return SealedIdentity(case_id=case_id, ref=ref, **fields)
+    fields = {k: identity.get(k) for k in IDENTITY_FIELDS}
+    return SealedIdentity(case_id=case_id, ref=ref or "in-event", **fields)
 
 
 @router.get(

@@ -30,7 +30,7 @@ from workflows.plan_task import TaskCommandResult, TaskView
 from ..auth import check_case_access, require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses, field_errors
-from ..identities import IdentityConflict, IdentityVault
+from ..identities import IdentityConflict, IdentityErased, IdentityVault
 from ..tokens import Principal
 
 router = APIRouter(tags=["petitions"])
@@ -119,18 +119,24 @@ async def receive_petition(
 
     201 with the case id and its first deadline; the same `source` + `external_ref` again gives 200 and the
     same case; with different content, 409. An `intake` token sends only for its own system (`source` = the
-    token's label). A denouncer's identity is sealed before the case starts (see `api.identities`).
+    token's label). The petitioner's identity is sealed before the case starts (see `api.identities`): the
+    case holds only its `ref`.
     """
     if principal.role == "intake" and intake.source != principal.label:
         raise ApiError(403, "forbidden", f"this token sends for {principal.label!r}, not {intake.source!r}")
-    if intake.kind == PetitionKind.DENUNCIATION:
-        case_id = petition_case_id(intake.source, intake.external_ref)
-        try:
-            sealed = await vault.seal(case_id, intake.source, intake.external_ref, intake.petitioner)
-        except IdentityConflict:
-            raise ApiError(409, "petition.conflict",
-                           "this source and external_ref were already received with another denouncer") from None
-        intake = intake.model_copy(update={"petitioner": sealed})
+    # Every petitioner is sealed, whatever the kind: a complaint may be reclassified as a denunciation, and
+    # Temporal's history and the events are kept for years (see `api.identities`).
+    case_id = petition_case_id(intake.source, intake.external_ref)
+    try:
+        sealed = await vault.seal(case_id, intake.source, intake.external_ref, intake.petitioner)
+    except IdentityConflict:
+        raise ApiError(409, "petition.conflict",
+                       "this source and external_ref were already received with another petitioner") from None
+    except IdentityErased:
+        raise ApiError(409, "identity.erased",
+                       "this source and external_ref were received before and their petitioner's identity has "
+                       "been erased: it cannot be received again") from None
+    intake = intake.model_copy(update={"petitioner": sealed})
     client = await temporal.get()
     retry = ("the petition may or may not have been received: send it again as it is; the same source and "
              "external_ref open one case")

@@ -205,9 +205,47 @@ def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: dat
     return events
 
 
+#: Petitioner fields added after cases were recorded: left out of the digest while unset, so the digest of an
+#: intake recorded before them is the digest it had.
+_LATER_PETITIONER_FIELDS = ("named", "traceable")
+
+
 def intake_digest(intake: Any) -> str:
-    """What makes a repeated submission 'the same petition': its whole content, in canonical form."""
-    return content_digest(intake.model_dump(mode="json"))
+    """What makes a repeated submission 'the same petition': its whole content, in canonical form.
+
+    With the identity sealed, the petitioner's part is its ref (one per source and external_ref) and the facts
+    kept at sealing; the API has already refused a resubmission that names another person.
+    """
+    document = intake.model_dump(mode="json")
+    petitioner = document.get("petitioner")
+    if isinstance(petitioner, dict):
+        for key in _LATER_PETITIONER_FIELDS:
+            if petitioner.get(key) is None:
+                petitioner.pop(key, None)
+    return content_digest(document)
+
+
+def same_petition(stored: Any, stored_digest: str, received: Any) -> bool:
+    """Whether `received` (an intake, its petitioner sealed by the API) is the petition stored as `stored`
+    (the case's intake, whose digest was recorded as `stored_digest`).
+
+    The digests decide, and two intakes recorded before every petitioner carried the sealed facts still
+    match their resubmission: a denouncer sealed without them (the API has compared the identity behind the
+    same ref), and a petitioner received in clear (the API has compared the person with the case's first
+    event), which is compared in its sealed form.
+    """
+    if intake_digest(received) == stored_digest:
+        return True
+    kept, sent = stored.petitioner, received.petitioner
+    if sent.ref is None or sent.named is None:
+        return False
+    if kept.named is None and kept.ref == sent.ref and not kept.identifying:
+        legacy = received.model_copy(update={"petitioner": kept})
+        return bool(intake_digest(legacy) == stored_digest)
+    if kept.identifying:
+        return bool(intake_digest(stored.model_copy(update={"petitioner": kept.sealed(sent.ref)}))
+                    == intake_digest(received))
+    return False
 
 
 def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime) -> list[Event]:

@@ -55,8 +55,10 @@ Channel = Literal["post", "in_person", "suggestion_box", "online_portal", "email
 
 
 class Petitioner(Text):
-    """Who petitions. For a denunciation the API replaces this with a pseudonymous reference (`ref`)
-    before anything reaches Temporal or the event store (Luật Tố cáo: the denouncer's identity is secret)."""
+    """Who petitions. The API replaces the identity of every petitioner, whatever the kind, with a
+    pseudonymous reference (`ref`) before anything reaches Temporal or the event store (`api.identities`):
+    the case knows how many petition together and whether a name and a way to find them were given, which
+    is all its rules need; the person is read only through `GET /v1/cases/{id}/petitioner`."""
 
     name: str | None = Field(default=None, max_length=300)
     address: str | None = Field(default=None, max_length=500)
@@ -65,10 +67,31 @@ class Petitioner(Text):
     id_number: str | None = Field(default=None, max_length=50)
     ref: str | None = Field(default=None, max_length=100, description="pseudonymous reference to a sealed identity")
     count: int = Field(default=1, ge=1, description="number of people petitioning together")
+    named: bool | None = Field(default=None, description="sealed: whether the petitioner gave a name")
+    traceable: bool | None = Field(
+        default=None, description="sealed: whether the petitioner gave an address, a phone or an ID number")
 
     @property
     def anonymous(self) -> bool:
+        """An anonymous letter (no name, or no way to find its writer: Luật Tố cáo 2018, Điều 25).
+
+        A sealed petitioner answers from the facts kept at sealing. One sealed before those facts were kept
+        (a denouncer of an older case, `named` unset) was never treated as anonymous, and still is not, so
+        recorded histories decide as they did.
+        """
+        if self.named is not None:
+            return not (self.named and self.traceable)
         return self.ref is None and not (self.name and (self.address or self.phone or self.id_number))
+
+    @property
+    def identifying(self) -> bool:
+        """Whether this carries anything that identifies a person (what sealing removes)."""
+        return any((self.name, self.address, self.phone, self.email, self.id_number))
+
+    def sealed(self, ref: str) -> Petitioner:
+        """What the rest of the system may hold of this petitioner once its identity is sealed under `ref`."""
+        return Petitioner(ref=ref, count=self.count, named=bool(self.name),
+                          traceable=bool(self.address or self.phone or self.id_number))
 
 
 class PetitionIntake(Text):

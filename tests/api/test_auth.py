@@ -37,6 +37,9 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "nudge a case": ("POST", "/v1/ops/cases/{case}/nudge", frozenset({"operator", "admin"})),
     "reassign a case": ("POST", "/v1/ops/cases/{case}/reassign", frozenset({"operator", "admin"})),
     "retry stalled cases": ("POST", "/v1/ops/retry", frozenset({"operator", "admin"})),
+    "erase an identity": ("POST", "/v1/identities/{ref}/erase", frozenset({"admin"})),
+    "decode payloads": ("POST", "/codec/decode", frozenset({"supervisor", "operator", "admin"})),
+    "encode payloads": ("POST", "/codec/encode", frozenset({"supervisor", "operator", "admin"})),
 }
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).
@@ -112,9 +115,17 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None):
         await seed_case(store, case_id=case_id, kind="denunciation", lead_body=world.body_a,
                         summary={"petitioner_ref": sealed.ref})
         return await api.get(path.format(case=case_id), tok, params={"purpose": "the matrix checks roles"})
+    if endpoint == "erase an identity":  # a fresh identity each time, so an admitted call erases it
+        from domain.petitions.model import Petitioner
+
+        sealed = await api.app.state.vault.seal(unique("pet-erase"), world.source, unique("ref"),
+                                                Petitioner(name="Xoá Thử"))
+        return await api.post(path.format(ref=sealed.ref), tok, json={"reason": "the matrix checks roles"})
+    if endpoint in ("decode payloads", "encode payloads"):
+        return await api.post(path, tok, json={"payloads": []})
     if endpoint in OPS_BODIES:
         return await api.post(path.format(case=world.petition), tok, json=OPS_BODIES[endpoint])
-    url = path.format(case=world.case_a, period="2026")
+    url = path.format(case=world.case_a, period="2026", ref="sealed-none")
     if method == "POST":
         return await api.post(url, tok, json={"role": "supervisor", "label": "issued by the matrix"})
     return await api.get(url, tok)
@@ -151,7 +162,7 @@ async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "dv_no_scheme", "Bearer dv_unknown_token_xyz"])
 async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint, header) -> None:
     method, path, _ = ENDPOINTS[endpoint]
-    url = path.format(case=world.case_a, period="2026")
+    url = path.format(case=world.case_a, period="2026", ref="sealed-none")
     response = await api.http.request(method, url, headers={"Authorization": header})
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")

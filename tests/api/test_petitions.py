@@ -181,53 +181,67 @@ async def test_cases_are_listed_by_their_search_attributes_in_temporal(
 async def test_a_petition_started_and_driven_by_the_temporal_cli_behaves_like_one_from_the_api(
     api: Api, tokens: Tokens, temporal_env: WorkflowEnvironment, store: EventStore
 ) -> None:
-    from tests.conftest import binary
+    import uvicorn
+
+    from tests.conftest import binary, free_port
 
     address = temporal_env.client.service_client.config.target_host
     case_id = unique("pet-cli")
     intake = petition(tokens.source, receiving_body="UBND_TINH")
+    # Payloads are encrypted: the CLI reads and writes them through the API's codec endpoint, served here over
+    # HTTP from the same app, with a supervisor's token.
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(api.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.05)
+    codec = ["--codec-endpoint", f"http://127.0.0.1:{port}/codec", "--codec-auth", f"Bearer {tokens.supervisor}"]
 
     async def cli(*args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
-            binary("temporal"), *args, "--address", address,
+            binary("temporal"), *args, "--address", address, *codec,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
         return out.decode()
 
-    await cli("workflow", "start", "--task-queue", "danvan", "--type", "PetitionWorkflow",
-              "--workflow-id", case_id, "--input", json.dumps({"intake": intake}, ensure_ascii=False))
-    classify = {"command": {"type": "classify", "lead_body": "UBND_TINH"},
-                "actor": {"id": "cli-officer", "role": "body", "body": "UBND_TINH"}}
-    for _ in range(50):  # the case opens when its first event is stored
-        if await store.stream_version(case_id) > 0:
-            break
-        await asyncio.sleep(0.1)
-    # Around the API, the case itself still judges who sends a command: an operator does not classify.
-    by_operator = await asyncio.create_subprocess_exec(
-        binary("temporal"), "workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
-        "--input", json.dumps({**classify, "actor": {"id": "cli-operator", "role": "operator"}}),
-        "--address", address, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await by_operator.communicate()
-    assert by_operator.returncode != 0 and b"authority.classify" in err
-    out = await cli("workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
-                    "--input", json.dumps(classify))
-    assert "classified" in out
-    refused = await asyncio.create_subprocess_exec(
-        binary("temporal"), "workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
-        "--input", json.dumps({**classify, "command": {"type": "close"}}), "--address", address,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await refused.communicate()
-    assert refused.returncode != 0 and b"close.state" in err
+    try:
+        await cli("workflow", "start", "--task-queue", "danvan", "--type", "PetitionWorkflow",
+                  "--workflow-id", case_id, "--input", json.dumps({"intake": intake}, ensure_ascii=False))
+        classify = {"command": {"type": "classify", "lead_body": "UBND_TINH"},
+                    "actor": {"id": "cli-officer", "role": "body", "body": "UBND_TINH"}}
+        for _ in range(50):  # the case opens when its first event is stored
+            if await store.stream_version(case_id) > 0:
+                break
+            await asyncio.sleep(0.1)
+        # Around the API, the case itself still judges who sends a command: an operator does not classify.
+        by_operator = await asyncio.create_subprocess_exec(
+            binary("temporal"), "workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
+            "--input", json.dumps({**classify, "actor": {"id": "cli-operator", "role": "operator"}}),
+            "--address", address, *codec, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await by_operator.communicate()
+        assert by_operator.returncode != 0 and b"authority.classify" in err
+        out = await cli("workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
+                        "--input", json.dumps(classify))
+        assert "classified" in out
+        refused = await asyncio.create_subprocess_exec(
+            binary("temporal"), "workflow", "update", "execute", "--workflow-id", case_id, "--name", "execute",
+            "--input", json.dumps({**classify, "command": {"type": "close"}}), "--address", address, *codec,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await refused.communicate()
+        assert refused.returncode != 0 and b"close.state" in err
 
-    case = (await api.get(f"/v1/cases/{case_id}", tokens.supervisor)).json()
-    assert case["status"] == "classified" and case["lead_body"] == "UBND_TINH"
-    history = (await api.get(f"/v1/cases/{case_id}/history", tokens.supervisor)).json()
-    assert [e["type"] for e in history["events"]] == ["PetitionReceived", "Classified"]
-    assert history["integrity"]["ok"]
-    assert history["events"][1]["actor"] == "body:cli-officer@UBND_TINH"
-    answer = await command(api, tokens.body, case_id, {"type": "accept", "decision_no": "9/QĐ"})
-    assert answer.status_code == 200 and answer.json()["status"] == "accepted"
+        case = (await api.get(f"/v1/cases/{case_id}", tokens.supervisor)).json()
+        assert case["status"] == "classified" and case["lead_body"] == "UBND_TINH"
+        history = (await api.get(f"/v1/cases/{case_id}/history", tokens.supervisor)).json()
+        assert [e["type"] for e in history["events"]] == ["PetitionReceived", "Classified"]
+        assert history["integrity"]["ok"]
+        assert history["events"][1]["actor"] == "body:cli-officer@UBND_TINH"
+        answer = await command(api, tokens.body, case_id, {"type": "accept", "decision_no": "9/QĐ"})
+        assert answer.status_code == 200 and answer.json()["status"] == "accepted"
+    finally:
+        server.should_exit = True
+        await serving

@@ -155,7 +155,7 @@ async def test_another_body_a_coordinating_body_and_other_roles_get_403_and_noth
     assert len(await identity_reads(store, case_id)) == 1
 
 
-async def test_the_purpose_is_required_and_a_case_that_is_not_a_denunciation_has_no_sealed_identity(
+async def test_the_purpose_is_required_and_a_case_that_keeps_no_sealed_identity_answers_404(
     api: Api, tokens: Tokens, store: EventStore
 ) -> None:
     case_id = await open_denunciation(api, tokens)

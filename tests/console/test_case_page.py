@@ -193,3 +193,32 @@ async def test_a_plan_task_shows_what_each_body_owes(api: Api, tokens: Tokens, s
     assert 'class="overdue"' in late and "Xác nhận nhận nhiệm vụ" in late and "Chưa trả lời" in late
     assert any("Báo cáo kỳ 2026-H1" in r and "<code>UBND_TINH</code>" in r for r in rows)
     assert "không phải thời hạn luật định" in page.text
+
+
+async def test_a_complaints_petitioner_is_offered_to_its_lead_body_and_a_reclassified_one_is_shown_as_a_denouncer(
+    api: Api, tokens: Tokens, store: EventStore
+) -> None:
+    case_id = await open_petition(api, tokens, petitioner={"name": SECRET_NAME, "address": "Số 5 phố Hàng",
+                                                           "phone": SECRET_PHONE})
+    await command(api, tokens.lead, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
+    await command(api, tokens.lead, case_id, {"type": "accept", "decision_no": "16/QĐ-UBND"})
+    await command(api, tokens.lead, case_id, {"type": "request_coordination", "subject": "Hồ sơ đất",
+                                              "bodies": [{"body": "SO_TAI_NGUYEN", "side": "state", "days": 5}]})
+    async with signed_in(api.app, tokens.other_body) as other:
+        page = await other.page(f"/console/cases/{case_id}")
+        assert "Bạn không được xem danh tính người gửi đơn" in page.text and 'name="purpose"' not in page.text
+        assert SECRET_NAME not in page.text and SECRET_PHONE not in page.text
+    async with signed_in(api.app, tokens.lead) as lead:
+        page = await lead.page(f"/console/cases/{case_id}")
+        assert "Người gửi đơn" in page.text and SECRET_NAME not in page.text
+        shown = await lead.post_form(f"/console/cases/{case_id}/identity",
+                                     {"csrf": csrf_of(page.text), "purpose": "Mời người khiếu nại đối thoại"})
+        assert shown.status_code == 200 and SECRET_NAME in shown.text and SECRET_PHONE in shown.text
+    assert await store.pool.fetchval("SELECT count(*) FROM case_reads WHERE case_id = $1", case_id) == 0
+
+    denounced = await open_petition(api, tokens, petitioner={"name": SECRET_NAME, "address": "Số 5 phố Hàng"})
+    await command(api, tokens.lead, denounced, {"type": "classify", "kind": "denunciation", "lead_body": "UBND_TINH"})
+    async with signed_in(api.app, tokens.supervisor) as supervisor:
+        page = await supervisor.page(f"/console/cases/{denounced}")
+        assert "Người tố cáo" in page.text and "Lượt xem hồ sơ tố cáo này đã được ghi" in page.text
+    assert await store.pool.fetchval("SELECT count(*) FROM case_reads WHERE case_id = $1", denounced) == 1

@@ -33,6 +33,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from danvan.codec import opened
 from domain.calendar import local_date
 from domain.common import Actor
 from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
@@ -40,7 +41,7 @@ from domain.petitions.commands import CommandRequest
 from domain.petitions.model import PetitionStatus, petition_case_id
 from domain.petitions.views import case_view
 from eventstore import EventStore
-from tests.conftest import ROOT, binary, migrated_database
+from tests.conftest import ROOT, binary, migrated_database, secret_env
 from workflows.client import CommandRefused, open_petition, send_command
 from workflows.petition import PetitionWorkflow
 
@@ -227,6 +228,7 @@ def worker_env(tmp_path: Path, temporal_env: WorkflowEnvironment) -> dict[str, s
         DANVAN_HOME=str(tmp_path / "home"),
         DANVAN_LOG_LEVEL="INFO",
         DANVAN_DB_POOL_MAX="10",
+        **secret_env(),  # the payload codec's key of the tests' clients
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -456,7 +458,8 @@ async def read_evidence(client: Client, case_ids: list[str], old: str, new: str)
             elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
                 attrs = ev.activity_task_completed_event_attributes
                 if attrs.scheduled_event_id in retried:
-                    result = json.loads(attrs.result.payloads[0].data)  # an AppendResult
+                    # An AppendResult, as the worker wrote it: encrypted by the payload codec.
+                    result = json.loads(opened(client.data_converter, attrs.result.payloads[0]).data)
                     outcome = "stored" if result["duplicate"] else "appended"
                     evidence.appends_retried.setdefault(case_id, []).append(outcome)
             elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from domain.common import Actor, Event
 from domain.petitions.views import CaseView
+from worker import project_converter
 from workflows import ALL_WORKFLOWS
 from workflows.petition import PetitionStart, PetitionWorkflow
 
@@ -75,7 +75,7 @@ def _petition_histories() -> list[Path]:
 @pytest.mark.parametrize("path", FILES, ids=_name)
 async def test_a_recorded_history_replays_on_the_current_code(path: Path) -> None:
     history = _load(path)
-    replayer = Replayer(workflows=_workflows(), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=_workflows(), data_converter=project_converter())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure!r}"
 
@@ -147,17 +147,17 @@ async def test_an_unpatched_change_to_the_petition_workflow_fails_replay_with_a_
 ) -> None:
     history = _load(path)
     # The same history, the same harness, the released code: it replays (so what fails below is the change).
-    released = Replayer(workflows=[PetitionWorkflow], data_converter=pydantic_data_converter)
+    released = Replayer(workflows=[PetitionWorkflow], data_converter=project_converter())
     await released.replay_workflow(history)
 
-    changed = Replayer(workflows=[PetitionWorkflowThatPausesBeforeAppending], data_converter=pydantic_data_converter)
+    changed = Replayer(workflows=[PetitionWorkflowThatPausesBeforeAppending], data_converter=project_converter())
     with pytest.raises(workflow.NondeterminismError):
         await changed.replay_workflow(history)
 
 
 @pytest.mark.parametrize("path", _petition_histories(), ids=_name)
 async def test_the_same_change_behind_workflow_patched_replays(path: Path) -> None:
-    patched = Replayer(workflows=[PetitionWorkflowThatPausesBehindAPatch], data_converter=pydantic_data_converter)
+    patched = Replayer(workflows=[PetitionWorkflowThatPausesBehindAPatch], data_converter=project_converter())
     await patched.replay_workflow(_load(path))
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -22,7 +21,7 @@ from domain.calendar import end_of_day, local_date
 from domain.common import Actor
 from domain.deadlines import CaseRules, compute_deadline
 from eventstore import EventStore
-from worker import build_worker
+from worker import build_worker, project_converter
 from workflows.front_supervision import FrontCommandResult, FrontSupervisionStart, FrontSupervisionWorkflow
 
 FRONT_OFFICER = Actor(id="ttmt-01", role="body", body="UBMTTQ_TINH")
@@ -155,6 +154,6 @@ async def test_an_unanswered_recommendation_escalates_itself_and_the_record_matc
         assert final.status == "closed" and final.version == len(await store.read_stream(supervision_id))
 
     # Replaying the recorded history with today's code makes the same decisions.
-    await Replayer(workflows=[FrontSupervisionWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+    await Replayer(workflows=[FrontSupervisionWorkflow], data_converter=project_converter()).replay_workflow(
         await handle.fetch_history()
     )
