@@ -12,7 +12,10 @@ from typing import Any
 import pytest_asyncio
 from temporalio.api.common.v1 import Payload
 
+from api.console.session import SESSION_COOKIE
 from api.identities import IdentityVault
+from api.sessions import create_session
+from api.tokens import hash_token
 from domain.petitions.model import petition_case_id
 from eventstore import CaseRow, EventStore, NewEvent
 
@@ -99,7 +102,7 @@ async def test_a_complaint_is_sealed_at_intake_and_its_lead_body_and_supervisors
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "petition.conflict"
     assert PHONE not in conflict.text
 
-    await send(api, tokens.admin, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
+    await send(api, tokens.lead, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
     for tok in (tokens.lead, tokens.supervisor):
         got = await petitioner(api, tok, case_id)
         assert got.status_code == 200, got.text
@@ -119,9 +122,9 @@ async def test_a_complaint_reclassified_as_a_denunciation_keeps_its_seal_and_is_
     api: Api, tokens: Tokens, store: EventStore
 ) -> None:
     case_id = (await open_case(api, tokens))["case_id"]
-    await send(api, tokens.admin, case_id, {"type": "classify", "kind": "denunciation", "lead_body": "UBND_TINH"})
-    await send(api, tokens.admin, case_id, {"type": "accept", "decision_no": "7/QĐ"})
-    await send(api, tokens.admin, case_id, {"type": "request_coordination", "subject": "Xác minh",
+    await send(api, tokens.lead, case_id, {"type": "classify", "kind": "denunciation", "lead_body": "UBND_TINH"})
+    await send(api, tokens.lead, case_id, {"type": "accept", "decision_no": "7/QĐ"})
+    await send(api, tokens.lead, case_id, {"type": "request_coordination", "subject": "Xác minh",
                                             "bodies": [{"body": "SO_TAI_NGUYEN", "side": "state", "days": 5}]})
     for tok in (tokens.coordinator, tokens.lead, tokens.supervisor):
         history = await api.get(f"/v1/cases/{case_id}/history", tok)
@@ -136,7 +139,7 @@ async def test_a_letter_split_with_a_denouncing_part_puts_every_part_and_the_let
     api: Api, tokens: Tokens
 ) -> None:
     case_id = (await open_case(api, tokens))["case_id"]
-    split = await send(api, tokens.admin, case_id, {"type": "split", "parts": [
+    split = await send(api, tokens.lead, case_id, {"type": "split", "parts": [
         {"kind": "complaint", "subject": "Khiếu nại", "content": "Phần khiếu nại."},
         {"kind": "denunciation", "subject": "Tố cáo", "content": "Phần tố cáo."}]})
     complaint_part, denunciation_part = split["case"]["linked_cases"]
@@ -232,7 +235,7 @@ async def test_an_erased_identity_answers_that_it_was_erased_and_every_chain_sti
 ) -> None:
     opened = await open_case(api, tokens, kind="denunciation")
     case_id, ref = opened["case_id"], opened["case"]["petitioner_ref"]
-    await send(api, tokens.admin, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
+    await send(api, tokens.lead, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
     short = await api.post(f"/v1/identities/{ref}/erase", tokens.admin, json={"reason": "ngắn"})
     assert short.status_code == 422 and short.json()["error"]["fields"][0]["field"] == "reason"
     assert (await petitioner(api, tokens.supervisor, case_id)).status_code == 200  # nothing changed
@@ -255,7 +258,7 @@ async def test_an_erased_identity_answers_that_it_was_erased_and_every_chain_sti
     report = await store.verify(case_id)
     assert report.ok
     # The case goes on without it.
-    assert (await send(api, tokens.admin, case_id, {"type": "accept", "decision_no": "8/QĐ"}))["status"] == "accepted"
+    assert (await send(api, tokens.lead, case_id, {"type": "accept", "decision_no": "8/QĐ"}))["status"] == "accepted"
     assert (await store.verify(case_id)).ok
 
 
@@ -304,12 +307,19 @@ async def test_the_codec_endpoint_decodes_for_cleared_roles_and_refuses_everyone
     anonymous = await api.http.post("/codec/decode", json=body)
     assert anonymous.status_code == 401
     # By the console's session, where its cookie reaches (`/console/codec`).
+    pool = api.app.state.store.pool
+    supervisor_session = await create_session(pool, hash_token(tokens.supervisor), absolute=600)
+    lead_session = await create_session(pool, hash_token(tokens.lead), absolute=600)
     by_cookie = await api.http.post("/console/codec/decode", json=body,
-                                    headers={"Cookie": f"dv_session={tokens.supervisor}"})
+                                    headers={"Cookie": f"{SESSION_COOKIE}={supervisor_session}"})
     assert by_cookie.status_code == 200 and by_cookie.json()["payloads"][0] == as_json(clear)
     uncleared = await api.http.post("/console/codec/decode", json=body,
-                                    headers={"Cookie": f"dv_session={tokens.lead}"})
+                                    headers={"Cookie": f"{SESSION_COOKIE}={lead_session}"})
     assert uncleared.status_code == 403
+    # The bearer token itself in the cookie opens nothing: the cookie carries a session id only.
+    token_as_cookie = await api.http.post("/console/codec/decode", json=body,
+                                          headers={"Cookie": f"{SESSION_COOKIE}={tokens.supervisor}"})
+    assert token_as_cookie.status_code == 401
 
     encoded = await api.post("/codec/encode", tokens.operator, json={"payloads": [as_json(clear)]})
     assert encoded.status_code == 200
@@ -331,7 +341,7 @@ async def test_temporal_holds_only_encrypted_payloads_and_the_history_replays_wi
 
     opened = await open_case(api, tokens)
     case_id = opened["case_id"]
-    await send(api, tokens.admin, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
+    await send(api, tokens.lead, case_id, {"type": "classify", "lead_body": "UBND_TINH"})
     history = await temporal_env.client.get_workflow_handle(case_id).fetch_history()
     text = history.to_json()
     encodings: list[bytes] = []

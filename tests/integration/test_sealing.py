@@ -26,6 +26,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from api.console.session import SESSION_COOKIE
+from api.sessions import create_session
+from api.tokens import hash_token
 from tests.conftest import free_port
 from tests.integration.test_up import UpProcess
 
@@ -94,7 +97,7 @@ async def stack(tmp_path: Path, new_database: Callable[[], Awaitable[str]]) -> A
 
 
 async def send(http: httpx.AsyncClient, stack: Stack, case: str, command: dict[str, Any]) -> dict[str, Any]:
-    answer = await http.post(f"/v1/cases/{stack.cases[case]}/commands", json=command, headers=stack.auth("admin"))
+    answer = await http.post(f"/v1/cases/{stack.cases[case]}/commands", json=command, headers=stack.auth("lead"))
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
@@ -291,10 +294,16 @@ async def test_no_identity_in_clear_in_temporal_postgresql_logs_or_any_answer_bu
         foreign = await http.options("/v1/cases", headers={"Origin": stack.ui, "Access-Control-Request-Method": "GET"})
         assert "access-control-allow-origin" not in foreign.headers
         empty = {"payloads": []}
+        conn = await asyncpg.connect(stack.database_url)
+        try:  # a signed-in console session of each role, as signing in makes one
+            sessions = {role: await create_session(conn, hash_token(stack.tokens[role]), absolute=600)
+                        for role in ("supervisor", "operator", "admin", "body", "intake")}
+        finally:
+            await conn.close()
         for cookie_role, status in (("supervisor", 200), ("operator", 200), ("admin", 200), ("body", 403),
                                     ("intake", 403)):
             answer = await http.post("/console/codec/decode", json=empty, headers={
-                "Origin": stack.ui, "Cookie": f"dv_session={stack.tokens[cookie_role]}"})
+                "Origin": stack.ui, "Cookie": f"{SESSION_COOKIE}={sessions[cookie_role]}"})
             assert answer.status_code == status, f"{cookie_role}: {answer.text}"
         assert (await http.post("/codec/decode", json=empty)).status_code == 401
         settings = await http.get(f"{stack.ui}/api/v1/settings")
@@ -313,6 +322,10 @@ async def test_an_erased_identity_is_unreadable_the_erasure_is_recorded_and_ever
         assert opened.status_code == 201, opened.text
         case_id, ref = opened.json()["case_id"], opened.json()["case"]["petitioner_ref"]
         stack.cases["erase"] = case_id
+        issued = await http.post("/v1/tokens", json={"role": "body", "body_id": LEAD, "label": "cán bộ lead"},
+                                 headers=stack.auth("admin"))
+        assert issued.status_code == 201, issued.text
+        stack.issued["lead"] = issued.json()["token"]
         await send(http, stack, "erase", {"type": "classify", "lead_body": LEAD})
         before = await http.get(f"/v1/cases/{case_id}/petitioner", params={"purpose": "trước khi xoá"},
                                 headers=stack.auth("supervisor"))
