@@ -54,6 +54,11 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
     #: Where a browser reaches the Temporal Web UI, when not on the Temporal host at `temporal_ui_port`.
     temporal_ui: str | None = None
+    #: The signed checkpoint log (`integrity.checkpoints`), its signing key, and seconds between checkpoints
+    #: (0: none taken by `danvan up`). Both files live outside PostgreSQL, by design.
+    checkpoint_log_path: Path | None = None
+    checkpoint_key_path: Path | None = None
+    checkpoint_interval: int = 300
 
     @property
     def temporal_port(self) -> int:
@@ -79,6 +84,14 @@ class Settings:
     @property
     def secret_key_file(self) -> Path:
         return self.home / "secret.key"
+
+    @property
+    def checkpoint_log(self) -> Path:
+        return self.checkpoint_log_path or self.home / "checkpoints" / "checkpoints.log"
+
+    @property
+    def checkpoint_key(self) -> Path:
+        return self.checkpoint_key_path or self.home / "checkpoint.key"
 
     @property
     def pgdata(self) -> Path:
@@ -118,4 +131,9 @@ class Settings:
             log_level=level,
             secret_key=env.get("DANVAN_SECRET_KEY") or None,
             temporal_ui=temporal_ui,
+            checkpoint_log_path=Path(env["DANVAN_CHECKPOINT_LOG"]).resolve() if env.get("DANVAN_CHECKPOINT_LOG")
+            else None,
+            checkpoint_key_path=Path(env["DANVAN_CHECKPOINT_KEY"]).resolve() if env.get("DANVAN_CHECKPOINT_KEY")
+            else None,
+            checkpoint_interval=_int(env, "DANVAN_CHECKPOINT_INTERVAL", 300, 0, 86400),
         )
