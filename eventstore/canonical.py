@@ -2,10 +2,10 @@
 
 The canonical form is the JSON text that the append sends to PostgreSQL and that `verify` rebuilds from a
 stored row: sorted keys, no spaces, UTF-8 without escapes, every string in Unicode NFC, integral floats as
-the integers jsonb makes of them (jsonb keeps numbers as decimals, so 2.0 and 2 must hash alike, and 1e300 is
-10**300). Integers of any size up to Python's text limit (4,300 digits) are exact: the store's JSON decoder
-(`eventstore.store.loads`) reads beyond 64 bits without going through a float. `recorded_at`, the global position
-and the transaction id are assigned by the database and are not part of it.
+integers (jsonb keeps numbers as decimals, so 2.0 and 2 must hash alike). Integers of any size up to Python's
+text limit (4,300 digits; beyond it an append is refused by name) are exact: the store's JSON decoder
+(`eventstore.store.loads`) reads them beyond 64 bits without going through a float. `recorded_at`, the global
+position and the transaction id are assigned by the database and are not part of it.
 
     hash(event) = SHA-256(prev_hash_bytes || canonical_utf8)     prev_hash of version 1 = 32 zero bytes
 """
@@ -18,7 +18,6 @@ import math
 import sys
 import unicodedata
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -46,10 +45,9 @@ def nfc(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidEventError(f"number {value!r} cannot be stored (not finite)")
-        # jsonb keeps the decimal that JSON text wrote (the float's shortest repr: 1e+300), not the binary
-        # value: 1e300 comes back as 10**300, which int(1e300) is not. Through that decimal, the integer is
-        # the one the database will return.
-        return int(Decimal(repr(value))) if value.is_integer() else value
+        # An integral float is written as the exact integer it is (1e300 as its 301 digits), which jsonb keeps
+        # exactly and `eventstore.store.loads` reads back exactly.
+        return int(value) if value.is_integer() else value
     if isinstance(value, dict):
         return {nfc(str(k)): nfc(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
