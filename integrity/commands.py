@@ -14,7 +14,7 @@ from typing import Any
 from danvan.settings import Settings
 from eventstore import BrokenStream, EventStore, VerifyReport
 
-from .checkpoints import CheckpointError, CheckpointLog, TamperDetected, public_key_file
+from .checkpoints import CheckpointError, CheckpointLog, public_key_file
 from .database import take_checkpoint, verify_against_checkpoint
 
 log = logging.getLogger("danvan.checkpoint")
@@ -109,9 +109,10 @@ async def run_checkpoint(settings: Settings, url: str, *, every: float | None) -
         while True:
             try:
                 taken = await take_checkpoint(store, log_)
-            except TamperDetected as exc:
+            except CheckpointError as exc:
                 if not every:
                     raise
+                # The regular run goes on (and says so every time): the stack keeps serving, the alarm stays.
                 log.error("no checkpoint signed: %s", exc)
             else:
                 c = taken.checkpoint
