@@ -17,6 +17,8 @@ from temporalio.client import Client
 
 from danvan.settings import Settings
 from eventstore import EventStore
+from integrity.checkpoints import CheckpointLog
+from integrity.lookup import SignedHeads
 
 from . import errors
 from .auth import TokenCache
@@ -78,6 +80,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.signed_heads = SignedHeads(CheckpointLog(settings.checkpoint_log, settings.checkpoint_key))
     app.state.token_cache = TokenCache(ttl=token_cache_ttl)
     errors.install(app)
     app.include_router(health.router)
