@@ -23,7 +23,6 @@ import fcntl
 import hashlib
 import json
 import os
-import time as _time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -351,7 +350,3 @@ def compare_heads(previous: Sequence[Leaf], current: dict[str, tuple[int, str]])
         else:
             moved.append(leaf)
     return problems, moved
-
-
-def elapsed_ms(start: float) -> float:
-    return (_time.perf_counter() - start) * 1000
