@@ -184,7 +184,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             work = Path(tmp)
             print("checkpoint of N stream heads:")
             heads = await checkpoint_costs(store, [int(x) for x in args.heads.split(",")], work)
-            verify = await verify_costs(store, args.streams, args.events_per_stream, work)
+            verify = await verify_costs(store, args.streams, args.events_per_stream, work) if args.streams else {}
         return {"when": datetime.now(UTC).isoformat(), "load_average": os.getloadavg(), "checkpoint": heads,
                 "verify": verify}
     finally:
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL")
                         or "postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--heads", default="10000,100000,1000000", help="numbers of heads to checkpoint")
-    parser.add_argument("--streams", type=int, default=10_000)
+    parser.add_argument("--streams", type=int, default=10_000, help="streams of the verify run (0: no verify run)")
     parser.add_argument("--events-per-stream", type=int, default=100)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@
 
 The distinct prefixes make a leaf impossible to pass off as a node (a second-preimage attack on the tree). The
 tree of n leaves splits at the largest power of two below n; built level by level, that is the tree where an
-odd node at the end of a level moves up unchanged, which is how `levels` builds it in O(n) hashes.
+odd node at the end of a level moves up unchanged, which is how `root_and_path` builds it in O(n) hashes.
 
 A leaf is one stream head, in bytes that cannot be read two ways:
 
@@ -37,37 +37,32 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
-    """Every level of the tree, leaves first, root last (one element)."""
-    level = list(leaf_hashes)
-    out = [level]
+def root_and_path(leaf_hashes: Sequence[bytes], index: int | None = None) -> tuple[bytes, list[bytes]]:
+    """The root, and the audit path of leaf `index` (RFC 6962's PATH: the sibling nearest the leaf first),
+    built level by level: only one level is held at a time (for 10^6 leaves, 32 MB of hashes and the list)."""
+    if not leaf_hashes:
+        return EMPTY_ROOT, []
+    if index is not None and not 0 <= index < len(leaf_hashes):
+        raise IndexError(f"leaf {index} is not in a tree of {len(leaf_hashes)}")
+    level: Sequence[bytes] = leaf_hashes
+    path: list[bytes] = []
     sha, one = hashlib.sha256, b"\x01"
     while len(level) > 1:
+        if index is not None:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index //= 2
+        odd = len(level) % 2
         nxt = [sha(one + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
+        if odd:  # the last node of an odd level moves up unchanged
             nxt.append(level[-1])
-        out.append(nxt)
         level = nxt
-    return out
+    return level[0], path
 
 
 def root(leaf_hashes: Sequence[bytes]) -> bytes:
-    if not leaf_hashes:
-        return EMPTY_ROOT
-    return levels(leaf_hashes)[-1][0]
-
-
-def audit_path(tree: list[list[bytes]], index: int) -> list[bytes]:
-    """The sibling hashes from leaf `index` up to the root (RFC 6962's PATH), from a tree of `levels`."""
-    if not 0 <= index < len(tree[0]):
-        raise IndexError(f"leaf {index} is not in a tree of {len(tree[0])}")
-    path = []
-    for level in tree[:-1]:
-        sibling = index ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        index //= 2
-    return path
+    return root_and_path(leaf_hashes)[0]
 
 
 def root_from_path(leaf_h: bytes, index: int, tree_size: int, path: Sequence[bytes]) -> bytes | None:

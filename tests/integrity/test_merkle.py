@@ -47,16 +47,21 @@ def test_the_root_is_rfc_6962s(n: int) -> None:
 def test_every_audit_path_is_rfc_6962s_and_leads_to_the_root(n: int) -> None:
     leaves = data(n)
     hashes = [merkle.leaf_hash(x) for x in leaves]
-    tree = merkle.levels(hashes)
     root = reference_root(leaves)
     for m in range(n):
-        path = merkle.audit_path(tree, m)
+        got, path = merkle.root_and_path(hashes, m)
+        assert got == root
         assert path == reference_path(m, leaves)
         assert merkle.root_from_path(hashes[m], m, n, path) == root
         if n > 1:  # another index, another leaf, a path cut short: not the root (the size is signed)
             assert merkle.root_from_path(hashes[m], (m + 1) % n, n, path) != root
             assert merkle.root_from_path(merkle.leaf_hash(b"x"), m, n, path) != root
             assert merkle.root_from_path(hashes[m], m, n, path[:-1]) != root
+
+
+def test_a_leaf_outside_the_tree_has_no_path() -> None:
+    with pytest.raises(IndexError):
+        merkle.root_and_path([merkle.leaf_hash(b"a")], 1)
 
 
 def test_a_leaf_cannot_pass_for_a_node() -> None:
