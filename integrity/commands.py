@@ -58,6 +58,8 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
             notes.append(f"no signed checkpoint in {settings.checkpoint_log}: only the hash chains were checked "
                          "(run `danvan checkpoint`)")
         if temporal:
+            from temporalio.service import RPCError
+
             from worker import connect
 
             from .temporal import check_streams
@@ -71,7 +73,11 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
             except (RuntimeError, TimeoutError, OSError) as exc:
                 raise CheckpointError(f"cannot reach Temporal at {settings.temporal_address} ({exc}); "
                                       "`--no-temporal` checks without it") from exc
-            found = await check_streams(client, store, streams)
+            try:
+                found = await check_streams(client, store, streams)
+            except RPCError as exc:
+                raise CheckpointError(f"Temporal at {settings.temporal_address} failed to answer ({exc}); "
+                                      "`--no-temporal` checks without it") from exc
             report = merge(report, found.broken)
             notes.append(f"Temporal: {found.checked} stream(s) compared with their workflow's appends"
                          + (f", {len(found.unknown)} without a workflow in Temporal" if found.unknown else ""))
