@@ -19,6 +19,8 @@ from danvan.codec import EncryptionCodec
 from danvan.keys import settings_key
 from danvan.settings import Settings
 from eventstore import EventStore
+from integrity.checkpoints import CheckpointLog
+from integrity.lookup import SignedHeads
 
 from . import errors
 from .auth import TokenCache
@@ -91,6 +93,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.signed_heads = SignedHeads(CheckpointLog(settings.checkpoint_log, settings.checkpoint_key))
     app.state.token_cache = TokenCache(ttl=token_cache_ttl)
     errors.install(app)
     app.include_router(health.router)

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from danvan.settings import Settings
 from eventstore import EventStore
+from integrity.lookup import SignedHeads
 
 from .temporal import TemporalConnection
 
@@ -30,6 +31,13 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_signed_heads(request: Request) -> SignedHeads | None:
+    heads: SignedHeads | None = getattr(request.app.state, "signed_heads", None)
+    return heads
+
+
 Store = Annotated[EventStore, Depends(get_store)]
+#: The latest signed checkpoint's heads (`integrity.lookup`), which a case's history integrity is held to.
+Heads = Annotated[SignedHeads | None, Depends(get_signed_heads)]
 Temporal = Annotated[TemporalConnection, Depends(get_temporal)]
 AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -99,25 +99,36 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from eventstore import EventStore
+    from integrity.checkpoints import CheckpointError
+    from integrity.commands import run_verify
 
     async with database(settings) as url:
-        store = await EventStore.open(url, max_size=2)
         try:
-            report = await store.verify(args.case_id)
-        finally:
-            await store.close()
-    if args.json:
-        print(report.model_dump_json(indent=2))
-    elif report.ok:
-        print(f"ok: {report.streams_checked} stream(s), {report.events_checked} event(s), every hash chain verifies")
-    if not report.ok:
-        raise Refused(
-            f"stream {report.first_bad_stream} fails at version {report.first_bad_version}: {report.problem}"
-        )
-    if args.case_id and report.events_checked == 0:
-        raise Refused(f"case {args.case_id} has no events")
-    return 0
+            return await run_verify(settings, url, args.case_id, temporal=not args.no_temporal, as_json=args.json)
+        except CheckpointError as exc:
+            raise Refused(str(exc)) from exc
+
+
+async def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from integrity.checkpoints import CheckpointError
+    from integrity.commands import run_checkpoint
+
+    async with database(settings) as url:
+        try:
+            return await run_checkpoint(settings, url, every=args.every)
+        except CheckpointError as exc:
+            raise Refused(str(exc)) from exc
+
+
+async def cmd_proof(settings: Settings, args: argparse.Namespace) -> int:
+    from integrity.checkpoints import CheckpointError
+    from integrity.commands import run_proof
+
+    async with database(settings) as url:
+        try:
+            return await run_proof(settings, url, args.case_id, args.output)
+        except CheckpointError as exc:
+            raise Refused(str(exc)) from exc
 
 
 async def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
@@ -443,9 +454,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="poll this task queue instead of `danvan`, the one the API and the CLI start cases on")
     add("api", cmd_api, "Serve the HTTP API and console.")
     add("migrate", cmd_migrate, "Apply pending database migrations.")
-    p = add("verify", cmd_verify, "Check the hash chain of one case, or of every case.")
+    p = add("verify", cmd_verify, "Check one case, or every case: hash chains, the latest signed checkpoint and "
+            "Temporal's record of each case; every broken stream is named with its first bad version.")
     p.add_argument("case_id", nargs="?", help="the case to check (default: all)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-temporal", action="store_true", help="do not compare with Temporal's record")
+    p = add("checkpoint", cmd_checkpoint, "Sign a checkpoint of every stream head into the checkpoint log "
+            "(DANVAN_CHECKPOINT_LOG), outside the database.")
+    p.add_argument("--every", type=float, metavar="SECONDS", help="keep taking one every SECONDS until stopped")
+    p = add("proof", cmd_proof, "Write the inclusion proof of a case's head in the latest checkpoint "
+            "(check it offline: python -m integrity.proofcheck PROOF --public-key KEY).")
+    p.add_argument("case_id")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     p = add("history", cmd_history, "Print a case's events in order, with the integrity of its hash chain.")
     p.add_argument("case_id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -90,6 +90,11 @@ class Settings:
     #: A console session ends after this many seconds without use, and in any case this long after sign-in.
     session_idle: int = 30 * 60
     session_absolute: int = 12 * 3600
+    #: The signed checkpoint log (`integrity.checkpoints`), its signing key, and seconds between checkpoints
+    #: (0: none taken by `danvan up`). Both files live outside PostgreSQL, by design.
+    checkpoint_log_path: Path | None = None
+    checkpoint_key_path: Path | None = None
+    checkpoint_interval: int = 300
 
     @property
     def temporal_port(self) -> int:
@@ -115,6 +120,14 @@ class Settings:
     @property
     def secret_key_file(self) -> Path:
         return self.home / "secret.key"
+
+    @property
+    def checkpoint_log(self) -> Path:
+        return self.checkpoint_log_path or self.home / "checkpoints" / "checkpoints.log"
+
+    @property
+    def checkpoint_key(self) -> Path:
+        return self.checkpoint_key_path or self.home / "checkpoint.key"
 
     @property
     def pgdata(self) -> Path:
@@ -158,4 +171,9 @@ class Settings:
             trusted_proxies=_proxies(env, "DANVAN_TRUSTED_PROXIES"),
             session_idle=_int(env, "DANVAN_SESSION_IDLE", 30 * 60, 60, 30 * 86400),
             session_absolute=_int(env, "DANVAN_SESSION_ABSOLUTE", 12 * 3600, 60, 90 * 86400),
+            checkpoint_log_path=Path(env["DANVAN_CHECKPOINT_LOG"]).resolve() if env.get("DANVAN_CHECKPOINT_LOG")
+            else None,
+            checkpoint_key_path=Path(env["DANVAN_CHECKPOINT_KEY"]).resolve() if env.get("DANVAN_CHECKPOINT_KEY")
+            else None,
+            checkpoint_interval=_int(env, "DANVAN_CHECKPOINT_INTERVAL", 300, 0, 86400),
         )

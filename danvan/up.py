@@ -270,6 +270,10 @@ class Stack:
         )
         self._spawn("worker", [sys.executable, "-m", "danvan.cli", "worker"], env)
         self._spawn("api", [sys.executable, "-m", "danvan.cli", "api"], env)
+        if self.settings.checkpoint_interval:
+            # The signer runs here, beside the key in DANVAN_HOME, and nowhere else (`integrity.checkpoints`).
+            self._spawn("checkpoint", [sys.executable, "-m", "danvan.cli", "checkpoint", "--every",
+                                       str(self.settings.checkpoint_interval)], env)
 
     async def wait_ready(self, timeout: float) -> None:
         url = f"{self.settings.api_url}/readyz"
@@ -377,6 +381,8 @@ class Stack:
             self.database = None
 
     def banner(self, tokens: dict[str, str]) -> str:
+        from integrity.checkpoints import public_key_file
+
         s = self.settings
         assert self.database is not None
         lines = [
@@ -387,6 +393,9 @@ class Stack:
             f"  PostgreSQL       {redact(self.database.url)}"
             + ("   (embedded)" if self.database.embedded is not None else ""),
             f"  State and logs   {s.home}",
+            f"  Checkpoints      {s.checkpoint_log}"
+            + (f"   (every {s.checkpoint_interval} s; public key {public_key_file(s.checkpoint_key)})"
+               if s.checkpoint_interval else "   (none taken: DANVAN_CHECKPOINT_INTERVAL=0)"),
             f"  Tokens ({s.tokens_file}):",
         ]
         lines += [f"    {role:<10} {token}" for role, token in tokens.items()]

@@ -11,6 +11,7 @@ from .errors import (
 from .migrate import migrate
 from .models import (
     AppendResult,
+    BrokenStream,
     CaseRecord,
     CaseRow,
     FeedCursor,
@@ -24,6 +25,7 @@ from .store import EventStore, create_pool, translate_errors
 
 __all__ = [
     "AppendResult",
+    "BrokenStream",
     "CaseRecord",
     "CaseRow",
     "ConcurrencyError",

@@ -2,8 +2,10 @@
 
 The canonical form is the JSON text that the append sends to PostgreSQL and that `verify` rebuilds from a
 stored row: sorted keys, no spaces, UTF-8 without escapes, every string in Unicode NFC, integral floats as
-integers (jsonb keeps numbers as decimals, so 2.0 and 2 must hash alike). `recorded_at`, the global position
-and the transaction id are assigned by the database and are not part of it.
+integers (jsonb keeps numbers as decimals, so 2.0 and 2 must hash alike). Integers of any size up to Python's
+text limit (4,300 digits; beyond it an append is refused by name) are exact: the store's JSON decoder
+(`eventstore.store.loads`) reads them beyond 64 bits without going through a float. `recorded_at`, the global
+position and the transaction id are assigned by the database and are not part of it.
 
     hash(event) = SHA-256(prev_hash_bytes || canonical_utf8)     prev_hash of version 1 = 32 zero bytes
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,11 +36,17 @@ def nfc(value: Any) -> Any:
         if value.isascii() or unicodedata.is_normalized("NFC", value):
             return value
         return unicodedata.normalize("NFC", value)
-    if isinstance(value, bool) or value is None or isinstance(value, int):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if not -_INT_LIMIT < value < _INT_LIMIT:
+            raise InvalidEventError(f"integer of more than {_INT_DIGITS} digits cannot be stored")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidEventError(f"number {value!r} cannot be stored (not finite)")
+        # An integral float is written as the exact integer it is (1e300 as its 301 digits), which jsonb keeps
+        # exactly and `eventstore.store.loads` reads back exactly.
         return int(value) if value.is_integer() else value
     if isinstance(value, dict):
         return {nfc(str(k)): nfc(v) for k, v in value.items()}
@@ -47,6 +56,9 @@ def nfc(value: Any) -> Any:
 
 
 _NO_OFFSET = timedelta(0)
+# Python writes and reads integers of at most this many digits as text (`sys.int_info`), the only way JSON has.
+_INT_DIGITS = sys.int_info.default_max_str_digits
+_INT_LIMIT = 10**_INT_DIGITS
 
 
 def timestamp(value: datetime) -> str:

@@ -83,8 +83,20 @@ class FeedPage(BaseModel):
     cursor: FeedCursor
 
 
+class BrokenStream(BaseModel):
+    """A stream that does not verify: the first version that is wrong, what is wrong (`kind`: edited, link,
+    missing, head, truncated, rewritten, removed, or temporal when Temporal's record of the case disagrees),
+    and in words."""
+
+    stream_id: str
+    first_bad_version: int
+    kind: str
+    problem: str
+
+
 class VerifyReport(BaseModel):
-    """The result of walking hash chains. `first_bad_version` names where a stream stops verifying."""
+    """The result of walking hash chains: every broken stream (`broken`, by stream id), and the first of them
+    in `first_bad_*` (what a single case's integrity shows)."""
 
     stream_id: str | None
     streams_checked: int
@@ -93,6 +105,7 @@ class VerifyReport(BaseModel):
     first_bad_stream: str | None = None
     first_bad_version: int | None = None
     problem: str | None = None
+    broken: list[BrokenStream] = Field(default_factory=list)
 
 
 class CaseRow(BaseModel):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 import asyncpg
 import orjson
@@ -24,6 +26,7 @@ from .errors import (
 from .models import (
     GENESIS_HASH,
     AppendResult,
+    BrokenStream,
     CaseRecord,
     CaseRow,
     FeedCursor,
@@ -112,6 +115,18 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# orjson reads an integer beyond 64 bits as a float (losing digits); the standard library reads it exactly.
+_LONG_NUMBER = re.compile("[0-9]{19}")
+
+
+def loads(text: str) -> Any:
+    """JSON from the database: orjson's speed, and exact integers of any size (any run of 19 digits, in a
+    number or in text, sends the document to `json.loads`, which is exact: rare, and correct either way)."""
+    if _LONG_NUMBER.search(text) is not None:
+        return json.loads(text)
+    return orjson.loads(text)
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     """The JSON codecs of every connection of the store (and of the append benchmark's raw pool)."""
     # Decoding is orjson's (a long history is two JSON documents a row: a quarter less time to read than with
@@ -120,7 +135,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             name,
             encoder=lambda v: json.dumps(v, ensure_ascii=False),
-            decoder=orjson.loads,
+            decoder=loads,
             schema="pg_catalog",
         )
 
@@ -336,10 +351,13 @@ class EventStore:
             row = await self.pool.fetchrow(f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = $1", case_id)
         return CaseRecord.model_validate(dict(row)) if row else None
 
-    async def read_verified(self, stream_id: str) -> tuple[list[RecordedEvent], VerifyReport]:
+    async def read_verified(
+        self, stream_id: str, *, signed: tuple[int, str] | None = None, label: str = "the checkpoint"
+    ) -> tuple[list[RecordedEvent], VerifyReport]:
         """The stream's events and the integrity of exactly those rows, read once in one snapshot (what a
-        case's history shows: `read_stream` then `verify` would read the stream twice)."""
-        checker = _ChainChecker()
+        case's history shows: `read_stream` then `verify` would read the stream twice). `signed` is the
+        (version, hash) a signed checkpoint holds for the stream, when there is one (`integrity`)."""
+        checker = _ChainChecker({stream_id: signed} if signed else None, label)
         with translate_errors(stream_id):
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 head = await conn.fetchrow(f"SELECT {_HEAD_COLUMNS} FROM streams WHERE stream_id = $1", stream_id)
@@ -350,21 +368,30 @@ class EventStore:
         events = [_event(r) for r in rows]
         for event in events:
             checker.feed(event, heads)
-            if checker.bad_stream is not None:
-                break
         checker.finish(heads)
         return events, checker.report(stream_id)
 
     # -- integrity -------------------------------------------------------------------------------------
 
-    async def verify(self, stream_id: str | None = None) -> VerifyReport:
-        """Walk the hash chain of one stream (or of all) and name the first version that does not match.
+    async def verify(
+        self,
+        stream_id: str | None = None,
+        *,
+        signed: Mapping[str, tuple[int, str]] | None = None,
+        label: str = "the checkpoint",
+    ) -> VerifyReport:
+        """Walk the hash chain of one stream (or of all) and name, for every stream that does not verify, its
+        first version that does not.
 
         Detects an edited row (its hash no longer matches its content), a deleted row (a gap, or a head
         in `streams` beyond the last event), and reordered rows (a version whose `prev_hash` does not link
-        to the event before it).
+        to the event before it). With `signed`, the (version, hash) of each stream in a signed checkpoint
+        (named `label` in the problems), also a chain recomputed after an edit, a stream truncated with its
+        head rewound, and a stream removed.
         """
-        checker = _ChainChecker()
+        if signed is not None and stream_id is not None:
+            signed = {stream_id: signed[stream_id]} if stream_id in signed else {}
+        checker = _ChainChecker(signed, label)
         with translate_errors(stream_id or ""):
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
                 heads: dict[str, tuple[int, str, str]] = dict(
@@ -379,8 +406,6 @@ class EventStore:
                 )
                 async for row in conn.cursor(query, stream_id, prefetch=1000):
                     checker.feed(_event(row), heads)
-                    if checker.bad_stream is not None:
-                        break
                 checker.finish(heads)
         return checker.report(stream_id)
 
@@ -390,9 +415,15 @@ def _head(row: asyncpg.Record) -> tuple[str, tuple[int, str, str]]:
 
 
 class _ChainChecker:
-    """Walks events ordered by (stream, version) and remembers the first break."""
+    """Walks events ordered by (stream, version) and remembers the first break of every stream.
 
-    def __init__(self) -> None:
+    `expected` maps a stream to the (version, hash) a signed checkpoint holds for it: the event at that
+    version must carry that hash, and the stream must reach it. Then a chain recomputed after an edit, a
+    truncation with its head rewound, and a stream deleted outright are found too, which the chain alone
+    cannot show (whoever rewrites rows can rewrite hashes; they cannot sign a checkpoint).
+    """
+
+    def __init__(self, expected: Mapping[str, tuple[int, str]] | None = None, label: str = "the checkpoint") -> None:
         self.streams = 0
         self.events = 0
         self.current: str | None = None
@@ -400,75 +431,98 @@ class _ChainChecker:
         self.prev_hash = GENESIS_HASH  # the hash of the last event checked
         self.last_link = GENESIS_HASH  # and its prev_hash
         self.seen: set[str] = set()
-        self.bad_stream: str | None = None
-        self.bad_version: int | None = None
-        self.problem: str | None = None
+        self.broken: dict[str, BrokenStream] = {}
+        self.expected = expected or {}
+        self.label = label
+        self.current_bad = False
 
-    def _fail(self, stream_id: str, version: int, problem: str) -> None:
-        if self.bad_stream is None:
-            self.bad_stream, self.bad_version, self.problem = stream_id, version, problem
+    @property
+    def bad_stream(self) -> str | None:
+        return next(iter(self.broken), None)
 
-    def _close_stream(self, heads: dict[str, tuple[int, str, str]]) -> None:
-        if self.current is None or self.bad_stream is not None:
+    def _fail(self, stream_id: str, version: int, problem: str, kind: str) -> None:
+        if stream_id not in self.broken:
+            self.broken[stream_id] = BrokenStream(stream_id=stream_id, first_bad_version=version, kind=kind,
+                                                  problem=problem)
+        if stream_id == self.current:
+            self.current_bad = True
+
+    def _close_stream(self, heads: Mapping[str, tuple[int, str, str]]) -> None:
+        if self.current is None or self.current_bad:
             return
         last = self.next_version - 1
+        expected = self.expected.get(self.current)
+        if expected is not None and expected[0] > last:
+            self._fail(self.current, last + 1, f"truncated: the events end at version {last}, but {self.label} "
+                       f"holds version {expected[0]}", "truncated")
+            return
         head = heads.get(self.current)
         if head is None:
-            self._fail(self.current, last, "the stream has events but no head row in `streams`")
+            self._fail(self.current, last, "the stream has events but no head row in `streams`", "head")
         elif head[0] != last:
-            self._fail(
-                self.current, last + 1, f"the head says version {head[0]} but the events end at version {last}"
-            )
+            self._fail(self.current, last + 1,
+                       f"the head says version {head[0]} but the events end at version {last}", "head")
         elif head[1] != self.prev_hash:
-            self._fail(self.current, last, "the head's hash does not match the last event's hash")
+            self._fail(self.current, last, "the head's hash does not match the last event's hash", "head")
         elif head[2] != self.last_link:
-            self._fail(self.current, last, "the head's previous hash does not match the last event's prev_hash")
+            self._fail(self.current, last, "the head's previous hash does not match the last event's prev_hash",
+                       "head")
 
-    def feed(self, event: RecordedEvent, heads: dict[str, tuple[int, str, str]]) -> None:
+    def feed(self, event: RecordedEvent, heads: Mapping[str, tuple[int, str, str]]) -> None:
         if event.stream_id != self.current:
             self._close_stream(heads)
-            if self.bad_stream is not None:
-                return
             self.current = event.stream_id
+            self.current_bad = event.stream_id in self.broken
             self.seen.add(event.stream_id)
             self.streams += 1
             self.next_version = 1
             self.prev_hash = GENESIS_HASH
             self.last_link = GENESIS_HASH
         self.events += 1
+        if self.current_bad:
+            return
         if event.version != self.next_version:
-            self._fail(event.stream_id, self.next_version, f"version {self.next_version} is missing")
+            self._fail(event.stream_id, self.next_version, f"version {self.next_version} is missing", "missing")
             return
         if event.prev_hash != self.prev_hash:
-            self._fail(event.stream_id, event.version, "prev_hash does not link to the event before it")
+            self._fail(event.stream_id, event.version, "prev_hash does not link to the event before it", "link")
             return
         expected = canonical.chain_hash(
             event.prev_hash, canonical.canonical_text(event.stream_id, event.version, event)
         )
         if expected != event.hash:
-            self._fail(event.stream_id, event.version, "the stored content does not match its hash")
+            self._fail(event.stream_id, event.version, "the stored content does not match its hash", "edited")
+            return
+        signed = self.expected.get(event.stream_id)
+        if signed is not None and signed[0] == event.version and signed[1] != event.hash:
+            self._fail(event.stream_id, event.version,
+                       f"rewritten: the chain verifies but version {event.version} is not the one {self.label} "
+                       "signed (an event at or before it was edited and the chain recomputed)", "rewritten")
             return
         self.last_link = event.prev_hash
         self.prev_hash = event.hash
         self.next_version += 1
 
-    def finish(self, heads: dict[str, tuple[int, str, str]]) -> None:
+    def finish(self, heads: Mapping[str, tuple[int, str, str]]) -> None:
         self._close_stream(heads)
-        if self.bad_stream is None:
-            for stream_id, (version, _, _) in sorted(heads.items()):
-                if stream_id not in self.seen and version > 0:
-                    self._fail(stream_id, 1, f"the head says version {version} but the stream has no events")
-                    break
+        for stream_id, (version, _, _) in sorted(heads.items()):
+            if stream_id not in self.seen and version > 0:
+                self._fail(stream_id, 1, f"the head says version {version} but the stream has no events", "missing")
+        for stream_id, (version, _) in sorted(self.expected.items()):
+            if stream_id not in self.seen and stream_id not in heads:
+                self._fail(stream_id, 1, f"removed: {self.label} holds it at version {version}, the database "
+                           "has neither its events nor its head", "removed")
 
     def report(self, stream_id: str | None) -> VerifyReport:
+        broken = sorted(self.broken.values(), key=lambda b: b.stream_id)
+        first = broken[0] if broken else None
         return VerifyReport(
             stream_id=stream_id,
             streams_checked=self.streams,
             events_checked=self.events,
-            ok=self.bad_stream is None,
-            first_bad_stream=self.bad_stream,
-            first_bad_version=self.bad_version,
-            problem=self.problem,
+            ok=not broken,
+            first_bad_stream=first.stream_id if first else None,
+            first_bad_version=first.first_bad_version if first else None,
+            problem=first.problem if first else None,
+            broken=broken,
         )
-
-

@@ -27,6 +27,7 @@ from danvan import waits
 from domain.reporting import PeriodReport
 from eventstore import EventStore
 from eventstore.reports import current_report, for_body, report_csv
+from integrity.lookup import read_signed
 
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
@@ -246,7 +247,8 @@ async def _case_page(
     elif principal.role == "body" and await store.stream_version(case_id) > 0:
         # Without a case row nothing shows the case to be the body's (the rule of the history endpoint).
         raise ConsoleError(403, "error.forbidden")
-    events, integrity = await store.read_verified(case_id)
+    # Held to the latest signed checkpoint, as the history endpoint is (`integrity.lookup`).
+    events, integrity, _ = await read_signed(store, getattr(request.app.state, "signed_heads", None), case_id)
     if case is None and not events:
         raise ConsoleError(404, "error.no_case", case_id=case_id)
     events = shown_events(events)  # an identity recorded in clear before sealing is never shown

@@ -23,10 +23,11 @@ from temporalio.service import RPCError
 
 from danvan import waits
 from eventstore import CaseRecord, EventStore
+from integrity.lookup import read_signed
 from ops.stalled import DEFAULT_POLICY, find_stalled
 
 from ..auth import check_case_access, may_access_case, require
-from ..deps import Store, Temporal
+from ..deps import Heads, Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
 from ..identities import (
     IDENTITY_FIELDS,
@@ -292,6 +293,7 @@ async def get_history(
     case_id: CaseId,
     store: Store,
     temporal: Temporal,
+    heads: Heads,
     principal: Annotated[Principal, Depends(require("body", "supervisor", "operator", "admin"))],
     include: Annotated[
         Literal["process"] | None,
@@ -299,7 +301,9 @@ async def get_history(
     ] = None,
 ) -> History:
     """Every domain event of the case's stream, version 1 first, with `hash` and `prev_hash` (the hash of
-    the event before; 64 zeros for version 1), and `integrity` from walking the chain.
+    the event before; 64 zeros for version 1), and `integrity` from walking the chain and holding it to the
+    head the latest signed checkpoint holds for the case (a chain recomputed after an edit, or cut back with
+    its head, does not verify; a case removed from the database is a 404 that says so).
 
     With `include=process`, `timeline` interleaves the domain events (what was decided, by whom, why, on
     which legal basis) with what the machinery did, from Temporal's history of every run of the case:
@@ -320,9 +324,10 @@ async def get_history(
             check_case_access(principal, case)
         elif await store.stream_version(case_id) > 0:
             raise ApiError(403, "forbidden", f"case {case_id} is not a case of body {principal.body_id!r}")
-    events, report = await store.read_verified(case_id)
+    events, report, signed = await read_signed(store, heads, case_id)
     if not events:
-        raise ApiError(404, "not_found", f"no events for case {case_id!r}")
+        removed = f": removed, {signed.label} holds it at version {signed.version}" if signed else ""
+        raise ApiError(404, "not_found", f"no events for case {case_id!r}{removed}")
     events = shown_events(events)  # an identity recorded in clear before sealing is never shown
     history = History(
         case_id=case_id,

@@ -119,7 +119,18 @@ def test_up_serves_the_stack_stops_every_process_and_keeps_its_data(up_env: tupl
 
         asyncio.run(start_workflow())
         children = first.descendants()
-        assert len(children) >= 4  # temporal, worker, api, postgres (and its helpers)
+        assert len(children) >= 5  # temporal, worker, api, checkpoint, postgres (and its helpers)
+
+        # The regular checkpoint: its first one at start, signed with a key of the owner's only.
+        log = home / "checkpoints" / "checkpoints.log"
+        assert str(log) in banner
+        for _ in range(100):
+            if log.exists() and log.read_bytes().endswith(b"\n"):
+                break
+            time.sleep(0.1)
+        assert json.loads(log.read_text().splitlines()[0])["seq"] == 1
+        assert stat.S_IMODE((home / "checkpoint.key").stat().st_mode) == 0o600
+        assert (home / "checkpoint.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
     finally:
         code = first.interrupt()
     assert code == 0, "".join(first.output)

@@ -1,0 +1,165 @@
+"""`danvan verify`, `danvan checkpoint` and `danvan proof`: what the command line does, here so the CLI module
+only wires them (each returns the exit status; a `CheckpointError` is a refusal)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from danvan.settings import Settings
+from eventstore import BrokenStream, EventStore, VerifyReport
+
+from .checkpoints import CheckpointError, CheckpointLog, public_key_file
+from .database import take_checkpoint, verify_against_checkpoint
+
+log = logging.getLogger("danvan.checkpoint")
+
+
+def checkpoint_log(settings: Settings) -> CheckpointLog:
+    return CheckpointLog(settings.checkpoint_log, settings.checkpoint_key)
+
+
+def merge(report: VerifyReport, more: list[BrokenStream]) -> VerifyReport:
+    """`report` with the streams Temporal's record finds broken: per stream the earliest bad version, and
+    every finding in words."""
+    by_stream = {b.stream_id: b for b in report.broken}
+    for b in more:
+        mine = by_stream.get(b.stream_id)
+        if mine is None:
+            by_stream[b.stream_id] = b
+        else:
+            first = b if b.first_bad_version < mine.first_bad_version else mine
+            other = mine if first is b else b
+            by_stream[b.stream_id] = first.model_copy(update={"problem": f"{first.problem}; also {other.problem}"})
+    broken = sorted(by_stream.values(), key=lambda b: b.stream_id)
+    first_bad = broken[0] if broken else None
+    return report.model_copy(update={
+        "broken": broken, "ok": not broken,
+        "first_bad_stream": first_bad.stream_id if first_bad else None,
+        "first_bad_version": first_bad.first_bad_version if first_bad else None,
+        "problem": first_bad.problem if first_bad else None,
+    })
+
+
+async def run_verify(settings: Settings, url: str, case_id: str | None, *, temporal: bool, as_json: bool) -> int:
+    """Every stream (or one) against its hash chain, the latest signed checkpoint and Temporal's record."""
+    from .database import read_heads
+
+    store = await EventStore.open(url, max_size=4)
+    try:
+        report, checkpoint = await verify_against_checkpoint(store, checkpoint_log(settings), case_id)
+        notes: list[str] = []
+        if checkpoint is None:
+            notes.append(f"no signed checkpoint in {settings.checkpoint_log}: only the hash chains were checked "
+                         "(run `danvan checkpoint`)")
+        if temporal:
+            from temporalio.service import RPCError
+
+            from worker import connect
+
+            from .temporal import check_streams
+
+            streams = {case_id} if case_id else {h.stream_id for h in await read_heads(store)}
+            if checkpoint is not None and case_id is None:
+                streams |= {leaf.stream_id for leaf in checkpoint_log(settings).leaves(checkpoint)}
+            try:
+                async with asyncio.timeout(15):
+                    client = await connect(settings.temporal_address, settings.temporal_namespace)
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                raise CheckpointError(f"cannot reach Temporal at {settings.temporal_address} ({exc}); "
+                                      "`--no-temporal` checks without it") from exc
+            try:
+                found = await check_streams(client, store, streams)
+            except RPCError as exc:
+                raise CheckpointError(f"Temporal at {settings.temporal_address} failed to answer ({exc}); "
+                                      "`--no-temporal` checks without it") from exc
+            report = merge(report, found.broken)
+            notes.append(f"Temporal: {found.checked} stream(s) compared with their workflow's appends"
+                         + (f", {len(found.unknown)} without a workflow in Temporal" if found.unknown else ""))
+    finally:
+        await store.close()
+    if as_json:
+        out: dict[str, Any] = report.model_dump(mode="json")
+        out["checkpoint"] = checkpoint.fields if checkpoint else None
+        out["notes"] = notes
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        for b in report.broken:
+            print(f"BROKEN {b.stream_id} at version {b.first_bad_version} [{b.kind}]: {b.problem}")
+        against = f", against checkpoint {checkpoint.seq} of {checkpoint.time}" if checkpoint else ""
+        state = "ok" if report.ok else f"{len(report.broken)} broken stream(s)"
+        print(f"{state}: {report.streams_checked} stream(s), {report.events_checked} event(s) checked{against}")
+        for note in notes:
+            print(f"note: {note}")
+    if case_id and report.ok and report.events_checked == 0:
+        print(f"danvan verify: case {case_id} has no events", file=sys.stderr)
+        return 1
+    return 0 if report.ok else 1
+
+
+async def run_checkpoint(settings: Settings, url: str, *, every: float | None) -> int:
+    """Take one checkpoint, or one every `every` seconds until SIGINT/SIGTERM."""
+    log_ = checkpoint_log(settings)
+    store = await EventStore.open(url, max_size=2)
+    stop = asyncio.Event()
+    if every:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        while True:
+            try:
+                taken = await take_checkpoint(store, log_)
+            except CheckpointError as exc:
+                if not every:
+                    raise
+                # The regular run goes on (and says so every time): the stack keeps serving, the alarm stays.
+                log.error("no checkpoint signed: %s", exc)
+            else:
+                c = taken.checkpoint
+                line = (f"checkpoint {c.seq}: {c.tree_size} stream(s), root {c.root}, at {c.time} "
+                        f"(read {taken.read_ms:.0f} ms, signed and written {taken.sign_ms:.0f} ms)")
+                if every:
+                    log.info("%s", line)
+                else:
+                    print(line)
+                    print(f"log: {log_.path}\npublic key: {public_key_file(settings.checkpoint_key)}")
+            if not every:
+                return 0
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+                return 0
+            except TimeoutError:
+                continue
+    finally:
+        await store.close()
+
+
+async def run_proof(settings: Settings, url: str, case_id: str, output: str | None) -> int:
+    """The inclusion proof of a case's head in the latest checkpoint, once the case verifies against it."""
+    log_ = checkpoint_log(settings)
+    store = await EventStore.open(url, max_size=2)
+    try:
+        report, checkpoint = await verify_against_checkpoint(store, log_, case_id)
+    finally:
+        await store.close()
+    if checkpoint is None:
+        raise CheckpointError(f"no checkpoint in {log_.path}: run `danvan checkpoint` first")
+    if not report.ok:
+        raise CheckpointError(f"case {case_id} does not verify: version {report.first_bad_version}: "
+                              f"{report.problem}")
+    proof = await asyncio.to_thread(log_.proof, case_id)
+    text = json.dumps(proof, ensure_ascii=False, indent=2) + "\n"
+    if output:
+        await asyncio.to_thread(Path(output).write_text, text, encoding="utf-8")
+        print(f"proof of {case_id} at version {proof['leaf']['version']} in checkpoint {checkpoint.seq} written "
+              f"to {output}; check it with: python -m integrity.proofcheck {output} --public-key "
+              f"{public_key_file(settings.checkpoint_key)}")
+    else:
+        sys.stdout.write(text)
+    return 0
