@@ -36,7 +36,7 @@ from danvan.postgres import create_database
 from danvan.settings import Settings
 from eventstore import EventStore, migrate
 from tests.api.support import running
-from tests.conftest import binary, free_port
+from tests.conftest import binary, free_port, secret_env
 from tests.integration.test_worker_crash import CasePlan, plan_case
 from worker import build_worker, connect
 from workflows.shared import SEARCH_ATTRIBUTES
@@ -255,7 +255,8 @@ async def stack(own_temporal: OwnTemporal, own_postgres: OwnPostgres, tmp_path: 
     assert client is not None, "the test's Temporal dev server did not start"
     store = await EventStore.open(url, min_size=1, max_size=4)  # the worker's
     settings = Settings.from_env({"TEMPORAL_ADDRESS": own_temporal.address, "DANVAN_REQUEST_TIMEOUT": str(BOUND),
-                                  "DANVAN_DB_POOL_MAX": "4", "DANVAN_HOME": str(tmp_path / "home")})
+                                  "DANVAN_DB_POOL_MAX": "4", "DANVAN_HOME": str(tmp_path / "home"),
+                                  **secret_env()})  # the worker's payload key
     app = create_app(settings, url, token_cache_ttl=0)  # the API makes its own Temporal client
     try:
         async with build_worker(client, store), running(app) as api:

@@ -28,7 +28,7 @@ from integrity.checkpoints import CheckpointLog
 from integrity.commands import merge
 from integrity.database import take_checkpoint, verify_against_checkpoint
 from integrity.temporal import check_streams
-from tests.conftest import migrated_database
+from tests.conftest import migrated_database, secret_env
 from worker import build_worker
 from workflows.client import open_petition, send_command
 
@@ -101,7 +101,7 @@ async def test_attacks_after_the_last_checkpoint_are_named_from_temporals_record
     report, _ = await verify_against_checkpoint(store, log)
     assert report.ok  # the chains and the checkpoint see nothing: all of it came after the checkpoint
 
-    env = {**os.environ, "DATABASE_URL": store.pool.dsn, "DANVAN_HOME": str(tmp_path / "home"),
+    env = {**os.environ, **secret_env(), "DATABASE_URL": store.pool.dsn, "DANVAN_HOME": str(tmp_path / "home"),
            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
            "DANVAN_CHECKPOINT_LOG": str(log.path), "DANVAN_CHECKPOINT_KEY": str(log.key_file)}
     run = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "danvan.cli", "verify"], cwd=ROOT,
