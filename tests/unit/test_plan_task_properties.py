@@ -492,6 +492,11 @@ def test_a_body_acts_only_for_itself_and_the_commission_for_any_body(
         except DomainError as refusal:
             outcomes.append(refusal.rule)
     judged, decided = outcomes
+    if command.body == COMMISSION.body:
+        # The command speaks for the commission's own division: its staff then act for their own body, by
+        # whatever tie it has (the random sequences above check a body acting for itself), not as the commission.
+        event(f"{bound}: speaks for the commission's division")
+        return
     if "commission" in PLAN_TASK.entry(bound).allowed:
         assert judged == decided
     else:
