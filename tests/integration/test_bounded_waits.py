@@ -202,12 +202,18 @@ async def until_2xx(http: httpx.AsyncClient, traffic: Traffic, what: str, key: s
         await asyncio.sleep(0.3)
 
 
-async def drive(http: httpx.AsyncClient, token: str, case: CasePlan, traffic: Traffic) -> None:
+@dataclass(frozen=True)
+class Tokens:
+    intake: str
+    lead: str
+
+
+async def drive(http: httpx.AsyncClient, tokens: Tokens, case: CasePlan, traffic: Traffic) -> None:
     give_up_at = time.monotonic() + CASE_DEADLINE
-    headers = {"Authorization": f"Bearer {token}"}
     intake = case.intake.model_dump(mode="json", exclude_none=True)
     opened = await until_2xx(http, traffic, "open", f"{case.case_id}/open", "POST", "/v1/petitions", give_up_at,
-                             json=intake, headers=headers)
+                             json=intake, headers={"Authorization": f"Bearer {tokens.intake}"})
+    headers = {"Authorization": f"Bearer {tokens.lead}"}
     assert opened.body["case_id"] == case.case_id
     for step in case.steps:
         await until_2xx(http, traffic, step.payload["type"], step.command_id, "POST",
@@ -226,10 +232,11 @@ async def probe_ready(http: httpx.AsyncClient, traffic: Traffic, until: float) -
         await asyncio.sleep(0.5)
 
 
-async def wait_for(condition: Any, timeout: float, what: str) -> None:
+async def wait_for(condition: Any, timeout: float, what: str, traffic: Traffic | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"not seen within {timeout} s: {what}"
+        last = traffic.answers[-3:] if traffic else []
+        assert time.monotonic() < deadline, f"not seen within {timeout} s: {what}; the last answers: {last}"
         await asyncio.sleep(0.2)
 
 
@@ -238,12 +245,14 @@ async def wait_for(condition: Any, timeout: float, what: str) -> None:
 
 @pytest_asyncio.fixture
 async def stack(own_temporal: OwnTemporal, own_postgres: OwnPostgres, tmp_path: Path
-                ) -> AsyncIterator[tuple[httpx.AsyncClient, str, EventStore, OwnTemporal, OwnPostgres]]:
+                ) -> AsyncIterator[tuple[httpx.AsyncClient, Tokens, EventStore, OwnTemporal, OwnPostgres]]:
     url = await create_database(own_postgres.url, "danvan_bounded")
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn)
-        token = await issue_token(conn, "admin", None, "văn phòng tiếp dân")
+        # The reception office opens the cases; the province's people's committee, their lead, sends the rest.
+        tokens = Tokens(intake=await issue_token(conn, "intake", None, "văn phòng tiếp dân"),
+                        lead=await issue_token(conn, "body", "UBND_TINH"))
     finally:
         await conn.close()
     client = None
@@ -260,21 +269,21 @@ async def stack(own_temporal: OwnTemporal, own_postgres: OwnPostgres, tmp_path: 
     app = create_app(settings, url, token_cache_ttl=0)  # the API makes its own Temporal client
     try:
         async with build_worker(client, store), running(app) as api:
-            yield api.http, token, store, own_temporal, own_postgres
+            yield api.http, tokens, store, own_temporal, own_postgres
     finally:
         await store.close()
 
 
 
 async def test_every_answer_is_bounded_and_every_accepted_command_is_stored_once(
-    stack: tuple[httpx.AsyncClient, str, EventStore, OwnTemporal, OwnPostgres],
+    stack: tuple[httpx.AsyncClient, Tokens, EventStore, OwnTemporal, OwnPostgres],
 ) -> None:
-    http, token, store, temporal, postgres = stack
+    http, tokens, store, temporal, postgres = stack
     traffic = Traffic()
     cases = [plan_case(i, "văn phòng tiếp dân", datetime.now(UTC)) for i in range(CASES)]
-    drivers = [asyncio.create_task(drive(http, token, case, traffic)) for case in cases]
+    drivers = [asyncio.create_task(drive(http, tokens, case, traffic)) for case in cases]
     try:
-        await wait_for(lambda: traffic.ok_count() >= 12, 120, "the first answers")
+        await wait_for(lambda: traffic.ok_count() >= 12, 120, "the first answers", traffic)
 
         traffic.phase = "temporal frozen"
         temporal.freeze()
@@ -284,7 +293,7 @@ async def test_every_answer_is_bounded_and_every_accepted_command_is_stored_once
             temporal.thaw()
         traffic.phase = "after temporal"
         before = traffic.ok_count()
-        await wait_for(lambda: traffic.ok_count() >= before + 6, 120, "commands answered again after SIGCONT")
+        await wait_for(lambda: traffic.ok_count() >= before + 6, 120, "commands answered again after SIGCONT", traffic)
 
         traffic.phase = "postgres killed"
         postgres.kill()
