@@ -22,7 +22,7 @@ from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
 from danvan.codec import data_converter
-from danvan.keys import settings_key
+from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
@@ -86,8 +86,11 @@ async def run_worker(
     """Run a worker on `task_queue` until `stop` is set (or forever), then drain in-flight tasks and close."""
     store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     try:
-        client = await connect(settings.temporal_address, settings.temporal_namespace,
-                               secret=settings_key(settings))
+        secret = settings_key(settings)
+        # A worker with another secret than the installation's could open none of its payloads and would retry
+        # every workflow task for ever: it refuses to start instead.
+        await check_installation_secret(store.pool, secret)
+        client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret)
         worker = build_worker(client, store, task_queue=task_queue)
         log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
         async with worker:

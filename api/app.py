@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import asyncpg
 from fastapi import FastAPI
 from temporalio.client import Client
 
 from danvan.codec import EncryptionCodec
-from danvan.keys import settings_key
+from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
 from eventstore import EventStore
 from integrity.checkpoints import CheckpointLog
@@ -65,6 +66,14 @@ def create_app(
         store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                                       timeout=wait_bound)
         secret = settings_key(settings)
+        try:
+            # Another secret than the installation's: the API refuses to start (`danvan.keys`).
+            await check_installation_secret(store.pool, secret)
+        except asyncpg.UndefinedTableError:
+            pass  # not migrated yet: `/readyz` says so, and nothing is served that needs the secret
+        except BaseException:
+            await store.close()
+            raise
         temporal = TemporalConnection(
             settings.temporal_address,
             settings.temporal_namespace,

@@ -39,9 +39,28 @@ async def database(settings: Settings, *, create: bool = False) -> AsyncIterator
         )
     db = await asyncio.to_thread(open_database, settings.database_url, settings.pgdata)
     try:
+        await _check_secret(settings, db.url)
         yield db.url
     finally:
         await asyncio.to_thread(db.stop)
+
+
+async def _check_secret(settings: Settings, url: str) -> None:
+    """Refuse to go on with another secret than the installation's (`danvan.keys.check_installation_secret`).
+    Before the schema exists (`danvan migrate` on a new database) there is nothing to compare with."""
+    import asyncpg
+
+    from .keys import SecretMismatch, check_installation_secret, settings_key
+
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await check_installation_secret(conn, settings_key(settings))
+    except asyncpg.UndefinedTableError:
+        pass
+    except SecretMismatch as exc:
+        raise Refused(str(exc)) from None
+    finally:
+        await conn.close()
 
 
 # -- commands ----------------------------------------------------------------------------------------

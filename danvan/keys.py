@@ -11,7 +11,9 @@ import base64
 import hashlib
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -21,6 +23,8 @@ from .settings import Settings
 #: Labels of the derived keys. A new use takes a new label; changing one makes its key another key.
 PAYLOAD_CODEC_LABEL = b"danvan temporal payload codec v1"
 IDENTITY_KEK_LABEL = b"danvan identity key-encryption key v1"
+#: The installation's fingerprint: a key used for nothing but being named, so that naming it reveals nothing.
+FINGERPRINT_LABEL = b"danvan installation fingerprint v1"
 
 
 def load_key(env_value: str | None, key_file: Path) -> bytes:
@@ -65,3 +69,41 @@ def derive_key(secret: bytes, label: bytes) -> bytes:
 def key_id(key: bytes) -> str:
     """A short public name of a key (a digest: it tells keys apart and reveals nothing of them)."""
     return hashlib.sha256(b"danvan key id\x00" + key).hexdigest()[:16]
+
+
+def fingerprint(secret: bytes) -> str:
+    """The public name of an installation's secret (`key_id` of a key derived for that use only)."""
+    return key_id(derive_key(secret, FINGERPRINT_LABEL))
+
+
+class SecretMismatch(Exception):
+    """This process holds another secret than the one the installation recorded at its first start."""
+
+
+class _Fetches(Protocol):
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+
+async def check_installation_secret(db: _Fetches, secret: bytes) -> str:
+    """Record the installation's secret by its fingerprint at the first start, or refuse (`SecretMismatch`) a
+    process whose secret is another: its payloads would be unreadable to the rest of the installation, and it
+    could open none of theirs (a worker would retry every workflow task for ever). Returns the fingerprint."""
+    mine = fingerprint(secret)
+    row = await db.fetchrow(
+        "WITH new AS (INSERT INTO installation_secret (purpose, key_id) VALUES ('secret', $1) "
+        "ON CONFLICT (purpose) DO NOTHING RETURNING key_id, recorded_at) "
+        "SELECT key_id, recorded_at FROM new UNION ALL "
+        "SELECT key_id, recorded_at FROM installation_secret WHERE purpose = 'secret' LIMIT 1",
+        mine,
+    )
+    if row is None:  # another process recorded its secret between this statement's snapshot and its insert
+        row = await db.fetchrow("SELECT key_id, recorded_at FROM installation_secret WHERE purpose = 'secret'")
+    recorded: str = row["key_id"]
+    if recorded != mine:
+        since: datetime = row["recorded_at"]
+        raise SecretMismatch(
+            f"this process's secret (fingerprint {mine}) is not the installation's (fingerprint {recorded}, "
+            f"recorded {since.isoformat(timespec='seconds')}): every process of one installation must use the same "
+            f"DANVAN_SECRET_KEY (or the same $DANVAN_HOME/secret.key)"
+        )
+    return mine

@@ -21,7 +21,7 @@ from api.app import create_app
 from api.deadline import RequestDeadline
 from danvan import waits
 from danvan.settings import Settings
-from tests.conftest import migrated_database
+from tests.conftest import migrated_database, secret_env
 
 from .support import petition, running, token
 
@@ -34,7 +34,8 @@ async def test_a_statement_stuck_behind_a_lock_is_a_503_naming_postgresql_within
 ) -> None:
     url = await migrated_database(new_database)
     settings = Settings.from_env({"TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
-                                  "DANVAN_REQUEST_TIMEOUT": str(BOUND), "DANVAN_HOME": str(tmp_path)})
+                                  "DANVAN_REQUEST_TIMEOUT": str(BOUND), "DANVAN_HOME": str(tmp_path),
+                                  **secret_env()})
     app = create_app(settings, url, temporal_client=temporal_env.client, token_cache_ttl=0)
     async with running(app) as api:
         supervisor = await token(app.state.store, "supervisor")
@@ -65,7 +66,8 @@ async def test_a_temporal_that_never_answers_is_a_503_naming_temporal_within_the
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         settings = Settings.from_env({"TEMPORAL_ADDRESS": f"127.0.0.1:{silent.getsockname()[1]}",
-                                      "DANVAN_REQUEST_TIMEOUT": str(BOUND), "DANVAN_HOME": str(tmp_path)})
+                                      "DANVAN_REQUEST_TIMEOUT": str(BOUND), "DANVAN_HOME": str(tmp_path),
+                                  **secret_env()})
         app = create_app(settings, database_url)
         async with running(app) as api:
             admin = await token(app.state.store, "admin")

@@ -19,6 +19,7 @@ from danvan.settings import ConfigError, Settings
 from eventstore import EventStore
 
 from ..api.support import Api, running, token
+from ..conftest import secret_env
 from .support import Tokens, csrf_of, person, signed_in
 
 
@@ -138,7 +139,8 @@ def test_session_settings_are_checked() -> None:
 async def console_behind(proxies: str, database_url: str, temporal_env: WorkflowEnvironment, home: Path
                          ) -> AsyncIterator[Api]:
     settings = Settings.from_env({"TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
-                                  "DANVAN_TRUSTED_PROXIES": proxies, "DANVAN_HOME": str(home)})
+                                  "DANVAN_TRUSTED_PROXIES": proxies, "DANVAN_HOME": str(home),
+                                  **secret_env()})
     async with running(create_app(settings, database_url, temporal_client=temporal_env.client)) as api:
         yield api
 

@@ -14,6 +14,7 @@ from integrity.checkpoints import CheckpointLog
 from integrity.database import take_checkpoint
 
 from ..api.support import running, token
+from ..conftest import secret_env
 from .support import edit_and_rechain, remove_stream, truncate_and_rewind
 from .test_attacks import tamper_db  # noqa: F401 (the fixture)
 
@@ -24,7 +25,7 @@ async def test_history_integrity_names_what_only_the_checkpoint_shows(
     url, store = tamper_db
     settings = Settings.from_env({
         "DANVAN_HOME": str(tmp_path), "DANVAN_DB_POOL_MAX": "2",
-        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host, **secret_env(),
     })
     log = CheckpointLog(settings.checkpoint_log, settings.checkpoint_key)
     supervisor = await token(store, "supervisor", label="giám sát viên")

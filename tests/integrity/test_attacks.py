@@ -19,7 +19,7 @@ import pytest_asyncio
 from eventstore import EventStore, NewEvent
 from integrity.checkpoints import CheckpointLog, TamperDetected
 from integrity.database import take_checkpoint, verify_against_checkpoint
-from tests.conftest import migrated_database
+from tests.conftest import migrated_database, secret_env
 
 from .support import edit_and_rechain, remove_stream, seed, truncate_and_rewind
 
@@ -112,7 +112,8 @@ def test_danvan_verify_names_every_broken_stream_and_exits_1(
 ) -> None:
     url, _ = tamper_db
     env = {**os.environ, "DATABASE_URL": url, "DANVAN_HOME": str(tmp_path / "home"),
-           "DANVAN_CHECKPOINT_LOG": str(log.path), "DANVAN_CHECKPOINT_KEY": str(log.key_file)}
+           "DANVAN_CHECKPOINT_LOG": str(log.path), "DANVAN_CHECKPOINT_KEY": str(log.key_file),
+           **secret_env()}
 
     def danvan(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "danvan.cli", *args], cwd=ROOT, env=env, capture_output=True,

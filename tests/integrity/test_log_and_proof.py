@@ -24,7 +24,7 @@ from eventstore import EventStore
 from integrity.checkpoints import CheckpointError, CheckpointLog, Leaf, public_key_file
 from integrity.database import take_checkpoint
 from integrity.proofcheck import fingerprint, signed_bytes
-from tests.conftest import migrated_database
+from tests.conftest import migrated_database, secret_env
 
 from .support import edit_and_rechain, seed
 
@@ -200,7 +200,8 @@ def test_danvan_proof_writes_a_proof_and_refuses_a_case_that_no_longer_verifies(
 
     url = proof_store.pool.dsn
     env = {**os.environ, "DATABASE_URL": url, "DANVAN_HOME": str(tmp_path / "home"),
-           "DANVAN_CHECKPOINT_LOG": str(log.path), "DANVAN_CHECKPOINT_KEY": str(log.key_file)}
+           "DANVAN_CHECKPOINT_LOG": str(log.path), "DANVAN_CHECKPOINT_KEY": str(log.key_file),
+           **secret_env()}
 
     def danvan(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "danvan.cli", *args], cwd=ROOT, env=env, capture_output=True,
