@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from domain.authority import CaseFacts, readers
 from eventstore import CaseRecord, Pool
 
 from .errors import ApiError
@@ -127,15 +128,22 @@ def may_access_case(principal: Principal, case: CaseRecord) -> bool:
     `domain.authority`, checked by the command route). The rule:
 
     - `supervisor`, `operator`, `admin`: every case.
-    - `body`: the cases whose `lead_body` is its `body_id` or whose `bodies` contain it.
+    - `body`: the cases whose `lead_body` is its `body_id` or whose `bodies` contain it, and every case it has
+      a tie to in the case's authority facts (`domain.authority.readers`: receiving, lead, coordinating, the
+      Front, the commission, the lead's superior), so a body that may send a command can read the case.
+      `api.queries` lists by the same rule in SQL.
     - `intake`: the cases it sent, i.e. whose `source` equals its token's label (the sending system's name).
     """
     if principal.role in SEE_ALL:
         return True
     if principal.role == "body":
-        return principal.body_id is not None and (
-            case.lead_body == principal.body_id or principal.body_id in case.bodies
-        )
+        body = principal.body_id
+        if body is None:
+            return False
+        if case.lead_body == body or body in case.bodies:
+            return True
+        stored = case.summary.get("authority")
+        return isinstance(stored, dict) and body in readers(CaseFacts.model_validate(stored))
     if principal.role == "intake":
         return case.source is not None and case.source == principal.label
     return False

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from domain.authority import BODY_TIES
 from eventstore import CaseRecord, Pool
 from eventstore.store import translate_errors
 
@@ -41,6 +42,8 @@ class CaseFilter:
     overdue: bool | None = None
     received_from: date | None = None
     received_to: date | None = None
+    #: Only the cases this body may read (`api.auth.may_access_case`): a `body` token's scope.
+    reader: str | None = None
     #: Only these cases (`in_ids`) or all but these (`not_in_ids`): the stalled filter, found in Temporal.
     in_ids: tuple[str, ...] | None = None
     not_in_ids: tuple[str, ...] | None = None
@@ -93,6 +96,14 @@ class _Params:
         return f"${len(self.values)}"
 
 
+def _readable_by(p: str) -> str:
+    """The SQL of `api.auth.may_access_case` for a body, the parameter `p`: lead, `bodies`, or a tie in the
+    row's authority facts (`domain.authority.BODY_TIES`; the keys are the module's constants, never input)."""
+    ties = [f"summary->'authority'->>'{key}' = {p}" if key == "receiving" else f"summary->'authority'->'{key}' ? {p}"
+            for key in BODY_TIES.values()]
+    return "(" + " OR ".join([f"lead_body = {p}", f"bodies @> ARRAY[{p}::text]", *ties]) + ")"
+
+
 def _where(filters: CaseFilter, params: _Params) -> list[str]:
     """The conditions of `filters`, each value a parameter. `body` matches the lead body or any coordinating
     body; received dates are local (UTC+7) days, both ends included."""
@@ -104,6 +115,8 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
     if filters.body is not None:
         p = params.add(_nfc(filters.body))
         where.append(f"(lead_body = {p} OR bodies @> ARRAY[{p}::text])")
+    if filters.reader is not None:
+        where.append(_readable_by(params.add(_nfc(filters.reader))))
     if filters.district is not None:
         where.append(f"district = {params.add(_nfc(filters.district))}")
     if filters.overdue is not None:

@@ -270,6 +270,24 @@ def authorize(table: Table, command_type: str, actor: Actor, facts: CaseFacts) -
     return granted
 
 
+#: The facts that tie a body to a case, by relation: `readers` and the `cases` list's SQL read these same keys.
+BODY_TIES: dict[Relation, str] = {
+    R.RECEIVING: "receiving", R.LEAD: "lead", R.COORDINATING: "coordinating", R.FRONT: "front",
+    R.COMMISSION: "commission", R.SUPERIOR: "superiors",
+}
+
+
+def readers(facts: CaseFacts) -> set[str]:
+    """The bodies whose staff may read the case: every body with a tie to it (receiving, lead, coordinating,
+    the Front, the commission, the lead's superior). Whoever the table lets send a command to a case can also
+    find it and read it; reading a sealed identity is a rule of its own (`api.identities`)."""
+    out: set[str] = set()
+    for key in BODY_TIES.values():
+        value = getattr(facts, key)
+        out.update([value] if isinstance(value, str) else value or [])
+    return out
+
+
 # -- the facts of each kind of case ----------------------------------------------------------------------------
 
 

@@ -353,8 +353,8 @@ async def reveal_identity(
 async def plan_page(request: Request, store: Store, principal: Reader) -> Response:
     """Every plan task from the `cases` projection, by task and by body (a body sees the tasks it leads or
     coordinates), under its plan's header (term, tasks expected, report cycles started)."""
-    body = principal.body_id if principal.role == "body" else None
-    tasks, truncated = await all_cases(store.pool, CaseFilter(kind="plan_task", body=body), cap=MAX_PLAN_TASKS)
+    reader = principal.body_id if principal.role == "body" else None
+    tasks, truncated = await all_cases(store.pool, CaseFilter(kind="plan_task", reader=reader), cap=MAX_PLAN_TASKS)
     tasks = [case for case in tasks if may_access_case(principal, case)]
     plans, _ = await all_cases(store.pool, CaseFilter(kind="plan"), cap=200)
     return render(request, "plan.html", {

@@ -208,20 +208,16 @@ class CaseQuery:
                                           "only the others (false); asks Temporal, so it is slower")] = None
 
     def filters(self, principal: Principal, action: str) -> CaseFilter:
-        """The filters to apply; a `body` token is held to its own body's cases."""
-        body = self.body
-        if principal.role == "body":
-            if body is not None and body != principal.body_id:
-                raise ApiError(
-                    403, "forbidden", f"a token of body {principal.body_id!r} may only {action} that body's cases"
-                )
-            body = principal.body_id
+        """The filters to apply; a `body` token is held to the cases it may read (`api.auth.may_access_case`),
+        within which `body` filters as for anyone."""
+        reader = principal.body_id if principal.role == "body" else None
         if self.received_from is not None and self.received_to is not None and self.received_to < self.received_from:
             raise validation_error(
                 "received_to", "date_range", "received_to must not be before received_from", str(self.received_to)
             )
-        return CaseFilter(kind=self.kind, status=self.status, body=body, district=self.district, overdue=self.overdue,
-                          received_from=self.received_from, received_to=self.received_to)
+        return CaseFilter(kind=self.kind, status=self.status, body=self.body, district=self.district,
+                          overdue=self.overdue, received_from=self.received_from, received_to=self.received_to,
+                          reader=reader)
 
 
 Filters = Annotated[CaseQuery, Depends()]

@@ -30,6 +30,7 @@ from ..authority_cases import (
     PETITION_BODIES,
     PETITION_LAST,
     PETITION_SAMPLES,
+    STRANGER,
     TASK_BODIES,
     TASK_LAST,
     TASK_SAMPLES,
@@ -261,3 +262,37 @@ standing_duties:
     lead: [{{code: BTGDV_TU, basis: explicit}}]
     cadence: [continuous_monitoring, semiannual, annual]
 """
+
+
+async def test_every_body_with_a_tie_reads_finds_and_counts_the_case_and_a_stranger_does_not(
+    api: Api, store: EventStore, petition_cast: tuple[str, list[Sender]]
+) -> None:
+    """Whoever the table lets send a command can find the case it commands: the receiving, lead and coordinating
+    bodies, the Front, the commission and the lead's superior read it, list it and count it; a body with no tie
+    neither reads nor finds it. The identity of a denouncer stays the lead's and the supervisors' alone."""
+    source, cast = petition_cast
+    case_id = await open_handled_case(api, source, cast, kind="denunciation")
+    stranger = await token(store, "body", STRANGER, unique("can-bo-khac"))
+    scope = {"kind": "denunciation"}
+    for sender in [s for s in cast if s.relation in PETITION_BODIES]:
+        for path in (f"/v1/cases/{case_id}", f"/v1/cases/{case_id}/history"):
+            answer = await api.get(path, sender.token)
+            assert answer.status_code == 200, (sender.relation, path, answer.text)
+        listed = await api.get("/v1/cases", sender.token, params={**scope, "limit": 200})
+        assert listed.status_code == 200 and case_id in {c["case_id"] for c in listed.json()["items"]}, sender.relation
+        counted = await api.get("/v1/cases/counts", sender.token, params=scope)
+        assert counted.status_code == 200 and counted.json()["total"] >= 1, (sender.relation, counted.text)
+        if sender.relation != R.LEAD:
+            refused = await api.get(f"/v1/cases/{case_id}/petitioner", sender.token,
+                                    params={"purpose": "xác minh nội dung tố cáo"})
+            assert refused.status_code == 403, sender.relation
+    for path in (f"/v1/cases/{case_id}", f"/v1/cases/{case_id}/history"):
+        assert (await api.get(path, stranger)).status_code == 403, path
+    listed = await api.get("/v1/cases", stranger, params={**scope, "limit": 200})
+    assert listed.status_code == 200 and case_id not in {c["case_id"] for c in listed.json()["items"]}
+    # A body filtering by another body's cases finds, among those it may read, only these.
+    commission = by(cast, R.COMMISSION).token
+    led = await api.get("/v1/cases", commission, params={**scope, "body": PETITION_BODIES[R.LEAD], "limit": 200})
+    assert led.status_code == 200 and case_id in {c["case_id"] for c in led.json()["items"]}
+    assert all(c["lead_body"] == PETITION_BODIES[R.LEAD] or PETITION_BODIES[R.LEAD] in c["bodies"]
+               for c in led.json()["items"])

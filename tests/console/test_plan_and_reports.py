@@ -57,11 +57,16 @@ async def test_plan_progress_shows_each_task_and_each_body(
     front = re.search(r"<code>UBMTTQ_TINH</code></th>\s*<td>(\d+)</td>\s*<td>(\d+)</td>", bodies)
     assert front and front.groups() == ("0", "1")
 
-    # A body sees the tasks it leads or coordinates, nothing else.
-    front_token = await token(store, "body", "UBMTTQ_TINH", label="cán bộ MTTQ")
-    async with signed_in(api.app, front_token) as member:
+    # A body sees the tasks it has a tie to, nothing else: the People's Committee leads II.1 only; the Front
+    # committee coordinates II.1 and, as the supervising Front, reads every task.
+    lead_token = await token(store, "body", "UBND_TINH", label="cán bộ UBND tỉnh")
+    async with signed_in(api.app, lead_token) as member:
         mine = text_of((await member.page("/console/plan")).text)
     assert "II.1" in mine and "III.3" not in mine.split(f"Kế hoạch {plan_id}")[1]
+    front_token = await token(store, "body", "UBMTTQ_TINH", label="cán bộ MTTQ")
+    async with signed_in(api.app, front_token) as member:
+        front_sees = text_of((await member.page("/console/plan")).text).split(f"Kế hoạch {plan_id}")[1]
+    assert "II.1" in front_sees and "III.3" in front_sees
 
 
 async def test_the_period_report_is_shown_and_downloads_as_the_apis_csv(
