@@ -34,7 +34,7 @@ APP_ENVIRONMENT = {
     "DANVAN_HOME",
 }
 
-APP_SERVICES = ("migrate", "worker", "api")
+APP_SERVICES = ("migrate", "worker", "api", "checkpoint")
 
 
 def load() -> dict[str, Any]:
@@ -86,6 +86,7 @@ def test_the_stack_has_every_service_of_the_production_shape() -> None:
         "migrate",
         "worker",
         "api",
+        "checkpoint",
     ):
         assert name in svcs, f"service {name} is missing"
 
@@ -169,6 +170,7 @@ def test_app_services_share_one_image_and_one_environment() -> None:
     assert len({svcs[name]["image"] for name in APP_SERVICES}) == 1
     assert svcs["migrate"]["command"] == ["danvan", "migrate"]
     assert svcs["api"]["command"] == ["danvan", "api"]
+    assert svcs["checkpoint"]["command"][:3] == ["danvan", "checkpoint", "--every"]
 
 
 def test_passwords_come_from_variables_with_defaults() -> None:
