@@ -1,8 +1,9 @@
 """Who may call what: the bearer-token dependency, the role check and the case scoping rule.
 
-Roles (the public surface, `design/api.md`):
+Roles (the README's "The HTTP API"):
 - `intake`: a back-office system that sends petitions; its token's label is the system's name.
-- `body`: the staff of one body (the token's `body_id`); acts on and reads that body's cases only.
+- `body`: the staff of one body (the token's `body_id`); reads the cases it has a tie to (`may_access_case`) and
+  sends the commands the authority table gives it (`domain.authority`).
 - `supervisor`: reads everything. `operator`: repairs (and reads everything). `admin`: issues tokens.
 """
 

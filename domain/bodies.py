@@ -1,4 +1,5 @@
-"""The bodies of the province, dated, and the default routing of a petition to one of them (domain.md §0, §2, §6).
+"""The bodies of the province, dated, and the default routing of a petition to one of them (docs/legal-reference.md
+§0, §2, §6).
 
 The 2025 reorganisation means no body is forever: the district tier ended on 1 Jul 2025, the Ban Dân vận and
 the Ban Tuyên giáo of the Provincial Party Committee were merged, district inspectorates were abolished. A `Body`
@@ -47,7 +48,7 @@ ROUTED_BODY_PATTERN = r"^[A-Z0-9_]+(:([A-Za-z0-9_.-]+|\{district\}))?$"
 DISTRICT_PLACEHOLDER = "{district}"
 WILDCARD = "*"
 
-#: Which system a body belongs to. The Party is neither "government" nor "Front" (domain.md §6).
+#: Which system a body belongs to. The Party is neither "government" nor "Front" (docs/legal-reference.md §6).
 Side = Literal["party", "state", "front", "armed_forces", "cross"]
 #: `central` is for the few central bodies the plan names (Ban Dân vận Trung ương).
 Level = Literal["central", "province", "district", "commune"]

@@ -1,4 +1,4 @@
-"""Vietnamese working days and the civil-code rules for counting periods (domain.md §1).
+"""Vietnamese working days and the civil-code rules for counting periods (docs/legal-reference.md §1).
 
 Pure: no clock, no I/O, no third-party calendar. A `WorkingCalendar` is a snapshot built once outside the
 workflow (see `activities.rules.build_calendar`) and recorded in event data, so that replaying a workflow
@@ -37,7 +37,7 @@ class CalendarRangeError(ValueError):
 
 
 def is_weekend(d: date) -> bool:
-    """Saturday or Sunday: state bodies work Monday to Friday (domain.md §1)."""
+    """Saturday or Sunday: state bodies work Monday to Friday (docs/legal-reference.md §1)."""
     return d.weekday() >= _SATURDAY
 
 

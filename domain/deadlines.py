@@ -1,4 +1,4 @@
-"""Deadline rules as data, and the deadlines computed from them (domain.md §3, §4, §8.1).
+"""Deadline rules as data, and the deadlines computed from them (docs/legal-reference.md §3, §4 and Appendix A).
 
 Every legal or policy period is a `DeadlineRule` loaded from `policy/deadlines.yaml`, never a constant in code,
 so that a province can correct a value without a release. A `Deadline` is the value computed once, from a rule,
@@ -20,7 +20,7 @@ from domain.bodies import BodyRegistry, RoutingTable
 from domain.calendar import DayUnit, WorkingCalendar, end_of_day, local_date
 from domain.common import Event, Text
 
-#: The verification marks of domain.md: ✅ verified, ⚠️ partial, ❌ unverified.
+#: The verification marks of docs/legal-reference.md: ✅ verified, ⚠️ partial, ❌ unverified.
 Mark = Literal["verified", "partial", "unverified"]
 
 _KEY_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"

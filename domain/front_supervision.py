@@ -1,4 +1,5 @@
-"""Front supervision of one petition case (domain.md §4, §8.3): the escalation ladder as a pure decider.
+"""Front supervision of one petition case: the escalation ladder as a pure decider (docs/legal-reference.md §4;
+docs/architecture.md, Front supervision).
 
 The provincial Fatherland Front committee (UBMTTQ tỉnh) follows a petition it forwarded, or one whose deadline
 was missed, and climbs a ladder when the resolver does not act:
@@ -45,19 +46,19 @@ from .deadlines import (
 from .petitions.views import DeadlineView
 from .repairs import REPAIR_EVENTS, BodyNudged, RepairRecorded
 
-#: The body that supervises: the Standing Board of the provincial Front committee (domain.md §6).
+#: The body that supervises: the Standing Board of the provincial Front committee (docs/legal-reference.md §6).
 FRONT_BODY = "UBMTTQ_TINH"
 #: Where an unanswered recommendation is escalated by the system: the provincial Party committee, which
-#: "receives Front escalations" (domain.md §6). A person escalating names the body explicitly.
+#: "receives Front escalations" (docs/legal-reference.md §6). A person escalating names the body explicitly.
 PARTY_COMMITTEE_BODY = "TINH_UY"
 CASE_KIND = "front_supervision"
 
-#: Policy keys (domain.md §4 "Recommended escalation ladder (policy, configurable)").
+#: Policy keys of the escalation ladder (docs/legal-reference.md §4).
 REMINDER_BEFORE = "front.reminder_before"
 URGE_AFTER_BREACH = "front.urge_after_breach"
 RECOMMENDATION_RESPONSE = "front.recommendation_response"
 SUPERIOR_RESPONSE = "front.superior_response"
-#: Deadlines whose breach, with no answer, escalates the supervision (§8.3 "no answer in policy days").
+#: Deadlines whose breach, with no answer, escalates the supervision (docs/legal-reference.md §4 step 4).
 RESPONSE_KEYS = frozenset({RECOMMENDATION_RESPONSE, SUPERIOR_RESPONSE})
 
 SUPERVISION_BASIS = "Luật MTTQ 2015, Chương V; NQLT 403/2017/NQLT-UBTVQH14-CP-ĐCTUBTWMTTQVN"
@@ -112,7 +113,7 @@ class Open(Command):
 
 
 class Remind(Command):
-    """Nhắc: an informal reminder to the resolver before its deadline (domain.md §4 step 2)."""
+    """Nhắc: an informal reminder to the resolver before its deadline (docs/legal-reference.md §4 step 2)."""
 
     type: Literal["remind"] = "remind"
     to_body: BodyCode | None = None
@@ -532,7 +533,7 @@ def _mark_deadline(state: SupervisionState, cmd: MarkDeadline, actor: Actor, now
     started = [_urge_deadline(state.rules, d.deadline, now)] if mirrored else []
     events = [DeadlineBreached(**env, key=cmd.key, due_at=due, deadlines=started)]
     if cmd.key in RESPONSE_KEYS and state.status == S.RECOMMENDATION_SENT:
-        # §8.3: no answer within the policy period -> escalated, by the system, to the Party committee.
+        # §4 step 5: no answer within the policy period -> escalated, by the system, to the Party committee.
         basis = f"{d.deadline.legal_basis}; {ESCALATION_BASIS['party_committee']}"
         events.append(FrontEscalated(**{**env, "legal_basis": basis}, target="party_committee",
                                      to_body=PARTY_COMMITTEE_BODY, automatic=True, after_deadline=cmd.key))

@@ -1,5 +1,5 @@
 """The action plan as a document: its tasks, subtasks and standing duties, who leads and who coordinates each,
-and how often each reports (domain.md §5, §8.4).
+and how often each reports (docs/legal-reference.md §5; docs/architecture.md, plan task).
 
 Every task of section II of the plan (II.1 … II.4.c) and every standing duty of section III (III.1 … III.3)
 becomes one long-running case. The plan is data (`plan/action_plan.yaml`): a province edits it, or imports
@@ -49,7 +49,7 @@ from pydantic_core import PydanticCustomError
 from domain.bodies import BODY_CODE_PATTERN, BodyRegistry, UnknownBody
 from domain.common import content_digest
 
-#: How often a task reports or acts (domain.md §5). The plan itself sets only 6-monthly and annual reports
+#: How often a task reports or acts (docs/legal-reference.md §5). The plan itself sets only 6-monthly and annual reports
 #: (III.2–3); the others describe tasks that run differently (II.2.4.c, II.2.5.c, II.2.7, III.2, III.3).
 Cadence = Literal[
     "semiannual",  # a report every 6 months
@@ -221,7 +221,7 @@ class BodyRef(_Model):
 
 
 class PlanTask(_Model):
-    """One task, subtask or standing duty of the plan: one case (domain.md §8.4)."""
+    """One task, subtask or standing duty of the plan: one case (docs/architecture.md, plan task)."""
 
     id: TaskId
     #: Derived from the id when not given.

@@ -1,5 +1,6 @@
-"""A task of the action plan as a case (domain.md §5, §8.4): assignment, acknowledgements, coordination,
-progress, six-monthly and annual reports, reviews, reassignment to successor bodies, closure.
+"""A task of the action plan as a case (docs/legal-reference.md §5; docs/architecture.md, plan task): assignment,
+acknowledgements, coordination, progress, six-monthly and annual reports, reviews, reassignment to successor
+bodies, closure.
 
 The plan sets no deadline for any task: every waiting period is a province policy value (`plan.*` rules of
 `policy/deadlines.yaml`) and report due dates come from the report calendar, both recorded when the task is
@@ -373,7 +374,8 @@ class TaskState(BaseModel):
 
     @property
     def phase(self) -> str:
-        """The state of §8.4 a person would name: report_due, overdue_report, urged, report_submitted..."""
+        """The phase a person would name (docs/architecture.md, plan task): report_due, overdue_report, urged,
+        report_submitted..."""
         if self.status in (S.CLOSED, S.FINAL_REVIEW):
             return self.status.value
         open_reports = [r for r in self.reports.values() if r.submitted_at is None]

@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
-#: The custom search attributes the workflows upsert (api.md, "Temporal"), with their Temporal types.
+#: The custom search attributes the workflows upsert (`workflows/shared.py`), with their Temporal types.
 EXPECTED_SEARCH_ATTRIBUTES = {
     "CaseKind": "Keyword",
     "CaseStatus": "Keyword",

@@ -1,4 +1,5 @@
-"""`FrontSupervisionWorkflow`: the Front's supervision of one petition case (domain.md §4, §8.3).
+"""`FrontSupervisionWorkflow`: the Front's supervision of one petition case (docs/legal-reference.md §4;
+docs/architecture.md, Front supervision).
 
 Started by `PetitionWorkflow` as an abandoned child (id `<case_id>-front`) on a breach, on a petition the Front
 forwarded, or when a Front officer asks. Like the petition, it is the single writer of its stream (stream id =

@@ -1,4 +1,4 @@
-"""Events of a petition case, in the past tense (domain.md §8.5). The envelope (when, who, why, on what
+"""Events of a petition case, in the past tense (docs/architecture.md, events). The envelope (when, who, why, on what
 legal basis) is in `domain.common.Event`; each class adds what that step decided."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The dated registry of bodies, the default routing of petitions, and their policy files (domain.md §0, §2, §6)."""
+"""The dated registry of bodies, the default routing of petitions, and their policy files (docs/legal-reference.md
+§0, §2, §6)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ MERGER = date(2025, 3, 1)
 LAST_DISTRICT_DAY = date(2025, 6, 30)
 NO_DISTRICTS = date(2025, 7, 1)
 
-# The codes of domain.md §6 (and §5's plan tasks) that must exist.
+# The codes of docs/legal-reference.md §6 (and §5's plan tasks) that must exist.
 GLOSSARY = {
     "TINH_UY",
     "BDV_TU",

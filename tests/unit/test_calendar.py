@@ -1,4 +1,4 @@
-"""Counting days on the Vietnamese calendar (domain.md §1), on the `holidays` package's real data.
+"""Counting days on the Vietnamese calendar (docs/legal-reference.md §1), on the `holidays` package's real data.
 
 The holiday dates asserted here were read from `holidays` 0.109 and match the government's announced days off
 for 2025 and 2026; the 2027 Tết dates are the package's own computation from the lunar calendar.

@@ -1,4 +1,4 @@
-"""Deadlines of the §8.1 timer table computed from `policy/deadlines.yaml` on real dates.
+"""Deadlines of the rules of docs/legal-reference.md (Appendix A) computed from `policy/deadlines.yaml` on real dates.
 
 Each expected date was worked out by hand against the 2025-2027 days off of `holidays` 0.109
 (see test_calendar.py): the comments show the count.

