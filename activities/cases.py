@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from activities.rules import load_bodies
 from domain.bodies import BodyError
 from domain.common import Actor
+from domain.idempotency import update_id
 from domain.plan_tasks import Reassign, RequestReport, TaskCommandRequest
 from eventstore import EventStore
 
@@ -68,7 +69,9 @@ class CaseCommandActivities:
         """Send one command; None when applied (or already applied), else why it was not."""
         handle = self.client.get_workflow_handle(case_id)
         try:
-            await handle.execute_update("execute", request, id=f"cmd-{request.command_id}")
+            key = request.command_id
+            await handle.execute_update("execute", request,
+                                        id=update_id("cmd-", key, request.command, request.actor) if key else None)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             return getattr(cause, "type", None) or str(cause or exc)

@@ -348,8 +348,14 @@ async def _ops(settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
 async def cmd_stalled(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from ops.stalled import StallPolicy, find_stalled
+    from danvan.visibility import UnsafeValue
+    from ops.stalled import StallPolicy, find_stalled, visibility_query
 
+    try:
+        visibility_query(args.kind, args.body)
+    except UnsafeValue as exc:
+        print(f"danvan stalled: {exc}", file=sys.stderr)
+        return 2
     policy = StallPolicy(min_attempts=args.min_attempts, idle=timedelta(hours=args.idle_hours))
     async with _ops(settings) as (client, store):
         found = await find_stalled(client, store, policy, kind=args.kind, body=args.body, reason=args.reason)

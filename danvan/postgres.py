@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,22 @@ def redact(url: str) -> str:
     return url
 
 
+#: A database name this module creates or drops: an identifier SQL cannot take as a parameter, so it is held
+#: to plain lower-case letters, digits and `_` before it is written into the statement.
+DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def _database_name(name: str) -> str:
+    if not DATABASE_NAME.fullmatch(name):
+        raise ValueError(f"not a database name this tool creates or drops (a-z, 0-9, _): {name!r}")
+    return name
+
+
 async def create_database(server_url: str, name: str) -> str:
     """Create an empty UTF-8 database `name` on the server of `server_url`; return its URL (tests, benchmarks)."""
     import asyncpg
+
+    name = _database_name(name)
 
     conn = await asyncpg.connect(server_url)
     try:
@@ -90,6 +104,7 @@ async def drop_database(server_url: str, name: str) -> None:
     idempotent, so a second attempt is safe)."""
     import asyncpg
 
+    name = _database_name(name)
     for attempt in (1, 2):
         conn = await asyncpg.connect(server_url)
         try:

@@ -10,7 +10,7 @@ decisions. A nudge also records the reminder sent (`BodyNudged`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -26,6 +26,9 @@ MIN_REASON = 10
 
 class RecordRepair(Text):
     """Record a repair in the case's stream (and, for `nudge` and `reassign`, carry it out)."""
+
+    #: Left out of the request's digest (`domain.idempotency`): what the tool saw differs between retries.
+    IDEMPOTENCY_EXCLUDE: ClassVar[tuple[str, ...]] = ("detail",)
 
     type: Literal["record_repair"] = "record_repair"
     action: RepairAction

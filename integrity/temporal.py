@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.eventstore import AppendEventsInput
+from danvan import visibility
 from eventstore import AppendResult, BrokenStream, EventStore, NewEvent, RecordedEvent
 from eventstore.canonical import canonical_text
 
@@ -41,9 +42,12 @@ class TemporalCheck:
 
 async def _run_ids(client: Client, workflow_id: str) -> list[str | None]:
     """Every run of the workflow that visibility lists; the latest alone when listing is not to be had."""
-    escaped = workflow_id.replace("\\", "\\\\").replace('"', '\\"')
     try:
-        runs = [w.run_id async for w in client.list_workflows(f'WorkflowId = "{escaped}"')]
+        query = visibility.query(WorkflowId=workflow_id)
+    except visibility.UnsafeValue:
+        return [None]  # an id no list filter can name exactly (see `danvan.visibility`): its latest run
+    try:
+        runs = [w.run_id async for w in client.list_workflows(query)]
     except RPCError:
         runs = []
     return list(runs) or [None]

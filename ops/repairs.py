@@ -44,7 +44,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from danvan.codec import opened
 from danvan.waits import rpc_timeout
+from domain import idempotency
 from domain.common import Actor
+from domain.idempotency import update_id
 from domain.repairs import REPAIR_ROLES, RecordRepair, RepairAction
 from eventstore import EventStore
 from workflows.case import RepairRequest, RepairResult
@@ -126,7 +128,8 @@ async def _running(client: Client, case_id: str) -> Any:
 def _refusal(exc: WorkflowUpdateFailedError) -> RepairRefused:
     cause = exc.cause
     if isinstance(cause, ApplicationError):
-        return RepairRefused(cause.type or "repair.refused", cause.message)
+        status = 422 if cause.type == idempotency.RULE else 409
+        return RepairRefused(cause.type or "repair.refused", cause.message, status=status)
     return RepairRefused("repair.refused", str(cause or exc))
 
 
@@ -141,8 +144,8 @@ async def record(client: Client, case_id: str, action: RepairAction, actor: Acto
     handle = client.get_workflow_handle(case_id)
     try:
         update: WorkflowUpdateHandle[RepairResult] = await handle.start_update(
-            "repair", request, id=command_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=RepairResult,
-            rpc_timeout=rpc_timeout())
+            "repair", request, id=update_id("", command_id, request.command, actor),
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=RepairResult, rpc_timeout=rpc_timeout())
         result = await asyncio.wait_for(update.result(rpc_timeout=rpc_timeout()), wait) if wait > 0 else None
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc) from exc

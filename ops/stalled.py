@@ -33,6 +33,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from danvan import visibility
 from danvan.waits import rpc_timeout
 from eventstore import EventStore
 
@@ -140,12 +141,10 @@ async def inspect_case(client: Client, case_id: str, policy: StallPolicy = DEFAU
 
 
 def visibility_query(kind: str | None = None, body: str | None = None) -> str:
-    """The Temporal list query of the running cases matching the filter."""
-    parts = ["ExecutionStatus = 'Running'"]
-    for attribute, value in (("CaseKind", kind), ("LeadBody", body)):
-        if value is not None:
-            parts.append(f"{attribute} = '{value.replace(chr(39), '')}'")
-    return " AND ".join(parts)
+    """The Temporal list query of the running cases matching the filter, made by `danvan.visibility` (a
+    value it cannot put in a query safely is `UnsafeValue`, a ValueError; the API's patterns refuse such
+    values with 422 before they get here)."""
+    return visibility.query(ExecutionStatus="Running", CaseKind=kind, LeadBody=body)
 
 
 async def _running(client: Client, query: str, limit: int) -> list[tuple[str, str | None, str | None]]:

@@ -1,5 +1,7 @@
 """The machinery every case workflow shares: decide, append, then evolve; durable deadline timers; repeated
-commands recognised; continue-as-new with the state.
+commands recognised, and a key reused for another request refused (`domain.idempotency`: the digests of the
+request applied under each key are kept in its events' metadata and in `seen_digests`); continue-as-new with
+the state.
 
 A case workflow subclasses `CaseMachine` and supplies its domain (`decide`, `fold`), its projection row, its
 search attributes and the command a timer issues. The single-writer rule holds because only the workflow
@@ -22,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.eventstore import AppendEventsInput, EventStoreActivities, ReadStreamInput
     from domain.common import Actor, DomainError, Event, EventRegistry, require
     from domain.deadlines import DeadlineState
+    from domain.idempotency import SeenCommand, fingerprint, from_metadata, key_reused
+    from domain.idempotency import metadata as keyed_metadata
     from domain.repairs import RecordRepair, decide_repair
     from eventstore.models import CaseRow, NewEvent, RecordedEvent
 
@@ -41,6 +45,11 @@ SEEN_COMMANDS_KEPT = 500
 #: after every command) and only attributes whose value changed are upserted (all six were, every time).
 #: Runs recorded before it replay on the old path.
 QUIET_COMMANDS = "quiet-commands"
+
+#: Since this patch an Update that comes with a key the case applied to another request (another command or
+#: another sender, `domain.idempotency`) is refused by its handler, when it passed the validator because the
+#: first request under the key was not applied yet (two sent at once). Before it, it answered as a duplicate.
+KEY_REUSE = "idempotency-key-reuse"
 
 #: Since this patch a workflow whose append finds its stream ahead of it (it was reset to an earlier point, and
 #: the events of the commands it re-runs are stored already) reads the stored events, adopts them, and decides
@@ -94,6 +103,8 @@ class CaseMachine(Generic[S]):
 
     state: S | None
     seen: dict[str, int]
+    #: The digests of the request applied under each key of `seen` (absent for keys applied before they were kept).
+    seen_digests: dict[str, SeenCommand]
     lock: asyncio.Lock
     woken: bool
     history_limit: int
@@ -176,20 +187,30 @@ class CaseMachine(Generic[S]):
 
     # -- machinery ------------------------------------------------------------------------------------
 
-    def setup(self, state: S | None, seen: dict[str, int], history_limit: int = MAX_HISTORY_EVENTS) -> None:
+    def setup(self, state: S | None, seen: dict[str, int], history_limit: int = MAX_HISTORY_EVENTS,
+              seen_digests: dict[str, SeenCommand] | None = None) -> None:
         self.state = state
         self.seen = dict(seen)
+        self.seen_digests = {k: v for k, v in (seen_digests or {}).items() if k in self.seen}
         self.lock = asyncio.Lock()
         self.woken = False
         self.history_limit = history_limit
 
-    async def apply(self, command: Any, actor: Actor, command_id: str | None) -> list[Event]:
-        """Decide, append (with the projection, in one transaction), then move the state. Hold `self.lock`."""
+    async def apply(self, command: Any, actor: Actor, command_id: str | None,
+                    keyed: SeenCommand | None = None) -> list[Event]:
+        """Decide, append (with the projection, in one transaction), then move the state. Hold `self.lock`.
+
+        `keyed`: the digests of a request sent under `command_id` (an Update's), written beside it in the events'
+        metadata. The commands a workflow issues itself under a fixed id (`receive`, `open`, `assign`) have none:
+        their digest would cost milliseconds for a key no client sends twice."""
         events = self.decide_any(self.state, command, actor, workflow.now())
         if not events:
             return []
         new_state = self.fold(events, self.state)
-        metadata = {"command_id": command_id} if command_id else {}
+        if command_id and keyed is not None:
+            metadata = keyed_metadata(command_id, keyed)
+        else:
+            metadata = {"command_id": command_id} if command_id else {}
         stored = [
             NewEvent(
                 event_id=workflow.uuid4(), type=ev.event_type(), schema_version=ev.SCHEMA_VERSION,
@@ -215,12 +236,16 @@ class CaseMachine(Generic[S]):
                 raise  # the stream holds nothing this run does not know: the conflict is not a reset's
             if command_id and command_id in self.seen:
                 return []  # an earlier run of this case applied it: its events are the ones just adopted
-            return await self.apply(command, actor, command_id)
+            return await self.apply(command, actor, command_id, keyed)
         self.state = new_state
         if command_id:
             self.seen[command_id] = new_state.version
+            if keyed is not None:
+                self.seen_digests[command_id] = keyed
             if len(self.seen) > SEEN_COMMANDS_KEPT:
-                self.seen.pop(next(iter(self.seen)))
+                oldest = next(iter(self.seen))
+                self.seen.pop(oldest)
+                self.seen_digests.pop(oldest, None)
         self.upsert_search_attributes(new_state)
         await self.after_append(events)
         self.woken = True
@@ -256,6 +281,9 @@ class CaseMachine(Generic[S]):
             command_id = r.metadata.get("command_id")
             if isinstance(command_id, str):
                 self.seen[command_id] = r.version
+                keyed = from_metadata(r.metadata)
+                if keyed is not None:
+                    self.seen_digests[command_id] = keyed
         workflow.logger.info("caught up with %d stored events of %s (now at version %d)",
                              len(events), stream_id, self.state.version)
         self.upsert_search_attributes(self.state)
@@ -266,9 +294,13 @@ class CaseMachine(Generic[S]):
         """An Update's body: (events, duplicate). A repeated `command_id` changes nothing."""
         async with self.lock:
             if command_id and command_id in self.seen:
+                reused = self.key_reused(command, actor, command_id)
+                if reused is not None and workflow.patched(KEY_REUSE):
+                    raise refusal(reused)
                 return [], True
             try:
-                events = await self.apply(command, actor, command_id)
+                events = await self.apply(command, actor, command_id,
+                                          fingerprint(command, actor) if command_id else None)
                 # No events, yet the command is known now: an earlier run applied it (adopted on catching up).
                 return events, not events and command_id is not None and command_id in self.seen
             except DomainError as exc:  # the state moved between validation and handling
@@ -285,10 +317,17 @@ class CaseMachine(Generic[S]):
             if not isinstance(command, RecordRepair):  # a repair's own rule is `repair.role`
                 self.authorize(self.state, command, actor)
             if command_id and command_id in self.seen:
+                reused = self.key_reused(command, actor, command_id)
+                if reused is not None:
+                    raise reused
                 return
             self.decide_any(self.state, command, actor, workflow.now())
         except DomainError as exc:
             raise refusal(exc) from exc
+
+    def key_reused(self, command: Any, actor: Actor, command_id: str) -> DomainError | None:
+        """The refusal of `command` from `actor` under a key the case applied to another request."""
+        return key_reused(command_id, self.seen_digests.get(command_id), fingerprint(command, actor))
 
     def timer_moments(self) -> list[tuple[datetime, str, Stage]]:
         """When each pending deadline warns and is missed (a miss is any instant after `due_at`)."""

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from danvan.waits import rpc_timeout
+from domain.idempotency import update_id
 from domain.petitions.commands import CommandRequest
 from domain.petitions.model import PetitionIntake, petition_case_id
 
@@ -48,6 +49,13 @@ class OutcomeUnknown(Exception):
 
 #: Temporal's answers after which a command sent may or may not have reached the case.
 _UNKNOWN = frozenset({RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE})
+
+
+def _update_id(request: Any) -> str | None:
+    """The Update id of a keyed command: the key and the request's digests (`domain.idempotency.update_id`)."""
+    if not request.command_id:
+        return None
+    return update_id("cmd-", request.command_id, request.command, request.actor)
 
 
 def _refusal(exc: WorkflowUpdateFailedError) -> CommandRefused:
@@ -93,7 +101,7 @@ async def send_case_command(client: Client, case_id: str, request: Any, result_t
     handle = client.get_workflow_handle(case_id)
     try:
         result: R = await handle.execute_update(
-            "execute", request, id=f"cmd-{request.command_id}" if request.command_id else None,
+            "execute", request, id=_update_id(request),
             result_type=result_type, rpc_timeout=rpc_timeout(),
         )
         return result
@@ -114,7 +122,7 @@ async def send_command(client: Client, case_id: str, request: CommandRequest) ->
     handle = client.get_workflow_handle_for(PetitionWorkflow.run, case_id)
     try:
         return await handle.execute_update(
-            PetitionWorkflow.execute, request, id=f"cmd-{request.command_id}" if request.command_id else None,
+            PetitionWorkflow.execute, request, id=_update_id(request),
             rpc_timeout=rpc_timeout(),
         )
     except WorkflowUpdateFailedError as exc:

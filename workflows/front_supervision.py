@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import front_supervision as fs
     from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.deadlines import CaseRules, Deadline, MarkDeadline
+    from domain.idempotency import SeenCommand
     from eventstore.models import CaseRow
 
     from .case import CaseMachine, Stage, refusal
@@ -43,6 +44,8 @@ class FrontSupervisionStart(BaseModel):
     resolver: str | None = None
     carried_state: fs.SupervisionState | None = None
     seen_commands: dict[str, int] = Field(default_factory=dict)
+    #: The digests of the request applied under each key (`domain.idempotency`), carried with `seen_commands`.
+    seen_digests: dict[str, SeenCommand] = Field(default_factory=dict)
 
 
 class FrontCommandResult(BaseModel):
@@ -61,7 +64,7 @@ class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
     @workflow.init
     def __init__(self, start: FrontSupervisionStart) -> None:
         self.start = start
-        self.setup(start.carried_state, start.seen_commands)
+        self.setup(start.carried_state, start.seen_commands, seen_digests=start.seen_digests)
 
     # -- the run --------------------------------------------------------------------------------------
 
@@ -79,7 +82,8 @@ class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
                 except DomainError as exc:  # e.g. a watched date outside the recorded calendar: fail, clearly
                     raise refusal(exc) from exc
         await self.wait_until_finished(
-            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
+            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen,
+                                          "seen_digests": self.seen_digests})
         )
         assert self.state is not None
         return fs.supervision_view(self.state)

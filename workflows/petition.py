@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.common import SYSTEM, Actor, Event, EventRegistry
     from domain.coordination import owing
     from domain.deadlines import MarkDeadline
+    from domain.idempotency import SeenCommand
     from domain.petitions import REGISTRY
     from domain.petitions import commands as c
     from domain.petitions import events as e
@@ -44,6 +45,8 @@ class PetitionStart(BaseModel):
     parent_case_id: str | None = None
     carried_state: PetitionState | None = None
     seen_commands: dict[str, int] = Field(default_factory=dict)
+    #: The digests of the request applied under each key (`domain.idempotency`), carried with `seen_commands`.
+    seen_digests: dict[str, SeenCommand] = Field(default_factory=dict)
     #: Continue as new past this many history events (lower it in tests to exercise the hand-over).
     history_limit: int = Field(default=MAX_HISTORY_EVENTS, ge=50)
 
@@ -68,7 +71,7 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
     @workflow.init
     def __init__(self, start: PetitionStart) -> None:
         self.start = start
-        self.setup(start.carried_state, start.seen_commands, start.history_limit)
+        self.setup(start.carried_state, start.seen_commands, start.history_limit, seen_digests=start.seen_digests)
         self.receive_answered = start.carried_state is not None
 
     # -- the run --------------------------------------------------------------------------------------
@@ -89,7 +92,8 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
             async with self.lock:
                 await self.apply(receive, SYSTEM, "receive")
         await self.wait_until_finished(
-            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
+            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen,
+                                          "seen_digests": self.seen_digests})
         )
         assert self.state is not None
         return case_view(self.state)

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.deadlines import MarkDeadline
+    from domain.idempotency import SeenCommand
     from domain.plan import PlanDiff, PlanDocument
     from eventstore.models import CaseRow
 
@@ -44,6 +45,8 @@ class PlanStart(BaseModel):
     imported_by: Actor = SYSTEM
     carried_state: pc.PlanCaseState | None = None
     seen_commands: dict[str, int] = Field(default_factory=dict)
+    #: The digests of the request applied under each key (`domain.idempotency`), carried with `seen_commands`.
+    seen_digests: dict[str, SeenCommand] = Field(default_factory=dict)
     #: Passed on to the plan's task cases too (lower it in tests to exercise continue-as-new).
     history_limit: int = Field(default=MAX_HISTORY_EVENTS, ge=50)
 
@@ -79,7 +82,7 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
     @workflow.init
     def __init__(self, start: PlanStart) -> None:
         self.start = start
-        self.setup(start.carried_state, start.seen_commands, start.history_limit)
+        self.setup(start.carried_state, start.seen_commands, start.history_limit, seen_digests=start.seen_digests)
         self.started: set[str] = set(start.carried_state.task_case_ids) if start.carried_state else set()
         self.last_result: ImportResult | None = None
 
@@ -95,7 +98,8 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
             async with self.lock:
                 await self.apply(command, start.imported_by, None)
         await self.wait_until_finished(
-            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
+            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen,
+                                          "seen_digests": self.seen_digests})
         )
         return self.progress()
 

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.coordination import owing
     from domain.deadlines import MarkDeadline
+    from domain.idempotency import SeenCommand
     from eventstore.models import CaseRow
 
     from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage
@@ -38,6 +39,8 @@ class PlanTaskStart(BaseModel):
     term_end: date
     carried_state: pt.TaskState | None = None
     seen_commands: dict[str, int] = Field(default_factory=dict)
+    #: The digests of the request applied under each key (`domain.idempotency`), carried with `seen_commands`.
+    seen_digests: dict[str, SeenCommand] = Field(default_factory=dict)
     history_limit: int = Field(default=MAX_HISTORY_EVENTS, ge=50)
 
 
@@ -81,7 +84,7 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
     @workflow.init
     def __init__(self, start: PlanTaskStart) -> None:
         self.start = start
-        self.setup(start.carried_state, start.seen_commands, start.history_limit)
+        self.setup(start.carried_state, start.seen_commands, start.history_limit, seen_digests=start.seen_digests)
 
     @workflow.run
     async def run(self, start: PlanTaskStart) -> TaskView:
@@ -96,7 +99,8 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
             async with self.lock:
                 await self.apply(assign, SYSTEM, "assign")
         await self.wait_until_finished(
-            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen})
+            SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen,
+                                          "seen_digests": self.seen_digests})
         )
         assert self.state is not None
         return task_view(self.state)

@@ -641,6 +641,10 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
             "Quy trình của hồ sơ không còn chạy: không có gì để sửa.",
             "The case's workflow is not running: there is nothing to repair.",
         ),
+        "idempotency.key_reused": (
+            "Biểu mẫu này đã được dùng cho một yêu cầu khác: hãy mở lại trang và gửi lại; không có gì thay đổi.",
+            "This form was already used for another request: reload the page and send it again; nothing changed.",
+        ),
         "repair.opening": (
             "Hồ sơ đang được mở; hãy thử lại sau giây lát.",
             "The case is still being opened; try again shortly.",

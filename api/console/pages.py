@@ -24,6 +24,7 @@ from fastapi.responses import RedirectResponse, Response
 from temporalio.service import RPCError
 
 from danvan import waits
+from domain.plan import PLAN_ID_PATTERN
 from domain.reporting import PeriodReport
 from eventstore import EventStore
 from eventstore.reports import current_report, for_body, report_csv
@@ -32,6 +33,7 @@ from integrity.lookup import read_signed
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
 from ..errors import validation_error
+from ..filters import check_instant
 from ..identities import (
     IDENTITY_ROLES,
     PETITION_KINDS,
@@ -42,7 +44,7 @@ from ..identities import (
 )
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
 from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, list_page, vault_of
-from ..routes.reports import known_period, report_calendar
+from ..routes.reports import PERIOD_PATTERN, known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal
@@ -383,14 +385,15 @@ async def _report(request: Request, store: EventStore, principal: Principal, per
     except ValueError:
         raise validation_error("as_of", "datetime_parsing", Translator(language_of(request))("reports.bad_as_of"),
                                as_of) from None
+    check_instant("as_of", instant)
     report = await current_report(store.pool, known, plan_id=plan, as_of=instant, now=datetime.now(UTC))
     if principal.role == "body" and principal.body_id is not None:
         report = for_body(report, principal.body_id)
     return report
 
 
-PeriodText = Annotated[str | None, Query(max_length=20)]
-PlanText = Annotated[str | None, Query(min_length=1, max_length=100)]
+PeriodText = Annotated[str | None, Query(max_length=20, pattern=PERIOD_PATTERN)]
+PlanText = Annotated[str | None, Query(min_length=1, max_length=100, pattern=PLAN_ID_PATTERN)]
 AsOfText = Annotated[str | None, Query(max_length=40)]
 
 

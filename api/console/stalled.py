@@ -30,6 +30,7 @@ from fastapi.responses import RedirectResponse, Response
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from domain.bodies import BODY_CODE_PATTERN
 from domain.common import Actor
 from domain.repairs import MIN_REASON, REPAIR_ACTIONS, RepairAction
 from eventstore import CaseRecord, EventStore
@@ -38,6 +39,7 @@ from ops.repairs import RepairOutcome, RepairRefused
 from ops.stalled import DEFAULT_POLICY, REMEDIES, Stalled, StallReason, find_stalled, idle_stalls, inspect_case
 
 from ..deps import Store, Temporal
+from ..filters import CaseKind
 from ..queries import CaseFilter
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..tokens import Principal, Role
@@ -83,8 +85,9 @@ REASONS: tuple[str, ...] = tuple(REMEDIES)
 Watcher = Annotated[Principal, Depends(signed_in(*QUEUE_ROLES))]
 Repairer = Annotated[Principal, Depends(signed_in(*REPAIRERS))]
 CaseId = Annotated[str, Path(min_length=1, max_length=200)]
-KindFilter = Annotated[str | None, Query(max_length=50)]
-LeadFilter = Annotated[str | None, Query(alias="body", max_length=100, description="the lead body")]
+KindFilter = Annotated[CaseKind | None, Query()]
+LeadFilter = Annotated[str | None, Query(alias="body", min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
+                                         description="the lead body")]
 ReasonFilter = Annotated[StallReason | None, Query(alias="reason")]
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, TypeAdapter
 from temporalio.service import RPCError
 
 from danvan import waits
+from domain.bodies import BODY_CODE_PATTERN
 from eventstore import CaseRecord, EventStore
 from integrity.lookup import read_signed
 from ops.stalled import DEFAULT_POLICY, find_stalled
@@ -29,6 +30,7 @@ from ops.stalled import DEFAULT_POLICY, find_stalled
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Heads, Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
+from ..filters import FIRST_DAY, LAST_DAY, DistrictFilter, KindFilter, StatusFilter, check_range
 from ..identities import (
     IDENTITY_FIELDS,
     IDENTITY_ROLES,
@@ -56,7 +58,6 @@ from ..tokens import Principal
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
-Text = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
 class CasePage(BaseModel):
@@ -187,9 +188,11 @@ async def audit_read(store: EventStore, case: CaseRecord | None, principal: Prin
                                role=principal.role, body=principal.body_id, what=what)
 
 
-BodyFilter = Annotated[str | None, Query(min_length=1, max_length=200, description="Lead body or a coordinating body")]
-FromDay = Annotated[date | None, Query(description="First local day (UTC+7), included")]
-ToDay = Annotated[date | None, Query(description="Last local day (UTC+7), included")]
+BodyFilter = Annotated[str | None, Query(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
+                                         description="Lead body or a coordinating body (a body code)")]
+FromDay = Annotated[date | None, Query(description=f"First local day (UTC+7), included; {FIRST_DAY} to {LAST_DAY}")]
+ToDay = Annotated[date | None, Query(description=f"Last local day (UTC+7), included; not before `received_from`, "
+                                                 f"{FIRST_DAY} to {LAST_DAY}")]
 ListRoles = Annotated[Principal, Depends(require("body", "supervisor", "operator", "admin"))]
 
 
@@ -197,10 +200,10 @@ ListRoles = Annotated[Principal, Depends(require("body", "supervisor", "operator
 class CaseQuery:
     """The filters of `GET /v1/cases` and `GET /v1/cases/counts`, as query parameters."""
 
-    kind: Text = None
-    status: Text = None
+    kind: KindFilter = None
+    status: StatusFilter = None
     body: BodyFilter = None
-    district: Text = None
+    district: DistrictFilter = None
     overdue: bool | None = None
     received_from: FromDay = None
     received_to: ToDay = None
@@ -211,13 +214,10 @@ class CaseQuery:
         """The filters to apply; a `body` token is held to the cases it may read (`api.auth.may_access_case`),
         within which `body` filters as for anyone."""
         reader = principal.body_id if principal.role == "body" else None
-        if self.received_from is not None and self.received_to is not None and self.received_to < self.received_from:
-            raise validation_error(
-                "received_to", "date_range", "received_to must not be before received_from", str(self.received_to)
-            )
-        return CaseFilter(kind=self.kind, status=self.status, body=self.body, district=self.district,
-                          overdue=self.overdue, received_from=self.received_from, received_to=self.received_to,
-                          reader=reader)
+        check_range("received_from", self.received_from, "received_to", self.received_to)
+        return CaseFilter(kind=self.kind.value if self.kind else None, status=self.status, body=self.body,
+                          district=self.district, overdue=self.overdue,
+                          received_from=self.received_from, received_to=self.received_to, reader=reader)
 
 
 Filters = Annotated[CaseQuery, Depends()]
@@ -358,7 +358,7 @@ async def get_case_reads(
     store: Store,
     principal: Annotated[Principal, Depends(require("supervisor", "admin"))],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="`next_before` of the previous page")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="`next_before` of the previous page")] = None,
 ) -> CaseReads:
     """The recorded reads of the case, newest first: every answer of `GET /v1/cases/{id}` and
     `GET /v1/cases/{id}/history` about a case under the denunciation regime (`what`: `case`, `history`,

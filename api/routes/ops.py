@@ -2,7 +2,9 @@
 
 Every repair needs a `reason`, is recorded in the case's stream as a `RepairRecorded` event whose actor is the
 token's holder (never a name sent in the body), and is refused with 409 and its rule when it does not apply.
-An `Idempotency-Key` makes a retried request record the repair once.
+An `Idempotency-Key` makes a retried request record the repair once; the same key with another repair (another
+action, reason or body) or from another operator is refused with 422 `idempotency.key_reused`
+(`domain.idempotency`). The filters of `GET /v1/ops/stalled` and of the bulk retry are those of `api.filters`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
+from domain.bodies import BODY_CODE_PATTERN
 from domain.common import Actor
+from domain.idempotency import RULE as KEY_REUSED
 from domain.repairs import MIN_REASON
 from ops import repairs
 from ops.repairs import BulkReport, RepairOutcome, RepairRefused
@@ -24,6 +28,7 @@ from ops.stalled import Stalled, StallPolicy, StallReason, find_stalled
 from ..auth import require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses
+from ..filters import CaseKind, IdempotencyKey, KindFilter, key_reused
 from ..temporal import TemporalUnavailableError
 from ..tokens import Principal
 
@@ -31,7 +36,6 @@ router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
 Operator = Annotated[Principal, Depends(require("operator", "admin"))]
-IdempotencyKey = Annotated[str | None, Header(max_length=200, description="the same key again records once")]
 Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, description="why (recorded)")]
 
 
@@ -53,19 +57,20 @@ class ResetBody(BaseModel):
 
 class NudgeBody(BaseModel):
     reason: Reason
-    body: str | None = Field(default=None, min_length=1, max_length=100,
+    body: str | None = Field(default=None, min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                              description="the body to remind (default: every body the case waits on)")
 
 
 class ReassignBody(BaseModel):
     reason: Reason
-    body: str = Field(min_length=1, max_length=100, description="the body the case goes to")
+    body: str = Field(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN, description="the body the case goes to")
 
 
 class BulkRetryBody(BaseModel):
     reason: Reason
-    kind: str | None = Field(default=None, max_length=50)
-    body: str | None = Field(default=None, max_length=100)
+    kind: CaseKind | None = Field(default=None, description="only cases of this kind")
+    body: str | None = Field(default=None, min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
+                             description="only cases led by this body (a body code)")
     per_second: float = Field(default=5.0, gt=0, le=50, description="at most this many cases a second")
     limit: int = Field(default=100, ge=1, le=1000, description="at most this many cases")
     dry_run: bool = False
@@ -76,6 +81,8 @@ def _operator(principal: Principal) -> Actor:
 
 
 def _refused(exc: RepairRefused) -> ApiError:
+    if exc.rule == KEY_REUSED:
+        return key_reused(exc.message)
     return ApiError(exc.status, exc.rule, exc.message)
 
 
@@ -89,18 +96,21 @@ async def stalled(
     store: Store,
     temporal: Temporal,
     principal: Annotated[Principal, Depends(require("operator", "supervisor", "admin"))],
-    kind: Annotated[str | None, Query(max_length=50)] = None,
-    body: Annotated[str | None, Query(max_length=100, description="the lead body")] = None,
+    kind: KindFilter = None,
+    body: Annotated[str | None, Query(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
+                                      description="the lead body (a body code)")] = None,
     reason: Annotated[StallReason | None, Query()] = None,
     min_attempts: Annotated[int, Query(ge=2, le=100, description="a step is failing from this attempt")] = 3,
-    idle_hours: Annotated[float, Query(gt=0, le=24 * 365, description="overdue and nobody acted for")] = 48,
+    idle_hours: Annotated[float, Query(gt=0, le=24 * 365, allow_inf_nan=False,
+                                       description="overdue and nobody acted for")] = 48,
 ) -> StalledList:
     """Cases that are stuck, the longest first: a step failing (how often, the last failure), a paused step,
     the workflow's code failing, or a deadline passed with nobody acting; each with the remedies that fit.
     Roles: `operator`, `supervisor`, `admin`."""
     policy = StallPolicy(min_attempts=min_attempts, idle=timedelta(hours=idle_hours))
     try:
-        items = await find_stalled(await temporal.get(), store, policy, kind=kind, body=body, reason=reason)
+        items = await find_stalled(await temporal.get(), store, policy, kind=kind.value if kind else None, body=body,
+                                   reason=reason)
     except RPCError as exc:
         raise _unavailable(exc) from exc
     return StalledList(items=items, policy={"min_attempts": min_attempts, "idle_hours": idle_hours})
@@ -168,5 +178,6 @@ async def bulk_retry(payload: BulkRetryBody, store: Store, temporal: Temporal, p
     """Retry the failing or paused steps of every case matching `kind` and `body`, at most `per_second` cases
     a second and `limit` cases, and report what was done with each (`dry_run`: only which would be)."""
     return await _repair(repairs.bulk_retry(await temporal.get(), store, _operator(principal), payload.reason,
-                                            kind=payload.kind, body=payload.body, per_second=payload.per_second,
+                                            kind=payload.kind.value if payload.kind else None, body=payload.body,
+                                            per_second=payload.per_second,
                                             limit=payload.limit, dry_run=payload.dry_run))

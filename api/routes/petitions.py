@@ -12,13 +12,14 @@ import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from danvan import waits
 from domain import plan_tasks as pt
 from domain.authority import TABLES, CaseFacts, Table, Unauthorized, authorize, for_command
 from domain.common import Actor
+from domain.idempotency import RULE as KEY_REUSED
 from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
 from domain.petitions.model import PetitionIntake, PetitionKind, petition_case_id
 from domain.petitions.views import CaseView, DeadlineView
@@ -30,6 +31,7 @@ from workflows.plan_task import TaskCommandResult, TaskView
 from ..auth import check_case_access, require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses, field_errors
+from ..filters import IdempotencyKey, key_reused
 from ..identities import IdentityConflict, IdentityErased, IdentityVault
 from ..tokens import Principal
 
@@ -190,7 +192,7 @@ async def command_case(
     temporal: Temporal,
     principal: Annotated[Principal, Depends(require())],
     payload: Annotated[dict[str, Any], Body(examples=[{"type": "accept", "decision_no": "12/QĐ-UBND"}])],
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> CommandAnswer:
     """One command `{"type": ..., ...fields}`; the types of a petition case are listed in the README.
 
@@ -199,7 +201,9 @@ async def command_case(
     coordinating body, Front committee, commission, the lead's superior) or its role. Anyone else is refused
     with 403 and the rule, `authority.<command>`, before anything is sent; the case checks again on its own
     state. The actor recorded in the events is the token's holder. Send an `Idempotency-Key` header to make
-    retries safe: the same key again returns the state without applying the command twice.
+    retries safe: the same key with the same command from the same sender returns the state without applying
+    the command twice; the same key with another command or from another sender is refused with 422
+    `idempotency.key_reused` and changes nothing (`domain.idempotency`).
 
     503 after the command was sent (Temporal, or the case's store, did not answer within the request's
     bound): its outcome is unknown, and the message says so. Send it again with the same `Idempotency-Key`:
@@ -232,6 +236,8 @@ async def command_case(
     try:
         result = await send_case_command(client, case_id, request, kind.result)
     except CommandRefused as exc:
+        if exc.rule == KEY_REUSED:
+            raise key_reused(exc.message) from exc
         status = 403 if exc.rule.startswith("authority.") else 409
         raise ApiError(status, exc.rule, exc.message) from exc
     except OutcomeUnknown as exc:

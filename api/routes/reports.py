@@ -17,6 +17,7 @@ from eventstore.reports import current_report, for_body, report_csv
 from ..auth import require
 from ..deps import Store
 from ..errors import error_responses, validation_error
+from ..filters import PlanFilter, check_instant
 from ..tokens import Principal
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -51,10 +52,9 @@ async def get_report(
     request: Request,
     store: Store,
     principal: Annotated[Principal, Depends(require(*READERS))],
-    period: Annotated[str, Path(max_length=20, description="`2026-H1` (January to June) or `2026` (the year)")],
-    plan: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="A plan id: only that plan's tasks")
-    ] = None,
+    period: Annotated[str, Path(max_length=20, pattern=PERIOD_PATTERN,
+                                description="`2026-H1` (January to June) or `2026` (the year)")],
+    plan: PlanFilter = None,
     as_of: Annotated[
         AwareDatetime | None,
         Query(description="Count the events recorded up to this instant (ISO 8601 with its offset). Default: "
@@ -80,6 +80,7 @@ async def get_report(
     and district that name no case and no person. Not `intake`: a sending system reads only what it sent.
     """
     known = known_period(request, period)
+    check_instant("as_of", as_of)
     report = await current_report(store.pool, known, plan_id=plan, as_of=as_of, now=datetime.now(UTC))
     if principal.role == "body" and principal.body_id is not None:
         report = for_body(report, principal.body_id)

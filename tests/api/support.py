@@ -48,6 +48,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def unique_body(prefix: str = "BODY") -> str:
+    """A body code of the test's own (the `body` filter takes body codes only: `A-Z`, `0-9`, `_`)."""
+    return f"{prefix}_{uuid.uuid4().hex[:10].upper()}"
+
+
 async def seed_case(
     store: EventStore,
     *,

@@ -12,7 +12,7 @@ from api.auth import TokenCache, require
 from api.tokens import Principal
 from eventstore import EventStore
 
-from .support import Api, petition, seed_case, small_plan, token, unique
+from .support import Api, petition, seed_case, small_plan, token, unique, unique_body
 
 ROLES = ("intake", "body", "supervisor", "operator", "admin")
 
@@ -74,7 +74,7 @@ class World:
 
 @pytest_asyncio.fixture(scope="module")
 async def world(store: EventStore, api: Api) -> World:
-    body_a, body_b, source = unique("body-a"), unique("body-b"), unique("intake-system")
+    body_a, body_b, source = unique_body("A"), unique_body("B"), unique("intake-system")
     case_a = await seed_case(store, lead_body=body_a, source=source, district="Nam Sách")
     case_b = await seed_case(store, lead_body=body_b, source=unique("other-system"))
     case_coord = await seed_case(store, lead_body=body_b, bodies=[body_a], source=source)

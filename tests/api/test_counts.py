@@ -8,7 +8,7 @@ import pytest_asyncio
 
 from eventstore import EventStore
 
-from .support import Api, seed_case, token, unique
+from .support import Api, seed_case, token, unique, unique_body
 
 ICT = timezone(timedelta(hours=7))
 
@@ -26,7 +26,7 @@ async def test_the_counts_group_the_filtered_cases_by_status_kind_lead_body_and_
     api: Api, store: EventStore, supervisor: str
 ) -> None:
     district, other_district = unique("Huyện"), unique("Huyện")
-    body_a, body_b = unique("body-a"), unique("body-b")
+    body_a, body_b = unique_body("A"), unique_body("B")
     seeded = [
         ("complaint", "received", body_a, district, False),
         ("complaint", "accepted", body_a, district, True),
@@ -59,11 +59,11 @@ async def test_the_counts_group_the_filtered_cases_by_status_kind_lead_body_and_
 async def test_the_counts_agree_with_the_list_under_the_same_filters(
     api: Api, store: EventStore, supervisor: str
 ) -> None:
-    kind = unique("kind")
+    district = unique("Huyện")
     for i in range(7):
-        await seed_case(store, kind=kind, status="received" if i % 2 else "accepted", overdue=i % 3 == 0,
+        await seed_case(store, district=district, status="received" if i % 2 else "accepted", overdue=i % 3 == 0,
                         received_at=datetime(2026, 3, 1 + i, 9, 0, tzinfo=ICT))
-    params = {"kind": kind, "received_from": "2026-03-02", "received_to": "2026-03-06"}
+    params = {"district": district, "received_from": "2026-03-02", "received_to": "2026-03-06"}
     listed = (await api.get("/v1/cases", supervisor, params={**params, "limit": 200})).json()["items"]
     counts = (await api.get("/v1/cases/counts", supervisor, params=params)).json()
     assert counts["total"] == len(listed) == 5
@@ -75,7 +75,7 @@ async def test_the_counts_agree_with_the_list_under_the_same_filters(
 
 
 async def test_a_body_token_counts_only_its_own_cases(api: Api, store: EventStore) -> None:
-    body, other = unique("body"), unique("body")
+    body, other = unique_body(), unique_body()
     district = unique("Huyện")
     await seed_case(store, lead_body=body, district=district)
     await seed_case(store, lead_body=other, bodies=[body], district=district, overdue=True)
@@ -126,11 +126,11 @@ async def test_a_past_received_range_pages_through_every_case_once_either_way(
 ) -> None:
     from api.queries import CaseFilter, list_cases_sql
 
-    kind = unique("kind")
-    seeded = {await seed_case(store, kind=kind, received_at=datetime(2024, 5, 1 + i, 9, 0, tzinfo=ICT))
+    district = unique("Huyện")
+    seeded = {await seed_case(store, district=district, received_at=datetime(2024, 5, 1 + i, 9, 0, tzinfo=ICT))
               for i in range(7)}
-    await seed_case(store, kind=kind, received_at=datetime(2026, 5, 1, 9, 0, tzinfo=ICT))  # outside the range
-    params = {"kind": kind, "received_from": "2024-04-01", "received_to": "2024-05-31", "limit": 3}
+    await seed_case(store, district=district, received_at=datetime(2026, 5, 1, 9, 0, tzinfo=ICT))  # outside
+    params = {"district": district, "received_from": "2024-04-01", "received_to": "2024-05-31", "limit": 3}
     seen: list[str] = []
     cursor = None
     while True:
@@ -141,7 +141,8 @@ async def test_a_past_received_range_pages_through_every_case_once_either_way(
         if cursor is None:
             break
     assert len(seen) == 7 and set(seen) == seeded
-    filters = CaseFilter(kind=kind, received_from=datetime(2024, 4, 1).date(), received_to=datetime(2024, 5, 31).date())
+    filters = CaseFilter(district=district, received_from=datetime(2024, 4, 1).date(),
+                         received_to=datetime(2024, 5, 31).date())
     rows = {}
     for fence in (False, True):
         sql, args = list_cases_sql(filters, limit=10, fence=fence)

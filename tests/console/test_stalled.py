@@ -174,6 +174,11 @@ async def test_a_nudge_through_the_form_is_recorded_once_with_the_operator_from_
         # The same form again (a double click, a resubmission): the same command id, recorded once.
         again = await operator.post_form(f"/console/stalled/cases/{case_id}/nudge", form)
         assert again.status_code == 303
+        # Its nonce with another reason (a form edited and sent again) is another request: refused.
+        edited = await operator.post_form(f"/console/stalled/cases/{case_id}/nudge?lang=en",
+                                          {**form, "reason": REASON + " lần nữa"})
+        flash = await flash_after(operator, edited.headers["location"])
+        assert "idempotency.key_reused" in flash and "This form was already used for another request" in flash
     stored = await store.read_stream(case_id)
     types = [e.type for e in stored]
     assert types[-2:] == ["RepairRecorded", "BodyNudged"]

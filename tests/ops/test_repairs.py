@@ -125,7 +125,7 @@ async def test_a_reset_to_an_earlier_point_reruns_the_commands_without_writing_t
     accepted_r2 = next(e.event_id for e in history
                        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
                        and e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
-                       == "cmd-r-2")
+                       .startswith("cmd-r-2#"))
     point = max(e.event_id for e in history
                 if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and e.event_id < accepted_r2)
 

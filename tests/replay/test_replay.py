@@ -122,9 +122,9 @@ class PetitionWorkflowThatPausesBeforeAppending(PetitionWorkflow):
     async def run(self, start: PetitionStart) -> CaseView:
         return await super().run(start)
 
-    async def apply(self, command: Any, actor: Actor, command_id: str | None) -> list[Event]:
+    async def apply(self, command: Any, actor: Actor, command_id: str | None, keyed: Any = None) -> list[Event]:
         await workflow.sleep(timedelta(seconds=1))
-        return await super().apply(command, actor, command_id)
+        return await super().apply(command, actor, command_id, keyed)
 
 
 @workflow.defn(name="PetitionWorkflow", sandboxed=False)
@@ -135,10 +135,10 @@ class PetitionWorkflowThatPausesBehindAPatch(PetitionWorkflow):
     async def run(self, start: PetitionStart) -> CaseView:
         return await super().run(start)
 
-    async def apply(self, command: Any, actor: Actor, command_id: str | None) -> list[Event]:
+    async def apply(self, command: Any, actor: Actor, command_id: str | None, keyed: Any = None) -> list[Event]:
         if workflow.patched("pause-before-append"):
             await workflow.sleep(timedelta(seconds=1))
-        return await super().apply(command, actor, command_id)
+        return await super().apply(command, actor, command_id, keyed)
 
 
 @pytest.mark.parametrize("path", _petition_histories(), ids=_name)

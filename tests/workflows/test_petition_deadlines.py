@@ -180,6 +180,11 @@ async def test_a_long_case_continues_as_new_keeping_its_state_and_its_pending_ti
     again = await send_command(env.client, handle.id, command(
         {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ số 3"}, command_id="assign-3"))
     assert again.duplicate
+    # And so is the request it named: the same id with another command is refused after the hand-over too.
+    with pytest.raises(CommandRefused) as reused:
+        await send_command(env.client, handle.id, command(
+            {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ khác"}, command_id="assign-3"))
+    assert reused.value.rule == "idempotency.key_reused"
     view = await handle.query(PetitionWorkflow.view)
     assert view.version == 3 + 30 and view.officer == "Cán bộ số 29"
     # The resolution deadline set before the hand-overs still fires after them.
