@@ -302,6 +302,20 @@ class EventStore:
             )
         return [_event(r) for r in rows]
 
+    async def command_metadata(self, stream_id: str, command_id: str) -> dict[str, Any] | None:
+        """The metadata of the first event the command sent under `command_id` wrote in the stream (None: the
+        stream holds no event of that key)."""
+        with translate_errors(stream_id):
+            meta = await self.pool.fetchval(
+                "SELECT metadata FROM events WHERE stream_id = $1 AND metadata ->> 'command_id' = $2 "
+                "ORDER BY version LIMIT 1",
+                stream_id,
+                command_id,
+            )
+        if meta is None:
+            return None
+        return dict(json.loads(meta) if isinstance(meta, str) else meta)
+
     async def read_feed(self, after: FeedCursor | None = None, *, limit: int = 500) -> FeedPage:
         """The next events of the global feed, strictly after `after`.
 

@@ -314,13 +314,15 @@ class CaseMachine(Generic[S]):
         if command.type in internal:
             raise ApplicationError(f"`{command.type}` is issued by the case itself", type="command.internal")
         try:
-            if not isinstance(command, RecordRepair):  # a repair's own rule is `repair.role`
-                self.authorize(self.state, command, actor)
+            # A request the case applied already answers as a duplicate before its sender is judged again:
+            # the command may have cost the sender the relation that allowed it (a lead reassigning away).
             if command_id and command_id in self.seen:
                 reused = self.key_reused(command, actor, command_id)
                 if reused is not None:
                     raise reused
                 return
+            if not isinstance(command, RecordRepair):  # a repair's own rule is `repair.role`
+                self.authorize(self.state, command, actor)
             self.decide_any(self.state, command, actor, workflow.now())
         except DomainError as exc:
             raise refusal(exc) from exc

@@ -20,6 +20,7 @@ from domain import plan_tasks as pt
 from domain.authority import TABLES, CaseFacts, Table, Unauthorized, authorize, for_command
 from domain.common import Actor
 from domain.idempotency import RULE as KEY_REUSED
+from domain.idempotency import fingerprint, from_metadata
 from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
 from domain.petitions.model import PetitionIntake, PetitionKind, petition_case_id
 from domain.petitions.views import CaseView, DeadlineView
@@ -89,6 +90,18 @@ def check_authority(kind: CaseKindCommands, case: CaseRecord, command: Any, acto
                   for_command(kind.authority, command, CaseFacts.model_validate(stored)))
     except Unauthorized as exc:
         raise ApiError(403, exc.rule, exc.message) from exc
+
+
+async def applied_before(store: EventStore, case_id: str, command_id: str | None, command: Any,
+                         actor: Actor) -> bool:
+    """Whether the case already applied this very request (same key, same command, same sender).
+
+    A sender may lose the relation that let it send a command because of that command (a lead body that
+    reassigns the case away); its retry under the same key must still learn the outcome, not a 403."""
+    if not command_id:
+        return False
+    seen = from_metadata(await store.command_metadata(case_id, command_id) or {})
+    return seen is not None and seen == fingerprint(command, actor)
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -228,7 +241,11 @@ async def command_case(
                   for err in exc.errors()]
         raise ApiError(422, "validation_failed", "invalid command", fields=field_errors(errors)) from exc
     actor = actor_of(principal)
-    check_authority(kind, case, command, actor, principal)
+    try:
+        check_authority(kind, case, command, actor, principal)
+    except ApiError:
+        if not await applied_before(store, case_id, idempotency_key, command, actor):
+            raise
     request = kind.request(command=command, actor=actor, command_id=idempotency_key)
     client = await temporal.get()
     unknown = outcome_unknown(case_id, idempotency_key)

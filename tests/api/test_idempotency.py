@@ -189,3 +189,34 @@ async def test_a_repair_key_reused_for_another_repair_or_operator_is_refused(
                                     json={"reason": REASON}, headers={"Idempotency-Key": key})
     assert_key_reused(other_operator, "the sender")
     assert await store.read_stream(case_id) == before
+
+
+async def test_a_retry_after_the_command_cost_the_sender_its_authority_still_learns_the_outcome(
+    api: Api, tokens: Tokens, store: EventStore
+) -> None:
+    """A lead body gives the case to another body and loses the answer: its retry under the same key is the
+    same request, answered as applied, not refused because the sender is no longer the lead."""
+    lead = await token(store, "body", "SO_TAI_NGUYEN", label="cán bộ Sở Tài nguyên")
+    opened = await api.post("/v1/petitions", tokens.intake, json=petition(tokens.source, receiving_body="UBND_TINH"))
+    assert opened.status_code == 201, opened.text
+    case_id = str(opened.json()["case_id"])
+    classified = await command(api, tokens.body, case_id, {"type": "classify", "lead_body": "SO_TAI_NGUYEN"},
+                               uuid.uuid4().hex)
+    assert classified.status_code == 200, classified.text
+    key = uuid.uuid4().hex
+    away = {"type": "assign", "body": "SO_NOI_VU", "officer": "Cán bộ Lê Hà"}
+    first = await command(api, lead, case_id, away, key)
+    assert first.status_code == 200 and first.json()["events"] == ["Assigned"], first.text
+    # The former lead may no longer give the case to anyone...
+    back = await command(api, lead, case_id, {"type": "assign", "body": "SO_TAI_NGUYEN"}, uuid.uuid4().hex)
+    assert back.status_code == 403 and back.json()["error"]["code"] == "authority.assign", back.text
+    # ...but its retry of what it did is answered, once.
+    again = await command(api, lead, case_id, away, key)
+    assert again.status_code == 200, again.text
+    assert again.json()["duplicate"] is True or again.json()["events"] == ["Assigned"]
+    assert [e.type for e in await store.read_stream(case_id)].count("Assigned") == 1
+    # Another sender, or another request, under that key gains nothing from it.
+    stranger = await command(api, tokens.colleague, case_id, away, key)
+    assert stranger.status_code in (403, 422), stranger.text
+    other = await command(api, lead, case_id, {**away, "officer": "Cán bộ khác"}, key)
+    assert other.status_code == 403, other.text
