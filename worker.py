@@ -84,7 +84,8 @@ async def run_worker(
     settings: Settings, database_url: str, stop: asyncio.Event | None = None, *, task_queue: str = TASK_QUEUE
 ) -> None:
     """Run a worker on `task_queue` until `stop` is set (or forever), then drain in-flight tasks and close."""
-    store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                                  timeout=settings.worker_db_timeout)
     try:
         secret = settings_key(settings)
         # A worker with another secret than the installation's could open none of its payloads and would retry

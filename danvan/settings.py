@@ -7,39 +7,39 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable and the rule."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def _ranged(env: Mapping[str, str], name: str, default: T, lo: T, hi: T, parse: Callable[[str], T],
+            what: str) -> T:
+    """The setting `name` parsed by `parse` and within [lo, hi]; `default` when unset or empty."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r}: must be an integer") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value}: must be between {lo} and {hi}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: must be a number (seconds)") from None
+        raise ConfigError(f"{name}={raw!r}: must be {what}") from None
     if not lo <= value <= hi:
         raise ConfigError(f"{name}={value:g}: must be between {lo:g} and {hi:g}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    return _ranged(env, name, default, lo, hi, int, "an integer")
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    return _ranged(env, name, default, lo, hi, float, "a number (seconds)")
 
 
 def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -85,6 +85,9 @@ class Settings:
     temporal_ui: str | None = None
     #: Seconds within which every API request is answered (503 naming what did not answer in time).
     request_timeout: float = 5.0
+    #: Seconds a worker waits for a PostgreSQL connection or statement (below the 30 s an activity may take,
+    #: so a frozen database fails the attempt, which Temporal retries, instead of holding it to its timeout).
+    worker_db_timeout: float = 25.0
     #: Peers (IP networks) whose `X-Forwarded-Proto` / `X-Forwarded-For` the console believes.
     trusted_proxies: tuple[str, ...] = ()
     #: A console session ends after this many seconds without use, and in any case this long after sign-in.
@@ -168,6 +171,7 @@ class Settings:
             secret_key=env.get("DANVAN_SECRET_KEY") or None,
             temporal_ui=temporal_ui,
             request_timeout=_float(env, "DANVAN_REQUEST_TIMEOUT", 5.0, 0.5, 600.0),
+            worker_db_timeout=_float(env, "DANVAN_WORKER_DB_TIMEOUT", 25.0, 1.0, 29.0),
             trusted_proxies=_proxies(env, "DANVAN_TRUSTED_PROXIES"),
             session_idle=_int(env, "DANVAN_SESSION_IDLE", 30 * 60, 60, 30 * 86400),
             session_absolute=_int(env, "DANVAN_SESSION_ABSOLUTE", 12 * 3600, 60, 90 * 86400),

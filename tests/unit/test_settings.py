@@ -1,0 +1,33 @@
+"""Settings: every number within its range, a bad value refused at start naming the variable and the rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from danvan.settings import ConfigError, Settings
+
+
+def test_defaults_need_no_setting() -> None:
+    settings = Settings.from_env({})
+    assert settings.request_timeout == 5.0
+    assert settings.worker_db_timeout == 25.0
+    assert settings.api_port == 8000
+
+
+@pytest.mark.parametrize(("name", "value", "rule"), [
+    ("DANVAN_API_PORT", "eighty", "DANVAN_API_PORT='eighty': must be an integer"),
+    ("DANVAN_API_PORT", "70000", "DANVAN_API_PORT=70000: must be between 1 and 65535"),
+    ("DANVAN_REQUEST_TIMEOUT", "soon", "DANVAN_REQUEST_TIMEOUT='soon': must be a number (seconds)"),
+    ("DANVAN_REQUEST_TIMEOUT", "0.1", "DANVAN_REQUEST_TIMEOUT=0.1: must be between 0.5 and 600"),
+    # A worker's database bound stays below an activity's 30 s, or a frozen database would hold every attempt.
+    ("DANVAN_WORKER_DB_TIMEOUT", "30", "DANVAN_WORKER_DB_TIMEOUT=30: must be between 1 and 29"),
+])
+def test_a_bad_number_names_the_variable_and_the_rule(name: str, value: str, rule: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({name: value})
+    assert str(refused.value) == rule
+
+
+def test_numbers_within_range_are_taken() -> None:
+    settings = Settings.from_env({"DANVAN_WORKER_DB_TIMEOUT": "12.5", "DANVAN_API_PORT": "9000"})
+    assert (settings.worker_db_timeout, settings.api_port) == (12.5, 9000)
