@@ -21,9 +21,12 @@ from domain.authority import TABLES, CaseFacts, Table, Unauthorized, authorize, 
 from domain.common import Actor
 from domain.idempotency import RULE as KEY_REUSED
 from domain.idempotency import fingerprint, from_metadata
+from domain.petitions import REGISTRY as PETITION_EVENTS
 from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
-from domain.petitions.model import PetitionIntake, PetitionKind, petition_case_id
-from domain.petitions.views import CaseView, DeadlineView
+from domain.petitions.decider import fold as fold_petition
+from domain.petitions.decider import same_petition
+from domain.petitions.model import PetitionIntake, PetitionKind, PetitionState, PetitionStatus, petition_case_id
+from domain.petitions.views import CaseView, DeadlineView, case_view
 from eventstore import CaseRecord, EventStore
 from workflows.client import CaseNotFound, CommandRefused, OutcomeUnknown, open_petition, send_case_command
 from workflows.petition import CommandResult
@@ -152,6 +155,17 @@ async def receive_petition(
                        "this source and external_ref were received before and their petitioner's identity has "
                        "been erased: it cannot be received again") from None
     intake = intake.model_copy(update={"petitioner": sealed})
+    archived = await archived_petition(store, case_id)
+    if archived is not None:
+        # Its workflow has ended: starting it again would open a new run of a closed case. The stored events
+        # answer, as the running case would.
+        if not same_petition(archived.intake, archived.intake_digest, intake):
+            raise ApiError(409, "petition.conflict",
+                           "this source and external_ref were already received with different content")
+        response.status_code = 200
+        view = case_view(archived)
+        return PetitionOpened(case_id=view.case_id, status=view.status, created=False,
+                              deadlines=view.deadlines, case=view)
     client = await temporal.get()
     retry = ("the petition may or may not have been received: send it again as it is; the same source and "
              "external_ref open one case")
@@ -169,6 +183,18 @@ async def receive_petition(
     view = result.case
     return PetitionOpened(case_id=view.case_id, status=view.status, created=result.created,
                           deadlines=view.deadlines, case=view)
+
+
+async def archived_petition(store: EventStore, case_id: str) -> PetitionState | None:
+    """The state of an archived petition case, folded from its stored events (None: no such case, or one
+    still open, whose workflow answers)."""
+    row = await store.get_case(case_id)
+    if row is None or row.status != PetitionStatus.ARCHIVED.value:
+        return None
+    events = [PETITION_EVENTS.parse(r.type, occurred_at=r.occurred_at, actor=r.actor, reason=r.reason,
+                                    legal_basis=r.legal_basis, data=r.data)
+              for r in await store.read_stream(case_id)]
+    return fold_petition(events)
 
 
 async def which_is_down(store: EventStore) -> str:

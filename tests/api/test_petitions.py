@@ -245,3 +245,34 @@ async def test_a_petition_started_and_driven_by_the_temporal_cli_behaves_like_on
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_an_archived_petition_sent_again_answers_its_case_and_starts_no_new_run(
+    api: Api, tokens: Tokens, temporal_env: WorkflowEnvironment
+) -> None:
+    sent = petition(tokens.source, receiving_body="UBND_TINH")
+    opened = await api.post("/v1/petitions", tokens.intake, json=sent)
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+    for step in ({"type": "classify", "lead_body": "UBND_TINH"}, {"type": "accept", "decision_no": "16/QĐ-UBND"},
+                 {"type": "record_verification", "findings": "Không có căn cứ", "demand_matches_findings": True},
+                 {"type": "decide", "outcome": "not_upheld", "decision_no": "31/QĐ-GQKN", "summary": "Bác đơn"},
+                 {"type": "notify", "about": "decision", "recipients": ["Ông Bình"], "doc_no": "32/TB"},
+                 {"type": "record_implementation", "summary": "Đã thông báo"}, {"type": "close"},
+                 {"type": "archive", "archive_ref": "HS-2026-0099"}):
+        answer = await command(api, tokens.body, case_id, step, key=str(uuid.uuid4()))
+        assert answer.status_code == 200, (step, answer.text)
+    assert answer.status_code == 200 and answer.json()["status"] == "archived", answer.text
+    handle = temporal_env.client.get_workflow_handle(case_id)
+    await handle.result()  # the case's workflow has ended
+
+    for _ in range(2):
+        again = await api.post("/v1/petitions", tokens.intake, json=sent)
+        assert again.status_code == 200, again.text
+        body = again.json()
+        assert (body["case_id"], body["status"], body["created"]) == (case_id, "archived", False)
+    runs = [w async for w in temporal_env.client.list_workflows(f"WorkflowId = '{case_id}'")]
+    assert len(runs) == 1, [r.run_id for r in runs]
+    # Another content under the same source and reference is still a conflict.
+    changed = await api.post("/v1/petitions", tokens.intake, json={**sent, "subject": "Nội dung khác hẳn"})
+    assert changed.status_code == 409 and changed.json()["error"]["code"] == "petition.conflict", changed.text
