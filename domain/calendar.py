@@ -9,7 +9,7 @@ asking about any other date is an error, never a guess.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_serializer, model_validator
 
@@ -146,3 +146,29 @@ class WorkingCalendar(BaseModel):
             count += self.is_working_day(d)
             d += timedelta(days=1)
         return count
+
+
+def in_vietnam(value: Any) -> Any:
+    """`value` with every aware `datetime` in it (in models, lists, tuples, dicts) at +07:00: the same instants,
+    written as the deadlines are, so that nothing shown mixes `Z` with `+07:00`. Text is never touched."""
+    if isinstance(value, datetime):
+        return value.astimezone(VN_TZ) if value.tzinfo is not None else value
+    if isinstance(value, BaseModel):
+        changed = {}
+        for name in type(value).model_fields:
+            item = getattr(value, name, None)
+            moved = in_vietnam(item)
+            if moved is not item:
+                changed[name] = moved
+        return value.model_copy(update=changed) if changed else value
+    if isinstance(value, list | tuple):
+        items = [in_vietnam(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return type(value)(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        moved_items = {k: in_vietnam(v) for k, v in value.items()}
+        if all(moved_items[k] is v for k, v in value.items()):
+            return value
+        return moved_items
+    return value

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from .calendar import CalendarRangeError, end_of_day, local_date
+from .calendar import CalendarRangeError, end_of_day, in_vietnam, local_date
 from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
 from .coordination import BodyCode
 from .deadlines import (
@@ -720,5 +720,5 @@ def supervision_row(state: SupervisionState) -> dict[str, Any]:
         "received_at": state.opened_at,
         "due_at": due.due_at if due else None,
         "overdue": state.overdue,
-        "summary": supervision_view(state).model_dump(mode="json"),
+        "summary": in_vietnam(supervision_view(state)).model_dump(mode="json"),
     }

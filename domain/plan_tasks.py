@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import coordination as co
 from .bodies import BodyError
-from .calendar import CalendarRangeError, end_of_day, local_date
+from .calendar import CalendarRangeError, end_of_day, in_vietnam, local_date
 from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
 from .coordination import (
     BodyCode,
@@ -812,9 +812,9 @@ def task_row(state: TaskState) -> dict[str, Any]:
         "title_en": state.spec.title_en, "phase": state.phase, "lead": state.lead,
         "coordinators": state.coordinators, "acknowledged": sorted(state.acknowledged),
         "escalated": state.escalated, "progress_count": state.progress_count,
-        "reports": {p: r.model_dump(mode="json") for p, r in sorted(state.reports.items())},
+        "reports": {p: in_vietnam(r).model_dump(mode="json") for p, r in sorted(state.reports.items())},
         "subplans": state.subplans,
-        "reassignments": [r.model_dump(mode="json") for r in state.reassignments],
+        "reassignments": [in_vietnam(r).model_dump(mode="json") for r in state.reassignments],
         "deadlines": [
             {"key": k, "due_on": d.deadline.due_on.isoformat(), "legal_basis": d.deadline.legal_basis,
              "statutory": d.deadline.statutory, "outcome": d.outcome, "breached": d.breached}

@@ -16,10 +16,11 @@ from eventstore.migrate import is_current
 from ..deps import Store, Temporal
 from ..errors import ErrorDetail
 from ..temporal import TemporalUnavailableError
+from ..times import VietnamTimeRoute
 
 log = logging.getLogger("danvan.api")
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=VietnamTimeRoute)
 
 #: Each readiness check gives up after this many seconds (or a share of the request's time left, when that is
 #: shorter), so a probe always answers quickly, and in its own shape rather than the request deadline's.

@@ -30,9 +30,10 @@ from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses
 from ..filters import CaseKind, IdempotencyKey, KindFilter, key_reused
 from ..temporal import TemporalUnavailableError
+from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"])
+router = APIRouter(prefix="/v1/ops", tags=["ops"], route_class=VietnamTimeRoute)
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
 Operator = Annotated[Principal, Depends(require("operator", "admin"))]

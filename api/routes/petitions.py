@@ -37,9 +37,10 @@ from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses, field_errors
 from ..filters import IdempotencyKey, key_reused
 from ..identities import IdentityConflict, IdentityErased, IdentityVault
+from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
-router = APIRouter(tags=["petitions"])
+router = APIRouter(tags=["petitions"], route_class=VietnamTimeRoute)
 
 PETITION_KINDS = {k.value for k in PetitionKind}
 

@@ -18,9 +18,10 @@ from ..auth import require
 from ..deps import Store
 from ..errors import error_responses, validation_error
 from ..filters import PlanFilter, check_instant
+from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=VietnamTimeRoute)
 
 PERIOD_PATTERN = r"^\d{4}(-H1)?$"
 

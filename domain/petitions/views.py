@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..calendar import in_vietnam
 from .model import PetitionState
 
 
@@ -117,7 +118,8 @@ def case_view(state: PetitionState) -> CaseView:
 def case_row(state: PetitionState) -> dict[str, Any]:
     """The `cases` read-model row (the workflow wraps it in the event store's `CaseRow`)."""
     view = case_view(state)
-    summary = view.model_dump(mode="json", exclude={"subject", "district", "commune", "source", "external_ref"})
+    summary = in_vietnam(view).model_dump(mode="json",
+                                          exclude={"subject", "district", "commune", "source", "external_ref"})
     due = state.next_due
     return {
         "kind": state.kind.value,
