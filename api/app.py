@@ -27,8 +27,9 @@ from . import errors
 from .auth import TokenCache
 from .console import mount_console
 from .deadline import RequestDeadline
+from .feed import CursorCodec, FeedWatcher
 from .identities import IdentityVault
-from .routes import cases, codec, health, identities, ops, petitions, plan, reports, tokens
+from .routes import cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
 from .temporal import TemporalConnection
 
 DESCRIPTION = """\
@@ -85,6 +86,8 @@ def create_app(
         app.state.temporal = temporal
         app.state.vault = IdentityVault(store.pool, secret)
         app.state.codec = EncryptionCodec(secret)
+        app.state.feed_cursors = CursorCodec(secret)
+        app.state.feed_watcher = FeedWatcher(store.pool)
         warm_up = asyncio.create_task(temporal.warm_up(), name="danvan-api-temporal-warm-up")
         try:
             yield
@@ -92,6 +95,7 @@ def create_app(
             warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await warm_up
+            await app.state.feed_watcher.close()
             # A Temporal client holds no resource that needs closing; dropping it is enough.
             await store.close()
 
@@ -107,6 +111,7 @@ def create_app(
     errors.install(app)
     app.include_router(health.router)
     app.include_router(cases.router)
+    app.include_router(events.router)
     app.include_router(tokens.router)
     app.include_router(petitions.router)
     app.include_router(reports.router)

@@ -98,6 +98,8 @@ class Settings:
     checkpoint_log_path: Path | None = None
     checkpoint_key_path: Path | None = None
     checkpoint_interval: int = 300
+    #: The longest `wait` (seconds) a `GET /v1/events` long poll may ask for; the request deadline bounds it too.
+    feed_wait_max: float = 30.0
 
     @property
     def temporal_port(self) -> int:
@@ -180,4 +182,5 @@ class Settings:
             checkpoint_key_path=Path(env["DANVAN_CHECKPOINT_KEY"]).resolve() if env.get("DANVAN_CHECKPOINT_KEY")
             else None,
             checkpoint_interval=_int(env, "DANVAN_CHECKPOINT_INTERVAL", 300, 0, 86400),
+            feed_wait_max=_float(env, "DANVAN_FEED_WAIT_MAX", 30.0, 0.0, 600.0),
         )
