@@ -46,11 +46,31 @@ def render_deadlines() -> str:
         variants = ", ".join(f"{name} {amount}" for name, amount in rule.variants.items()) or "—"
         extensions = (f"{rule.max_extensions} × {rule.extension_amount} {unit}"
                       if rule.max_extensions and rule.extension_amount else "—")
+        if rule.extension_limits and rule.extension_amount:
+            limits = ", ".join(f"{name.replace('_', ' ')} {rule.extensions_allowed(name)}"
+                               for name in ("ordinary", "complex", "especially_complex"))
+            extensions = f"{limits}; each ≤ {rule.extension_amount} {unit}, from the period's start"
         lines.append("| " + " | ".join([
             f"`{key}`", _cell(f"{rule.title_vi} ({rule.title_en})"), f"{rule.amount} {unit}", variants,
             extensions, "yes" if rule.statutory else "no (policy)", _cell(rule.legal_basis or "—"),
             MARKS[rule.mark], _cell(rule.note or "—"),
         ]) + " |")
+    if policy.suspension:
+        lines += [
+            "",
+            "Whether the time a case is suspended counts in its periods (`suspension`): when it does not, every",
+            "running period stops on the day of the suspension and what remained of it runs from the day of the",
+            "resumption.",
+            "",
+            "| kind | suspension time counts | statutory | basis | mark | to note or confirm |",
+            "|---|---|---|---|---|---|",
+        ]
+        for kind, suspension in policy.suspension.items():
+            lines.append("| " + " | ".join([
+                f"`{kind}`", "yes (the periods run on)" if suspension.counts else "no (the clock stops)",
+                "yes" if suspension.statutory else "no (policy)", _cell(suspension.legal_basis or "—"),
+                MARKS[suspension.mark], _cell(suspension.note or "—"),
+            ]) + " |")
     return "\n".join(lines)
 
 

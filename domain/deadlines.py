@@ -22,6 +22,8 @@ from domain.common import Event, Text
 
 #: The verification marks of docs/legal-reference.md: ✅ verified, ⚠️ partial, ❌ unverified.
 Mark = Literal["verified", "partial", "unverified"]
+#: How complex a case is, for the number of extensions a rule allows (Luật Tố cáo 2018, Điều 30 khoản 1).
+Complexity = Literal["ordinary", "complex", "especially_complex"]
 
 _KEY_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
 
@@ -64,9 +66,14 @@ class DeadlineRule(BaseModel):
     warn_before_days: int = Field(default=0, ge=0)
     max_extensions: int | None = Field(default=None, ge=1)
     extension_amount: int | None = Field(default=None, ge=1)
+    #: How many of the `max_extensions` a case of each complexity may have; a complexity left out may have
+    #: none. Empty (as in policies recorded before it existed): every case may have `max_extensions`.
+    extension_limits: dict[Complexity, int] = Field(default_factory=dict)
+    #: The article that sets the extensions (shown with a refusal), when it is not `legal_basis`.
+    extension_basis: str = ""
     note: str = ""
 
-    @field_validator("title_vi", "title_en", "legal_basis", "note")
+    @field_validator("title_vi", "title_en", "legal_basis", "extension_basis", "note")
     @classmethod
     def _nfc(cls, value: str) -> str:
         # Vietnamese typed on some systems arrives decomposed (NFD); compare and display it composed.
@@ -86,7 +93,18 @@ class DeadlineRule(BaseModel):
             raise ValueError(f"{self.key}: a statutory rule needs a legal_basis")
         if (self.max_extensions is None) != (self.extension_amount is None):
             raise ValueError(f"{self.key}: max_extensions and extension_amount go together (both or neither)")
+        for complexity, limit in self.extension_limits.items():
+            if not 0 <= limit <= (self.max_extensions or 0):
+                raise ValueError(f"{self.key}: extension_limits.{complexity} must lie in 0..max_extensions "
+                                 f"({self.max_extensions or 0}), not {limit}")
         return self
+
+    def extensions_allowed(self, complexity: Complexity | None = None) -> int:
+        """How many extensions a case of `complexity` may have (None: any case, the rule's maximum)."""
+        most = self.max_extensions or 0
+        if complexity is None or not self.extension_limits:
+            return most
+        return self.extension_limits.get(complexity, 0)
 
     def amount_for(self, variant: str | None) -> int:
         """The period length of `variant` (None: the base period)."""
@@ -121,6 +139,26 @@ class DeadlineRule(BaseModel):
         return max(present, key=lambda name: self.variants[name])
 
 
+class SuspensionRule(BaseModel):
+    """Whether the time a case of one kind is suspended (tạm đình chỉ) counts in its periods, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: False: the clock stops on the day of the suspension and the rest of each period runs from the day of
+    #: the resumption. True: the periods run on while the case is suspended.
+    counts: bool
+    legal_basis: str = ""
+    rule_ref: str = Field(min_length=1)
+    statutory: bool
+    mark: Mark
+    note: str = ""
+
+    @field_validator("legal_basis", "note")
+    @classmethod
+    def _nfc(cls, value: str) -> str:
+        return unicodedata.normalize("NFC", value.strip())
+
+
 class DeadlinePolicy(BaseModel):
     """All deadline rules of one version of the policy file."""
 
@@ -128,6 +166,13 @@ class DeadlinePolicy(BaseModel):
 
     version: str = Field(min_length=1)
     rules: dict[str, DeadlineRule]
+    #: By kind of case: whether suspension time counts. Empty in policies recorded before it existed (their
+    #: periods ran on while suspended).
+    suspension: dict[str, SuspensionRule] = Field(default_factory=dict)
+
+    def suspension_counts(self, kind: str) -> SuspensionRule | None:
+        """The suspension rule of `kind`, None when the policy has none (the periods run on)."""
+        return self.suspension.get(kind)
 
     @model_validator(mode="before")
     @classmethod
@@ -184,6 +229,19 @@ class Deadline(BaseModel):
     #: How many extensions were granted, and how many days (in `unit`) they added in total.
     extensions: int = 0
     extended_by: int = 0
+    #: Days (in `unit`) the period was suspended and that do not count in it (Luật Tố cáo 2018, Điều 34 khoản 2).
+    suspended_days: int = 0
+
+
+def period_end(deadline: Deadline, calendar: WorkingCalendar, more: int = 0) -> date:
+    """The last day of `deadline`'s period lengthened by `more` days, counted from its original start.
+
+    The whole length (the period, its extensions, its suspended days and `more`) is counted from `started_on`
+    and only the final end is moved off a day off (BLDS 2015 Art 148): an end moved off a holiday before an
+    extension does not lengthen the extension.
+    """
+    total = deadline.amount + deadline.extended_by + deadline.suspended_days + more
+    return calendar.add_days(deadline.started_on, total, deadline.unit)
 
 
 def _warn_at(started_on: date, due_on: date, warn_before_days: int) -> datetime:
@@ -227,33 +285,42 @@ def compute_deadline(
     )
 
 
-def can_extend(deadline: Deadline, rule: DeadlineRule) -> bool:
-    """Whether `rule` allows one more extension of `deadline`."""
+def can_extend(deadline: Deadline, rule: DeadlineRule, complexity: Complexity | None = None) -> bool:
+    """Whether `rule` allows one more extension of `deadline`, for a case of `complexity` (None: any case)."""
     return (
         rule.key == deadline.key
         and rule.extension_amount is not None
         and rule.max_extensions is not None
-        and deadline.extensions < rule.max_extensions
+        and deadline.extensions < rule.extensions_allowed(complexity)
     )
 
 
-def extend_deadline(deadline: Deadline, rule: DeadlineRule, calendar: WorkingCalendar) -> Deadline:
-    """`deadline` extended once by the rule's `extension_amount`, counted from the current due date.
+def extend_deadline(deadline: Deadline, rule: DeadlineRule, calendar: WorkingCalendar, *,
+                    complexity: Complexity | None = None, from_start: bool = True) -> Deadline:
+    """`deadline` extended once by the rule's `extension_amount`.
 
-    This is the denunciation rule (Luật Tố cáo 2018 Art 30): each extension is at most 30 days and at most two
-    are allowed. The extension is counted from the day the current period actually ends (`due_on`, after any
-    move off a day off), in the rule's unit. Raises `ExtensionNotAllowed` when the rule allows no further one;
-    the caller should check `can_extend` first and refuse the command with its own reason.
+    This is the denunciation rule (Luật Tố cáo 2018 Art 30 khoản 1): an ordinary case is not extended, a
+    complex one once and an especially complex one twice, each time by at most 30 days (`extension_limits`,
+    for a case of `complexity`). The extension lengthens the period counted from its original start, and only
+    the final end moves off a day off (`period_end`, BLDS 2015 Art 148). `from_start=False` is the count of
+    cases recorded before that rule: from the current due date, already moved off a day off. Raises
+    `ExtensionNotAllowed` when the rule allows no further one; the caller should check `can_extend` first and
+    refuse the command with its own reason.
     """
     if rule.key != deadline.key:
         raise ExtensionNotAllowed(f"rule {rule.key!r} cannot extend a deadline of {deadline.key!r}")
     if rule.extension_amount is None or rule.max_extensions is None:
         raise ExtensionNotAllowed(f"{rule.key} ({rule.legal_basis or rule.rule_ref}) allows no extension")
-    if deadline.extensions >= rule.max_extensions:
+    allowed = rule.extensions_allowed(complexity)
+    if deadline.extensions >= allowed:
         raise ExtensionNotAllowed(
-            f"{rule.key} allows at most {rule.max_extensions} extension(s); {deadline.extensions} already granted"
+            f"{rule.key} allows at most {allowed} extension(s) of a {complexity or 'any'} case; "
+            f"{deadline.extensions} already granted"
         )
-    due_on = calendar.add_days(deadline.due_on, rule.extension_amount, deadline.unit)
+    if from_start:
+        due_on = period_end(deadline, calendar, rule.extension_amount)
+    else:
+        due_on = calendar.add_days(deadline.due_on, rule.extension_amount, deadline.unit)
     return deadline.model_copy(
         update={
             "due_on": due_on,
@@ -289,10 +356,17 @@ class DeadlineState(BaseModel):
     breached: bool = False
     met_at: datetime | None = None
     outcome: Literal["pending", "on_time", "late", "cancelled"] = "pending"
+    #: The day its clock stopped, while the case is suspended and its kind's suspension time does not count.
+    stopped_on: date | None = None
 
     @property
     def pending(self) -> bool:
         return self.outcome == "pending"
+
+    @property
+    def running(self) -> bool:
+        """Pending and its clock not stopped: its timers are set."""
+        return self.pending and self.stopped_on is None
 
 
 Deadlines = dict[str, DeadlineState]
@@ -324,6 +398,55 @@ def cancel_pending(deadlines: Deadlines, keys: Iterable[str] | None = None) -> D
         k: (d.model_copy(update={"outcome": "cancelled"}) if d.pending and (wanted is None or k in wanted) else d)
         for k, d in deadlines.items()
     }
+
+
+def stop_clocks(deadlines: Deadlines, at: datetime) -> list[str]:
+    """The deadlines whose clock a suspension at `at` stops: the pending ones whose period has not ended."""
+    return sorted(k for k, d in deadlines.items() if d.running and at <= d.deadline.due_at)
+
+
+def stopped(deadlines: Deadlines, keys: Iterable[str], on: date) -> Deadlines:
+    """`deadlines` with the clocks of `keys` stopped on `on` (the day of the suspension, which still counts)."""
+    out = dict(deadlines)
+    for key in keys:
+        d = out.get(key)
+        if d is not None and d.running:
+            out[key] = d.model_copy(update={"stopped_on": on})
+    return out
+
+
+def restart_clock(state: DeadlineState, resumed_on: date, calendar: WorkingCalendar) -> Deadline:
+    """The deadline of a stopped period once the case resumes on `resumed_on`.
+
+    The days after the suspension day up to and including the resumption day do not count (Luật Tố cáo 2018,
+    Điều 34 khoản 2): in calendar days `resumed_on - stopped_on`, in working days the working days among them.
+    What remained of the period runs from the day after the resumption (BLDS 2015 Art 147), and the end moves
+    off a day off (Art 148): the period counted from its original start, lengthened by the days not counted.
+    """
+    d = state.deadline
+    assert state.stopped_on is not None, "only a stopped clock restarts"
+    start = state.stopped_on
+    if d.unit == "calendar":
+        lost = max((resumed_on - start).days, 0)
+    else:
+        lost = calendar.working_days_between(start, resumed_on) if resumed_on > start else 0
+    moved = d.model_copy(update={"suspended_days": d.suspended_days + lost})
+    due_on = period_end(moved, calendar)
+    warn_before = max((d.due_on - local_date(d.warn_at)).days, 0)
+    return moved.model_copy(update={
+        "due_on": due_on, "due_at": end_of_day(due_on), "warn_at": _warn_at(d.started_on, due_on, warn_before),
+        "calendar_source": calendar.source,
+    })
+
+
+def restarted(deadlines: Deadlines, new: Iterable[Deadline]) -> Deadlines:
+    """`deadlines` with the stopped ones running again on their recomputed dates (warned again before them)."""
+    out = dict(deadlines)
+    for d in new:
+        old = out.get(d.key)
+        if old is not None:
+            out[d.key] = old.model_copy(update={"deadline": d, "stopped_on": None, "approached": False})
+    return out
 
 
 def mark_deadline(deadlines: Deadlines, key: str, stage: Literal["approaching", "breached"]) -> Deadlines:

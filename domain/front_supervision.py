@@ -59,7 +59,10 @@ URGE_AFTER_BREACH = "front.urge_after_breach"
 RECOMMENDATION_RESPONSE = "front.recommendation_response"
 SUPERIOR_RESPONSE = "front.superior_response"
 #: Deadlines whose breach, with no answer, escalates the supervision (docs/legal-reference.md §4 step 4).
-RESPONSE_KEYS = frozenset({RECOMMENDATION_RESPONSE, SUPERIOR_RESPONSE})
+RESPONSE_KEYS = frozenset({RECOMMENDATION_RESPONSE, SUPERIOR_RESPONSE, "complaint.front_recommendation_answer"})
+#: The legal period of the resolver's answer to the Front's recommendation, by the supervised case's kind
+#: (Luật Khiếu nại 2011, Điều 66 khoản 2), used when the supervision's recorded policy has it.
+LEGAL_RESPONSE = {"complaint": "complaint.front_recommendation_answer"}
 
 SUPERVISION_BASIS = "Luật MTTQ 2015, Chương V; NQLT 403/2017/NQLT-UBTVQH14-CP-ĐCTUBTWMTTQVN"
 ESCALATION_BASIS = {
@@ -457,7 +460,11 @@ def _send_recommendation(state: SupervisionState, cmd: SendRecommendation, actor
             f"the supervision is {state.status}")
     # Addressed to anyone but the resolver, it goes to the resolver's superior, who has its own period.
     superior = state.resolver is not None and cmd.to_body != state.resolver
-    deadline = _policy_deadline(state.rules, SUPERIOR_RESPONSE if superior else RECOMMENDATION_RESPONSE, now)
+    key = SUPERIOR_RESPONSE if superior else RECOMMENDATION_RESPONSE
+    legal = LEGAL_RESPONSE.get(state.case_kind)
+    if not superior and legal is not None and legal in state.rules.policy.rules:
+        key = legal
+    deadline = _policy_deadline(state.rules, key, now)
     return [FrontRecommendationSent(**envelope(cmd, actor, now, SUPERVISION_BASIS), to_body=cmd.to_body,
                                     doc_no=cmd.doc_no, to_superior=superior, deadline=deadline)]
 

@@ -332,11 +332,12 @@ class CaseMachine(Generic[S]):
         return key_reused(command_id, self.seen_digests.get(command_id), fingerprint(command, actor))
 
     def timer_moments(self) -> list[tuple[datetime, str, Stage]]:
-        """When each pending deadline warns and is missed (a miss is any instant after `due_at`)."""
+        """When each pending deadline warns and is missed (a miss is any instant after `due_at`). A deadline
+        whose clock is stopped has no timer; only runs past the patch `legal-periods` of a petition stop one."""
         assert self.state is not None
         moments: list[tuple[datetime, str, Stage]] = []
         for key, d in self.state.deadlines.items():
-            if not d.pending:
+            if not d.pending or d.stopped_on is not None:  # met, or its clock stopped while the case is suspended
                 continue
             if not d.approached:
                 moments.append((d.deadline.warn_at, key, "approaching"))

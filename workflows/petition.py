@@ -37,6 +37,15 @@ with workflow.unsafe.imports_passed_through():
     from .shared import CASE_KIND, CASE_STATUS, DISTRICT, DUE_AT, LEAD_BODY, OVERDUE
 
 
+#: Since this patch a petition decides by the legal-periods revision (`domain.petitions.decider.decide`,
+#: `revised`): a denunciation is extended by its complexity, each extension a dated decision lengthening the
+#: period from acceptance; a suspension stops the clocks its kind's policy says it stops (no timer is set for a
+#: stopped deadline) and the resumption records the new due dates; a forwarded petition's forwarding body has
+#: its notice deadline; a recommendation received in person has the reception's answer period. Runs recorded
+#: before it replay on the old rules, and keep their due dates.
+LEGAL_PERIODS = "legal-periods"
+
+
 class PetitionStart(BaseModel):
     """How a petition case starts: the intake (and, for a continued run, the state carried over)."""
 
@@ -101,7 +110,10 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
     # -- the domain, for the machinery ----------------------------------------------------------------
 
     def decide(self, state: PetitionState | None, command: Any, actor: Actor, now: datetime) -> list[Event]:
-        return decide(state, command, actor, now)
+        # A validator (read-only, never replayed) decides by today's rules; a handler asks the patch, so that a
+        # run recorded before it decides again as it did.
+        revised = True if workflow.unsafe.is_read_only() else workflow.patched(LEGAL_PERIODS)
+        return decide(state, command, actor, now, revised=revised)
 
     def fold(self, events: Any, state: PetitionState | None) -> PetitionState:
         folded = fold(events, state)

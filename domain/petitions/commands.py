@@ -38,6 +38,8 @@ class Classify(Command):
     kind: PetitionKind | None = None
     subject_category: str | None = Field(default=None, max_length=200)
     complex: bool = False
+    #: Vụ việc đặc biệt phức tạp (a denunciation: two extensions, Luật Tố cáo 2018, Điều 30); needs `reason`.
+    especially_complex: bool = False
     remote_area: bool = False
     lead_body: BodyCode | None = None
     level: Literal["province", "district", "commune"] | None = Field(
@@ -115,10 +117,15 @@ class RecordDialogue(Command):
 
 
 class Extend(Command):
-    """Gia hạn by written decision (denunciations: at most twice by 30 days, Luật Tố cáo 2018 Art 30)."""
+    """Gia hạn by written decision (denunciations, Luật Tố cáo 2018 Art 30: none for an ordinary case, once
+    for a complex one, twice for an especially complex one, each time by at most 30 days)."""
 
     type: Literal["extend"] = "extend"
+    #: The extension decision's own number and date (not in the future, not before receipt).
     decision_no: str = Field(min_length=1, max_length=100)
+    decision_date: date | None = Field(default=None, description="the date of the written extension decision")
+    #: The decision finds the case especially complex (its `reason` says why): it may be extended twice.
+    especially_complex: bool = False
 
 
 class Suspend(Command):
@@ -149,10 +156,12 @@ class Decide(Command):
 
 
 class Notify(Command):
-    """Thông báo: a written notice (of acceptance, of the decision) to the parties; denunciations: published."""
+    """Thông báo: a written notice (of acceptance, of the decision) to the parties; denunciations: published.
+    `forwarder`: the notice to the Front or the body that forwarded the petition (Luật Khiếu nại 2011, Điều 66
+    khoản 2; Luật Tố cáo 2018, Điều 26 khoản 2)."""
 
     type: Literal["notify"] = "notify"
-    about: Literal["acceptance", "decision"]
+    about: Literal["acceptance", "decision", "forwarder"]
     recipients: list[str] = Field(min_length=1, max_length=50)
     channel: Literal["post", "in_person", "email", "portal", "publication"] = "post"
     doc_no: str = Field(min_length=1, max_length=100)

@@ -31,6 +31,10 @@ from ..deadlines import (
     extend_deadline,
     mark_deadline,
     meet_deadlines,
+    restart_clock,
+    restarted,
+    stop_clocks,
+    stopped,
 )
 from ..repairs import BodyNudged, RepairRecorded
 from . import commands as c
@@ -48,8 +52,17 @@ K = PetitionKind
 
 #: Deadlines met by the first decision on a letter (accept, reject, forward, redirect, split, not processed).
 ACCEPTANCE_STAGE = frozenset(
-    {"complaint.acceptance", "complaint2.acceptance", "denunciation.initial_processing", "letter.processing"}
+    {"complaint.acceptance", "complaint2.acceptance", "denunciation.initial_processing", "letter.processing",
+     "reception.in_person_answer"}
 )
+#: Deadlines met by the notice to the Front or the body that forwarded the petition.
+FORWARDER_NOTICES = ("complaint.forwarder_notice", "denunciation.forwarder_notice")
+#: Channels by which another body forwards a petition (with `forwarded_by_front`): it is told the outcome.
+FORWARDING_CHANNELS = frozenset({"front_forwarded", "deputy_forwarded", "press"})
+#: The first clock of a recommendation received in person at a citizen reception (Luật Tiếp công dân 2013,
+#: Điều 28 khoản 1), when the case's recorded policy has the rule.
+IN_PERSON_ANSWER = "reception.in_person_answer"
+DENUNCIATION_WITHDRAWAL = "Luật Tố cáo 2018, Điều 33 khoản 1"
 #: Deadlines met by the decision, conclusion or answer.
 RESOLUTION_STAGE = frozenset(
     {"complaint.resolution", "complaint2.resolution", "denunciation.resolution", "recommendation.resolution",
@@ -122,7 +135,11 @@ def route(state: PetitionState, cmd: c.Classify, kind: PetitionKind, now: dateti
         raise DomainError("classify.routing", str(exc)) from exc
 
 
-def first_deadline_key(kind: PetitionKind, instance: int) -> str:
+def first_deadline_key(kind: PetitionKind, instance: int, *, in_person: bool = False) -> str:
+    """The first clock of a case of `kind`; `in_person`: a recommendation received at a citizen reception
+    whose recorded policy has that rule."""
+    if kind == K.RECOMMENDATION and in_person:
+        return IN_PERSON_ANSWER
     if kind == K.COMPLAINT:
         return "complaint2.acceptance" if instance == 2 else "complaint.acceptance"
     if kind == K.DENUNCIATION:
@@ -142,6 +159,23 @@ def resolution_keys(kind: PetitionKind, instance: int) -> list[str]:
     return []  # a voter's petition runs on its 60-day answer period from receipt
 
 
+def _first_key(rules: CaseRules, kind: PetitionKind, instance: int, intake: Any, revised: bool) -> str:
+    in_person = revised and intake.channel == "in_person" and IN_PERSON_ANSWER in rules.policy.rules
+    return first_deadline_key(kind, instance, in_person=in_person)
+
+
+def forwarded(intake: Any) -> bool:
+    """Whether the Front or another body forwarded the petition (and is to be told what became of it)."""
+    return bool(intake.forwarded_by_front or intake.channel in FORWARDING_CHANNELS)
+
+
+def _forwarder_notice(rules: CaseRules, key: str, intake: Any, start: datetime, revised: bool) -> list[Deadline]:
+    """The deadline of the notice to the forwarding body, for a forwarded petition under a policy that has it."""
+    if not revised or not forwarded(intake) or key not in rules.policy.rules:
+        return []
+    return [deadline_for(rules, key, start)]
+
+
 def _given(text: str | None) -> bool:
     """Whether a person actually wrote something (a reason of blank spaces is no reason)."""
     return bool(text and text.strip())
@@ -155,13 +189,16 @@ def _pending(state: PetitionState, key: str) -> DeadlineState | None:
 # -- decide -------------------------------------------------------------------------------------------
 
 
-def decide(state: PetitionState | None, command: c.Command, actor: Actor, now: datetime) -> list[Event]:
+def decide(state: PetitionState | None, command: c.Command, actor: Actor, now: datetime, *,
+           revised: bool = True) -> list[Event]:
     """The events a command produces on `state` at `now`, or a `DomainError` naming the rule that refuses it.
 
-    Pure: nothing is read but the arguments. A refused command produces nothing.
+    Pure: nothing is read but the arguments. A refused command produces nothing. `revised=False` decides as
+    cases recorded before the legal-periods revision were decided (the workflow's patch `legal-periods`):
+    extensions counted from the due date, suspensions that stop no clock, no notice to a forwarding body.
     """
     if isinstance(command, c.Receive):
-        return _receive(state, command, actor, now)
+        return _receive(state, command, actor, now, revised=revised)
     if state is None:
         raise DomainError("case.not_found", "the case has not been received yet")
     kind = getattr(command, "type", "")
@@ -171,17 +208,22 @@ def decide(state: PetitionState | None, command: c.Command, actor: Actor, now: d
     handler = _DECIDERS.get(type(command))
     if handler is None:
         raise DomainError("command.unknown", f"`{kind}` is not a command of a petition case")
-    events: list[Event] = handler(state, command, actor, now)
+    events: list[Event] = (handler(state, command, actor, now, revised=revised) if type(command) in _REVISED
+                           else handler(state, command, actor, now))
     return events
 
 
-def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: datetime) -> list[Event]:
-    """Open a case: record the intake, the rules in force and the first deadline (from the day of receipt)."""
+def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: datetime, *,
+             revised: bool = True) -> list[Event]:
+    """Open a case: record the intake, the rules in force and the first deadlines (from the day of receipt):
+    the first step's, and for a denunciation another body forwarded, the notice to that body."""
     require(state is None, "case.exists", "the case was already received")
     intake, case_id, rules = cmd.intake, cmd.case_id, cmd.rules
     require(intake.received_at <= now + timedelta(minutes=5), "received_at.future",
             "received_at is in the future")
-    first = deadline_for(rules, first_deadline_key(intake.kind, cmd.instance), intake.received_at)
+    first = deadline_for(rules, _first_key(rules, intake.kind, cmd.instance, intake, revised), intake.received_at)
+    notices = (_forwarder_notice(rules, "denunciation.forwarder_notice", intake, intake.received_at, revised)
+               if intake.kind == K.DENUNCIATION else [])
     events: list[Event] = [
         e.PetitionReceived(
             **envelope(cmd, actor, now, first.legal_basis),
@@ -191,13 +233,15 @@ def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: dat
             instance=cmd.instance,
             parent_case_id=cmd.parent_case_id,
             rules=rules,
-            deadlines=[first],
+            deadlines=[first, *notices],
         )
     ]
     if intake.forwarded_by_front:
+        basis = ("Luật MTTQ 2015, Chương V" if revised
+                 else "Luật MTTQ 2015, Chương V; Luật Tố cáo 2011 Điều 44 (tiền lệ)")
         events.append(
             e.FrontSupervisionStarted(
-                **envelope(cmd, actor, now, "Luật MTTQ 2015, Chương V; Luật Tố cáo 2011 Điều 44 (tiền lệ)"),
+                **envelope(cmd, actor, now, basis),
                 supervision_id=f"{case_id}-front",
                 trigger="front_forwarded",
             )
@@ -248,9 +292,12 @@ def same_petition(stored: Any, stored_digest: str, received: Any) -> bool:
     return False
 
 
-def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime) -> list[Event]:
+def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime, *,
+              revised: bool = True) -> list[Event]:
     require(state.status == S.RECEIVED, "classify.state",
             f"a case can be classified only when received, not {state.status}")
+    require(not cmd.especially_complex or _given(cmd.reason), "classify.especially_complex_reason",
+            "Luật Tố cáo 2018, Điều 30: a case found especially complex (đặc biệt phức tạp) needs its reason")
     kind = cmd.kind or state.kind
     env = envelope(cmd, actor, now)
     check_body(state, cmd.lead_body, "classify.body", now)
@@ -260,10 +307,15 @@ def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime
     if kind != state.kind:
         require(state.instance == 1, "classify.kind_second_instance", "a second-instance complaint stays a complaint")
         # The letter's first clock is the one of its real kind, still counted from the day of receipt.
-        first = [deadline_for(state.rules, first_deadline_key(kind, state.instance), state.intake.received_at)]
+        received = state.intake.received_at
+        first = [deadline_for(state.rules, _first_key(state.rules, kind, state.instance, state.intake, revised),
+                              received)]
+        if kind == K.DENUNCIATION:
+            first += _forwarder_notice(state.rules, "denunciation.forwarder_notice", state.intake, received, revised)
     events: list[Event] = [
         e.Classified(**{**env, "legal_basis": routed.legal_basis if routed else None}, kind=kind,
-                     subject_category=cmd.subject_category, complex=cmd.complex, remote_area=cmd.remote_area,
+                     subject_category=cmd.subject_category, complex=cmd.complex or cmd.especially_complex,
+                     especially_complex=cmd.especially_complex, remote_area=cmd.remote_area,
                      lead_body=lead, routed=routed, deadlines=first)
     ]
     if kind == K.DENUNCIATION and state.intake.petitioner.anonymous:
@@ -362,7 +414,28 @@ def _dialogue(state: PetitionState, cmd: c.RecordDialogue, actor: Actor, now: da
                            participants=list(cmd.participants), summary=cmd.summary)]
 
 
-def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime) -> list[Event]:
+_COMPLEXITY_VI = {"ordinary": "vụ việc thông thường (ordinary)", "complex": "vụ việc phức tạp (complex)",
+                  "especially_complex": "vụ việc đặc biệt phức tạp (especially complex)"}
+
+
+def _extension_decision(state: PetitionState, cmd: c.Extend, now: datetime, basis: str) -> None:
+    """The written extension decision: its own number, and a date neither in the future nor before receipt."""
+    require(cmd.decision_date is not None, "extend.decision_date",
+            f"{basis}: an extension is decided in writing; give the decision's date (decision_date)")
+    assert cmd.decision_date is not None
+    today, received = local_date(now), local_date(state.intake.received_at)
+    require(cmd.decision_date <= today, "extend.decision_date_future",
+            f"the extension decision is dated {cmd.decision_date.isoformat()}, after today ({today.isoformat()})")
+    require(cmd.decision_date >= received, "extend.decision_date_before_receipt",
+            f"the extension decision is dated {cmd.decision_date.isoformat()}, before the petition was received "
+            f"({received.isoformat()})")
+    used = [d["decision_no"] for d in state.extension_decisions]
+    require(cmd.decision_no.strip() not in used, "extend.decision_no_reused",
+            f"decision {cmd.decision_no} already granted an extension of this case: each has its own number")
+
+
+def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime, *,
+            revised: bool = True) -> list[Event]:
     require(state.kind != K.COMPLAINT, "complaint.no_extension",
             "Luật Khiếu nại 2011, Điều 28: a complaint's period (30, or 45 days when complex) is not extended")
     require(state.status in HANDLING, "extend.state", f"only a case being resolved can be extended, not {state.status}")
@@ -372,41 +445,71 @@ def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime) ->
     assert key is not None
     current = state.deadlines[key]
     rule = state.rules.policy.rule(key)
-    require(can_extend(current.deadline, rule), f"{state.kind.value}.extension_limit",
-            f"{rule.legal_basis}: at most {rule.max_extensions or 0} extension(s) of {rule.extension_amount or 0} "
-            f"days; {current.deadline.extensions} already granted")
+    basis = rule.extension_basis or rule.legal_basis
+    complexity = "especially_complex" if cmd.especially_complex else state.complexity
+    if revised and rule.max_extensions and rule.extensions_allowed(complexity) == 0:
+        raise DomainError(f"{state.kind.value}.extension_not_allowed",
+                          f"{basis}: a case classified as {_COMPLEXITY_VI[complexity]} is not extended; only a "
+                          "complex case (once) or an especially complex one (twice) is")
+    allowed = rule.extensions_allowed(complexity if revised else None)
+    require(can_extend(current.deadline, rule, complexity if revised else None),
+            f"{state.kind.value}.extension_limit",
+            f"{basis}: at most {allowed} extension(s) of {rule.extension_amount or 0} days for "
+            f"{_COMPLEXITY_VI[complexity] if revised else 'a case'}; {current.deadline.extensions} already granted")
     require(now <= current.deadline.due_at, "extend.after_deadline",
             "an extension is decided before the period ends; this one ended on "
             f"{current.deadline.due_on.isoformat()}")
     require(_given(cmd.reason), "extend.reason", "an extension needs its reason (the complexity criterion)")
+    if revised:
+        _extension_decision(state, cmd, now, basis)
     try:
-        extended = extend_deadline(current.deadline, rule, state.rules.calendar)
+        extended = extend_deadline(current.deadline, rule, state.rules.calendar,
+                                   complexity=complexity if revised else None, from_start=revised)
     except CalendarRangeError as exc:
         raise DomainError("calendar.out_of_range", str(exc)) from exc
-    return [e.ExtensionGranted(**envelope(cmd, actor, now, rule.legal_basis), decision_no=cmd.decision_no,
-                               deadline=extended)]
+    return [e.ExtensionGranted(**envelope(cmd, actor, now, basis if revised else rule.legal_basis),
+                               decision_no=cmd.decision_no, deadline=extended,
+                               decision_date=cmd.decision_date if revised else None,
+                               especially_complex=revised and cmd.especially_complex and not state.especially_complex)]
 
 
-def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime) -> list[Event]:
+def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime, *,
+             revised: bool = True) -> list[Event]:
     require(state.open and state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "suspend.state",
             f"a case that is {state.status} cannot be suspended")
     require(not state.suspended, "suspend.already", "the case is already suspended")
     require(_given(cmd.reason), "suspend.reason", "a suspension (tạm đình chỉ) needs its reason")
-    return [e.Suspended(**envelope(cmd, actor, now, LAW[state.kind]))]
+    rule = state.rules.policy.suspension_counts(state.kind.value) if revised else None
+    clocks = stop_clocks(state.deadlines, now) if rule is not None and not rule.counts else []
+    basis = rule.legal_basis if rule is not None else LAW[state.kind]
+    return [e.Suspended(**envelope(cmd, actor, now, basis), stopped=clocks)]
 
 
 def _resume(state: PetitionState, cmd: c.Resume, actor: Actor, now: datetime) -> list[Event]:
+    """Resume: each stopped period continues from today for what remained of it, on the case's calendar."""
     require(state.suspended, "resume.not_suspended", "the case is not suspended")
-    return [e.Resumed(**envelope(cmd, actor, now, LAW[state.kind]))]
+    rule = state.rules.policy.suspension_counts(state.kind.value)
+    today = local_date(now)
+    try:
+        new = [restart_clock(d, today, state.rules.calendar)
+               for _, d in sorted(state.deadlines.items()) if d.pending and d.stopped_on is not None]
+    except CalendarRangeError as exc:
+        raise DomainError("calendar.out_of_range", str(exc)) from exc
+    basis = rule.legal_basis if new and rule is not None else LAW[state.kind]
+    return [e.Resumed(**envelope(cmd, actor, now, basis), deadlines=new)]
 
 
 def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime) -> list[Event]:
+    if state.kind == K.DENUNCIATION and state.decided_at is not None:
+        raise DomainError("denunciation.withdraw_after_conclusion",
+                          f"{DENUNCIATION_WITHDRAWAL}: a denunciation may be withdrawn only before the conclusion; "
+                          f"the conclusion was issued on {local_date(state.decided_at).isoformat()}")
     require(state.open, "withdraw.state", f"a case that is {state.status} cannot be withdrawn")
     require(not state.withdrawn, "withdraw.already", "the petition was already withdrawn")
     env = envelope(cmd, actor, now, LAW[state.kind])
     if state.kind == K.DENUNCIATION:
         require(state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "denunciation.withdraw_after_conclusion",
-                "Luật Tố cáo 2018, Điều 33: a denunciation is withdrawn before the conclusion")
+                f"{DENUNCIATION_WITHDRAWAL}: a denunciation may be withdrawn only before the conclusion")
         if cmd.signs_of_violation or cmd.coerced:
             return [e.Withdrawn(**{**env, "legal_basis": "Luật Tố cáo 2018, Điều 33"}, continues=True,
                                 signs_of_violation=cmd.signs_of_violation, coerced=cmd.coerced)]
@@ -420,7 +523,8 @@ def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime
     ]
 
 
-def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime) -> list[Event]:
+def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime, *,
+            revised: bool = True) -> list[Event]:
     require(state.status in HANDLING, "decide.state",
             f"a decision is issued on an accepted case, not one that is {state.status}")
     require(cmd.outcome in OUTCOMES[state.kind], "decide.outcome",
@@ -432,6 +536,7 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime) ->
     new = []
     if state.kind == K.COMPLAINT:
         new.append(deadline_for(state.rules, "complaint.decision_delivery", now))
+        new += _forwarder_notice(state.rules, "complaint.forwarder_notice", state.intake, now, revised)
     basis = {
         K.COMPLAINT: "Luật Khiếu nại 2011, Điều 31",
         K.DENUNCIATION: "Luật Tố cáo 2018, Điều 35",
@@ -444,6 +549,17 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime) ->
 
 
 def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) -> list[Event]:
+    if cmd.about == "forwarder":
+        require(forwarded(state.intake), "notify.forwarder_none", "no body forwarded this petition")
+        require(state.status not in {S.CLOSED, S.ARCHIVED}, "notify.forwarder_state",
+                f"the forwarding body is told while the case is handled, not when it is {state.status}")
+        if state.kind == K.COMPLAINT:
+            require(state.decided_at is not None, "notify.forwarder_state",
+                    "Luật Khiếu nại 2011, Điều 66 khoản 2: the forwarding body is told of the decision once issued")
+        basis = {K.COMPLAINT: "Luật Khiếu nại 2011, Điều 66 khoản 2",
+                 K.DENUNCIATION: "Luật Tố cáo 2018, Điều 26 khoản 2"}.get(state.kind, LAW[state.kind])
+        return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about,
+                                   recipients=list(cmd.recipients), channel=cmd.channel, doc_no=cmd.doc_no)]
     if cmd.about == "acceptance":
         require(state.status in HANDLING, "notify.acceptance_state", "the acceptance is notified after it is decided")
         basis = {K.DENUNCIATION: "Luật Tố cáo 2018, Điều 29.3",
@@ -503,7 +619,7 @@ def _archive(state: PetitionState, cmd: c.Archive, actor: Actor, now: datetime) 
 def _mark_deadline(state: PetitionState, cmd: MarkDeadline, actor: Actor, now: datetime) -> list[Event]:
     """A timer fired. Nothing happens if the deadline was met meanwhile (a timer may fire late on replay)."""
     d = _pending(state, cmd.key)
-    if d is None:
+    if d is None or d.stopped_on is not None:  # met, or its clock stopped while the case is suspended
         return []
     env = envelope(cmd, actor, now, d.deadline.legal_basis)
     due = d.deadline.due_at.isoformat()
@@ -533,6 +649,8 @@ _DECIDERS: dict[type[Any], Any] = {
     c.RecordImplementation: _implement, c.RecordExternalResult: _external, c.Appeal: _appeal, c.Close: _close,
     c.Archive: _archive, MarkDeadline: _mark_deadline, c.StartFrontSupervision: _start_front,
 }
+#: Handlers that decide differently for cases recorded before the legal-periods revision (`revised`).
+_REVISED = frozenset({c.Classify, c.Extend, c.Suspend, c.Decide})
 
 
 # -- evolve -------------------------------------------------------------------------------------------
@@ -561,13 +679,14 @@ def _(ev: Event, s: PetitionState) -> dict[str, Any]:
 def _(ev: e.Classified, s: PetitionState) -> dict[str, Any]:
     deadlines = s.deadlines
     if ev.deadlines:
-        old = first_deadline_key(s.kind, s.instance)
-        deadlines = add_deadlines(
-            {k: (d.model_copy(update={"outcome": "cancelled"}) if k == old and d.pending else d)
-             for k, d in deadlines.items()},
-            ev.deadlines,
-        )
+        # The clocks of the old kind still pending from receipt are cancelled: its first step's (in-person or
+        # not) and a denunciation's notice to its forwarding body.
+        old = {*ACCEPTANCE_STAGE, first_deadline_key(s.kind, s.instance)}
+        if s.kind == K.DENUNCIATION:
+            old.add("denunciation.forwarder_notice")
+        deadlines = add_deadlines(cancel_pending(deadlines, old), ev.deadlines)
     return {"status": S.CLASSIFIED, "kind": ev.kind, "subject_category": ev.subject_category, "complex": ev.complex,
+            "especially_complex": ev.especially_complex,
             "remote_area": ev.remote_area, "lead_body": ev.lead_body, "bodies": _add_body(s.bodies, ev.lead_body),
             "deadlines": deadlines}
 
@@ -636,17 +755,22 @@ def _(ev: e.DialogueHeld, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.ExtensionGranted, s: PetitionState) -> dict[str, Any]:
-    return {"deadlines": add_deadlines(s.deadlines, [ev.deadline])}
+    decision = {"decision_no": ev.decision_no.strip(),
+                "decision_date": ev.decision_date.isoformat() if ev.decision_date else ""}
+    return {"deadlines": add_deadlines(s.deadlines, [ev.deadline]),
+            "especially_complex": s.especially_complex or ev.especially_complex,
+            "complex": s.complex or ev.especially_complex,
+            "extension_decisions": [*s.extension_decisions, decision]}
 
 
 @_apply.register
 def _(ev: e.Suspended, s: PetitionState) -> dict[str, Any]:
-    return {"suspended": True}
+    return {"suspended": True, "deadlines": stopped(s.deadlines, ev.stopped, local_date(ev.occurred_at))}
 
 
 @_apply.register
 def _(ev: e.Resumed, s: PetitionState) -> dict[str, Any]:
-    return {"suspended": False}
+    return {"suspended": False, "deadlines": restarted(s.deadlines, ev.deadlines)}
 
 
 @_apply.register
@@ -669,6 +793,8 @@ def _(ev: e.DecisionIssued, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.NotificationSent, s: PetitionState) -> dict[str, Any]:
+    if ev.about == "forwarder":
+        return {"deadlines": meet_deadlines(s.deadlines, FORWARDER_NOTICES, ev.occurred_at)}
     if ev.about == "acceptance":
         return {"deadlines": meet_deadlines(s.deadlines, ["denunciation.acceptance_notice"], ev.occurred_at)}
     met = meet_deadlines(s.deadlines, ["complaint.decision_delivery", "denunciation.acceptance_notice"], ev.occurred_at)

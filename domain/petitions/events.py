@@ -30,6 +30,7 @@ class Classified(Event):
     kind: PetitionKind
     subject_category: str | None = None
     complex: bool = False
+    especially_complex: bool = False
     remote_area: bool = False
     lead_body: str | None = None
     #: How the lead body was found when the command named none (the routing rule in the recorded table).
@@ -86,14 +87,20 @@ class DialogueHeld(Event):
 class ExtensionGranted(Event):
     decision_no: str
     deadline: Deadline
+    #: The date of the written decision (absent in cases recorded before it was asked for).
+    decision_date: date | None = None
+    #: The decision found the case especially complex.
+    especially_complex: bool = False
 
 
 class Suspended(Event):
-    pass
+    #: The deadlines whose clock stops (the kind's suspension time does not count); empty: they run on.
+    stopped: list[str] = Field(default_factory=list)
 
 
 class Resumed(Event):
-    pass
+    #: The stopped deadlines with their new due dates, the rest of each period counted from the resumption.
+    deadlines: list[Deadline] = Field(default_factory=list)
 
 
 class Withdrawn(Event):
@@ -119,7 +126,7 @@ class DecisionIssued(Event):
 
 
 class NotificationSent(Event):
-    about: Literal["acceptance", "decision"]
+    about: Literal["acceptance", "decision", "forwarder"]
     recipients: list[str]
     channel: str
     doc_no: str

@@ -127,6 +127,7 @@ class PetitionState(BaseModel):
     rules: CaseRules
     subject_category: str | None = None
     complex: bool = False
+    especially_complex: bool = False
     remote_area: bool = False
     lead_body: str | None = None
     officer: str | None = None
@@ -143,6 +144,12 @@ class PetitionState(BaseModel):
     parent_case_id: str | None = None
     linked_cases: list[str] = Field(default_factory=list)
     front_supervision: str | None = None
+    #: The extension decisions granted so far: their numbers and dates.
+    extension_decisions: list[dict[str, str]] = Field(default_factory=list)
+
+    @property
+    def complexity(self) -> Literal["ordinary", "complex", "especially_complex"]:
+        return "especially_complex" if self.especially_complex else "complex" if self.complex else "ordinary"
 
     @property
     def overdue(self) -> bool:
@@ -150,7 +157,8 @@ class PetitionState(BaseModel):
 
     @property
     def next_due(self) -> Deadline | None:
-        pending = [d.deadline for d in self.deadlines.values() if d.pending]
+        """The next due date of a running period (a stopped one has none while the case is suspended)."""
+        pending = [d.deadline for d in self.deadlines.values() if d.running]
         return min(pending, key=lambda d: d.due_at) if pending else None
 
     @property

@@ -16,12 +16,17 @@ from domain.deadlines import (
     Deadline,
     DeadlinePolicy,
     DeadlineRule,
+    DeadlineState,
     ExtensionNotAllowed,
     UnknownDeadlineRule,
     UnknownVariant,
     can_extend,
     compute_deadline,
     extend_deadline,
+    restart_clock,
+    restarted,
+    stop_clocks,
+    stopped,
 )
 
 POLICY = load_deadline_policy()
@@ -146,28 +151,115 @@ def test_denunciation_resolution_ending_on_the_substituted_day_off() -> None:
     assert due("denunciation.resolution", date(2026, 8, 1)) == date(2026, 9, 3)
 
 
-def test_denunciation_resolution_may_be_extended_twice_by_30_days() -> None:
+def test_denunciation_resolution_may_be_extended_twice_by_30_days_counted_from_acceptance() -> None:
     rule = POLICY.rule("denunciation.resolution")
     assert (rule.max_extensions, rule.extension_amount) == (2, 30)
     first = compute_deadline(rule, date(2026, 8, 1), CAL)
-    assert can_extend(first, rule)
+    assert first.due_on == date(2026, 9, 3)  # Mon 31 Aug, 1-2 Sep off -> Thu 3 Sep
+    assert can_extend(first, rule, "especially_complex")
 
-    once = extend_deadline(first, rule, CAL)
-    # Thu 3 Sep + 30 = Sat 3 Oct -> Mon 5 Oct.
-    assert once.due_on == date(2026, 10, 5)
-    assert once.due_at == end_of_day(date(2026, 10, 5))
-    assert once.warn_at == end_of_day(date(2026, 9, 30))
+    once = extend_deadline(first, rule, CAL, complexity="especially_complex")
+    # The period is lengthened from its start (BLDS 2015 Art 148: only the final end moves off a day off):
+    # Sat 1 Aug + 60 = Wed 30 Sep, a working day. Counting from the moved end (Thu 3 Sep) would give Mon 5 Oct.
+    assert once.due_on == date(2026, 9, 30)
+    assert once.due_at == end_of_day(date(2026, 9, 30))
+    assert once.warn_at == end_of_day(date(2026, 9, 25))  # 5 days before
     assert (once.extensions, once.extended_by) == (1, 30)
     assert once.started_on == first.started_on
     assert once.amount == 30
 
-    twice = extend_deadline(once, rule, CAL)
-    # Mon 5 Oct + 30 = Wed 4 Nov.
-    assert twice.due_on == date(2026, 11, 4)
+    twice = extend_deadline(once, rule, CAL, complexity="especially_complex")
+    # Sat 1 Aug + 90 = Fri 30 Oct.
+    assert twice.due_on == date(2026, 10, 30)
     assert (twice.extensions, twice.extended_by) == (2, 60)
-    assert not can_extend(twice, rule)
+    assert not can_extend(twice, rule, "especially_complex")
     with pytest.raises(ExtensionNotAllowed, match="at most 2"):
-        extend_deadline(twice, rule, CAL)
+        extend_deadline(twice, rule, CAL, complexity="especially_complex")
+
+
+def test_an_extension_of_a_period_that_ended_on_a_holiday_is_not_lengthened_by_the_move() -> None:
+    rule = POLICY.rule("denunciation.resolution")
+    # Accepted Wed 21 Jan 2026: + 30 = Fri 20 Feb, in Tết (16-20 Feb off, then the weekend) -> Mon 23 Feb.
+    first = compute_deadline(rule, date(2026, 1, 21), CAL)
+    assert first.due_on == date(2026, 2, 23)
+    # + 60 from Wed 21 Jan = Sun 22 Mar -> Mon 23 Mar (not Mon 23 Feb + 30 = Wed 25 Mar).
+    assert extend_deadline(first, rule, CAL, complexity="complex").due_on == date(2026, 3, 23)
+    # The count of cases recorded before the rule (from the moved due date) is kept for them.
+    assert extend_deadline(first, rule, CAL, from_start=False).due_on == date(2026, 3, 25)
+
+
+def test_an_ordinary_denunciation_has_no_extension_a_complex_one_one_an_especially_complex_one_two() -> None:
+    rule = POLICY.rule("denunciation.resolution")
+    assert rule.extension_limits == {"ordinary": 0, "complex": 1, "especially_complex": 2}
+    first = compute_deadline(rule, date(2026, 8, 1), CAL)
+    assert not can_extend(first, rule, "ordinary")
+    with pytest.raises(ExtensionNotAllowed, match="at most 0"):
+        extend_deadline(first, rule, CAL, complexity="ordinary")
+    once = extend_deadline(first, rule, CAL, complexity="complex")
+    assert not can_extend(once, rule, "complex")
+    with pytest.raises(ExtensionNotAllowed, match="at most 1"):
+        extend_deadline(once, rule, CAL, complexity="complex")
+    assert can_extend(once, rule, "especially_complex")
+    # A rule recorded before the limits existed allows its maximum to any case.
+    old = rule.model_copy(update={"extension_limits": {}})
+    assert old.extensions_allowed("ordinary") == 2
+
+
+def test_extension_limits_beyond_the_maximum_are_refused() -> None:
+    data = POLICY.rule("denunciation.resolution").model_dump()
+    data["extension_limits"] = {"complex": 3}
+    with pytest.raises(ValueError, match=r"extension_limits\.complex"):
+        DeadlineRule.model_validate(data)
+
+
+# --- suspension (Luật Tố cáo 2018, Điều 34 khoản 2) ---
+
+
+def test_the_policy_says_for_each_kind_whether_suspension_time_counts() -> None:
+    denunciation = POLICY.suspension_counts("denunciation")
+    assert denunciation is not None and denunciation.counts is False
+    assert denunciation.legal_basis == "Luật Tố cáo 2018, Điều 34 khoản 2" and denunciation.statutory
+    for kind in ("complaint", "recommendation", "voter_petition"):
+        rule = POLICY.suspension_counts(kind)
+        assert rule is not None and rule.counts is True and not rule.statutory and rule.legal_basis
+    assert POLICY.model_copy(update={"suspension": {}}).suspension_counts("denunciation") is None
+
+
+def test_a_calendar_period_suspended_across_tet_resumes_for_what_remained() -> None:
+    rule = POLICY.rule("denunciation.resolution")
+    # Accepted Wed 21 Jan 2026, due Mon 23 Feb (Fri 20 Feb is in Tết).
+    state = DeadlineState(deadline=compute_deadline(rule, date(2026, 1, 21), CAL))
+    [stopped_key] = stop_clocks({"r": state}, end_of_day(date(2026, 2, 10)))
+    paused = stopped({"r": state}, [stopped_key], date(2026, 2, 10))["r"]
+    assert paused.stopped_on == date(2026, 2, 10) and paused.pending and not paused.running
+    # Suspended Tue 10 Feb: 22 Jan..10 Feb counted (20 days), 10 remain. Resumed Wed 25 Feb: 26 Feb + 9 =
+    # Sat 7 Mar -> Mon 9 Mar. The same as 21 Jan + 30 + 15 days not counted (11..25 Feb).
+    resumed = restart_clock(paused, date(2026, 2, 25), CAL)
+    assert resumed.due_on == date(2026, 3, 9)
+    assert resumed.suspended_days == 15
+    assert resumed.warn_at == end_of_day(date(2026, 3, 4))  # 5 days before, as the rule warns
+    assert restarted({"r": paused}, [resumed.model_copy(update={"key": "r"})])["r"].running
+
+
+def test_a_working_day_period_suspended_across_tet_loses_only_the_working_days_of_the_suspension() -> None:
+    rule = POLICY.rule("denunciation.initial_processing")
+    # Received Tue 10 Feb 2026: 7 working days = 11, 12, 13 Feb, then (Tết) 23, 24, 25, 26 Feb.
+    deadline = compute_deadline(rule, date(2026, 2, 10), CAL)
+    assert deadline.due_on == date(2026, 2, 26)
+    # Suspended Thu 12 Feb (11 and 12 Feb counted, 5 remain), resumed Wed 25 Feb: 26, 27 Feb, 2, 3, 4 Mar.
+    paused = DeadlineState(deadline=deadline, stopped_on=date(2026, 2, 12))
+    resumed = restart_clock(paused, date(2026, 2, 25), CAL)
+    assert resumed.due_on == date(2026, 3, 4)
+    assert resumed.suspended_days == 4  # 13, 23, 24, 25 Feb
+    # Resumed the day it was suspended: nothing is lost.
+    assert restart_clock(paused, date(2026, 2, 12), CAL).due_on == date(2026, 2, 26)
+
+
+def test_a_period_that_already_ended_is_not_stopped_by_a_suspension() -> None:
+    state = DeadlineState(deadline=compute_deadline(POLICY.rule("denunciation.acceptance_notice"),
+                                                    date(2026, 1, 21), CAL))  # due Wed 28 Jan
+    assert stop_clocks({"n": state}, end_of_day(date(2026, 1, 28))) == ["n"]
+    assert stop_clocks({"n": state}, datetime(2026, 1, 28, 17, 0, 1, tzinfo=UTC)) == []
 
 
 def test_a_rule_without_extensions_cannot_extend() -> None:

@@ -37,6 +37,10 @@ def just_after(deadline: Deadline) -> datetime:
 WATCHED = compute_deadline(RULES.policy.rule("complaint.resolution"), date(2026, 1, 12), RULES.calendar)
 
 
+#: The resolver's answer to the Front's recommendation on a complaint (Luật Khiếu nại 2011, Điều 66 khoản 2).
+ANSWER = fs.LEGAL_RESPONSE["complaint"]
+
+
 def opened(trigger: fs.Trigger = "front_forwarded", *, watched: Deadline | None = WATCHED,
            resolver: str | None = RESOLVER, when: datetime | None = None) -> fs.SupervisionState:
     events = fs.decide(None, open_command(trigger, watched=watched, resolver=resolver), SYSTEM,
@@ -108,18 +112,19 @@ def test_forwarded_watch_climbs_to_satisfied_and_closes_on_real_dates() -> None:
     assert s.deadlines["complaint.resolution"].outcome == "cancelled"
     assert not s.overdue
 
-    # The recommendation to the resolver itself: 15 calendar days from Wed 15 Apr = Thu 30 Apr (holiday),
-    # Fri 1 May (holiday), weekend -> Mon 4 May 2026.
+    # The recommendation to the resolver itself, on a complaint: 7 calendar days (Luật Khiếu nại 2011, Điều 66
+    # khoản 2) from Wed 15 Apr = Wed 22 Apr 2026.
     s, events = step(s, fs.SendRecommendation(to_body=RESOLVER, doc_no="22/KN-MTTQ"), at(date(2026, 4, 15)))
     assert names(events) == ["FrontRecommendationSent"] and s.status == S.RECOMMENDATION_SENT
-    answer_due = s.deadlines[fs.RECOMMENDATION_RESPONSE].deadline
-    assert answer_due.due_on == date(2026, 5, 4)
+    answer_due = s.deadlines[ANSWER].deadline
+    assert answer_due.due_on == date(2026, 4, 22)
+    assert answer_due.legal_basis == "Luật Khiếu nại 2011, Điều 66 khoản 2" and answer_due.statutory
     assert not s.recommendations[0].to_superior
 
-    assert refused(s, fs.RecordResponse(body="SO_TNMT", summary="..."), at(date(2026, 4, 28))) == "response.body"
+    assert refused(s, fs.RecordResponse(body="SO_TNMT", summary="..."), at(date(2026, 4, 21))) == "response.body"
     s, events = step(s, fs.RecordResponse(body=RESOLVER, summary="Đã giải quyết, trả lời công dân."),
-                     at(date(2026, 4, 28)))
-    assert s.status == S.RESPONSE_RECEIVED and s.deadlines[fs.RECOMMENDATION_RESPONSE].outcome == "on_time"
+                     at(date(2026, 4, 21)))
+    assert s.status == S.RESPONSE_RECEIVED and s.deadlines[ANSWER].outcome == "on_time"
 
     s, events = step(s, fs.AcceptResponse(), at(date(2026, 4, 29)))
     assert names(events) == ["FrontResponseAccepted"] and s.status == S.SATISFIED
@@ -160,7 +165,7 @@ def test_breach_trigger_urges_recommends_to_the_superior_disputes_and_escalates(
     s, _ = step(s, fs.SendRecommendation(to_body="UBND_TINH", doc_no="9/KN-MTTQ"), at(date(2026, 3, 2)))
     assert s.recommendations[0].to_superior
     superior_due = s.deadlines[fs.SUPERIOR_RESPONSE].deadline
-    assert superior_due.due_on == date(2026, 3, 9) and superior_due.rule_ref == "LTC2011:Art44"
+    assert superior_due.due_on == date(2026, 3, 9) and superior_due.rule_ref == "POLICY:front.superior_response"
     assert refused(s, fs.Escalate(target="party_committee", to_body="TINH_UY"),
                    at(date(2026, 3, 5))) == "escalate.awaiting_response"
     assert refused(s, fs.Close(reason="done"), at(date(2026, 3, 5))) == "close.state"
@@ -193,29 +198,50 @@ def test_an_unanswered_recommendation_is_escalated_by_the_system_when_its_period
     s = opened("breach", when=at(date(2026, 2, 12), 8))
     s, _ = step(s, fs.Urge(doc_no="3/MTTQ-BTT"), at(date(2026, 2, 13)))
     s, _ = step(s, fs.SendRecommendation(to_body=RESOLVER, doc_no="22/KN-MTTQ"), at(date(2026, 4, 15)))
-    due = s.deadlines[fs.RECOMMENDATION_RESPONSE].deadline
-    assert due.due_on == date(2026, 5, 4)
+    due = s.deadlines[ANSWER].deadline
+    assert due.due_on == date(2026, 4, 22)  # a complaint: 7 days (Luật Khiếu nại 2011, Điều 66 khoản 2)
 
-    s, events = step(s, fs.MarkDeadline(key=fs.RECOMMENDATION_RESPONSE, stage="approaching"),
-                     at(date(2026, 5, 2), 0, 1), SYSTEM)
+    s, events = step(s, fs.MarkDeadline(key=ANSWER, stage="approaching"), at(date(2026, 4, 21), 0, 1), SYSTEM)
     assert names(events) == ["DeadlineApproaching"] and s.status == S.RECOMMENDATION_SENT
     # A timer that fires early (before the end of the last day) is not a breach.
-    assert fs.decide(s, fs.MarkDeadline(key=fs.RECOMMENDATION_RESPONSE, stage="breached"), SYSTEM,
-                     at(date(2026, 5, 4), 23, 59)) == []
+    assert fs.decide(s, fs.MarkDeadline(key=ANSWER, stage="breached"), SYSTEM, at(date(2026, 4, 22), 23, 59)) == []
 
-    s, events = step(s, fs.MarkDeadline(key=fs.RECOMMENDATION_RESPONSE, stage="breached"), just_after(due), SYSTEM)
+    s, events = step(s, fs.MarkDeadline(key=ANSWER, stage="breached"), just_after(due), SYSTEM)
     assert names(events) == ["DeadlineBreached", "FrontEscalated"]
     escalated = events[1]
     assert isinstance(escalated, fs.FrontEscalated)
     assert escalated.automatic and escalated.target == "party_committee" and escalated.to_body == "TINH_UY"
-    assert escalated.actor == "system:danvan" and escalated.after_deadline == fs.RECOMMENDATION_RESPONSE
+    assert escalated.actor == "system:danvan" and escalated.after_deadline == ANSWER
     assert s.status == S.ESCALATED and not s.overdue
-    assert s.deadlines[fs.RECOMMENDATION_RESPONSE].breached
+    assert s.deadlines[ANSWER].breached
     # Too late to answer through the ladder: the matter is with the Party committee.
-    assert refused(s, fs.RecordResponse(body=RESOLVER, summary="muộn"), at(date(2026, 5, 6))) == "response.state"
+    assert refused(s, fs.RecordResponse(body=RESOLVER, summary="muộn"), at(date(2026, 4, 24))) == "response.state"
     # The same timer firing again on replay changes nothing.
-    assert fs.decide(s, fs.MarkDeadline(key=fs.RECOMMENDATION_RESPONSE, stage="breached"), SYSTEM,
-                     at(date(2026, 5, 6))) == []
+    assert fs.decide(s, fs.MarkDeadline(key=ANSWER, stage="breached"), SYSTEM, at(date(2026, 4, 24))) == []
+
+
+def test_the_recommendation_on_another_kind_of_case_keeps_the_policy_period() -> None:
+    events = fs.decide(None, open_command("breach").model_copy(update={"case_kind": "denunciation"}), SYSTEM,
+                       at(date(2026, 2, 12), 8))
+    s = fs.fold(events)
+    assert s is not None
+    s, _ = step(s, fs.Urge(doc_no="3/MTTQ-BTT"), at(date(2026, 2, 13)))
+    s, _ = step(s, fs.SendRecommendation(to_body=RESOLVER, doc_no="22/KN-MTTQ"), at(date(2026, 4, 15)))
+    # 15 calendar days from Wed 15 Apr = Thu 30 Apr (holiday), Fri 1 May (holiday), weekend -> Mon 4 May 2026.
+    assert list(s.deadlines)[-1] == fs.RECOMMENDATION_RESPONSE
+    assert s.deadlines[fs.RECOMMENDATION_RESPONSE].deadline.due_on == date(2026, 5, 4)
+
+
+def test_a_supervision_recorded_before_the_legal_period_keeps_the_policy_period_for_a_complaint() -> None:
+    rules = RULES.model_copy(update={"policy": RULES.policy.model_copy(update={
+        "rules": {k: v for k, v in RULES.policy.rules.items() if k != ANSWER}})})
+    events = fs.decide(None, open_command("breach").model_copy(update={"rules": rules}), SYSTEM,
+                       at(date(2026, 2, 12), 8))
+    s = fs.fold(events)
+    assert s is not None
+    s, _ = step(s, fs.Urge(doc_no="3/MTTQ-BTT"), at(date(2026, 2, 13)))
+    s, _ = step(s, fs.SendRecommendation(to_body=RESOLVER, doc_no="22/KN-MTTQ"), at(date(2026, 4, 15)))
+    assert s.deadlines[fs.RECOMMENDATION_RESPONSE].deadline.due_on == date(2026, 5, 4)
 
 
 # --- opening and other refusals ---
@@ -263,7 +289,7 @@ def test_the_cases_row_names_the_front_the_bodies_the_deadlines_with_their_bases
     s = opened("breach", when=at(date(2026, 2, 12), 8))
     s, _ = step(s, fs.Urge(doc_no="3/MTTQ-BTT"), at(date(2026, 2, 13)))
     s, _ = step(s, fs.SendRecommendation(to_body=RESOLVER, doc_no="22/KN-MTTQ"), at(date(2026, 4, 15)))
-    s, _ = step(s, fs.MarkDeadline(key=fs.RECOMMENDATION_RESPONSE, stage="breached"), at(date(2026, 5, 5)), SYSTEM)
+    s, _ = step(s, fs.MarkDeadline(key=ANSWER, stage="breached"), at(date(2026, 4, 23)), SYSTEM)
     row = fs.supervision_row(s)
     assert row["kind"] == "front_supervision" and row["status"] == "escalated"
     assert row["lead_body"] == "UBMTTQ_TINH" and row["bodies"] == ["UBMTTQ_TINH", "UBND_TINH", "TINH_UY"]
@@ -271,7 +297,7 @@ def test_the_cases_row_names_the_front_the_bodies_the_deadlines_with_their_bases
     summary = row["summary"]
     assert summary["case_id"] == "HD-2026-0001"
     bases = {d["key"]: d["legal_basis"] for d in summary["deadlines"]}
-    assert bases[fs.RECOMMENDATION_RESPONSE] == RULES.policy.rule(fs.RECOMMENDATION_RESPONSE).legal_basis
+    assert bases[ANSWER] == RULES.policy.rule(ANSWER).legal_basis == "Luật Khiếu nại 2011, Điều 66 khoản 2"
     assert bases[fs.URGE_AFTER_BREACH] == RULES.policy.rule(fs.URGE_AFTER_BREACH).legal_basis
     assert summary["escalation"]["target"] == "party_committee" and summary["escalation"]["automatic"] is True
 

@@ -126,7 +126,8 @@ def types(events: list[Event]) -> list[str]:
         # 20 Jan + 10 calendar days = Fri 30 Jan.
         (K.COMPLAINT, "complaint.acceptance", "calendar", 10, "Luật Khiếu nại 2011, Điều 27", "2026-01-30"),
         # 7 working days after Tue 20 Jan: 21, 22, 23, 26, 27, 28, 29 -> Thu 29 Jan.
-        (K.DENUNCIATION, "denunciation.initial_processing", "working", 7, "Luật Tố cáo 2018, Điều 24", "2026-01-29"),
+        (K.DENUNCIATION, "denunciation.initial_processing", "working", 7, "Luật Tố cáo 2018, Điều 24 khoản 1",
+         "2026-01-29"),
         # 20 Jan + 10 calendar days = Fri 30 Jan.
         (K.RECOMMENDATION, "letter.processing", "calendar", 10,
          "Thủ tục “Xử lý đơn tại cấp tỉnh” (Cổng DVC quốc gia, mã 315145); Thông tư 05/2021/TT-TTCP", "2026-01-30"),
@@ -548,30 +549,112 @@ def test_a_dialogue_belongs_to_complaints_and_follows_verification() -> None:
 # --- extensions ---
 
 
-def test_a_denunciation_is_extended_twice_by_thirty_days_and_not_a_third_time() -> None:
-    case = accepted(K.DENUNCIATION)
-    [first] = case.do(c.Extend(decision_no="1/QĐ-GH", reason="Phải xác minh ở hai địa điểm"), vn("2026-02-10"))
+def extension(no: str, on: str, reason: str = "Phải xác minh ở hai địa điểm", **more: object) -> c.Extend:
+    return c.Extend(decision_no=no, decision_date=date.fromisoformat(on), reason=reason, **more)  # type: ignore[arg-type]
+
+
+def especially_complex_denunciation() -> Case:
+    case = Case(K.DENUNCIATION)
+    case.do(c.Classify(especially_complex=True, lead_body="UBND_TINH", subject_category="đất đai",
+                       reason="Nhiều người tố cáo, phải xác minh ở nhiều địa điểm"), CLASSIFIED)
+    case.do(c.Accept(decision_no="12/QĐ-UBND"), ACCEPTED)
+    return case
+
+
+def test_an_especially_complex_denunciation_is_extended_twice_from_acceptance_and_not_a_third_time() -> None:
+    case = especially_complex_denunciation()
+    assert case.state.especially_complex and case.state.complex
+    # Accepted Wed 21 Jan 2026: + 30 = Fri 20 Feb, in Tết -> Mon 23 Feb.
+    assert case.deadline("denunciation.resolution") == date(2026, 2, 23)
+    [first] = case.do(extension("1/QĐ-GH", "2026-02-10"), vn("2026-02-10"))
     assert isinstance(first, e.ExtensionGranted)
     assert first.legal_basis == "Luật Tố cáo 2018, Điều 30"
+    assert first.decision_no == "1/QĐ-GH" and first.decision_date == date(2026, 2, 10)
     assert first.deadline.extensions == 1 and first.deadline.extended_by == 30
-    assert case.deadline("denunciation.resolution") == date(2026, 3, 25)  # Mon 23 Feb + 30 = Wed 25 Mar
-    case.do(c.Extend(decision_no="2/QĐ-GH", reason="Vụ việc đặc biệt phức tạp"), vn("2026-03-20"))
-    assert case.deadline("denunciation.resolution") == date(2026, 4, 24)  # Wed 25 Mar + 30 = Fri 24 Apr
+    # Counted from acceptance, only the final end moved: 21 Jan + 60 = Sun 22 Mar -> Mon 23 Mar
+    # (not Mon 23 Feb + 30 = Wed 25 Mar).
+    assert case.deadline("denunciation.resolution") == date(2026, 3, 23)
+    case.do(extension("2/QĐ-GH", "2026-03-20", "Vụ việc đặc biệt phức tạp"), vn("2026-03-20"))
+    # 21 Jan + 90 = Tue 21 Apr.
+    assert case.deadline("denunciation.resolution") == date(2026, 4, 21)
     assert case.state.deadlines["denunciation.resolution"].deadline.extensions == 2
-    third = c.Extend(decision_no="3/QĐ-GH", reason="Thêm lần nữa")
-    assert case.refused(third, vn("2026-04-10")) == "denunciation.extension_limit"
+    assert [d["decision_no"] for d in case.state.extension_decisions] == ["1/QĐ-GH", "2/QĐ-GH"]
+    with pytest.raises(DomainError) as refusal:
+        decide(case.state, extension("3/QĐ-GH", "2026-04-10", "Thêm lần nữa"), OFFICER, vn("2026-04-10"))
+    assert refusal.value.rule == "denunciation.extension_limit"
+    assert refusal.value.message.startswith("Luật Tố cáo 2018, Điều 30: at most 2 extension(s)")
+
+
+def test_an_ordinary_denunciation_is_not_extended() -> None:
+    case = accepted(K.DENUNCIATION)
+    with pytest.raises(DomainError) as refusal:
+        decide(case.state, extension("1/QĐ-GH", "2026-02-10"), OFFICER, vn("2026-02-10"))
+    assert refusal.value.rule == "denunciation.extension_not_allowed"
+    assert refusal.value.message.startswith("Luật Tố cáo 2018, Điều 30:")
+    assert "vụ việc thông thường" in refusal.value.message
+
+
+def test_a_complex_denunciation_is_extended_once_only() -> None:
+    case = accepted(K.DENUNCIATION, complex=True)
+    case.do(extension("1/QĐ-GH", "2026-02-10"), vn("2026-02-10"))
+    assert case.deadline("denunciation.resolution") == date(2026, 3, 23)
+    with pytest.raises(DomainError) as refusal:
+        decide(case.state, extension("2/QĐ-GH", "2026-03-20"), OFFICER, vn("2026-03-20"))
+    assert refusal.value.rule == "denunciation.extension_limit"
+    assert "at most 1 extension(s)" in refusal.value.message and "Điều 30" in refusal.value.message
+
+
+def test_the_extension_decision_may_find_a_complex_case_especially_complex() -> None:
+    case = accepted(K.DENUNCIATION, complex=True)
+    case.do(extension("1/QĐ-GH", "2026-02-10"), vn("2026-02-10"))
+    [second] = case.do(extension("2/QĐ-GH", "2026-03-20", "Phát sinh nội dung mới, phải xác minh ở tỉnh khác",
+                                 especially_complex=True), vn("2026-03-20"))
+    assert isinstance(second, e.ExtensionGranted) and second.especially_complex
+    assert case.state.especially_complex
+    assert case.deadline("denunciation.resolution") == date(2026, 4, 21)
+    # An ordinary case found especially complex at its first extension.
+    ordinary = accepted(K.DENUNCIATION)
+    ordinary.do(extension("1/QĐ-GH", "2026-02-10", "Đặc biệt phức tạp", especially_complex=True), vn("2026-02-10"))
+    assert ordinary.state.especially_complex and ordinary.deadline("denunciation.resolution") == date(2026, 3, 23)
+
+
+def test_an_extension_decision_needs_its_own_number_and_a_date_neither_future_nor_before_receipt() -> None:
+    case = especially_complex_denunciation()
+    assert case.refused(c.Extend(decision_no="1/QĐ-GH", reason="Phức tạp"), vn("2026-02-10")) == "extend.decision_date"
+    assert case.refused(extension("1/QĐ-GH", "2026-02-11"), vn("2026-02-10")) == "extend.decision_date_future"
+    # The date is Vietnam's: at 06:00 on 11 Feb in Vietnam it is still 10 Feb in UTC, and 11 Feb is today.
+    assert types(case.copy().do(extension("1/QĐ-GH", "2026-02-11"), vn("2026-02-11", 6))) == ["ExtensionGranted"]
+    assert case.refused(extension("1/QĐ-GH", "2026-01-19"), vn("2026-02-10")) == "extend.decision_date_before_receipt"
+    case.do(extension("1/QĐ-GH", "2026-01-20"), vn("2026-02-10"))  # the day of receipt is allowed
+    assert case.refused(extension("1/QĐ-GH", "2026-03-20"), vn("2026-03-20")) == "extend.decision_no_reused"
+
+
+def test_cases_recorded_before_the_revision_extend_as_they_did() -> None:
+    case = accepted(K.DENUNCIATION)
+    old = c.Extend(decision_no="1/QĐ-GH", reason="Phức tạp")
+    [granted] = decide(case.state, old, OFFICER, vn("2026-02-10"), revised=False)
+    assert isinstance(granted, e.ExtensionGranted)
+    assert granted.deadline.due_on == date(2026, 3, 25)  # Mon 23 Feb + 30, as before
+    assert granted.decision_date is None
 
 
 def test_a_denunciation_is_not_extended_after_its_period_ended() -> None:
-    case = accepted(K.DENUNCIATION)
-    late = c.Extend(decision_no="1/QĐ-GH", reason="Phức tạp")
+    case = accepted(K.DENUNCIATION, complex=True)
+    late = extension("1/QĐ-GH", "2026-02-23", "Phức tạp")
     assert case.refused(late, vn("2026-02-24", 0, 0, 1)) == "extend.after_deadline"
     assert types(case.do(late, vn("2026-02-23", 23, 59))) == ["ExtensionGranted"]
 
 
 def test_an_extension_needs_its_reason() -> None:
-    case = accepted(K.DENUNCIATION)
-    assert case.refused(c.Extend(decision_no="1/QĐ-GH"), vn("2026-02-10")) == "extend.reason"
+    case = accepted(K.DENUNCIATION, complex=True)
+    assert case.refused(c.Extend(decision_no="1/QĐ-GH", decision_date=date(2026, 2, 10)),
+                        vn("2026-02-10")) == "extend.reason"
+
+
+def test_especially_complex_at_classification_needs_its_reason() -> None:
+    case = Case(K.DENUNCIATION)
+    assert case.refused(c.Classify(especially_complex=True, lead_body="UBND_TINH"),
+                        CLASSIFIED) == "classify.especially_complex_reason"
 
 
 def test_a_complaint_is_never_extended() -> None:
@@ -640,6 +723,134 @@ def test_a_suspended_case_can_be_resumed_withdrawn_or_reassigned() -> None:
     assert withdrawn.state.status == S.TERMINATED and not withdrawn.state.suspended
 
 
+# --- suspension stops the clock of a denunciation (Luật Tố cáo 2018, Điều 34 khoản 2) ---
+
+
+def suspended_across_tet(case: Case) -> Case:
+    """Suspended Tue 10 Feb 2026 (before Tết), resumed Wed 25 Feb (after it)."""
+    [suspended] = case.do(c.Suspend(reason="Chờ kết quả giám định"), vn("2026-02-10"))
+    assert isinstance(suspended, e.Suspended)
+    return case
+
+
+def test_a_suspended_denunciation_stops_its_clock_does_not_breach_and_resumes_for_what_remained() -> None:
+    case = accepted(K.DENUNCIATION)
+    case.do(c.Notify(about="acceptance", recipients=["Người tố cáo"], doc_no="13/TB"), vn("2026-01-22"))
+    assert case.deadline("denunciation.resolution") == date(2026, 2, 23)
+    [suspended] = case.do(c.Suspend(reason="Chờ kết quả giám định"), vn("2026-02-10"))
+    assert isinstance(suspended, e.Suspended)
+    assert suspended.stopped == ["denunciation.resolution"]
+    assert suspended.legal_basis == "Luật Tố cáo 2018, Điều 34 khoản 2"
+    resolution = case.state.deadlines["denunciation.resolution"]
+    assert resolution.stopped_on == date(2026, 2, 10) and resolution.pending and not resolution.running
+    assert case.state.next_due is None
+    # Its old due date passes while it is suspended: no warning, no breach, no Front supervision.
+    for stage, at in (("approaching", vn("2026-02-19")), ("breached", vn("2026-02-24", 0, 0, 1))):
+        assert case.do(c.MarkDeadline(key="denunciation.resolution", stage=stage), at, SYSTEM) == []  # type: ignore[arg-type]
+    assert not case.state.overdue and case.state.front_supervision is None
+
+    # Resumed Wed 25 Feb: 22 Jan..10 Feb counted (20 days), 10 remain, from 26 Feb: Sat 7 Mar -> Mon 9 Mar.
+    [resumed] = case.do(c.Resume(reason="Đã có kết quả giám định"), vn("2026-02-25"))
+    assert isinstance(resumed, e.Resumed)
+    [new] = resumed.deadlines
+    assert (new.key, new.due_on, new.suspended_days) == ("denunciation.resolution", date(2026, 3, 9), 15)
+    assert resumed.legal_basis == "Luật Tố cáo 2018, Điều 34 khoản 2"
+    assert case.deadline("denunciation.resolution") == date(2026, 3, 9)
+    assert case.state.deadlines["denunciation.resolution"].running
+    assert case.state.next_due == new
+    # It breaches on the recomputed day, not before.
+    assert case.do(c.MarkDeadline(key="denunciation.resolution", stage="breached"), vn("2026-03-09", 23, 59),
+                   SYSTEM) == []
+    breach = case.do(c.MarkDeadline(key="denunciation.resolution", stage="breached"), vn("2026-03-10", 0, 0, 1),
+                     SYSTEM)
+    assert types(breach) == ["DeadlineBreached", "FrontSupervisionStarted"]
+
+
+def test_an_extension_after_a_suspension_counts_the_suspended_days_too() -> None:
+    case = especially_complex_denunciation()
+    suspended_across_tet(case)
+    case.do(c.Resume(reason="Đã có kết quả"), vn("2026-02-25"))
+    assert case.deadline("denunciation.resolution") == date(2026, 3, 9)
+    case.do(extension("1/QĐ-GH", "2026-03-02"), vn("2026-03-02"))
+    # 21 Jan + 30 + 15 (not counted) + 30 = 21 Jan + 75 = Mon 6 Apr.
+    assert case.deadline("denunciation.resolution") == date(2026, 4, 6)
+
+
+def test_a_period_already_missed_is_not_stopped_by_the_suspension() -> None:
+    case = accepted(K.DENUNCIATION)  # the acceptance notice was due Wed 28 Jan and was not sent
+    [suspended] = case.do(c.Suspend(reason="Chờ giám định"), vn("2026-02-10"))
+    assert isinstance(suspended, e.Suspended) and suspended.stopped == ["denunciation.resolution"]
+    assert case.state.deadlines["denunciation.acceptance_notice"].running
+
+
+def test_a_suspended_complaint_keeps_its_clock_as_the_policy_says() -> None:
+    case = accepted(K.COMPLAINT)
+    [suspended] = case.do(c.Suspend(reason="Chờ giám định"), vn("2026-02-02"))
+    assert isinstance(suspended, e.Suspended) and suspended.stopped == []
+    assert suspended.legal_basis == RULES.policy.suspension["complaint"].legal_basis
+    [resumed] = case.do(c.Resume(reason="Có kết quả"), vn("2026-02-09"))
+    assert isinstance(resumed, e.Resumed) and resumed.deadlines == []
+
+
+def test_cases_recorded_before_the_revision_suspend_without_stopping_a_clock() -> None:
+    case = accepted(K.DENUNCIATION)
+    [suspended] = decide(case.state, c.Suspend(reason="Chờ"), OFFICER, vn("2026-02-10"), revised=False)
+    assert isinstance(suspended, e.Suspended) and suspended.stopped == []
+    # A policy without suspension rules (recorded before them) stops nothing either.
+    old = case.state.model_copy(update={"rules": RULES.model_copy(update={
+        "policy": RULES.policy.model_copy(update={"suspension": {}})})})
+    [suspended] = decide(old, c.Suspend(reason="Chờ"), OFFICER, vn("2026-02-10"))
+    assert isinstance(suspended, e.Suspended) and suspended.stopped == []
+
+
+# --- the forwarding body's notices ---
+
+
+def test_a_denunciation_forwarded_by_the_front_tells_it_within_20_days_of_receipt() -> None:
+    case = Case(K.DENUNCIATION, forwarded_by_front=True, channel="front_forwarded")
+    notice = case.state.deadlines["denunciation.forwarder_notice"].deadline
+    # Received Tue 20 Jan 2026 + 20 = Mon 9 Feb.
+    assert notice.due_on == date(2026, 2, 9) and notice.legal_basis == "Luật Tố cáo 2018, Điều 26 khoản 2"
+    [sent] = case.do(c.Notify(about="forwarder", recipients=["UBMTTQ_TINH"], doc_no="5/TB"), vn("2026-02-06"))
+    assert isinstance(sent, e.NotificationSent) and sent.legal_basis == "Luật Tố cáo 2018, Điều 26 khoản 2"
+    assert case.outcome("denunciation.forwarder_notice") == "on_time"
+    assert case.state.status == S.RECEIVED
+
+
+def test_a_complaint_forwarded_by_the_front_tells_it_within_7_days_of_the_decision() -> None:
+    case = accepted(K.COMPLAINT, channel="front_forwarded", forwarded_by_front=True)
+    tell = c.Notify(about="forwarder", recipients=["UBMTTQ_TINH"], doc_no="9/TB")
+    assert case.refused(tell, vn("2026-02-05")) == "notify.forwarder_state"
+    case.do(c.RecordVerification(findings="x", demand_matches_findings=True), vn("2026-02-02"))
+    case.do(c.Decide(outcome="upheld", decision_no="45/QĐ-UBND", summary="x"), vn("2026-02-12"))
+    notice = case.state.deadlines["complaint.forwarder_notice"].deadline
+    # Thu 12 Feb + 7 = Thu 19 Feb, in Tết (16-20 Feb off) -> Mon 23 Feb.
+    assert notice.due_on == date(2026, 2, 23) and notice.legal_basis == "Luật Khiếu nại 2011, Điều 66 khoản 2"
+    case.do(tell, vn("2026-02-23"))
+    assert case.outcome("complaint.forwarder_notice") == "on_time"
+    assert case.state.status == S.DECIDED
+
+
+def test_a_petition_nobody_forwarded_has_no_forwarder_to_tell() -> None:
+    case = accepted(K.DENUNCIATION)
+    assert "denunciation.forwarder_notice" not in case.state.deadlines
+    tell = c.Notify(about="forwarder", recipients=["UBMTTQ_TINH"], doc_no="9/TB")
+    assert case.refused(tell, vn("2026-02-05")) == "notify.forwarder_none"
+
+
+def test_a_recommendation_received_in_person_is_answered_within_10_working_days() -> None:
+    case = Case(K.RECOMMENDATION, channel="in_person")
+    [first] = case.state.deadlines.values()
+    # Tue 20 Jan 2026: 21, 22, 23, 26, 27, 28, 29, 30 Jan, 2, 3 Feb.
+    assert (first.deadline.key, first.deadline.unit, first.deadline.due_on) == (
+        "reception.in_person_answer", "working", date(2026, 2, 3))
+    assert first.deadline.legal_basis == "Luật Tiếp công dân 2013, Điều 28 khoản 1"
+    case.do(c.Classify(lead_body="UBND_TINH"), CLASSIFIED)
+    case.do(c.Accept(decision_no="3/TL"), ACCEPTED)
+    assert case.outcome("reception.in_person_answer") == "on_time"
+    assert Case(K.RECOMMENDATION).state.deadlines.keys() == {"letter.processing"}
+
+
 # --- withdrawal ---
 
 
@@ -674,6 +885,17 @@ def test_a_withdrawn_denunciation_without_signs_of_violation_is_terminated() -> 
     assert types(case.do(c.Withdraw(), vn("2026-02-02"))) == ["Withdrawn", "Terminated"]
     assert case.state.status == S.TERMINATED
     assert not any(d.pending for d in case.state.deadlines.values())
+
+
+def test_a_closed_denunciation_cannot_be_withdrawn_after_its_conclusion_either() -> None:
+    case = decided(K.DENUNCIATION, "no_violation", vn("2026-02-12"))
+    case.do(c.Notify(about="decision", recipients=["Người tố cáo"], doc_no="20/TB"), vn("2026-02-13"))
+    case.do(c.Close(), vn("2026-02-13"))
+    with pytest.raises(DomainError) as refusal:
+        decide(case.state, c.Withdraw(reason="Xin rút"), OFFICER, vn("2026-02-14"))
+    assert refusal.value.rule == "denunciation.withdraw_after_conclusion"
+    assert refusal.value.message.startswith("Luật Tố cáo 2018, Điều 33 khoản 1:")
+    assert "2026-02-12" in refusal.value.message
 
 
 def test_a_denunciation_cannot_be_withdrawn_after_its_conclusion() -> None:
@@ -939,7 +1161,7 @@ def test_the_case_view_lists_deadlines_by_due_time_with_legal_bases_and_the_over
     assert [d.legal_basis for d in view.deadlines] == [
         "sub-deadline set by the lead body",
         "Luật Tố cáo 2018, Điều 29 khoản 3",
-        "Luật Tố cáo 2018, Điều 24",
+        "Luật Tố cáo 2018, Điều 24 khoản 1",
         "Luật Tố cáo 2018, Điều 30",
     ]
     assert [d.outcome for d in view.deadlines] == ["pending", "pending", "on_time", "pending"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 import pytest_asyncio
@@ -13,6 +13,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.calendar import VN_TZ, local_date
 from domain.common import Actor
 from eventstore import EventStore
 from worker import build_worker
@@ -102,14 +103,16 @@ async def test_a_denunciations_third_extension_is_refused(
     time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
 ) -> None:
     env = time_skipping_env
-    handle = await accepted(env, task_queue, "denunciation")
+    handle = await accepted(env, task_queue, "denunciation", especially_complex=True,
+                            reason="vụ việc đặc biệt phức tạp: nhiều nội dung, nhiều địa điểm")
+    today = local_date(await env.get_current_time()).isoformat()
     for n in (1, 2):
-        await send_command(env.client, handle.id,
-                           command({"type": "extend", "decision_no": f"{n}/QĐ-GH", "reason": "vụ việc phức tạp"}))
+        await send_command(env.client, handle.id, command({
+            "type": "extend", "decision_no": f"{n}/QĐ-GH", "decision_date": today, "reason": "vụ việc phức tạp"}))
     version = (await handle.query(PetitionWorkflow.view)).version
     with pytest.raises(CommandRefused) as refused:
-        await send_command(env.client, handle.id,
-                           command({"type": "extend", "decision_no": "3/QĐ-GH", "reason": "vụ việc phức tạp"}))
+        await send_command(env.client, handle.id, command({
+            "type": "extend", "decision_no": "3/QĐ-GH", "decision_date": today, "reason": "vụ việc phức tạp"}))
     assert refused.value.rule == "denunciation.extension_limit"
     view = await handle.query(PetitionWorkflow.view)
     resolution = next(d for d in view.deadlines if d.key == "denunciation.resolution")
@@ -221,3 +224,101 @@ async def test_a_command_that_moves_no_deadline_leaves_the_timer_running_and_ups
     assert next(d for d in view.deadlines if d.key == "complaint.resolution").breached
     stored = await store.read_stream(handle.id)
     assert [e.type for e in stored].count("DeadlineBreached") == 1
+
+
+# -- the legal periods on fixed dates: the clock is moved to 2027 and the dates were counted by hand --------
+
+#: Mon 4 Jan 2027, 09:00 in Vietnam. Tết 2027: Thu 4 to Wed 10 Feb are days off (with the weekend 6-7 Feb).
+FIXED_START = datetime(2027, 1, 4, 9, 0, tzinfo=VN_TZ)
+
+
+async def skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
+    now = await env.get_current_time()
+    assert now < moment, f"the time-skipping server starts at {now}: move the scenario's dates past it"
+    await env.sleep(moment - now)
+
+
+def vn(day: str, hour: int = 9) -> datetime:
+    return datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=VN_TZ).replace(hour=hour)
+
+
+async def view_of(handle: WorkflowHandle) -> object:
+    return await handle.query(PetitionWorkflow.view)
+
+
+async def test_a_suspended_denunciation_does_not_breach_and_breaches_on_the_recomputed_day(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    env = time_skipping_env
+    await skip_to(env, FIXED_START)
+    handle = await accepted(env, task_queue, "denunciation")
+    await do(env.client, handle.id, {"type": "notify", "about": "acceptance", "recipients": ["Người tố cáo"],
+                                     "doc_no": "2/TB"})
+    view = await handle.query(PetitionWorkflow.view)
+    resolution = next(d for d in view.deadlines if d.key == "denunciation.resolution")
+    assert resolution.due_on == "2027-02-03"  # Mon 4 Jan + 30 = Wed 3 Feb
+    # An ordinary case is not extended (Luật Tố cáo 2018, Điều 30).
+    with pytest.raises(CommandRefused) as refused:
+        await do(env.client, handle.id, {"type": "extend", "decision_no": "1/QĐ-GH", "decision_date": "2027-01-04",
+                                         "reason": "phức tạp"})
+    assert refused.value.rule == "denunciation.extension_not_allowed" and "Điều 30" in refused.value.message
+
+    # Suspended Mon 1 Feb (5 Jan..1 Feb counted: 28 days, 2 remain); its old due date passes in Tết.
+    await skip_to(env, vn("2027-02-01"))
+    await do(env.client, handle.id, {"type": "suspend", "reason": "Chờ kết quả giám định"})
+    await skip_to(env, vn("2027-02-11"))
+    view = await handle.query(PetitionWorkflow.view)
+    types = [e.type for e in await store.read_stream(handle.id)]
+    assert "DeadlineBreached" not in types and not view.overdue and view.front_supervision is None
+    assert view.suspended and view.next_due_at is None
+
+    # Resumed Thu 11 Feb: 12, 13 Feb -> Sat 13 Feb -> Mon 15 Feb (4 Jan + 30 + 10 days not counted).
+    result = await do(env.client, handle.id, {"type": "resume", "reason": "Đã có kết quả giám định"})
+    assert result.events == ["Resumed"]  # type: ignore[attr-defined]
+    [resumed] = [e for e in await store.read_stream(handle.id) if e.type == "Resumed"]
+    assert [(d["key"], d["due_on"]) for d in resumed.data["deadlines"]] == [("denunciation.resolution", "2027-02-15")]
+    assert resumed.legal_basis == "Luật Tố cáo 2018, Điều 34 khoản 2"
+
+    await skip_to(env, vn("2027-02-15", 23))
+    assert not (await handle.query(PetitionWorkflow.view)).overdue
+    await skip_to(env, vn("2027-02-16", 1))
+    view = await handle.query(PetitionWorkflow.view)
+    resolution = next(d for d in view.deadlines if d.key == "denunciation.resolution")
+    assert resolution.breached and resolution.due_on == "2027-02-15" and view.overdue
+    assert view.front_supervision == f"{handle.id}-front"
+    assert (await folded(store, handle.id)) == await handle.query(PetitionWorkflow.state_snapshot)
+
+
+async def test_an_especially_complex_denunciation_is_extended_twice_from_acceptance(
+    time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
+) -> None:
+    env = time_skipping_env
+    await skip_to(env, FIXED_START)
+    handle = await accepted(env, task_queue, "denunciation", especially_complex=True,
+                            reason="Nhiều người tố cáo về nhiều nội dung")
+    await do(env.client, handle.id, {"type": "notify", "about": "acceptance", "recipients": ["Người tố cáo"],
+                                     "doc_no": "2/TB"})
+
+    async def due() -> str:
+        view = await handle.query(PetitionWorkflow.view)
+        return next(d.due_on for d in view.deadlines if d.key == "denunciation.resolution")
+
+    with pytest.raises(CommandRefused) as refused:
+        await do(env.client, handle.id, {"type": "extend", "decision_no": "1/QĐ-GH", "decision_date": "2027-01-05",
+                                         "reason": "phức tạp"})
+    assert refused.value.rule == "extend.decision_date_future"
+    await do(env.client, handle.id, {"type": "extend", "decision_no": "1/QĐ-GH", "decision_date": "2027-01-04",
+                                     "reason": "phức tạp"})
+    assert await due() == "2027-03-05"  # 4 Jan + 60 = Fri 5 Mar
+    await do(env.client, handle.id, {"type": "extend", "decision_no": "2/QĐ-GH", "decision_date": "2027-01-04",
+                                     "reason": "đặc biệt phức tạp"})
+    assert await due() == "2027-04-05"  # 4 Jan + 90 = Sun 4 Apr -> Mon 5 Apr
+    with pytest.raises(CommandRefused) as refused:
+        await do(env.client, handle.id, {"type": "extend", "decision_no": "3/QĐ-GH", "decision_date": "2027-01-04",
+                                         "reason": "thêm"})
+    assert refused.value.rule == "denunciation.extension_limit"
+    # It breaches after the extended end, not after the first one.
+    await skip_to(env, vn("2027-03-08"))
+    assert not (await handle.query(PetitionWorkflow.view)).overdue
+    await skip_to(env, vn("2027-04-06", 1))
+    assert (await handle.query(PetitionWorkflow.view)).overdue
