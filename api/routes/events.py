@@ -23,10 +23,11 @@ from ..deps import AppSettings, Store
 from ..errors import ApiError, error_responses, validation_error
 from ..feed import EVENT_TYPES, CursorCodec, FeedFilter, FeedWatcher, Page, read_page, record_reads, scope_of, shown
 from ..filters import CaseKind
+from ..times import VietnamTimeRoute
 from ..tokens import Principal
 from .cases import audit_read
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=VietnamTimeRoute)
 
 #: At most this many values of one filter in a request.
 MAX_FILTER_VALUES = 50

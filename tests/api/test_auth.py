@@ -21,6 +21,8 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "get case": ("GET", "/v1/cases/{case}", frozenset({"intake", "body", "supervisor", "operator", "admin"})),
     "case history": ("GET", "/v1/cases/{case}/history", frozenset({"body", "supervisor", "operator", "admin"})),
     "list cases": ("GET", "/v1/cases", frozenset({"body", "supervisor", "operator", "admin"})),
+    "event feed": ("GET", "/v1/events", frozenset({"intake", "body", "supervisor", "operator", "admin"})),
+    "case events": ("GET", "/v1/cases/{case}/events", frozenset({"body", "supervisor", "operator", "admin"})),
     "issue token": ("POST", "/v1/tokens", frozenset({"admin"})),
     "receive petition": ("POST", "/v1/petitions", frozenset({"intake", "admin"})),
     # Every role reaches the route; who may send a command is the case's authority table (the `assign` sent to a
