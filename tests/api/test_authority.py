@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest_asyncio
@@ -18,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain import plan_tasks as pt
 from domain.authority import PETITION, PLAN_TASK, Relation, Table
+from domain.calendar import in_vietnam
 from domain.common import Actor
 from domain.petitions.commands import COMMAND_TYPES, CommandRequest
 from domain.plan_cases import task_case_id
@@ -205,7 +207,8 @@ async def test_a_coordinating_body_cannot_take_the_case_decide_it_extend_or_susp
     attacks = [
         {"type": "assign", "body": PETITION_BODIES[R.COORDINATING], "officer": "Cán bộ Sở"},
         {"type": "decide", "outcome": "no_violation", "decision_no": "9/KL", "summary": "Không vi phạm"},
-        {"type": "extend", "decision_no": "9/QĐ-GH", "reason": "Vụ việc phức tạp cần thêm thời gian"},
+        {"type": "extend", "decision_no": "9/QĐ-GH", "reason": "Vụ việc phức tạp cần thêm thời gian",
+             "especially_complex": True, "decision_date": in_vietnam(datetime.now(UTC)).date().isoformat()},
         {"type": "suspend", "reason": "Chờ kết quả giám định"},
     ]
     for payload in attacks:

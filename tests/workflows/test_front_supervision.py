@@ -119,11 +119,13 @@ async def test_an_unanswered_recommendation_escalates_itself_and_the_record_matc
         assert again.duplicate  # a retried command changes nothing
         result = await execute(handle, fs.SendRecommendation(to_body="UBND_TINH", doc_no="22/KN-MTTQ"))
         assert result.supervision.status == "recommendation_sent"
+        # On a complaint the law sets the answer's period (Luật Khiếu nại 2011, Điều 66 khoản 2), not the policy.
         answer_due = next(d for d in result.supervision.deadlines
-                          if d.key == fs.RECOMMENDATION_RESPONSE)
-        assert answer_due.amount == 15 and answer_due.unit == "calendar"
+                          if d.key == "complaint.front_recommendation_answer")
+        assert answer_due.amount == 7 and answer_due.unit == "calendar"
+        assert not any(d.key == fs.RECOMMENDATION_RESPONSE for d in result.supervision.deadlines)
 
-        # No answer: fifteen days (moved at most a few days off a holiday) pass, and the system escalates.
+        # No answer: seven days (moved at most a few days off a holiday) pass, and the system escalates.
         await env.sleep(timedelta(days=20))
 
         async def escalated() -> bool:
@@ -135,7 +137,7 @@ async def test_an_unanswered_recommendation_escalates_itself_and_the_record_matc
         escalation = next(e for e in events if e.type == "FrontEscalated")
         assert escalation.actor == "system:danvan"
         assert escalation.data["automatic"] is True and escalation.data["target"] == "party_committee"
-        assert escalation.data["after_deadline"] == fs.RECOMMENDATION_RESPONSE
+        assert escalation.data["after_deadline"] == answer_due.key
         assert [e.type for e in events][-2:] == ["DeadlineBreached", "FrontEscalated"]
         record = await store.get_case(supervision_id)
         assert record is not None and record.status == "escalated" and not record.overdue
