@@ -211,6 +211,27 @@ async def which_is_down(store: EventStore) -> str:
     return "Temporal (or a step of the case it waits on)"
 
 
+#: The refusal of a case whose first event is stored but whose workflow has not yet taken it in.
+OPENING = "case.opening"
+#: How long a command waits for such a case (it is refused before it enters the history, so resending is safe).
+OPENING_WAIT = 2.0
+
+
+async def send_to_opened_case(client: Any, case_id: str, request: Any, result: type[Any]) -> Any:
+    """`send_case_command`, sent again for up to `OPENING_WAIT` seconds while the case is still opening: a case
+    is listed as soon as its first event is stored, a moment before its workflow can take commands."""
+    loop = asyncio.get_running_loop()
+    until, pause = loop.time() + min(OPENING_WAIT, waits.time_left(OPENING_WAIT) or OPENING_WAIT), 0.05
+    while True:
+        try:
+            return await send_case_command(client, case_id, request, result)
+        except CommandRefused as exc:
+            if exc.rule != OPENING or loop.time() + pause > until:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.4)
+
+
 def outcome_unknown(case_id: str, key: str | None) -> str:
     """What a 503 says once a command has been sent: it may have been applied, and how to find out safely."""
     if key:
@@ -278,7 +299,7 @@ async def command_case(
     unknown = outcome_unknown(case_id, idempotency_key)
     waits.note(unknown)  # from here on, a 503 of the request deadline says so too
     try:
-        result = await send_case_command(client, case_id, request, kind.result)
+        result = await send_to_opened_case(client, case_id, request, kind.result)
     except CommandRefused as exc:
         if exc.rule == KEY_REUSED:
             raise key_reused(exc.message) from exc
