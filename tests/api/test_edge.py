@@ -3,6 +3,7 @@ started or stored. On the real app, PostgreSQL and the Temporal dev server."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,12 @@ import pytest_asyncio
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
+from danvan.settings import Settings
 from domain.petitions.model import petition_case_id
 from eventstore import EventStore
 
-from .support import Api, petition, token, unique
+from .support import Api, petition, running, token, unique
 
 
 class Sender:
@@ -210,3 +213,21 @@ async def test_the_path_and_the_query_are_held_to_the_text_rules(api: Api, sende
     for value in ("Nam\\Sách", "Nam'Sách", 'Nam"Sách', "%", "_"):
         answer = await api.get("/v1/cases", sender.supervisor, params={"district": value})
         assert answer.status_code == 200, (value, answer.text)
+
+
+async def test_an_identity_sealed_for_a_petition_the_case_refuses_is_not_kept(
+    api_settings: Settings, database_url: str, temporal_env: WorkflowEnvironment, store: EventStore, sender: Sender
+) -> None:
+    """An API configured for wider years than its workers: the petition passes the edge, is sealed, and its case
+    refuses it. The identity sealed for it goes, and the case's refusal is the answer."""
+    wider = dataclasses.replace(api_settings, calendar_first_year=1901)
+    app = create_app(wider, database_url, temporal_client=temporal_env.client, token_cache_ttl=0.5)
+    async with running(app) as wide:
+        body = petition(sender.source, received_at="1950-03-01T09:00:00+07:00")
+        answer = await wide.post("/v1/petitions", sender.intake, json=body)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"]["code"] == "calendar.out_of_range"
+        case_id = petition_case_id(sender.source, body["external_ref"])
+        assert await store.pool.fetchval("SELECT count(*) FROM sealed_identities WHERE case_id = $1", case_id) == 0
+        assert await store.stream_version(case_id) == 0 and await store.get_case(case_id) is None
+        assert await temporal_env.client.get_workflow_handle(case_id).result() is None
