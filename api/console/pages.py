@@ -278,7 +278,7 @@ async def _case_page(
     context: dict[str, Any] = {
         "case_id": case_id, "case": case, "events": events, "deadlines": deadlines,
         "board": board_rows(case, events, deadlines, t) if case is not None else [],
-        "timeline": timeline_rows(entries, events), "process": process, "process_down": process_down,
+        "timeline": timeline_rows(entries, events, t, ref), "process": process, "process_down": process_down,
         "integrity": integrity, "temporal_url": temporal_url, "denunciation": denunciation,
         "petition": petition, "cleared": cleared, "identity_erased": identity_erased,
         "identity": identity, "identity_missing": identity_missing, "purpose_error": purpose_error,
