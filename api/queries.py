@@ -17,6 +17,8 @@ from domain.authority import BODY_TIES
 from eventstore import CaseRecord, Pool
 from eventstore.store import translate_errors
 
+from .filters import MAX_WORDS
+
 #: The province's civil time (Vietnam, UTC+7, no daylight saving): a received date range is in local days.
 LOCAL_TZ = timezone(timedelta(hours=7), "ICT")
 
@@ -42,6 +44,8 @@ class CaseFilter:
     overdue: bool | None = None
     received_from: date | None = None
     received_to: date | None = None
+    #: Words each found in the case's text, letter case and diacritics aside (`case_search`, migration 0011).
+    text: str | None = None
     #: Only the cases this body may read (`api.auth.may_access_case`): a `body` token's scope.
     reader: str | None = None
     #: Only these cases (`in_ids`) or all but these (`not_in_ids`): the stalled filter, found in Temporal.
@@ -104,6 +108,11 @@ def _readable_by(p: str) -> str:
     return "(" + " OR ".join([f"lead_body = {p}", f"bodies @> ARRAY[{p}::text]", *ties]) + ")"
 
 
+def search_words(text: str, limit: int = MAX_WORDS) -> list[str]:
+    """The words of a text search, in NFC, the same word once, at most `limit` (the first ones)."""
+    return list(dict.fromkeys(unicodedata.normalize("NFC", text).split()))[:limit]
+
+
 def _where(filters: CaseFilter, params: _Params) -> list[str]:
     """The conditions of `filters`, each value a parameter. `body` matches the lead body or any coordinating
     body; received dates are local (UTC+7) days, both ends included."""
@@ -121,6 +130,9 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
         where.append(f"district = {params.add(_nfc(filters.district))}")
     if filters.overdue is not None:
         where.append(f"overdue = {params.add(filters.overdue)}")
+    if filters.text is not None and (words := search_words(filters.text)):
+        found = " AND ".join(f"s.folded LIKE danvan_contains({params.add(w)})" for w in words)
+        where.append(f"case_id IN (SELECT s.case_id FROM case_search s WHERE {found})")
     if filters.received_from is not None:
         where.append(f"received_at >= {params.add(local_day_start(filters.received_from))}")
     if filters.received_to is not None:

@@ -120,6 +120,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.status": ("Trạng thái", "Status"),
     "cases.body": ("Cơ quan (chủ trì hoặc phối hợp)", "Body (lead or coordinating)"),
     "cases.body_fixed": ("Chỉ các hồ sơ của cơ quan {body}.", "Only the cases of body {body}."),
+    "cases.q": ("Tìm kiếm", "Search"),
+    "cases.q_help": (
+        "Trích yếu, nội dung, số hiệu, địa bàn; không phân biệt chữ hoa và dấu (“nam sach” tìm được “Nam Sách”).",
+        "Subject, content, references, place; letter case and diacritics aside (“nam sach” finds “Nam Sách”).",
+    ),
     "cases.district": ("Địa bàn (huyện, thị xã, thành phố)", "District"),
     "cases.overdue": ("Quá hạn", "Overdue"),
     "cases.stalled": ("Ách tắc", "Stalled"),

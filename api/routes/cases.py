@@ -30,7 +30,7 @@ from ops.stalled import DEFAULT_POLICY, find_stalled
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Heads, Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
-from ..filters import FIRST_DAY, LAST_DAY, DistrictFilter, KindFilter, StatusFilter, check_range
+from ..filters import FIRST_DAY, LAST_DAY, DistrictFilter, KindFilter, StatusFilter, TextSearch, check_range
 from ..identities import (
     IDENTITY_FIELDS,
     IDENTITY_ROLES,
@@ -205,6 +205,7 @@ class CaseQuery:
     status: StatusFilter = None
     body: BodyFilter = None
     district: DistrictFilter = None
+    q: TextSearch = None
     overdue: bool | None = None
     received_from: FromDay = None
     received_to: ToDay = None
@@ -217,7 +218,7 @@ class CaseQuery:
         reader = principal.body_id if principal.role == "body" else None
         check_range("received_from", self.received_from, "received_to", self.received_to)
         return CaseFilter(kind=self.kind.value if self.kind else None, status=self.status, body=self.body,
-                          district=self.district, overdue=self.overdue,
+                          district=self.district, text=self.q, overdue=self.overdue,
                           received_from=self.received_from, received_to=self.received_to, reader=reader)
 
 

@@ -1,0 +1,20 @@
+"""The case list's search box: the words of `GET /v1/cases?q=`, letter case and diacritics aside."""
+
+from __future__ import annotations
+
+import uuid
+
+from ..api.support import Api
+from .support import Tokens, open_petition, signed_in, text_of
+
+
+async def test_the_search_box_finds_a_case_by_words_without_their_diacritics(api: Api, tokens: Tokens) -> None:
+    marker = uuid.uuid4().hex[:8]
+    case_id = await open_petition(api, tokens, subject=f"Khiếu nại về giải phóng mặt bằng {marker}",
+                                  district="Nam Sách")
+    async with signed_in(api.app, tokens.supervisor) as user:
+        page = await user.page("/console/cases", params={"q": f"giai phong {marker}"})
+        assert case_id in page.text and 'value="giai phong ' in page.text
+        assert "Tìm kiếm" in text_of(page.text)
+        none = await user.page("/console/cases", params={"q": f"cay xanh {marker}"})
+        assert case_id not in none.text
