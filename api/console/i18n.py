@@ -121,6 +121,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.body": ("Cơ quan (chủ trì hoặc phối hợp)", "Body (lead or coordinating)"),
     "cases.body_fixed": ("Chỉ các hồ sơ của cơ quan {body}.", "Only the cases of body {body}."),
     "cases.q": ("Tìm kiếm", "Search"),
+    "cases.sort": ("Sắp xếp", "Order"),
+    "cases.sort.newest": ("Mới tạo trước", "Newest first"),
+    "cases.sort.due": ("Hạn gần nhất trước", "Soonest due first"),
+    "cases.sort.latest_received": ("Mới tiếp nhận trước", "Latest received first"),
+    "cases.sort.earliest_received": ("Tiếp nhận sớm nhất trước", "Earliest received first"),
     "cases.q_help": (
         "Trích yếu, nội dung, số hiệu, địa bàn; không phân biệt chữ hoa và dấu (“nam sach” tìm được “Nam Sách”).",
         "Subject, content, references, place; letter case and diacritics aside (“nam sach” finds “Nam Sách”).",

@@ -209,6 +209,11 @@ class CaseQuery:
     overdue: bool | None = None
     received_from: FromDay = None
     received_to: ToDay = None
+    sort: Annotated[Literal["-created_at", "due_at", "-received_at", "received_at"], Query(
+        description="The list's order (not the counts'): `-created_at` newest first (the default), `due_at` the "
+                    "soonest next due date first (no running deadline last), `-received_at` the latest received "
+                    "first (no receipt, such as a plan task's, last), `received_at` the earliest first (no "
+                    "receipt first)")] = "-created_at"
     stalled: Annotated[bool | None, Query(description="only the cases `GET /v1/ops/stalled` lists (true), or "
                                           "only the others (false); asks Temporal, so it is slower")] = None
 
@@ -446,9 +451,9 @@ async def get_cases(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2000, description="`next_cursor` of the previous page")] = None,
 ) -> CasePage:
-    """Cases newest first, `limit` at a time. A `body` token sees only its own body's cases: the `body`
-    filter is set to its body (asking for another body is 403). Roles: `body`, `supervisor`, `operator`,
-    `admin`. Listing is not recorded in the read audit: the rows carry no identity.
+    """Cases newest first (or in the order `sort` names), `limit` at a time. A `body` token sees only its own
+    body's cases: the `body` filter is set to its body (asking for another body is 403). Roles: `body`,
+    `supervisor`, `operator`, `admin`. Listing is not recorded in the read audit: the rows carry no identity.
     """
     items, next_cursor, _ = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
     return CasePage(items=items, next_cursor=next_cursor.encode() if next_cursor else None)
@@ -462,9 +467,9 @@ async def list_page(store: EventStore, temporal: TemporalConnection, principal: 
     after = None
     if cursor is not None:
         try:
-            after = CaseCursor.decode(cursor)
+            after = CaseCursor.decode(cursor, query.sort)
         except ValueError as exc:
             raise validation_error("cursor", "cursor_invalid", str(exc), cursor) from None
-    items, next_cursor = await list_cases(store.pool, filters, limit=limit, after=after)
+    items, next_cursor = await list_cases(store.pool, filters, limit=limit, after=after, sort=query.sort)
     # Belt and braces: the SQL filter already scopes a body's list; never let a stray row through.
     return [case for case in items if may_access_case(principal, case)], next_cursor, filters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from ..api.support import Api
@@ -18,3 +19,16 @@ async def test_the_search_box_finds_a_case_by_words_without_their_diacritics(api
         assert "Tìm kiếm" in text_of(page.text)
         none = await user.page("/console/cases", params={"q": f"cay xanh {marker}"})
         assert case_id not in none.text
+
+
+async def test_the_list_can_be_sorted_by_due_date_and_keeps_the_order_across_pages(api: Api, tokens: Tokens) -> None:
+    for _ in range(2):
+        await open_petition(api, tokens)
+    async with signed_in(api.app, tokens.supervisor) as user:
+        page = await user.page("/console/cases", params={"sort": "due_at", "limit": "1"})
+        assert '<option value="due_at" selected>Hạn gần nhất trước</option>' in page.text
+        found = re.search(r'<a href="([^"]+)" rel="next">', page.text)
+        assert found, "no next page"
+        following = found.group(1).replace("&amp;", "&")
+        assert "sort=due_at" in following and "cursor=" in following
+        assert (await user.get(following)).status_code == 200
