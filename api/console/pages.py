@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -43,7 +43,7 @@ from ..identities import (
     under_denunciation_regime,
 )
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
-from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, list_page, vault_of
+from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, export_response, list_page, vault_of
 from ..routes.reports import PERIOD_PATTERN, known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
@@ -177,6 +177,25 @@ async def logout(request: Request) -> Response:
 # -- the case list ---------------------------------------------------------------------------------------------
 
 
+def _export_url(request: Request, format: str) -> str:
+    """The export of the list as filtered and sorted on this page (all its pages)."""
+    kept = {k: v for k, v in request.query_params.items() if k not in {"cursor", "limit", "lang", "format"}}
+    return root_of(request) + "/cases/export?" + urlencode({**kept, "format": format})
+
+
+@router.get("/cases/export")
+async def cases_export(
+    request: Request,
+    store: Store,
+    temporal: Temporal,
+    principal: Reader,
+    query: Filters,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+) -> Response:
+    """The list's cases, as filtered and sorted on the page, as a CSV or XLSX file in the page's language."""
+    return await export_response(store, temporal, principal, query, format, language_of(request))
+
+
 @router.get("/cases")
 async def cases_page(
     request: Request,
@@ -197,6 +216,7 @@ async def cases_page(
         "statuses": STATUSES, "districts": districts, "body_codes": reference(request).body_codes(),
         "next_url": _with_cursor(request, next_cursor.encode()) if next_cursor else None,
         "first_url": _first_page(request) if cursor else None,
+        "export_csv": _export_url(request, "csv"), "export_xlsx": _export_url(request, "xlsx"),
     }, section="cases", headers=NO_STORE)
 
 

@@ -92,3 +92,38 @@ async def test_a_bad_search_is_refused_naming_q(api: Api, world: World) -> None:
         answer = await api.get("/v1/cases", world.supervisor, params={"q": value})
         assert answer.status_code == 422, answer.text
         assert [(f["field"], f["rule"]) for f in answer.json()["error"]["fields"]] == [("q", rule)]
+
+
+async def test_the_filtered_list_exports_as_csv_and_xlsx_with_vietnamese_intact(api: Api, world: World) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    marker = uuid.uuid4().hex[:8]
+    ids = []
+    for subject in (f"Khiếu nại đất đai {marker}", f"=HYPERLINK(\"http://x\") {marker}"):
+        opened = await api.post("/v1/petitions", world.intake,
+                                json=petition(world.source, subject=subject, receiving_body="UBND_TINH"))
+        assert opened.status_code == 201, opened.text
+        ids.append(opened.json()["case_id"])
+    answer = await api.get("/v1/cases/export", world.supervisor, params={"q": marker, "format": "csv"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv") and "attachment" in answer.headers["content-disposition"]
+    assert answer.content.startswith("\ufeff".encode())
+    table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
+    assert table[0][:4] == ["Mã hồ sơ", "Loại", "Trạng thái", "Trích yếu"]
+    assert {row[0] for row in table[1:]} == set(ids)
+    subjects = {row[3] for row in table[1:]}
+    assert f"Khiếu nại đất đai {marker}" in subjects
+    assert f"'=HYPERLINK(\"http://x\") {marker}" in subjects  # never a formula in a clerk's spreadsheet
+
+    xlsx = await api.get("/v1/cases/export", world.supervisor, params={"q": marker, "format": "xlsx", "lang": "en"})
+    assert xlsx.status_code == 200, xlsx.text
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None
+    cells = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert cells[0][:2] == ["Case id", "Kind"] and {r[0] for r in cells[1:]} == set(ids)
+    # A body exports only what it may read.
+    assert (await api.get("/v1/cases/export", world.other, params={"q": marker})).content.decode(
+        "utf-8-sig").count("\n") == 1
