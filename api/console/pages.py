@@ -177,6 +177,10 @@ async def logout(request: Request) -> Response:
 # -- the case list ---------------------------------------------------------------------------------------------
 
 
+#: The groups each count table shows (the largest first); the others are summed in one row, so the page stays short.
+MAX_COUNT_GROUPS = 8
+
+
 def _export_url(request: Request, format: str) -> str:
     """The export of the list as filtered and sorted on this page (all its pages)."""
     kept = {k: v for k, v in request.query_params.items() if k not in {"cursor", "limit", "lang", "format"}}
@@ -216,7 +220,7 @@ async def cases_page(
         "statuses": STATUSES, "districts": districts, "body_codes": reference(request).body_codes(),
         "next_url": _with_cursor(request, next_cursor.encode()) if next_cursor else None,
         "first_url": _first_page(request) if cursor else None,
-        "export_csv": _export_url(request, "csv"), "export_xlsx": _export_url(request, "xlsx"),
+        "max_groups": MAX_COUNT_GROUPS, "export_csv": _export_url(request, "csv"), "export_xlsx": _export_url(request, "xlsx"),
     }, section="cases", headers=NO_STORE)
 
 
