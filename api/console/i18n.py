@@ -45,6 +45,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "common.none": ("—", "—"),
     "common.any": ("Tất cả", "Any"),
     "common.overdue": ("Quá hạn", "Overdue"),
+    "common.day_format": ("dd/mm/yyyy", "dd/mm/yyyy"),
     # -- sign in ---------------------------------------------------------------------------------------------
     "login.title": ("Đăng nhập", "Sign in"),
     "login.token": ("Mã truy cập (bearer token)", "Access token (bearer token)"),

@@ -109,7 +109,8 @@ async def test_the_filtered_list_exports_as_csv_and_xlsx_with_vietnamese_intact(
         ids.append(opened.json()["case_id"])
     answer = await api.get("/v1/cases/export", world.supervisor, params={"q": marker, "format": "csv"})
     assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"].startswith("text/csv") and "attachment" in answer.headers["content-disposition"]
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in answer.headers["content-disposition"]
     assert answer.content.startswith("\ufeff".encode())
     table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"))))
     assert table[0][:4] == ["Mã hồ sơ", "Loại", "Trạng thái", "Trích yếu"]
