@@ -123,6 +123,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.body_fixed": ("Chỉ các hồ sơ của cơ quan {body}.", "Only the cases of body {body}."),
     "cases.q": ("Tìm kiếm", "Search"),
     "cases.sort": ("Sắp xếp", "Order"),
+    "plan.bodies_n": ("{n} cơ quan", "{n} bodies"),
     "counts.rest": ("{n} nhóm khác", "{n} other groups"),
     "cases.export": ("Tải danh sách đã lọc", "Download the filtered list"),
     "cases.sort.newest": ("Mới tạo trước", "Newest first"),

@@ -86,7 +86,7 @@ router = APIRouter()
 Reader = Annotated[Principal, Depends(signed_in(*READERS))]
 CaseId = Annotated[str, Path(min_length=1, max_length=200)]
 #: Cases on one page of the list.
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 #: The statuses offered by the list's filter (every status of every kind of case).
 STATUSES = tuple(LABELS["status"])
 KINDS = tuple(LABELS["kind"])
@@ -396,15 +396,20 @@ async def reveal_identity(
 
 
 @router.get("/plan")
-async def plan_page(request: Request, store: Store, principal: Reader) -> Response:
+async def plan_page(
+    request: Request, store: Store, principal: Reader,
+    plan: Annotated[str | None, Query(min_length=1, max_length=100, pattern=PLAN_ID_PATTERN)] = None,
+) -> Response:
     """Every plan task from the `cases` projection, by task and by body (a body sees the tasks it leads or
-    coordinates), under its plan's header (term, tasks expected, report cycles started)."""
+    coordinates), under its plan's header (term, tasks expected, report cycles started); `plan`: that plan's
+    only."""
     reader = principal.body_id if principal.role == "body" else None
     tasks, truncated = await all_cases(store.pool, CaseFilter(kind="plan_task", reader=reader), cap=MAX_PLAN_TASKS)
     tasks = [case for case in tasks if may_access_case(principal, case)]
     plans, _ = await all_cases(store.pool, CaseFilter(kind="plan"), cap=200)
+    views = [view for view in plan_views(plans, tasks) if plan is None or view.plan_id == plan]
     return render(request, "plan.html", {
-        "plans": plan_views(plans, tasks), "truncated": truncated, "max_tasks": MAX_PLAN_TASKS,
+        "plans": views, "truncated": truncated, "max_tasks": MAX_PLAN_TASKS,
     }, section="plan", headers=NO_STORE)
 
 
