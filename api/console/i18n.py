@@ -378,8 +378,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reports.col.submitted_late": ("Nộp trễ", "Late"),
     "reports.col.missing": ("Chưa nộp", "Missing"),
     "reports.bad_as_of": (
-        "Thời điểm không hợp lệ: hãy nhập theo dạng 2026-06-30T17:00.",
-        "Not a valid instant: write it as 2026-06-30T17:00.",
+        "Thời điểm không hợp lệ: hãy nhập theo dạng 30/06/2026 17:00 (hoặc chỉ ngày, 30/06/2026).",
+        "Not a valid instant: write it as 30/06/2026 17:00 (or the day alone, 30/06/2026).",
     ),
     # -- stalled cases and their repairs (ops) ---------------------------------------------------------------
     "stalled.title": ("Hồ sơ bị ách tắc", "Stalled cases"),

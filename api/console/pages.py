@@ -34,7 +34,7 @@ from integrity.lookup import read_signed
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
 from ..errors import validation_error
-from ..filters import check_instant
+from ..filters import FIRST_DAY, check_instant
 from ..identities import (
     IDENTITY_ROLES,
     PETITION_KINDS,
@@ -417,10 +417,16 @@ async def plan_page(
 
 
 def parse_as_of(text: str | None) -> datetime | None:
-    """An instant typed in the form (`2026-06-30T17:00`, Vietnam time unless it carries an offset); ValueError
-    when it is not one."""
-    if not text:
+    """An instant typed in the form: `30/06/2026 17:00` (or the day alone, its end), as a clerk writes it, or
+    ISO 8601 (`2026-06-30T17:00`); Vietnam time unless it carries an offset. ValueError when it is not one."""
+    if not text or not text.strip():
         return None
+    typed = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2}))?\s*", text)
+    if typed is not None:
+        day, month, year, hour, minute = typed.groups()
+        if hour is None:
+            return datetime(int(year), int(month), int(day), 23, 59, 59, tzinfo=LOCAL_TZ)
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), tzinfo=LOCAL_TZ)
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TZ)
 
@@ -454,7 +460,10 @@ async def reports_page(
     """A period's report (the current period by default) with a link to its CSV; a body sees its own tasks."""
     calendar = report_calendar(request)
     today = today_local()
-    options = calendar.periods_between(date(today.year - 1, 1, 1), date(today.year + 1, 12, 31))
+    # Every period from the year of the first case received (at least last year's) to next year's.
+    first = await store.pool.fetchval("SELECT min(received_at) FROM cases")
+    since = min(today.year - 1, first.astimezone(LOCAL_TZ).year if first is not None else today.year)
+    options = calendar.periods_between(date(max(since, FIRST_DAY.year), 1, 1), date(today.year + 1, 12, 31))
     if period is None:
         upcoming = [p for p in options if p.due_on >= today]
         period = (upcoming[0] if upcoming else options[-1]).id if options else str(today.year)
