@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -92,6 +92,7 @@ class CaseState(Protocol):
 
 
 S = TypeVar("S", bound=CaseState)
+R = TypeVar("R")
 
 
 #: The rule of a command the case could not take for what it holds (text its store refuses, a value its rules
@@ -110,6 +111,19 @@ def input_refusal(exc: BaseException) -> DomainError | None:
         rule = cause.type if cause.type != "InvalidEventError" else INVALID
         return DomainError(rule, f"the case cannot take this: {cause.message}")
     return None
+
+
+def named_request(name: str, args: Sequence[RawValue], request_type: type[R]) -> R:
+    """The request of an Update named after its command (`classify`, `accept`...): its one argument, read as
+    `request_type`, whose command must be of that name. Refused (`command.name`) otherwise."""
+    if len(args) != 1:
+        raise ApplicationError(f"the update {name} takes one request, not {len(args)}", type="command.name",
+                               non_retryable=True)
+    request = workflow.payload_converter().from_payload(args[0].payload, request_type)
+    if getattr(getattr(request, "command", None), "type", None) != name:
+        raise ApplicationError(f"the update {name} carries another command", type="command.name",
+                               non_retryable=True)
+    return request
 
 
 def refusal(exc: DomainError) -> ApplicationError:

@@ -9,12 +9,13 @@ The shared machinery is `workflows.case.CaseMachine`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
+from temporalio.common import RawValue, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,7 +35,16 @@ with workflow.unsafe.imports_passed_through():
     from domain.text import faults
     from eventstore.models import CaseRow
 
-    from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage, input_refusal, refusal
+    from .case import (
+        ACTIVITY_TIMEOUT,
+        APPEND_RETRY,
+        MAX_HISTORY_EVENTS,
+        CaseMachine,
+        Stage,
+        input_refusal,
+        named_request,
+        refusal,
+    )
     from .shared import CASE_KIND, CASE_STATUS, DISTRICT, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -236,6 +246,10 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
     @workflow.update
     async def execute(self, request: c.CommandRequest) -> CommandResult:
         """Apply one command. A repeated `command_id` returns the current state and changes nothing."""
+        return await self.apply_request(request)
+
+    async def apply_request(self, request: c.CommandRequest) -> CommandResult:
+        """The body of `execute` and of `command`."""
         events, duplicate = await self.handle(request.command, request.actor, request.command_id)
         return self._result(events, duplicate=duplicate)
 
@@ -244,6 +258,16 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
         """Refuse, before anything enters the history, a command the law or the state does not allow."""
         self.validate(request.command, request.actor, request.command_id, internal=c.INTERNAL,
                       opening="case.opening")
+
+    @workflow.update(dynamic=True)
+    async def command(self, name: str, args: Sequence[RawValue]) -> CommandResult:
+        """One command sent as an Update named after it (`classify`, `accept`...), so that Temporal's Web UI and
+        the process history show what each step was; the same as `execute`, which older clients send."""
+        return await self.apply_request(named_request(name, args, c.CommandRequest))
+
+    @command.validator
+    def validate_command(self, name: str, args: Sequence[RawValue]) -> None:
+        self.validate_execute(named_request(name, args, c.CommandRequest))
 
     @workflow.update
     async def receive(self, request: ReceiveRequest) -> CommandResult:

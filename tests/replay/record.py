@@ -508,6 +508,20 @@ async def complaint_reset_to_an_earlier_point(r: Recorder) -> None:
     await r.save("complaint_reset_to_an_earlier_point", case)
 
 
+async def complaint_commands_by_name(r: Recorder) -> None:
+    """Commands sent as Updates named after them (`classify`, `accept`, a refused `extend`, a repeated key), as
+    clients send them since the workflows' dynamic `command` Update."""
+    print("complaint: classify (twice, one key) -> accept -> a refused extend, each Update by its name")
+    case = await r.open("complaint-by-name", "complaint")
+    classify = {"type": "classify", "lead_body": "UBND_TINH"}
+    await r.do(case, classify, command_id="by-name-classify")
+    await r.do(case, classify, command_id="by-name-classify")
+    await r.do(case, {"type": "accept", "decision_no": "41/QĐ-UBND"})
+    await r.refused(case, {"type": "extend", "decision_no": "42/QĐ-GH", "reason": "Vụ việc phức tạp"},
+                    "complaint.no_extension")
+    await r.save("complaint_commands_by_name", case)
+
+
 async def petition_refused_at_receipt(r: Recorder) -> None:
     """A petition received "in the future": its receipt is refused and its run ends with nothing stored (patch
     `refused-receipt`)."""
@@ -541,6 +555,7 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_repaired_by_an_operator,
     complaint_reset_to_an_earlier_point,
     petition_refused_at_receipt,
+    complaint_commands_by_name,
 ]
 
 
