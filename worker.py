@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.cases import CaseCommandActivities
@@ -24,6 +25,7 @@ from activities.rules import RulesActivities
 from danvan.codec import data_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
+from danvan.worker_metrics import start_worker_metrics
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
 from workflows.shared import TASK_QUEUE
@@ -37,9 +39,12 @@ def project_converter(secret: bytes | None = None) -> DataConverter:
     return data_converter(secret if secret is not None else settings_key(Settings.from_env()))
 
 
-async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None) -> Client:
-    """A Temporal client with the project's data converter. Every client in the project comes from here."""
-    return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret))
+async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None,
+                  runtime: Runtime | None = None) -> Client:
+    """A Temporal client with the project's data converter. Every client in the project comes from here.
+    `runtime`: the SDK runtime whose telemetry the client and its workers report to (default: the SDK's)."""
+    return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret),
+                                runtime=runtime)
 
 
 def build_worker(
@@ -91,10 +96,17 @@ async def run_worker(
         # A worker with another secret than the installation's could open none of its payloads and would retry
         # every workflow task for ever: it refuses to start instead.
         await check_installation_secret(store.pool, secret)
-        client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret)
-        worker = build_worker(client, store, task_queue=task_queue)
-        log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
-        async with worker:
-            await (stop.wait() if stop is not None else asyncio.Event().wait())
+        # The SDK's metrics and danvan's appends on the worker's own port (`danvan.worker_metrics`).
+        metrics = start_worker_metrics(settings)
+        try:
+            client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret,
+                                   runtime=metrics.runtime if metrics is not None else None)
+            worker = build_worker(client, store, task_queue=task_queue)
+            log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
+            async with worker:
+                await (stop.wait() if stop is not None else asyncio.Event().wait())
+        finally:
+            if metrics is not None:
+                metrics.close()
     finally:
         await store.close()

@@ -65,6 +65,21 @@ def _address(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _host(env: Mapping[str, str], name: str, default: str) -> str:
+    """An IP address or a host name to bind to (`0.0.0.0` listens on every interface)."""
+    raw = (env.get(name) or "").strip() or default
+    try:
+        ipaddress.ip_address(raw)
+        return raw
+    except ValueError:
+        pass
+    labels = raw.split(".")
+    if len(raw) > 253 or not all(label and len(label) <= 63 and label.replace("-", "").isalnum()
+                                 and label.isascii() and not label.startswith("-") for label in labels):
+        raise ConfigError(f"{name}={raw!r}: must be an IP address or a host name")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """All the knobs of a danvan process."""
@@ -100,6 +115,9 @@ class Settings:
     checkpoint_interval: int = 300
     #: The longest `wait` (seconds) a `GET /v1/events` long poll may ask for; the request deadline bounds it too.
     feed_wait_max: float = 30.0
+    #: Where a worker serves its metrics (the Temporal SDK's and danvan's own) for Prometheus; port 0: not served.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
 
     @property
     def temporal_port(self) -> int:
@@ -117,6 +135,14 @@ class Settings:
     def temporal_ui_url(self) -> str:
         """The Temporal Web UI's address (`DANVAN_TEMPORAL_UI_URL`; default the Temporal host, port + 1000)."""
         return self.temporal_ui or f"http://{self.temporal_host}:{self.temporal_ui_port}"
+
+    @property
+    def worker_metrics_address(self) -> str | None:
+        """`HOST:PORT` of the worker's metrics (an IPv6 host in brackets); None when they are off."""
+        if self.worker_metrics_port == 0:
+            return None
+        host = f"[{self.worker_metrics_host}]" if ":" in self.worker_metrics_host else self.worker_metrics_host
+        return f"{host}:{self.worker_metrics_port}"
 
     @property
     def tokens_file(self) -> Path:
@@ -183,4 +209,6 @@ class Settings:
             else None,
             checkpoint_interval=_int(env, "DANVAN_CHECKPOINT_INTERVAL", 300, 0, 86400),
             feed_wait_max=_float(env, "DANVAN_FEED_WAIT_MAX", 30.0, 0.0, 600.0),
+            worker_metrics_host=_host(env, "DANVAN_WORKER_METRICS_HOST", "127.0.0.1"),
+            worker_metrics_port=_int(env, "DANVAN_WORKER_METRICS_PORT", 9464, 0, 65535),
         )

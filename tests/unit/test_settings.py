@@ -31,3 +31,33 @@ def test_a_bad_number_names_the_variable_and_the_rule(name: str, value: str, rul
 def test_numbers_within_range_are_taken() -> None:
     settings = Settings.from_env({"DANVAN_WORKER_DB_TIMEOUT": "12.5", "DANVAN_API_PORT": "9000"})
     assert (settings.worker_db_timeout, settings.api_port) == (12.5, 9000)
+
+
+def test_the_worker_serves_its_metrics_on_loopback_port_9464_by_default() -> None:
+    settings = Settings.from_env({})
+    assert (settings.worker_metrics_host, settings.worker_metrics_port) == ("127.0.0.1", 9464)
+    assert settings.worker_metrics_address == "127.0.0.1:9464"
+
+
+@pytest.mark.parametrize(("env", "address"), [
+    ({"DANVAN_WORKER_METRICS_PORT": "0"}, None),
+    ({"DANVAN_WORKER_METRICS_HOST": "0.0.0.0", "DANVAN_WORKER_METRICS_PORT": "9500"}, "0.0.0.0:9500"),
+    ({"DANVAN_WORKER_METRICS_HOST": "::"}, "[::]:9464"),
+    ({"DANVAN_WORKER_METRICS_HOST": "worker-1.local"}, "worker-1.local:9464"),
+])
+def test_the_worker_metrics_address(env: dict[str, str], address: str | None) -> None:
+    assert Settings.from_env(env).worker_metrics_address == address
+
+
+@pytest.mark.parametrize(("name", "value", "rule"), [
+    ("DANVAN_WORKER_METRICS_PORT", "70000", "DANVAN_WORKER_METRICS_PORT=70000: must be between 0 and 65535"),
+    ("DANVAN_WORKER_METRICS_PORT", "-1", "DANVAN_WORKER_METRICS_PORT=-1: must be between 0 and 65535"),
+    ("DANVAN_WORKER_METRICS_HOST", "127.0.0.1:9464",
+     "DANVAN_WORKER_METRICS_HOST='127.0.0.1:9464': must be an IP address or a host name"),
+    ("DANVAN_WORKER_METRICS_HOST", "bad host",
+     "DANVAN_WORKER_METRICS_HOST='bad host': must be an IP address or a host name"),
+])
+def test_a_bad_worker_metrics_setting_is_refused(name: str, value: str, rule: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({name: value})
+    assert str(refused.value) == rule
