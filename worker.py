@@ -25,6 +25,7 @@ from activities.rules import RulesActivities
 from danvan.codec import data_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
+from danvan.tracing import configure_tracing, temporal_interceptors
 from danvan.worker_metrics import start_worker_metrics
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
@@ -42,9 +43,10 @@ def project_converter(secret: bytes | None = None) -> DataConverter:
 async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None,
                   runtime: Runtime | None = None) -> Client:
     """A Temporal client with the project's data converter. Every client in the project comes from here.
-    `runtime`: the SDK runtime whose telemetry the client and its workers report to (default: the SDK's)."""
+    `runtime`: the SDK runtime whose telemetry the client and its workers report to (default: the SDK's). When
+    traces are on (`danvan.tracing`), the client and its workers carry them through Temporal."""
     return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret),
-                                runtime=runtime)
+                                runtime=runtime, interceptors=temporal_interceptors())
 
 
 def build_worker(
@@ -89,6 +91,7 @@ async def run_worker(
     settings: Settings, database_url: str, stop: asyncio.Event | None = None, *, task_queue: str = TASK_QUEUE
 ) -> None:
     """Run a worker on `task_queue` until `stop` is set (or forever), then drain in-flight tasks and close."""
+    configure_tracing(settings, "danvan-worker")  # off unless an OTLP endpoint is set
     store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                                   timeout=settings.worker_db_timeout)
     try:

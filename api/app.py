@@ -20,6 +20,7 @@ from danvan.codec import EncryptionCodec
 from danvan.keys import check_installation_secret, settings_key
 from danvan.metrics import observe_appends
 from danvan.settings import Settings
+from danvan.tracing import api_telemetry
 from eventstore import EventStore
 from integrity.checkpoints import CheckpointLog
 from integrity.lookup import SignedHeads
@@ -107,6 +108,7 @@ def create_app(
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=api_telemetry(),  # FastAPI's own HTTP spans, when traces are on (`danvan.tracing`)
     )
     app.state.settings = settings
     app.state.signed_heads = SignedHeads(CheckpointLog(settings.checkpoint_log, settings.checkpoint_key))

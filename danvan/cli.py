@@ -90,6 +90,9 @@ async def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
+    from .tracing import configure_tracing
+
+    configure_tracing(settings, "danvan-api")  # off unless an OTLP endpoint is set
     async with database(settings, create=True) as url:
         config = uvicorn.Config(
             create_app(settings, url),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T", int, float)
 
@@ -80,6 +81,36 @@ def _host(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _otlp_traces(env: Mapping[str, str]) -> str | None:
+    """The OTLP traces endpoint, from OpenTelemetry's own variables: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as
+    given, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; None when neither is set or traces are off
+    (`OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`). Only the HTTP/protobuf protocol is spoken."""
+    if (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+        return None
+    exporter = (env.get("OTEL_TRACES_EXPORTER") or "otlp").strip().lower()
+    if exporter == "none":
+        return None
+    if exporter != "otlp":
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={exporter!r}: must be otlp or none")
+    endpoint = (env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
+    name = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    if not endpoint:
+        base = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()
+        if not base:
+            return None
+        endpoint, name = base.rstrip("/") + "/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT"
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={endpoint!r}: must be an http:// or https:// URL")
+    for var in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = (env.get(var) or "").strip()
+        if protocol:
+            if protocol != "http/protobuf":
+                raise ConfigError(f"{var}={protocol!r}: danvan exports traces over http/protobuf only")
+            break
+    return endpoint
+
+
 @dataclass(frozen=True)
 class Settings:
     """All the knobs of a danvan process."""
@@ -118,6 +149,8 @@ class Settings:
     #: Where a worker serves its metrics (the Temporal SDK's and danvan's own) for Prometheus; port 0: not served.
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464
+    #: Where traces go over OTLP (HTTP/protobuf); None: no traces are made (`danvan.tracing`).
+    otlp_traces_endpoint: str | None = None
 
     @property
     def temporal_port(self) -> int:
@@ -211,4 +244,5 @@ class Settings:
             feed_wait_max=_float(env, "DANVAN_FEED_WAIT_MAX", 30.0, 0.0, 600.0),
             worker_metrics_host=_host(env, "DANVAN_WORKER_METRICS_HOST", "127.0.0.1"),
             worker_metrics_port=_int(env, "DANVAN_WORKER_METRICS_PORT", 9464, 0, 65535),
+            otlp_traces_endpoint=_otlp_traces(env),
         )

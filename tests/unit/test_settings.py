@@ -61,3 +61,32 @@ def test_a_bad_worker_metrics_setting_is_refused(name: str, value: str, rule: st
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({name: value})
     assert str(refused.value) == rule
+
+
+@pytest.mark.parametrize(("env", "endpoint"), [
+    ({}, None),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, "http://collector:4318/v1/traces"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318/"}, "https://collector:4318/v1/traces"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b:4318/t"},
+     "http://b:4318/t"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_TRACES_EXPORTER": "none"}, None),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_SDK_DISABLED": "true"}, None),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+     "http://a:4318/v1/traces"),
+])
+def test_traces_are_off_unless_an_otlp_endpoint_is_set(env: dict[str, str], endpoint: str | None) -> None:
+    assert Settings.from_env(env).otlp_traces_endpoint == endpoint
+
+
+@pytest.mark.parametrize(("env", "rule"), [
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+     "OTEL_EXPORTER_OTLP_ENDPOINT='collector:4318/v1/traces': must be an http:// or https:// URL"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+     "OTEL_EXPORTER_OTLP_PROTOCOL='grpc': danvan exports traces over http/protobuf only"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_TRACES_EXPORTER": "zipkin"},
+     "OTEL_TRACES_EXPORTER='zipkin': must be otlp or none"),
+])
+def test_a_bad_otlp_setting_is_refused(env: dict[str, str], rule: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(env)
+    assert str(refused.value) == rule
