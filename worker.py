@@ -26,7 +26,7 @@ from danvan.codec import data_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
 from danvan.tracing import configure_tracing, temporal_interceptors
-from danvan.worker_metrics import start_worker_metrics
+from danvan.worker_metrics import worker_runtime
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
 from workflows.shared import TASK_QUEUE
@@ -99,17 +99,17 @@ async def run_worker(
         # A worker with another secret than the installation's could open none of its payloads and would retry
         # every workflow task for ever: it refuses to start instead.
         await check_installation_secret(store.pool, secret)
-        # The SDK's metrics and danvan's appends on the worker's own port (`danvan.worker_metrics`).
-        metrics = start_worker_metrics(settings)
+        # The SDK's metrics and danvan's appends on the worker's own port, the SDK core's logs as JSON lines
+        # (`danvan.worker_metrics`).
+        runtime = worker_runtime(settings)
         try:
             client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret,
-                                   runtime=metrics.runtime if metrics is not None else None)
+                                   runtime=runtime.runtime)
             worker = build_worker(client, store, task_queue=task_queue)
             log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
             async with worker:
                 await (stop.wait() if stop is not None else asyncio.Event().wait())
         finally:
-            if metrics is not None:
-                metrics.close()
+            runtime.close()
     finally:
         await store.close()

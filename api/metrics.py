@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from danvan import waits
+from danvan.logs import request_scope
 from danvan.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from domain.petitions.model import ENDED
 from eventstore import Pool
@@ -65,16 +66,21 @@ def route_template(scope: Scope, root: str) -> str:
 
 class RouteNote:
     """ASGI middleware for a mounted app that works on its own copy of the scope (the console): notes the
-    template of the route that answered where `RequestMetrics`, outside the mount, finds it. Added first, so it
-    runs innermost, on the scope the app's router fills in."""
+    template of the route that answered where `RequestMetrics`, outside the mount, finds it, and gives the log
+    lines that copy to read the case from. Added first, so it runs innermost, on the scope the app's router
+    fills in."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The log lines of the page name its case (`danvan.logs`): this copy is where the router puts it.
+        token = request_scope.set(scope) if scope["type"] == "http" else None
         try:
             await self.app(scope, receive, send)
         finally:
+            if token is not None:
+                request_scope.reset(token)
             note = scope.get(NOTE_KEY)
             if isinstance(note, _Note):
                 template = route_template(scope, note.root)
@@ -96,6 +102,7 @@ class RequestMetrics:
             return
         note = _Note(str(scope.get("root_path", "")))
         scope[NOTE_KEY] = note
+        scope_token = request_scope.set(scope)  # the request's log lines name its case (`danvan.logs`)
         status = 0
         started = time.perf_counter()
 
@@ -114,6 +121,7 @@ class RequestMetrics:
             status = status or 500
             raise
         finally:
+            request_scope.reset(scope_token)
             route = note.template or route_template(scope, note.root)
             method = str(scope["method"])
             HTTP_REQUESTS.labels(method, route, str(status or 500)).inc()

@@ -7,8 +7,10 @@ and durations in seconds, as Prometheus names them. danvan's own series of the w
 make (`danvan_eventstore_append_duration_seconds{outcome}`, `danvan_eventstore_append_conflicts_total`, as the API
 names them), are recorded through the same runtime's meter, so one scrape of the port has both.
 
-A second worker on the same host finds the port taken: it says so in its log and runs without metrics, rather
-than not at all (every worker of `docker-compose.yml` has its own network, so its own port).
+The same runtime forwards the SDK core's own log lines to Python's logging, so they are JSON lines like the
+rest (`danvan.logs`). A second worker on the same host finds the metrics port taken: it says so in its log and
+runs without metrics, rather than not at all (every worker of `docker-compose.yml` has its own network, so its
+own port).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 from eventstore import hooks
 
@@ -31,34 +40,49 @@ APPEND_CONFLICTS = "danvan_eventstore_append_conflicts"
 
 
 @dataclass
-class WorkerMetrics:
-    """The runtime whose client and workers serve the metrics; `close` stops counting this process's appends."""
+class WorkerRuntime:
+    """The SDK runtime of a worker's client and workers: its core's log lines forwarded to Python's logging (so
+    written as JSON lines too), and its metrics served at `metrics_address` (None: not served). `close` stops
+    counting this process's appends."""
 
     runtime: Runtime
-    address: str
+    metrics_address: str | None
     _remove: Callable[[], None]
 
     def close(self) -> None:
         self._remove()
 
 
-def start_worker_metrics(settings: Settings) -> WorkerMetrics | None:
-    """The metrics runtime of a worker, serving at `settings.worker_metrics_address`; None when that is off or
-    the port is taken."""
+def _core_logging() -> LoggingConfig:
+    """The SDK core's own warnings (and other crates' errors) through the `temporalio.core` logger."""
+    return LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                         forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")))
+
+
+def worker_runtime(settings: Settings) -> WorkerRuntime:
+    """The runtime of a worker: metrics at `settings.worker_metrics_address` unless that is off or the port is
+    taken (then said in the log, and the worker runs without them)."""
     address = settings.worker_metrics_address
-    if address is None:
-        return None
-    config = PrometheusConfig(
-        bind_address=address,
-        counters_total_suffix=True,
-        durations_as_seconds=True,
-        histogram_bucket_overrides={APPEND_SECONDS: list(APPEND_BUCKETS)},
-    )
-    try:
-        runtime = Runtime(telemetry=TelemetryConfig(metrics=config))
-    except ValueError as exc:  # the SDK's words for a port it cannot bind ("Address already in use")
-        log.warning("worker metrics not served: cannot listen on %s: %s", address, exc)
-        return None
+    if address is not None:
+        config = PrometheusConfig(
+            bind_address=address,
+            counters_total_suffix=True,
+            durations_as_seconds=True,
+            histogram_bucket_overrides={APPEND_SECONDS: list(APPEND_BUCKETS)},
+        )
+        try:
+            runtime = Runtime(telemetry=TelemetryConfig(logging=_core_logging(), metrics=config))
+        except ValueError as exc:  # the SDK's words for a port it cannot bind ("Address already in use")
+            log.warning("worker metrics not served: cannot listen on %s: %s", address, exc)
+        else:
+            log.info("worker metrics at http://%s/metrics", address)
+            return WorkerRuntime(runtime=runtime, metrics_address=address,
+                                 _remove=hooks.observe_appends(_append_recorder(runtime)))
+    return WorkerRuntime(runtime=Runtime(telemetry=TelemetryConfig(logging=_core_logging())),
+                         metrics_address=None, _remove=lambda: None)
+
+
+def _append_recorder(runtime: Runtime) -> hooks.AppendObserver:
     meter = runtime.metric_meter
     latency = meter.create_histogram_float(APPEND_SECONDS, "Time of one event-store append, by outcome "
                                            "(appended, duplicate, conflict, error)", "s")
@@ -69,5 +93,4 @@ def start_worker_metrics(settings: Settings) -> WorkerMetrics | None:
         if outcome == "conflict":
             conflicts.add(1)
 
-    log.info("worker metrics at http://%s/metrics", address)
-    return WorkerMetrics(runtime=runtime, address=address, _remove=hooks.observe_appends(record))
+    return record

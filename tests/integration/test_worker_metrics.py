@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +36,7 @@ def worker_env(tmp_path: Path, temporal_env: WorkflowEnvironment, database_url: 
         DATABASE_URL=database_url,
         DANVAN_HOME=str(tmp_path / "home"),
         DANVAN_WORKER_METRICS_PORT=str(port),
+        DANVAN_LOG_LEVEL="INFO",
         **secret_env(),
         PYTHONUNBUFFERED="1",
     )
@@ -101,7 +103,12 @@ async def test_a_worker_serves_temporal_and_danvan_series_after_running_a_case(
         # danvan's own, on the same port: the case's first append.
         assert total("danvan_eventstore_append_duration_seconds", "danvan_eventstore_append_duration_seconds_count",
                      outcome="appended") >= 1
-        assert "worker metrics at http://127.0.0.1:" in log.read_text(errors="replace")
+        # Its log: JSON lines only (`danvan.logs`), the worker's own words among them.
+        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        messages = [r["message"] for r in records]
+        assert f"worker metrics at http://127.0.0.1:{port}/metrics" in messages
+        assert any(m.startswith("worker polling task queue") for m in messages)
+        assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
         await temporal_env.client.get_workflow_handle(result.case.case_id).terminate("the metrics test is done")
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -113,18 +120,20 @@ async def test_a_worker_serves_temporal_and_danvan_series_after_running_a_case(
             proc.wait(timeout=10)
 
 
-async def test_a_second_worker_on_a_taken_port_runs_without_metrics(
-    tmp_path: Path, temporal_env: WorkflowEnvironment, database_url: str
-) -> None:
+def test_a_second_worker_on_a_taken_port_runs_without_metrics() -> None:
     from danvan.settings import Settings
-    from danvan.worker_metrics import start_worker_metrics
+    from danvan.worker_metrics import worker_runtime
 
     port = free_port()
     settings = Settings.from_env({"DANVAN_WORKER_METRICS_PORT": str(port)})
-    first = start_worker_metrics(settings)
-    assert first is not None
+    first = worker_runtime(settings)
+    assert first.metrics_address == f"127.0.0.1:{port}"
     try:
-        assert start_worker_metrics(settings) is None  # the port is the first one's: said in the log
-        assert start_worker_metrics(Settings.from_env({"DANVAN_WORKER_METRICS_PORT": "0"})) is None
+        second = worker_runtime(settings)  # the port is the first one's: said in the log
+        assert second.metrics_address is None
+        second.close()
+        off = worker_runtime(Settings.from_env({"DANVAN_WORKER_METRICS_PORT": "0"}))
+        assert off.metrics_address is None
+        off.close()
     finally:
         first.close()
