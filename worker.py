@@ -27,6 +27,7 @@ from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
 from danvan.tracing import configure_tracing, temporal_interceptors
 from danvan.worker_metrics import worker_runtime
+from domain.calendar import CASE_YEARS
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
 from workflows.shared import TASK_QUEUE
@@ -58,6 +59,7 @@ def build_worker(
     max_cached_workflows: int = 500,
     rules: RulesActivities | None = None,
     bodies_path: Path | str | None = None,
+    years: tuple[int, int] = CASE_YEARS,
 ) -> Worker:
     """A worker for the case workflows and their activities, on `task_queue`.
 
@@ -66,7 +68,8 @@ def build_worker(
     next has work.
     """
     store_activities = EventStoreActivities(store)
-    rules = rules or RulesActivities(bodies_path=bodies_path)  # reads policy/ once: a bad file stops the worker
+    # Reads policy/ once: a bad file stops the worker.
+    rules = rules or RulesActivities(bodies_path=bodies_path, years=years)
     commands = CaseCommandActivities(client, store, bodies_path)
     reports = ReportActivities(store)
     return Worker(
@@ -105,7 +108,8 @@ async def run_worker(
         try:
             client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret,
                                    runtime=runtime.runtime)
-            worker = build_worker(client, store, task_queue=task_queue)
+            worker = build_worker(client, store, task_queue=task_queue,
+                                  years=(settings.calendar_first_year, settings.calendar_last_year))
             log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
             async with worker:
                 await (stop.wait() if stop is not None else asyncio.Event().wait())

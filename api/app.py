@@ -31,6 +31,7 @@ from .console import mount_console
 from .deadline import RequestDeadline
 from .feed import CursorCodec, FeedWatcher
 from .identities import IdentityVault
+from .limits import BodyLimits
 from .metrics import RequestMetrics
 from .routes import cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
 from .routes import metrics as metrics_route
@@ -126,6 +127,8 @@ def create_app(
     app.include_router(codec.router)  # Temporal's remote codec, /codec (and /console/codec: see CodecGate)
     mount_console(app)  # the web console, /console
     app.add_middleware(codec.CodecGate, origins=codec.ui_origins(settings.temporal_ui_url))
+    # Before any route reads a body: its size, type, encoding, depth and text (`api.limits`).
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     # Outermost but for Starlette's own last-resort handler: the deadline covers authentication too. The bulk
     # retries pace themselves over many cases on purpose; each of their RPCs is still bounded.
     app.add_middleware(RequestDeadline, timeout=settings.request_timeout,

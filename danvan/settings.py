@@ -13,11 +13,18 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from domain.calendar import CASE_YEARS, SUPPORTED_YEARS
+
 T = TypeVar("T", int, float)
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable and the rule."""
+
+
+def _shown(value: object) -> str:
+    """A number as a setting's message writes it: an integer in full, a float shortest."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _ranged(env: Mapping[str, str], name: str, default: T, lo: T, hi: T, parse: Callable[[str], T],
@@ -31,7 +38,7 @@ def _ranged(env: Mapping[str, str], name: str, default: T, lo: T, hi: T, parse: 
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: must be {what}") from None
     if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value:g}: must be between {lo:g} and {hi:g}")
+        raise ConfigError(f"{name}={_shown(value)}: must be between {_shown(lo)} and {_shown(hi)}")
     return value
 
 
@@ -151,6 +158,13 @@ class Settings:
     worker_metrics_port: int = 9464
     #: Where traces go over OTLP (HTTP/protobuf); None: no traces are made (`danvan.tracing`).
     otlp_traces_endpoint: str | None = None
+    #: The largest request body the API reads (bytes), and how deep its JSON may nest (`api.limits`).
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
+    #: The years a case's dates may lie in: the working calendar knows the holidays of these years and the
+    #: two after (a case received in the last year has deadlines in the next two).
+    calendar_first_year: int = CASE_YEARS[0]
+    calendar_last_year: int = CASE_YEARS[1]
 
     @property
     def temporal_port(self) -> int:
@@ -216,6 +230,10 @@ class Settings:
         temporal_ui = (env.get("DANVAN_TEMPORAL_UI_URL") or "").rstrip("/") or None
         if temporal_ui and not temporal_ui.startswith(("http://", "https://")):
             raise ConfigError(f"DANVAN_TEMPORAL_UI_URL={temporal_ui!r}: must start with http:// or https://")
+        first_year = _int(env, "DANVAN_CALENDAR_FIRST_YEAR", CASE_YEARS[0], *SUPPORTED_YEARS)
+        last_year = _int(env, "DANVAN_CALENDAR_LAST_YEAR", CASE_YEARS[1], *SUPPORTED_YEARS)
+        if first_year > last_year:
+            raise ConfigError(f"DANVAN_CALENDAR_FIRST_YEAR={first_year} is after DANVAN_CALENDAR_LAST_YEAR={last_year}")
         return cls(
             home=Path(env.get("DANVAN_HOME") or ".danvan").resolve(),
             database_url=database_url,
@@ -245,4 +263,8 @@ class Settings:
             worker_metrics_host=_host(env, "DANVAN_WORKER_METRICS_HOST", "127.0.0.1"),
             worker_metrics_port=_int(env, "DANVAN_WORKER_METRICS_PORT", 9464, 0, 65535),
             otlp_traces_endpoint=_otlp_traces(env),
+            max_body_bytes=_int(env, "DANVAN_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+            max_json_depth=_int(env, "DANVAN_MAX_JSON_DEPTH", 32, 4, 256),
+            calendar_first_year=first_year,
+            calendar_last_year=last_year,
         )

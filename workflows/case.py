@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.idempotency import SeenCommand, fingerprint, from_metadata, key_reused
     from domain.idempotency import metadata as keyed_metadata
     from domain.repairs import RecordRepair, decide_repair
+    from domain.text import faults
     from eventstore.models import CaseRow, NewEvent, RecordedEvent
 
 #: Appends are retried until the database answers: an accepted command is never dropped.
@@ -91,6 +92,24 @@ class CaseState(Protocol):
 
 
 S = TypeVar("S", bound=CaseState)
+
+
+#: The rule of a command the case could not take for what it holds (text its store refuses, a value its rules
+#: cannot handle): refused like any other, the case going on as it was.
+INVALID = "command.invalid"
+#: Errors of an activity that say the input is at fault, not the moment: the command is refused, not retried.
+INPUT_ERRORS = frozenset({"InvalidEventError", "calendar.out_of_range"})
+
+
+def input_refusal(exc: BaseException) -> DomainError | None:
+    """The refusal an error of a case's step amounts to when the command's own content caused it, else None."""
+    if isinstance(exc, DomainError):
+        return exc
+    cause = exc.cause if isinstance(exc, ActivityError) else None
+    if isinstance(cause, ApplicationError) and cause.type in INPUT_ERRORS:
+        rule = cause.type if cause.type != "InvalidEventError" else INVALID
+        return DomainError(rule, f"the case cannot take this: {cause.message}")
+    return None
 
 
 def refusal(exc: DomainError) -> ApplicationError:
@@ -305,6 +324,11 @@ class CaseMachine(Generic[S]):
                 return events, not events and command_id is not None and command_id in self.seen
             except DomainError as exc:  # the state moved between validation and handling
                 raise refusal(exc) from exc
+            except ActivityError as exc:  # its events could not be stored as they are: refused, the case unchanged
+                refused = input_refusal(exc)
+                if refused is None:
+                    raise
+                raise refusal(refused) from exc
 
     def validate(self, command: Any, actor: Actor, command_id: str | None, *, internal: frozenset[str],
                  opening: str) -> None:
@@ -321,11 +345,18 @@ class CaseMachine(Generic[S]):
                 if reused is not None:
                     raise reused
                 return
+            for place, rule, message in faults(command):
+                raise DomainError(rule, f"{'.'.join(map(str, place))}: {message}")
             if not isinstance(command, RecordRepair):  # a repair's own rule is `repair.role`
                 self.authorize(self.state, command, actor)
             self.decide_any(self.state, command, actor, workflow.now())
         except DomainError as exc:
             raise refusal(exc) from exc
+        except Exception as exc:
+            # Whatever the command holds, the case is not broken by it: refused before it enters the history.
+            workflow.logger.warning("command %s refused: the case could not decide on it: %r", command.type, exc)
+            raise ApplicationError(f"the case could not decide on this {command.type} command: "
+                                   f"{type(exc).__name__}", INVALID, type=INVALID, non_retryable=True) from exc
 
     def key_reused(self, command: Any, actor: Actor, command_id: str) -> DomainError | None:
         """The refusal of `command` from `actor` under a key the case applied to another request."""

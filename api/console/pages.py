@@ -14,9 +14,10 @@ purpose, recorded in `identity_reads` by `IdentityVault.unseal`, exactly as `GET
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -43,7 +44,7 @@ from ..identities import (
     under_denunciation_regime,
 )
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
-from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, list_page, vault_of
+from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, export_response, list_page, vault_of
 from ..routes.reports import PERIOD_PATTERN, known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
@@ -177,6 +178,43 @@ async def logout(request: Request) -> Response:
 # -- the case list ---------------------------------------------------------------------------------------------
 
 
+#: The groups each count table shows (the largest first); the others are summed in one row, so the page stays short.
+MAX_COUNT_GROUPS = 8
+
+
+def typed_day(name: str, text: str | None) -> date | None:
+    """A day typed as dd/mm/yyyy, as a clerk writes it whatever the browser's language (empty: none); 422 naming
+    the field otherwise."""
+    if text is None or not text.strip():
+        return None
+    found = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*", text)
+    try:
+        if found is None:
+            raise ValueError
+        return date(int(found.group(3)), int(found.group(2)), int(found.group(1)))
+    except ValueError:
+        raise validation_error(name, "day_format", f"{name} must be a day written dd/mm/yyyy", text) from None
+
+
+def _export_url(request: Request, format: str) -> str:
+    """The export of the list as filtered and sorted on this page (all its pages)."""
+    kept = {k: v for k, v in request.query_params.items() if k not in {"cursor", "limit", "lang", "format"}}
+    return root_of(request) + "/cases/export?" + urlencode({**kept, "format": format})
+
+
+@router.get("/cases/export")
+async def cases_export(
+    request: Request,
+    store: Store,
+    temporal: Temporal,
+    principal: Reader,
+    query: Filters,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+) -> Response:
+    """The list's cases, as filtered and sorted on the page, as a CSV or XLSX file in the page's language."""
+    return await export_response(store, temporal, principal, query, format, language_of(request))
+
+
 @router.get("/cases")
 async def cases_page(
     request: Request,
@@ -186,9 +224,13 @@ async def cases_page(
     query: Filters,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
+    from_day: Annotated[str | None, Query(max_length=10)] = None,
+    to_day: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
     """The filters of `GET /v1/cases` (a body sees only its own cases), one page newest first, and the counts of
     `GET /v1/cases/counts` for the same filters."""
+    query = dataclasses.replace(query, received_from=typed_day("from_day", from_day) or query.received_from,
+                                received_to=typed_day("to_day", to_day) or query.received_to)
     items, next_cursor, filters = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
     counts = await count_cases(store.pool, filters)
     districts = sorted(str(g.value) for g in counts.by_district if g.value)
@@ -197,6 +239,8 @@ async def cases_page(
         "statuses": STATUSES, "districts": districts, "body_codes": reference(request).body_codes(),
         "next_url": _with_cursor(request, next_cursor.encode()) if next_cursor else None,
         "first_url": _first_page(request) if cursor else None,
+        "max_groups": MAX_COUNT_GROUPS,
+        "export_csv": _export_url(request, "csv"), "export_xlsx": _export_url(request, "xlsx"),
     }, section="cases", headers=NO_STORE)
 
 
@@ -278,7 +322,7 @@ async def _case_page(
     context: dict[str, Any] = {
         "case_id": case_id, "case": case, "events": events, "deadlines": deadlines,
         "board": board_rows(case, events, deadlines, t) if case is not None else [],
-        "timeline": timeline_rows(entries, events), "process": process, "process_down": process_down,
+        "timeline": timeline_rows(entries, events, t, ref), "process": process, "process_down": process_down,
         "integrity": integrity, "temporal_url": temporal_url, "denunciation": denunciation,
         "petition": petition, "cleared": cleared, "identity_erased": identity_erased,
         "identity": identity, "identity_missing": identity_missing, "purpose_error": purpose_error,

@@ -21,6 +21,11 @@ def test_defaults_need_no_setting() -> None:
     ("DANVAN_REQUEST_TIMEOUT", "0.1", "DANVAN_REQUEST_TIMEOUT=0.1: must be between 0.5 and 600"),
     # A worker's database bound stays below an activity's 30 s, or a frozen database would hold every attempt.
     ("DANVAN_WORKER_DB_TIMEOUT", "30", "DANVAN_WORKER_DB_TIMEOUT=30: must be between 1 and 29"),
+    ("DANVAN_MAX_BODY_BYTES", "10", "DANVAN_MAX_BODY_BYTES=10: must be between 1024 and 67108864"),
+    ("DANVAN_MAX_JSON_DEPTH", "1000", "DANVAN_MAX_JSON_DEPTH=1000: must be between 4 and 256"),
+    # The holidays package knows Vietnam's lunar holidays to 2100; a case's deadlines run two years on.
+    ("DANVAN_CALENDAR_LAST_YEAR", "2100", "DANVAN_CALENDAR_LAST_YEAR=2100: must be between 1901 and 2098"),
+    ("DANVAN_CALENDAR_FIRST_YEAR", "1900", "DANVAN_CALENDAR_FIRST_YEAR=1900: must be between 1901 and 2098"),
 ])
 def test_a_bad_number_names_the_variable_and_the_rule(name: str, value: str, rule: str) -> None:
     with pytest.raises(ConfigError) as refused:
@@ -90,3 +95,12 @@ def test_a_bad_otlp_setting_is_refused(env: dict[str, str], rule: str) -> None:
     with pytest.raises(ConfigError) as refused:
         Settings.from_env(env)
     assert str(refused.value) == rule
+
+
+def test_the_calendar_years_default_and_must_be_in_order() -> None:
+    settings = Settings.from_env({})
+    assert (settings.calendar_first_year, settings.calendar_last_year) == (2000, 2098)
+    assert (settings.max_body_bytes, settings.max_json_depth) == (1024 * 1024, 32)
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"DANVAN_CALENDAR_FIRST_YEAR": "2050", "DANVAN_CALENDAR_LAST_YEAR": "2040"})
+    assert str(refused.value) == "DANVAN_CALENDAR_FIRST_YEAR=2050 is after DANVAN_CALENDAR_LAST_YEAR=2040"
