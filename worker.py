@@ -15,6 +15,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.cases import CaseCommandActivities
@@ -24,6 +25,8 @@ from activities.rules import RulesActivities
 from danvan.codec import data_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
+from danvan.tracing import configure_tracing, temporal_interceptors
+from danvan.worker_metrics import worker_runtime
 from domain.calendar import CASE_YEARS
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
@@ -38,9 +41,13 @@ def project_converter(secret: bytes | None = None) -> DataConverter:
     return data_converter(secret if secret is not None else settings_key(Settings.from_env()))
 
 
-async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None) -> Client:
-    """A Temporal client with the project's data converter. Every client in the project comes from here."""
-    return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret))
+async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None,
+                  runtime: Runtime | None = None) -> Client:
+    """A Temporal client with the project's data converter. Every client in the project comes from here.
+    `runtime`: the SDK runtime whose telemetry the client and its workers report to (default: the SDK's). When
+    traces are on (`danvan.tracing`), the client and its workers carry them through Temporal."""
+    return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret),
+                                runtime=runtime, interceptors=temporal_interceptors())
 
 
 def build_worker(
@@ -87,6 +94,7 @@ async def run_worker(
     settings: Settings, database_url: str, stop: asyncio.Event | None = None, *, task_queue: str = TASK_QUEUE
 ) -> None:
     """Run a worker on `task_queue` until `stop` is set (or forever), then drain in-flight tasks and close."""
+    configure_tracing(settings, "danvan-worker")  # off unless an OTLP endpoint is set
     store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                                   timeout=settings.worker_db_timeout)
     try:
@@ -94,11 +102,18 @@ async def run_worker(
         # A worker with another secret than the installation's could open none of its payloads and would retry
         # every workflow task for ever: it refuses to start instead.
         await check_installation_secret(store.pool, secret)
-        client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret)
-        worker = build_worker(client, store, task_queue=task_queue,
-                              years=(settings.calendar_first_year, settings.calendar_last_year))
-        log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
-        async with worker:
-            await (stop.wait() if stop is not None else asyncio.Event().wait())
+        # The SDK's metrics and danvan's appends on the worker's own port, the SDK core's logs as JSON lines
+        # (`danvan.worker_metrics`).
+        runtime = worker_runtime(settings)
+        try:
+            client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret,
+                                   runtime=runtime.runtime)
+            worker = build_worker(client, store, task_queue=task_queue,
+                                  years=(settings.calendar_first_year, settings.calendar_last_year))
+            log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
+            async with worker:
+                await (stop.wait() if stop is not None else asyncio.Event().wait())
+        finally:
+            runtime.close()
     finally:
         await store.close()

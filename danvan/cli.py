@@ -90,12 +90,16 @@ async def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
+    from .tracing import configure_tracing
+
+    configure_tracing(settings, "danvan-api")  # off unless an OTLP endpoint is set
     async with database(settings, create=True) as url:
         config = uvicorn.Config(
             create_app(settings, url),
             host=settings.api_host,
             port=settings.api_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's loggers write through the process's JSON lines (`danvan.logs`)
             proxy_headers=False,
         )
         await uvicorn.Server(config).serve()
@@ -561,6 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that run until stopped and log as they go; every other one prints its answer and ends.
+SERVING = frozenset({"up", "worker", "api"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
@@ -569,9 +577,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"danvan: configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    from .logs import configure_logging
+
+    # JSON lines on stderr (`danvan.logs`); a command that answers and ends prints its answer only.
+    serving = args.command in SERVING or (args.command == "checkpoint" and args.every is not None)
+    configure_logging(settings.log_level, one_shot=not serving)
     from eventstore import EventStoreError
 
     try:

@@ -154,9 +154,15 @@ def test_worker_is_scalable() -> None:
     assert "ports" not in worker
 
 
+#: What the worker adds to the shared environment: its metrics, listened for on the compose network.
+WORKER_ENVIRONMENT = {"DANVAN_WORKER_METRICS_HOST": "0.0.0.0", "DANVAN_WORKER_METRICS_PORT": "9464"}
+
+
 def test_app_services_share_one_image_and_one_environment() -> None:
     svcs = services()
     envs = [environment(svcs[name]) for name in APP_SERVICES]
+    envs = [({k: v for k, v in env.items() if k not in WORKER_ENVIRONMENT} if name == "worker" else env)
+            for name, env in zip(APP_SERVICES, envs, strict=True)]
     assert all(env == envs[0] for env in envs)
     assert set(envs[0]) == APP_ENVIRONMENT
     env = envs[0]
@@ -171,6 +177,23 @@ def test_app_services_share_one_image_and_one_environment() -> None:
     assert svcs["migrate"]["command"] == ["danvan", "migrate"]
     assert svcs["api"]["command"] == ["danvan", "api"]
     assert svcs["checkpoint"]["command"][:3] == ["danvan", "checkpoint", "--every"]
+
+
+def test_every_worker_serves_its_metrics_on_the_compose_network_only() -> None:
+    svcs = services()
+    worker = svcs["worker"]
+    env = environment(worker)
+    assert {k: env[k] for k in WORKER_ENVIRONMENT} == WORKER_ENVIRONMENT
+    assert [str(p) for p in worker["expose"]] == [WORKER_ENVIRONMENT["DANVAN_WORKER_METRICS_PORT"]]
+    assert "ports" not in worker  # exposed to the network, not published: `--scale worker=N` still works
+    for name in APP_SERVICES:
+        if name != "worker":
+            assert not set(environment(svcs[name])) & set(WORKER_ENVIRONMENT), name
+    # The settings the file gives are settings danvan reads, with the values it accepts.
+    from danvan.settings import Settings
+
+    settings = Settings.from_env(WORKER_ENVIRONMENT)
+    assert settings.worker_metrics_address == "0.0.0.0:9464"
 
 
 def test_passwords_come_from_variables_with_defaults() -> None:

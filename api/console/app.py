@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventstore import EventStoreError, StoreUnavailableError
 
 from ..errors import DRIVER_ERRORS, ApiError, field_errors, unavailable_service
+from ..metrics import RouteNote
 from ..temporal import TemporalUnavailableError
 from .i18n import LANG_COOKIE, LANGS, Translator, language_of
 from .pages import router
@@ -169,6 +170,7 @@ def build_console() -> FastAPI:
     for kind in DRIVER_ERRORS:
         console.add_exception_handler(kind, _on_unexpected)
     console.add_exception_handler(Exception, _on_unexpected)
+    console.add_middleware(RouteNote)  # innermost: tells the API's request metrics which page answered
     console.add_middleware(ConsoleMiddleware)
     return console
 

@@ -43,6 +43,7 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "erase an identity": ("POST", "/v1/identities/{ref}/erase", frozenset({"admin"})),
     "decode payloads": ("POST", "/codec/decode", frozenset({"supervisor", "operator", "admin"})),
     "encode payloads": ("POST", "/codec/encode", frozenset({"supervisor", "operator", "admin"})),
+    "metrics": ("GET", "/metrics", frozenset({"supervisor", "operator", "admin"})),
 }
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).
