@@ -244,6 +244,8 @@ async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     from api.tokens import issue_token
     from eventstore import create_pool
 
+    if args.body is not None:
+        _check_token_body(args.role, args.body)
     async with database(settings) as url:
         pool = await create_pool(url, max_size=1)
         try:
@@ -254,6 +256,24 @@ async def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
             await pool.close()
     print(token)
     return 0
+
+
+def _check_token_body(role: str, code: str) -> None:
+    """A `body` token is issued only for a body of `policy/bodies.yaml` in force today (in Vietnam): one
+    abolished could be given no new work, and an unknown code would be a token nobody's cases ever match."""
+    from datetime import UTC, datetime
+
+    from activities.rules import load_bodies
+    from api.tokens import check_token_body
+    from domain.bodies import BodyError
+    from domain.calendar import local_date
+
+    if role != "body":
+        return  # refused by issue_token: only a `body` token has a body
+    try:
+        check_token_body(load_bodies(), code, local_date(datetime.now(UTC)))
+    except (BodyError, ValueError) as exc:
+        raise Refused(f"--body: {exc}") from None
 
 
 async def cmd_identity_erase(settings: Settings, args: argparse.Namespace) -> int:
@@ -547,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=["intake", "body", "supervisor", "operator", "admin"])
     p.add_argument("--body", help="the body a `body` token acts for (required for that role)")
     p.add_argument("--label", help="who holds it; for `intake`, the sending system's name")
-    p.set_defaults(handler=cmd_token_create)
+    p.set_defaults(handler=cmd_token_create, usage_check=_token_usage, parser=p)
     identity = sub.add_parser("identity", help="Petitioners' sealed identities.",
                               description="Petitioners' sealed identities.")
     identity_sub = identity.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
@@ -561,9 +581,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _token_usage(args: argparse.Namespace) -> str | None:
+    if args.role == "body" and not args.body:
+        return "the following arguments are required with --role body: --body"
+    if args.role != "body" and args.body is not None:
+        return f"--body: only a `body` token acts for a body, not a {args.role!r} token"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
+    usage_check: Callable[[argparse.Namespace], str | None] | None = getattr(args, "usage_check", None)
+    problem = usage_check(args) if usage_check is not None else None
+    if problem is not None:
+        args.parser.error(problem)  # exits 2, with the command's usage
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
