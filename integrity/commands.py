@@ -83,6 +83,10 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
                          + (f", {len(found.unknown)} without a workflow in Temporal" if found.unknown else ""))
     finally:
         await store.close()
+    if case_id and report.ok and report.events_checked == 0:
+        # Nothing stored, nothing in the checkpoint, nothing in Temporal: no such case, and nothing to report.
+        print(f"danvan verify: case {case_id} not found: no event is stored for it", file=sys.stderr)
+        return 1
     if as_json:
         out: dict[str, Any] = report.model_dump(mode="json")
         out["checkpoint"] = checkpoint.fields if checkpoint else None
@@ -96,9 +100,6 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
         print(f"{state}: {report.streams_checked} stream(s), {report.events_checked} event(s) checked{against}")
         for note in notes:
             print(f"note: {note}")
-    if case_id and report.ok and report.events_checked == 0:
-        print(f"danvan verify: case {case_id} has no events", file=sys.stderr)
-        return 1
     return 0 if report.ok else 1
 
 
