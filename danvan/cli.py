@@ -38,7 +38,7 @@ STALL_REASONS = ("activity_failing", "activity_paused", "workflow_task_failing",
 MIN_REASON, MAX_REASON = 10, 2000
 MAX_CASE_ID = 200
 #: A report period, as `api.routes.reports.PERIOD_PATTERN`.
-PERIOD_PATTERN = r"^\d{4}(-H1)?$"
+PERIOD_PATTERN = r"^\d{4}(-H[12])?$"
 #: Vietnam's offset, in which every time the command shows is written.
 VIETNAM_OFFSET = "+07:00"
 
@@ -105,7 +105,7 @@ def period_arg(text: str) -> str:
     import re
 
     if not re.fullmatch(PERIOD_PATTERN, text):
-        raise argparse.ArgumentTypeError(f"{text!r}: a period is YYYY-H1 or YYYY, e.g. 2026-H1 or 2026")
+        raise argparse.ArgumentTypeError(f"{text!r}: a period is YYYY-H1, YYYY-H2 or YYYY, e.g. 2026-H1 or 2026")
     return text
 
 
@@ -570,8 +570,15 @@ async def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
     from activities.rules import load_report_calendar
     from eventstore import create_pool
-    from eventstore.reports import current_report, report_csv, report_table
+    from eventstore.report_output import report_table, report_xlsx, report_zip, table_csv
+    from eventstore.reports import current_report
 
+    if args.table is not None and args.format != "csv":
+        raise BadUsage("--table: only with --format csv (an XLSX has every table, one sheet each)")
+    binary = args.format == "xlsx" or (args.format == "csv" and args.table is None)
+    if binary and not args.output and sys.stdout.isatty():
+        raise BadUsage(f"--output: {'an XLSX' if args.format == 'xlsx' else 'a ZIP of the CSV tables'} is not for a "
+                       "terminal: give --output FILE (or --table NAME for one CSV)")
     try:
         period = load_report_calendar().period(args.period)
     except ValueError as exc:
@@ -585,19 +592,25 @@ async def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await pool.close()
     if args.format == "json":
-        text = in_vietnam(report).model_dump_json(indent=2) + "\n"
+        data = (in_vietnam(report).model_dump_json(indent=2) + "\n").encode("utf-8")
+    elif args.format == "xlsx":
+        data = report_xlsx(report)
     elif args.format == "csv":
-        text = report_csv(report)
+        data = table_csv(report, args.table).encode("utf-8") if args.table else report_zip(report)
     else:
-        text = report_table(report)
+        import shutil
+
+        width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else 120
+        data = report_table(report, width=max(width, 80)).encode("utf-8")
     if args.output:
         try:  # bytes, so the CSV's CRLF line ends stay as they are
-            await asyncio.to_thread(Path(args.output).write_bytes, text.encode("utf-8"))
+            await asyncio.to_thread(Path(args.output).write_bytes, data)
         except OSError as exc:
             raise Refused(f"cannot write {args.output}: {exc.strerror}") from exc
         print(f"report {period.id} written to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
     return 0
 
 
@@ -713,11 +726,16 @@ def build_parser() -> argparse.ArgumentParser:
                            else "the body the case goes to")
     p = add("report", cmd_report, "Print a period's report: plan tasks' reports by task and body, petitions by "
             "kind and district. Without --as-of: the compiled report when there is one, else the figures now.")
-    p.add_argument("period", type=period_arg, help="2026-H1 (January to June) or 2026 (the year)")
+    p.add_argument("period", type=period_arg,
+                   help="2026-H1 (January to June), 2026-H2 (July to December) or 2026 (the year)")
     p.add_argument("--plan", type=plan_arg, help="only this plan's tasks (default: every plan's)")
     p.add_argument("--as-of", type=_instant_arg, metavar="ISO",
                    help="count the events recorded up to this instant, e.g. 2026-07-05T17:00:00+07:00")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="default: table")
+    p.add_argument("--format", choices=["table", "json", "csv", "xlsx"], default="table",
+                   help="table (default: text for a terminal, Vietnamese heads), json, csv (one table with --table, "
+                   "else a ZIP of one CSV per table) or xlsx (one sheet per table)")
+    p.add_argument("--table", choices=["tasks", "bodies", "petitions", "petition_totals"],
+                   help="with --format csv: the one table to write")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     plan = sub.add_parser("plan", help="The action plan.", description="The action plan.")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")

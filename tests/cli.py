@@ -11,7 +11,8 @@ import sys
 
 class Cli:
     """`cli("history", case_id)` -> (exit status, stdout, stderr). Configuration comes from the environment,
-    as for the command itself (set it with monkeypatch). `last_stdout_bytes` keeps what was written, undecoded."""
+    as for the command itself (set it with monkeypatch). `last_stdout_bytes` keeps what was written, undecoded
+    (a ZIP, an XLSX), where the text returned has what UTF-8 cannot decode replaced."""
 
     last_stdout_bytes: bytes = b""
 
@@ -29,7 +30,7 @@ class Cli:
             finally:
                 sys.stdout.flush()
         self.last_stdout_bytes = out_bytes.getvalue()
-        return status, self.last_stdout_bytes.decode("utf-8"), err.getvalue()
+        return status, self.last_stdout_bytes.decode("utf-8", errors="replace"), err.getvalue()
 
     async def run_async(self, *args: str) -> tuple[int, str, str]:
         """The same from an async test: `main` runs its own event loop, so it runs in a thread."""
