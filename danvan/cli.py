@@ -109,6 +109,18 @@ def period_arg(text: str) -> str:
     return text
 
 
+def day_arg(text: str) -> Any:
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a day, YYYY-MM-DD") from None
+    if not date(2000, 1, 1) <= day <= date(2100, 12, 31):  # the API's (api.filters.check_day)
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 2000-01-01 and 2100-12-31")
+    return day
+
+
 def label_arg(text: str) -> str:
     import unicodedata
 
@@ -439,16 +451,22 @@ async def cmd_identity_erase(settings: Settings, args: argparse.Namespace) -> in
 
 
 async def cmd_plan_import(settings: Settings, args: argparse.Namespace) -> int:
-    from activities.plan_loader import PlanFileError, load_plan
+    from datetime import UTC, datetime
+
+    from activities.plan_loader import PlanFileError, load_plan, term_warning
+    from domain.calendar import local_date
     from domain.common import Actor
     from worker import connect
     from workflows.client import CommandRefused
     from workflows.plan_client import import_plan, plan_progress
 
     try:
-        document = load_plan(args.file)
+        document = load_plan(args.file, term_start=args.term_start, term_end=args.term_end)
     except PlanFileError as exc:
         raise Refused(str(exc)) from exc
+    warning = term_warning(document, local_date(datetime.now(UTC)))
+    if warning is not None:
+        print(f"danvan plan import: warning: {warning}", file=sys.stderr)
     client = await connect(settings.temporal_address, settings.temporal_namespace)
     actor = Actor(id="cli", role="admin")
     try:
@@ -744,6 +762,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="a plan document, YAML or JSON (default: plan/action_plan.yaml)")
     p.add_argument("--apply-changes", action="store_true",
                    help="apply an edited plan: start its new tasks (changed and removed ones are reported)")
+    p.add_argument("--term-start", type=day_arg, metavar="YYYY-MM-DD",
+                   help="the first day of the plan's term, instead of the file's")
+    p.add_argument("--term-end", type=day_arg, metavar="YYYY-MM-DD",
+                   help="the last day of the plan's term, instead of the file's (a plan whose term is over is "
+                   "imported with a warning: no report would be requested of its tasks)")
     p.set_defaults(handler=cmd_plan_import, parser=p)
     token = sub.add_parser("token", help="Manage API tokens.", description="Manage API tokens.")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
