@@ -137,3 +137,10 @@ async def test_history_into_a_reader_that_has_gone_ends_quietly(store: EventStor
         subprocess.run, ["sh", "-c", f'"{sys.executable}" -m danvan.cli history {case_id} | head -1'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert pipeline.stdout == f"{case_id}: 40 event(s); times in Vietnam (+07:00)\n" and pipeline.stderr == ""
+
+
+def test_a_checkpoints_signed_utc_time_is_shown_in_vietnam_time() -> None:
+    from integrity.commands import shown_time
+
+    assert shown_time("2026-01-05T19:30:00.123456Z") == "2026-01-06 02:30:00+07:00"
+    assert danvan_cli.local_time(datetime(2026, 1, 5, 19, 30, tzinfo=UTC)) == "2026-01-06 02:30:00+07:00"
