@@ -15,7 +15,7 @@ such values out first (a body code or a case kind never holds a quote, a backsla
 | `district` | 1 to 100 characters of text, no control character (Vietnamese with its diacritics, compared in NFC) |
 | `q` | 1 to 200 characters of text, no control character; up to `MAX_WORDS` words, each found in the text |
 | `plan` | a plan id, `domain.plan.PLAN_ID_PATTERN`, at most 100 |
-| `period` | `YYYY-H1` or `YYYY`, the year 2000 to 2100 |
+| `period` | `YYYY-H1`, `YYYY-H2` or `YYYY`, the year 2000 to 2100 |
 | dates | ISO 8601 days from 2000-01-01 to 2100-12-31; a range's end not before its start |
 """
 
@@ -56,8 +56,8 @@ CASE_KINDS: tuple[str, ...] = tuple(k.value for k in CaseKind)
 STATUS_PATTERN = r"^[a-z][a-z_]{0,49}$"
 #: Text filters compared with stored text (a district): no control character (C0, DEL, C1).
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
-#: A report period: the 6-monthly report (`2026-H1`) or the annual one (`2026`), years 2000-2099.
-PERIOD_PATTERN = r"^20\d\d(-H1)?$"
+#: A report period: the first half (`2026-H1`), the second (`2026-H2`) or the year (`2026`), years 2000-2099.
+PERIOD_PATTERN = r"^20\d\d(-H[12])?$"
 #: The days a date filter may name.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)

@@ -28,7 +28,8 @@ from danvan import waits
 from domain.plan import PLAN_ID_PATTERN
 from domain.reporting import PeriodReport
 from eventstore import EventStore
-from eventstore.reports import current_report, for_body, report_csv
+from eventstore.report_output import report_xlsx, report_zip, xlsx_file_name
+from eventstore.reports import current_report, for_body
 from integrity.lookup import read_signed
 
 from ..auth import check_case_access, may_access_case
@@ -469,11 +470,14 @@ async def reports_page(
         period = (upcoming[0] if upcoming else options[-1]).id if options else str(today.year)
     report = await _report(request, store, principal, period, plan, as_of)
     params = {k: v for k, v in (("plan", plan), ("as_of", as_of)) if v}
-    csv_url = f"{root_of(request)}/reports/{quote(period, safe='')}/csv" + ("?" + urlencode(params) if params else "")
+    query = "?" + urlencode(params) if params else ""
+    csv_url = f"{root_of(request)}/reports/{quote(period, safe='')}/csv" + query
+    xlsx_url = f"{root_of(request)}/reports/{quote(period, safe='')}/xlsx" + query
     known = calendar.period(period)
     return render(request, "reports.html", {
         "report": report, "options": options, "period": period, "plan": plan or "", "as_of": as_of or "",
-        "csv_url": csv_url, "period_title": known.title_vi if language_of(request) == "vi" else known.title_en,
+        "csv_url": csv_url, "xlsx_url": xlsx_url,
+        "period_title": known.title_vi if language_of(request) == "vi" else known.title_en,
     }, section="reports", headers=NO_STORE)
 
 
@@ -482,9 +486,21 @@ async def report_csv_file(
     request: Request, store: Store, principal: Reader,
     period: Annotated[str, Path(max_length=20)], plan: PlanText = None, as_of: AsOfText = None,
 ) -> Response:
-    """The same report as one CSV table (`eventstore.reports.report_csv`: UTF-8 with BOM, CRLF), as a download."""
+    """The same report as one CSV per table in a ZIP (`eventstore.report_output.report_zip`), as a download."""
     report = await _report(request, store, principal, period, plan, as_of)
-    return Response(report_csv(report).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="report-{report.period}.csv"',
+    return Response(report_zip(report), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="report-{report.period}-csv.zip"',
                              **NO_STORE})
+
+
+@router.get("/reports/{period}/xlsx")
+async def report_xlsx_file(
+    request: Request, store: Store, principal: Reader,
+    period: Annotated[str, Path(max_length=20)], plan: PlanText = None, as_of: AsOfText = None,
+) -> Response:
+    """The same report as an XLSX workbook, one sheet per table (`eventstore.report_output.report_xlsx`)."""
+    report = await _report(request, store, principal, period, plan, as_of)
+    return Response(report_xlsx(report),
+                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{xlsx_file_name(report)}"', **NO_STORE})
 

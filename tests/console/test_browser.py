@@ -17,9 +17,11 @@ import io
 import os
 import shutil
 import socket
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openpyxl
 import pytest
 import pytest_asyncio
 import uvicorn
@@ -145,7 +147,7 @@ async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and
         assert await page.get_by_role("heading", name="Plan progress").is_visible()
         await page.screenshot(path=str(ARTIFACTS / "05-plan-progress.png"), full_page=True)
 
-        # The period reports, and the CSV download.
+        # The period reports, and their downloads: a ZIP of one CSV per table, and an XLSX with a sheet each.
         await page.get_by_role("link", name="Period reports").click()
         await page.wait_for_url(f"{base_url}/console/reports")
         assert await page.get_attribute("html", "lang") == "en"
@@ -153,14 +155,22 @@ async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and
         async with page.expect_download() as info:
             await page.locator("#csv-link").click()
         download = await info.value
-        assert download.suggested_filename.startswith("report-") and download.suggested_filename.endswith(".csv")
+        assert download.suggested_filename.startswith("report-") and download.suggested_filename.endswith("-csv.zip")
         saved = tmp_path / download.suggested_filename
         await download.save_as(str(saved))
         shutil.copy(saved, ARTIFACTS / download.suggested_filename)
-        content = saved.read_bytes()
+        with zipfile.ZipFile(saved) as archive:
+            tasks = next(name for name in archive.namelist() if name.endswith("-tasks.csv"))
+            content = archive.read(tasks)
         assert content.startswith("\ufeff".encode())
         header = next(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-        assert header[:3] == ["section", "period", "as_of"]
+        assert header[:3] == ["period", "as_of", "task_id"]
+        async with page.expect_download() as info:
+            await page.locator("#xlsx-link").click()
+        workbook = await info.value
+        assert workbook.suggested_filename.startswith("report-") and workbook.suggested_filename.endswith(".xlsx")
+        await workbook.save_as(str(tmp_path / workbook.suggested_filename))
+        assert "Thông tin" in openpyxl.load_workbook(tmp_path / workbook.suggested_filename).sheetnames
 
         # Sign out: back to the sign-in form, and the list is closed again.
         await page.get_by_role("button", name="Sign out").click()
