@@ -68,13 +68,13 @@ async def test_reset_to_event_takes_the_number_history_prints(
     assert status == 0, err
     plan = json.loads(out)["plan"]
     assert plan["after_version"] == 2 and plan["stream_version"] == 3
-    assert [(u["name"], u["command_type"]) for u in plan["updates"]] == [("execute", "accept")]
+    assert [(u["name"], u["command_type"]) for u in plan["updates"]] == [("accept", "accept")]
     assert plan["reset_to_time"].endswith("+07:00")
     status, out, err = await ops_cli.run_async("reset", case_id, "--reason", REASON, "--to-event", "1", "--dry-run")
     assert status == 0, err
     assert re.match(rf"reset {case_id} to just after event 1, Temporal event \d+ \(\d{{4}}-\d\d-\d\d "
                     r"\d\d:\d\d:\d\d\+07:00\); ", out), out
-    assert "re-run execute classify" in out and "re-run execute accept" in out and "(dry run: nothing changed)" in out
+    assert "re-run classify classify" in out and "re-run accept accept" in out and "(dry run: nothing changed)" in out
 
     # An event this run did not store is refused, saying which it did; nothing changes.
     status, out, err = await ops_cli.run_async("reset", case_id, "--reason", REASON, "--to-event", "9", "--dry-run")
