@@ -362,9 +362,10 @@ def _read(shape: Shape, text: str | None, present: bool) -> Any:
 
 
 def _row_blank(prefix: str, model: type[BaseModel], form: Mapping[str, str]) -> bool:
-    """A record row nobody filled in: every input that has no default left blank."""
+    """A record row nobody filled in: every required input that is written or names a body left blank (a choice
+    among a few values, a box, say nothing on their own)."""
     for name, shape in field_shapes(model).items():
-        if shape.kind == "bool" or not shape.required:
+        if shape.kind in ("bool", "choice") or not shape.required:
             continue
         if form.get(f"{prefix}{name}", "").strip():
             return False

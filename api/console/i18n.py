@@ -867,6 +867,11 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
             "The body named is unknown or not in force on this day.",
         ),
         "classify.state": ("Chỉ phân loại được đơn vừa tiếp nhận.", "Only a received case can be classified."),
+        "classify.routing": (
+            "Bảng phân công thẩm quyền không chỉ ra được cơ quan đang hoạt động để giải quyết: hãy chọn cơ quan chủ "
+            "trì.",
+            "The routing table names no body in force to resolve it: choose the lead body.",
+        ),
         "classify.especially_complex_reason": (
             "Vụ việc được xác định là đặc biệt phức tạp phải nêu lý do.",
             "A case found especially complex needs its reason.",
