@@ -81,6 +81,8 @@ class Shape:
     max_length: int | None = None
     ge: int | None = None
     le: int | None = None
+    #: The value the model takes when the field is left out, as a form writes it ("" for none).
+    default: str = ""
 
     @property
     def widget(self) -> Widget:
@@ -126,8 +128,11 @@ def shape_of(info: FieldInfo) -> Shape:
     """The shape of one model field; `Unsupported` for a type no input is made for."""
     metadata: list[Any] = list(info.metadata)
     annotation, optional = _unwrap(info.annotation, metadata)
+    default = info.get_default(call_default_factory=True) if not info.is_required() else None
     common: dict[str, Any] = {
         "optional": optional, "required": info.is_required(),
+        "default": str(default.value if isinstance(default, Enum) else default)
+        if isinstance(default, str | int | float) and not isinstance(default, bool) else "",
         "min_length": _constraint(metadata, "min_length"), "max_length": _constraint(metadata, "max_length"),
     }
     origin = get_origin(annotation)
@@ -247,7 +252,8 @@ def _inputs(prefix: str, model: type[BaseModel], t: Translator, options: Options
                              shown=shown))
             continue
         item = Input(name=path, model_field=name, widget=shape.widget, required=shape.required and not row, label=label,
-                     value=values.get(path, ""), error=errors.get(path), min_length=shape.min_length,
+                     value=values.get(path, "" if values else shape.default), error=errors.get(path),
+                     min_length=shape.min_length,
                      max_length=shape.max_length)
         if shape.kind == "bool" and not shape.optional:
             item.checked = path in values

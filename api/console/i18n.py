@@ -1341,6 +1341,8 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
                                     "The demand matches the findings"),
         "subject": ("Nội dung", "Subject"),
         "days": ("Số ngày", "Days"),
+        "channel": ("Hình thức gửi", "Sent by"),
+        "recipients": ("Nơi nhận (mỗi dòng một nơi)", "Recipients"),
     },
     "choice.level": {
         "province": ("Cấp tỉnh", "Province"),
