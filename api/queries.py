@@ -379,3 +379,24 @@ async def list_case_reads(
         )
     reads = [CaseRead(**dict(r)) for r in rows[:limit]]
     return reads, (reads[-1].id if len(rows) > limit else None)
+
+
+# -- a body's work queue -----------------------------------------------------------------------------------
+
+
+async def open_cases_of(pool: Pool, body: str, *, kinds: list[str], ended: list[tuple[str, str]], cap: int
+                        ) -> tuple[list[CaseRecord], bool]:
+    """The cases of `kinds` the body may read (`api.auth.may_access_case`) that have not ended (`ended`: the
+    (kind, status) pairs in which a case of that kind is over), overdue first, then by their next due date;
+    at most `cap`, and whether more were left out."""
+    params = _Params()
+    where = [
+        _readable_by(params.add(_nfc(body))),
+        f"kind = ANY({params.add(kinds)}::text[])",
+        f"NOT (kind || ':' || status = ANY({params.add([f'{k}:{s}' for k, s in ended])}::text[]))",
+    ]
+    sql = (f"SELECT {_CASE_COLUMNS} FROM cases WHERE {' AND '.join(where)} "
+           f"ORDER BY overdue DESC, due_at ASC NULLS LAST, case_id LIMIT {params.add(cap + 1)}")
+    with translate_errors():
+        rows = await pool.fetch(sql, *params.values)
+    return [_case(r) for r in rows[:cap]], len(rows) > cap

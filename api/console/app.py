@@ -25,8 +25,10 @@ from eventstore import EventStoreError, StoreUnavailableError
 from ..errors import DRIVER_ERRORS, ApiError, field_errors, unavailable_service
 from ..metrics import RouteNote
 from ..temporal import TemporalUnavailableError
+from .commands import router as commands_router
 from .i18n import LANG_COOKIE, LANGS, Translator, language_of
 from .pages import router
+from .queue import router as queue_router
 from .render import NO_STORE, render
 from .session import ConsoleError, SignInRequired, clear_session, root_of
 from .stalled import router as stalled_router
@@ -159,6 +161,8 @@ def build_console() -> FastAPI:
     console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     console.include_router(router)
     console.include_router(stalled_router)
+    console.include_router(queue_router)
+    console.include_router(commands_router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     console.add_exception_handler(SignInRequired, _on_sign_in)
     console.add_exception_handler(ConsoleError, _on_console_error)

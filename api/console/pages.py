@@ -50,6 +50,8 @@ from ..routes.reports import PERIOD_PATTERN, known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal
+from .actions import Attempt, case_forms, command_flash
+from .flash import clear_flash, take_flash
 from .i18n import LABELS, Translator, language_of
 from .nav import QUEUE_ROLES, READERS
 from .render import NO_STORE, render
@@ -70,7 +72,7 @@ from .session import (
     signed_in,
     start_session,
 )
-from .stalled import case_stalls
+from .stalled import FlashView, case_stalls
 from .views import (
     MAX_PLAN_TASKS,
     all_cases,
@@ -284,6 +286,8 @@ async def _case_page(
     identity_erased: bool = False,
     purpose_error: bool = False,
     status: int = 200,
+    attempt: Attempt | None = None,
+    flash: FlashView | None = None,
 ) -> Response:
     """Render a case: its state, deadlines, board, timeline and integrity, after recording the read; and, when
     the case is stalled now (`api.console.stalled.case_stalls`), a banner saying why, with a link to the queue
@@ -298,6 +302,8 @@ async def _case_page(
     events, integrity, _ = await read_signed(store, getattr(request.app.state, "signed_heads", None), case_id)
     if case is None and not events:
         raise ConsoleError(404, "error.no_case", case_id=case_id)
+    # The commands the reader may send now, judged on the state the recorded events fold to.
+    forms = case_forms(request, case, events, principal, attempt)
     events = shown_events(events)  # an identity recorded in clear before sealing is never shown
     entries: list[DomainEntry | ProcessEntry] = list(domain_entries(events))
     process_down = False
@@ -328,7 +334,7 @@ async def _case_page(
         "petition": petition, "cleared": cleared, "identity_erased": identity_erased,
         "identity": identity, "identity_missing": identity_missing, "purpose_error": purpose_error,
         "case_url": root_of(request) + "/cases/" + quote(case_id, safe=""),
-        "stalls": stalls, "sees_queue": principal.role in QUEUE_ROLES,
+        "stalls": stalls, "sees_queue": principal.role in QUEUE_ROLES, "forms": forms, "flash": flash,
         "queue_url": root_of(request) + "/stalled" + (f"?kind={quote(case.kind, safe='')}" if case else ""),
     }
     if request.method != "GET":  # the language switch of a POST answer goes back to the case page
@@ -348,8 +354,13 @@ async def case_page(
 ) -> Response:
     """A case: state, deadlines with their legal basis, the coordination board, the timeline (with `process=1`,
     merged with Temporal's process history) and the integrity of its hash chain. Roles: those of
-    `GET /v1/cases/{id}/history`; a body sees its own cases only."""
-    return await _case_page(request, case_id, store, settings, temporal, principal, process=process)
+    `GET /v1/cases/{id}/history`; a body sees its own cases only. Below the state, the forms of the commands
+    the reader may send now (`api.console.actions`), and the flash message of the last one sent."""
+    flash = command_flash(take_flash(request), Translator(language_of(request)))
+    response = await _case_page(request, case_id, store, settings, temporal, principal, process=process,
+                                flash=flash)
+    clear_flash(response, request)
+    return response
 
 
 @router.post("/cases/{case_id}/identity")

@@ -8,22 +8,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from activities.plan_loader import load_plan
 from eventstore import EventStore
 
 from ..api.support import Api, seed_case, unique
+from .browsing import ARTIFACTS, pytestmark  # noqa: F401
 from .support import Tokens
-from .test_browser import ARTIFACTS, CHROMIUM, base_url, browser, playwright_api  # noqa: F401
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing")
 
 #: The most a page may be tall (px) at 1366x900: about three screens.
 MAX_HEIGHT = 2_800
 
 
-async def signed_in_page(browser: Any, base_url: str, token: str) -> Any:  # noqa: F811
+async def signed_in_page(browser: Any, base_url: str, token: str) -> Any:
     context = await browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-US")
     page = await context.new_page()
     await page.goto(f"{base_url}/console/login")
@@ -38,7 +34,7 @@ async def height(page: Any) -> int:
 
 
 async def test_the_case_list_and_the_plan_page_fit_in_a_few_screens(
-    api: Api, store: EventStore, tokens: Tokens, browser: Any, base_url: str  # noqa: F811
+    api: Api, store: EventStore, tokens: Tokens, browser: Any, base_url: str
 ) -> None:
     district = unique("Huyện Thanh Hà")
     statuses = ["received", "classified", "accepted", "verifying", "dialogue", "decided", "notified", "closed",
