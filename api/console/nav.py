@@ -48,6 +48,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("plan", "nav.plan", "/plan", READERS),
     NavItem("reports", "nav.reports", "/reports", READERS),
     NavItem("stalled", "nav.stalled", "/stalled", QUEUE_ROLES),
+    NavItem("ops", "nav.ops", "/ops", QUEUE_ROLES),
 )
 
 

@@ -46,7 +46,8 @@ async def test_every_vietnamese_page_a_clerk_a_supervisor_and_an_operator_see_is
         await asyncio.sleep(0.1)
     pages = ["/console/cases", f"/console/cases/{overdue}", f"/console/cases/{coordinated}", "/console/plan",
              "/console/reports"]
-    for who, extra in ((tokens.supervisor, []), (tokens.lead, []), (tokens.operator, ["/console/stalled"])):
+    watching = ["/console/stalled", "/console/ops"]
+    for who, extra in ((tokens.supervisor, []), (tokens.lead, ["/console/queue"]), (tokens.operator, watching)):
         async with signed_in(api.app, who) as user:
             for path in pages + extra:
                 page = await user.get(path)
