@@ -237,9 +237,12 @@ async def cases_page(
     items, next_cursor, filters = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
     counts = await count_cases(store.pool, filters)
     districts = sorted(str(g.value) for g in counts.by_district if g.value)
+    ref, lang = reference(request), language_of(request)
     return render(request, "cases.html", {
         "items": items, "counts": counts, "query": query, "filters": filters, "kinds": KINDS,
-        "statuses": STATUSES, "districts": districts, "body_codes": reference(request).body_codes(),
+        "statuses": STATUSES, "districts": districts, "body_codes": ref.body_codes(),
+        "bodies_by_name": sorted(((code, ref.body_name(code, lang)) for code in ref.body_codes()),
+                                 key=lambda pair: pair[1].casefold()),
         "next_url": _with_cursor(request, next_cursor.encode()) if next_cursor else None,
         "first_url": _first_page(request) if cursor else None,
         "max_groups": MAX_COUNT_GROUPS,
