@@ -1,8 +1,8 @@
 """The one place where the Temporal client, the database pool, the activities and the workflows are wired.
 
-`danvan worker` runs `run_worker`; the API and the CLI make their Temporal clients with `connect`, so every
-client, and every worker built on one, uses the project's data converter: pydantic payloads encrypted by the
-payload codec (`danvan.codec`), whose key comes from the installation's secret.
+`danvan worker` runs `run_worker`. Every Temporal client comes from `danvan.client.connect` (re-exported here with
+`project_converter`, as the tests and older callers import them), so every worker built on one uses the
+project's data converter: pydantic payloads encrypted by the payload codec (`danvan.codec`).
 """
 
 from __future__ import annotations
@@ -14,40 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.converter import DataConverter
-from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
-from danvan.codec import data_converter
+from danvan.client import connect, project_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
-from danvan.tracing import configure_tracing, temporal_interceptors
+from danvan.tracing import configure_tracing
 from danvan.worker_metrics import worker_runtime
 from domain.calendar import CASE_YEARS
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
 from workflows.shared import TASK_QUEUE
 
+__all__ = ["build_worker", "connect", "project_converter", "run_worker"]
+
 log = logging.getLogger("danvan.worker")
-
-
-def project_converter(secret: bytes | None = None) -> DataConverter:
-    """The data converter of every client, worker and replayer: pydantic, with payloads encrypted under
-    `secret` (default: the installation's, as `DANVAN_SECRET_KEY` or `$DANVAN_HOME/secret.key` give it)."""
-    return data_converter(secret if secret is not None else settings_key(Settings.from_env()))
-
-
-async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None,
-                  runtime: Runtime | None = None) -> Client:
-    """A Temporal client with the project's data converter. Every client in the project comes from here.
-    `runtime`: the SDK runtime whose telemetry the client and its workers report to (default: the SDK's). When
-    traces are on (`danvan.tracing`), the client and its workers carry them through Temporal."""
-    return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret),
-                                runtime=runtime, interceptors=temporal_interceptors())
 
 
 def build_worker(

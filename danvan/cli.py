@@ -358,7 +358,8 @@ async def _history_with_process(settings: Settings, args: argparse.Namespace, ev
     from temporalio.service import RPCError
 
     from api.timeline import DomainEntry, domain_entries, fetch_process, merge
-    from worker import connect
+
+    from .client import connect
 
     try:
         async with asyncio.timeout(30):
@@ -460,9 +461,10 @@ async def cmd_plan_import(settings: Settings, args: argparse.Namespace) -> int:
     from activities.plan_loader import PlanFileError, load_plan, term_warning
     from domain.calendar import local_date
     from domain.common import Actor
-    from worker import connect
     from workflows.client import CommandRefused
     from workflows.plan_client import import_plan, plan_progress
+
+    from .client import connect
 
     try:
         document = load_plan(args.file, term_start=args.term_start, term_end=args.term_end)
@@ -507,7 +509,8 @@ def _operator() -> Any:
 async def _ops(settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
     """A Temporal client and an event store, for the operators' commands."""
     from eventstore import EventStore
-    from worker import connect
+
+    from .client import connect
 
     async with database(settings) as url:
         client = await connect(settings.temporal_address, settings.temporal_namespace)

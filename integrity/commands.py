@@ -73,7 +73,7 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
         if temporal:
             from temporalio.service import RPCError
 
-            from worker import connect
+            from danvan.client import connect
 
             from .temporal import check_streams
 
