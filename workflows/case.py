@@ -21,7 +21,15 @@ from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.eventstore import AppendEventsInput, EventStoreActivities, ReadStreamInput
+    from activities.eventstore import (
+        EVENT_ID_CONFLICT,
+        FINAL_ERRORS,
+        INVALID_EVENT,
+        STREAM_CONFLICT,
+        AppendEventsInput,
+        EventStoreActivities,
+        ReadStreamInput,
+    )
     from domain.common import Actor, DomainError, Event, EventRegistry, require
     from domain.deadlines import DeadlineState
     from domain.idempotency import SeenCommand, fingerprint, from_metadata, key_reused
@@ -35,7 +43,7 @@ APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["ConcurrencyError", "EventIdConflictError", "InvalidEventError"],
+    non_retryable_error_types=list(FINAL_ERRORS),
 )
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 #: Continue as new well before Temporal's limits; the state and pending timers travel in the input.
@@ -78,7 +86,7 @@ class RepairResult(BaseModel):
 def _stream_conflict(exc: ActivityError) -> bool:
     cause = exc.cause
     # After a reset the run may even make the stored events' ids again (with other times): a conflict too.
-    return isinstance(cause, ApplicationError) and cause.type in ("ConcurrencyError", "EventIdConflictError")
+    return isinstance(cause, ApplicationError) and cause.type in (STREAM_CONFLICT, EVENT_ID_CONFLICT)
 
 
 class CaseState(Protocol):
@@ -99,7 +107,7 @@ R = TypeVar("R")
 #: cannot handle): refused like any other, the case going on as it was.
 INVALID = "command.invalid"
 #: Errors of an activity that say the input is at fault, not the moment: the command is refused, not retried.
-INPUT_ERRORS = frozenset({"InvalidEventError", "calendar.out_of_range"})
+INPUT_ERRORS = frozenset({INVALID_EVENT, "calendar.out_of_range"})
 
 
 def input_refusal(exc: BaseException) -> DomainError | None:
@@ -108,7 +116,7 @@ def input_refusal(exc: BaseException) -> DomainError | None:
         return exc
     cause = exc.cause if isinstance(exc, ActivityError) else None
     if isinstance(cause, ApplicationError) and cause.type in INPUT_ERRORS:
-        rule = cause.type if cause.type != "InvalidEventError" else INVALID
+        rule = cause.type if cause.type != INVALID_EVENT else INVALID
         return DomainError(rule, f"the case cannot take this: {cause.message}")
     return None
 
