@@ -23,7 +23,7 @@ from eventstore import EventStore
 from integrity.checkpoints import CheckpointLog
 from integrity.lookup import SignedHeads
 
-from . import errors
+from . import errors, openapi
 from .auth import TokenCache
 from .console import mount_console
 from .deadline import RequestDeadline
@@ -120,6 +120,7 @@ def create_app(
     app.include_router(identities.router)
     app.include_router(codec.router)  # Temporal's remote codec, /codec (and /console/codec: see CodecGate)
     mount_console(app)  # the web console, /console
+    openapi.install(app)  # the OpenAPI as the server enforces it: the command union (`api.openapi`)
     app.add_middleware(codec.CodecGate, origins=codec.ui_origins(settings.temporal_ui_url))
     # Outermost but for Starlette's own last-resort handler: the deadline covers authentication too. The bulk
     # retries pace themselves over many cases on purpose; each of their RPCs is still bounded.

@@ -33,7 +33,7 @@ from integrity.lookup import read_signed
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
 from ..errors import validation_error
-from ..filters import check_instant
+from ..filters import PERIOD_PATTERN, check_instant
 from ..identities import (
     IDENTITY_ROLES,
     PETITION_KINDS,
@@ -44,7 +44,7 @@ from ..identities import (
 )
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
 from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, list_page, vault_of
-from ..routes.reports import PERIOD_PATTERN, known_period, report_calendar
+from ..routes.reports import known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -30,7 +30,7 @@ from ops.stalled import DEFAULT_POLICY, find_stalled
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Heads, Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
-from ..filters import FIRST_DAY, LAST_DAY, DistrictFilter, KindFilter, StatusFilter, check_range
+from ..filters import DAY_PATTERN, FIRST_DAY, LAST_DAY, Day, DistrictFilter, KindFilter, StatusFilter, check_range
 from ..identities import (
     IDENTITY_FIELDS,
     IDENTITY_ROLES,
@@ -191,9 +191,11 @@ async def audit_read(store: EventStore, case: CaseRecord | None, principal: Prin
 
 BodyFilter = Annotated[str | None, Query(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                                          description="Lead body or a coordinating body (a body code)")]
-FromDay = Annotated[date | None, Query(description=f"First local day (UTC+7), included; {FIRST_DAY} to {LAST_DAY}")]
-ToDay = Annotated[date | None, Query(description=f"Last local day (UTC+7), included; not before `received_from`, "
-                                                 f"{FIRST_DAY} to {LAST_DAY}")]
+FromDay = Annotated[Day | None, Query(description=f"First local day (UTC+7), included; {FIRST_DAY} to {LAST_DAY}",
+                                      json_schema_extra={"pattern": DAY_PATTERN})]
+ToDay = Annotated[Day | None, Query(description=f"Last local day (UTC+7), included; not before `received_from`, "
+                                               f"{FIRST_DAY} to {LAST_DAY}",
+                                    json_schema_extra={"pattern": DAY_PATTERN})]
 ListRoles = Annotated[Principal, Depends(require("body", "supervisor", "operator", "admin"))]
 
 

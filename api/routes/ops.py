@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from domain.bodies import BODY_CODE_PATTERN
 from domain.common import Actor
 from domain.idempotency import RULE as KEY_REUSED
+from domain.jsontypes import Boolean, Integer, Number
 from domain.repairs import MIN_REASON
 from ops import repairs
 from ops.repairs import BulkReport, RepairOutcome, RepairRefused
@@ -51,9 +52,9 @@ class RetryBody(BaseModel):
 
 class ResetBody(BaseModel):
     reason: Reason
-    to_event_id: int | None = Field(default=None, ge=1, description="a completed workflow task's event id "
+    to_event_id: Integer | None = Field(default=None, ge=1, description="a completed workflow task's event id "
                                     "(default: the last good point before the workflow code started failing)")
-    dry_run: bool = Field(default=False, description="only show the point and what would be re-run")
+    dry_run: Boolean = Field(default=False, description="only show the point and what would be re-run")
 
 
 class NudgeBody(BaseModel):
@@ -72,9 +73,9 @@ class BulkRetryBody(BaseModel):
     kind: CaseKind | None = Field(default=None, description="only cases of this kind")
     body: str | None = Field(default=None, min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                              description="only cases led by this body (a body code)")
-    per_second: float = Field(default=5.0, gt=0, le=50, description="at most this many cases a second")
-    limit: int = Field(default=100, ge=1, le=1000, description="at most this many cases")
-    dry_run: bool = False
+    per_second: Number = Field(default=5.0, gt=0, le=50, description="at most this many cases a second")
+    limit: Integer = Field(default=100, ge=1, le=1000, description="at most this many cases")
+    dry_run: Boolean = False
 
 
 def _operator(principal: Principal) -> Actor:

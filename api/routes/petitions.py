@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 
 from danvan import waits
 from domain import plan_tasks as pt
@@ -33,8 +33,9 @@ from workflows.petition import CommandResult
 from workflows.plan_task import TaskCommandResult, TaskView
 
 from ..auth import check_case_access, require
+from ..command_body import parse_command
 from ..deps import Store, Temporal
-from ..errors import ApiError, error_responses, field_errors
+from ..errors import ApiError, error_responses
 from ..filters import IdempotencyKey, key_reused
 from ..identities import IdentityConflict, IdentityErased, IdentityVault
 from ..times import VietnamTimeRoute
@@ -274,20 +275,12 @@ async def command_case(
     case = await store.get_case(case_id)
     if case is None:
         raise ApiError(404, "not_found", f"no case {case_id}")
-    kind = KINDS.get("petition" if case.kind in PETITION_KINDS else case.kind)
+    kind_name = "petition" if case.kind in PETITION_KINDS else case.kind
+    kind = KINDS.get(kind_name)
     if kind is None:
         check_case_access(principal, case)
         raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}: it takes no commands")
-    if payload.get("type") in kind.internal:
-        raise ApiError(422, "validation_failed", "invalid command", fields=field_errors([{
-            "loc": ("body", "type"), "type": "internal_command",
-            "msg": f"`{payload.get('type')}` is issued by the case itself"}]))
-    try:
-        command = kind.commands.validate_python(payload)
-    except ValidationError as exc:
-        errors = [{**err, "loc": ("body", *err["loc"][1:]) if len(err["loc"]) > 1 else ("body", "type")}
-                  for err in exc.errors()]
-        raise ApiError(422, "validation_failed", "invalid command", fields=field_errors(errors)) from exc
+    command = parse_command(KINDS, kind_name, case.kind, payload)  # 422s: `api.command_body`
     actor = actor_of(principal)
     try:
         check_authority(kind, case, command, actor, principal)

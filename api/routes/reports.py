@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from activities.rules import load_report_calendar
 from domain.reporting import Period, PeriodReport, ReportCalendar
@@ -17,13 +16,12 @@ from eventstore.reports import current_report, for_body, report_csv
 from ..auth import require
 from ..deps import Store
 from ..errors import error_responses, validation_error
-from ..filters import PlanFilter, check_instant
+from ..filters import MOMENT_PATTERN, PERIOD_PATTERN, Moment, PlanFilter, check_instant
 from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=VietnamTimeRoute)
 
-PERIOD_PATTERN = r"^\d{4}(-H1)?$"
 
 #: Reading a report: everyone who reads cases but an intake system. See `get_report` for what a body sees.
 READERS = ("body", "supervisor", "operator", "admin")
@@ -57,8 +55,9 @@ async def get_report(
                                 description="`2026-H1` (January to June) or `2026` (the year)")],
     plan: PlanFilter = None,
     as_of: Annotated[
-        AwareDatetime | None,
-        Query(description="Count the events recorded up to this instant (ISO 8601 with its offset). Default: "
+        Moment | None,
+        Query(json_schema_extra={"pattern": MOMENT_PATTERN},
+              description="Count the events recorded up to this instant (ISO 8601 with its offset). Default: "
                           "the compiled report when there is one, else now"),
     ] = None,
     format: Annotated[Literal["json", "csv"], Query(description="`json` (default) or `csv`")] = "json",
