@@ -44,15 +44,24 @@ def install(app: FastAPI) -> None:
 
 def complete(document: dict[str, Any], *, feed_wait_max: float) -> None:
     """Add what FastAPI cannot derive to `document`, in place: the command union, the plan document of the plan
-    import, and the longest wait of the feed (a setting, `DANVAN_FEED_WAIT_MAX`)."""
+    import, the feed's longest wait (a setting, `DANVAN_FEED_WAIT_MAX`) and the values of its filters."""
     from domain.plan import PlanDocument
 
+    from .feed import EVENT_TYPES
+    from .routes.events import MAX_FILTER_VALUES, known_bodies
     from .routes.petitions import KINDS
 
+    # The values the feed's list filters take (`api.routes.events` refuses any other, naming it).
+    feed_values = {"type": EVENT_TYPES, "body": known_bodies()}
     components = document.setdefault("components", {}).setdefault("schemas", {})
     for parameter in document["paths"]["/v1/events"]["get"].get("parameters", []):
         if parameter["name"] == "wait":
             parameter["schema"]["maximum"] = feed_wait_max
+        for schema in [parameter["schema"], *parameter["schema"].get("anyOf", [])]:
+            if schema.get("type") == "array":
+                schema["maxItems"] = MAX_FILTER_VALUES
+                if parameter["name"] in feed_values:
+                    schema["items"] = {"type": "string", "enum": sorted(feed_values[parameter["name"]])}
     plan = PlanDocument.model_json_schema(ref_template=REF + "{model}")
     renames = merge({**plan.pop("$defs", {}), "PlanDocument": plan}, components, "Plan")
     imported = document["paths"]["/v1/plan/import"]["post"]["requestBody"]["content"]

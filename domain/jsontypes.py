@@ -1,11 +1,11 @@
 """Scalars that keep their JSON type, for the fields of what clients send.
 
-pydantic's default (lax) mode converts on the way in: `0` and `"yes"` become booleans, `"5"`, `5.0` and `true`
-integers, a number a date or a moment (a Unix timestamp). The OpenAPI schema says `boolean`, `integer`,
-`number` and `string` (`date`, `date-time`), and a client that sends another type has made a mistake that the
-API refuses with 422 naming the field (`bool_type`, `int_type`, `float_type`, `date_type`, `datetime_type`),
-rather than reading its request differently than the schema does. Text and real values still validate as before
-(a date or a moment given as an ISO 8601 string or as a Python value; an integer where a number is asked), so
+pydantic's default (lax) mode converts on the way in: `0` and `"yes"` become booleans, `"5"` and `true`
+integers, a number a date or a moment (a Unix timestamp). The OpenAPI schema says `boolean`, `integer`, `number`
+and `string` (`date`, `date-time`), and a client that sends another type has made a mistake that the API refuses
+with 422 naming the field (`bool_type`, `int_type`, `float_type`, `date_type`, `datetime_type`), rather than
+reading its request differently than the schema does. What JSON Schema itself allows still validates: `5.0` is
+an integer, `5` a number; and so do a date or a moment given as an ISO 8601 string or as a Python value, so
 stored events and Temporal payloads, which hold JSON types, read back unchanged.
 """
 
@@ -18,7 +18,19 @@ from pydantic import AwareDatetime, BeforeValidator, Strict
 from pydantic_core import PydanticCustomError
 
 Boolean = Annotated[bool, Strict()]
-Integer = Annotated[int, Strict()]
+
+
+def _integer(value: Any) -> Any:
+    # JSON Schema counts 5.0 an integer, and pydantic's lax mode reads it so (5.5 it refuses); not `true` or "5".
+    if isinstance(value, bool | str | bytes):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+#: Refuses what is not a JSON number; put bounds before it (`Annotated[int, Field(ge=1), INTEGER_ONLY] | None`)
+#: where the integer is optional, or pydantic writes them into the schema under their own names (`ge`).
+INTEGER_ONLY = BeforeValidator(_integer)
+Integer = Annotated[int, INTEGER_ONLY]
 #: An integer is a number too (JSON Schema's `number`); a boolean or a string is not.
 Number = Annotated[float, Strict()]
 

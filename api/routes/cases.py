@@ -51,12 +51,12 @@ from ..queries import (
     list_cases,
     record_case_read,
 )
+from ..routing import ApiRoute
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import RunInfo, TimelineEntry, domain_entries, fetch_process, merge
-from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=ApiRoute)
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
 

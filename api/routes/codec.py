@@ -30,10 +30,10 @@ from danvan.codec import EncryptionCodec, PayloadKeyUnknown
 from ..auth import bearer, principal_of
 from ..console.session import session_principal
 from ..errors import ApiError, error_responses
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal, Role
 
-router = APIRouter(prefix="/codec", tags=["codec"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/codec", tags=["codec"], route_class=ApiRoute)
 
 #: Who may see decoded payloads: those who already read every case in full.
 CODEC_ROLES: tuple[Role, ...] = ("supervisor", "operator", "admin")

@@ -12,13 +12,13 @@ from pydantic import BaseModel, Field
 from ..auth import require
 from ..errors import ApiError, error_responses
 from ..identities import Erasure, IdentityErased, IdentityNotFound, IdentityVault
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal
 from .cases import vault_dependency
 
 log = logging.getLogger("danvan.api")
 
-router = APIRouter(prefix="/v1/identities", tags=["identities"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/identities", tags=["identities"], route_class=ApiRoute)
 
 
 class EraseRequest(BaseModel):

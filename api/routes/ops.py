@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from domain.bodies import BODY_CODE_PATTERN
 from domain.common import Actor
 from domain.idempotency import RULE as KEY_REUSED
-from domain.jsontypes import Boolean, Integer, Number
+from domain.jsontypes import INTEGER_ONLY, Boolean, Integer, Number
 from domain.repairs import MIN_REASON
 from ops import repairs
 from ops.repairs import BulkReport, RepairOutcome, RepairRefused
@@ -30,11 +30,11 @@ from ..auth import require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses
 from ..filters import CaseKind, IdempotencyKey, KindFilter, key_reused
+from ..routing import ApiRoute
 from ..temporal import TemporalUnavailableError
-from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/ops", tags=["ops"], route_class=ApiRoute)
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
 Operator = Annotated[Principal, Depends(require("operator", "admin"))]
@@ -52,8 +52,9 @@ class RetryBody(BaseModel):
 
 class ResetBody(BaseModel):
     reason: Reason
-    to_event_id: Integer | None = Field(default=None, ge=1, description="a completed workflow task's event id "
-                                    "(default: the last good point before the workflow code started failing)")
+    to_event_id: Annotated[int, Field(ge=1), INTEGER_ONLY] | None = Field(
+        default=None, description="a completed workflow task's event id (default: the last good point before the "
+                                  "workflow code started failing)")
     dry_run: Boolean = Field(default=False, description="only show the point and what would be re-run")
 
 

@@ -38,10 +38,10 @@ from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses
 from ..filters import IdempotencyKey, key_reused
 from ..identities import IdentityConflict, IdentityErased, IdentityVault
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal
 
-router = APIRouter(tags=["petitions"], route_class=VietnamTimeRoute)
+router = APIRouter(tags=["petitions"], route_class=ApiRoute)
 
 PETITION_KINDS = {k.value for k in PetitionKind}
 

@@ -17,10 +17,10 @@ from ..auth import require
 from ..deps import Store
 from ..errors import error_responses, validation_error
 from ..filters import MOMENT_PATTERN, PERIOD_PATTERN, Moment, PlanFilter, check_instant
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=ApiRoute)
 
 
 #: Reading a report: everyone who reads cases but an intake system. See `get_report` for what a body sees.

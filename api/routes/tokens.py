@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends
 from ..auth import require
 from ..deps import Store
 from ..errors import error_responses
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal, TokenIssued, TokenRequest, hash_token, issue_token, token_id
 
 log = logging.getLogger("danvan.api")
 
-router = APIRouter(prefix="/v1/tokens", tags=["tokens"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"], route_class=ApiRoute)
 
 
 @router.post(

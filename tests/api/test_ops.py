@@ -124,7 +124,7 @@ async def test_repairs_that_do_not_apply_are_refused_and_change_nothing(
     assert no_point.status_code == 409 and no_point.json()["error"]["code"] == "repair.reset.nothing_failing"
     bad_point = await api.post(f"/v1/ops/cases/{case_id}/reset", tokens.operator,
                                json={"reason": REASON, "to_event_id": 1, "dry_run": True})
-    assert bad_point.status_code == 422 and bad_point.json()["error"]["code"] == "repair.reset.point"
+    assert bad_point.status_code == 409 and bad_point.json()["error"]["code"] == "repair.reset.point"
     missing = await api.post("/v1/ops/cases/no-such-case/retry", tokens.operator, json={"reason": REASON})
     assert missing.status_code == 404
     assert len(await store.read_stream(case_id)) == before
