@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from domain.jsontypes import stripped_at_least
 from eventstore import Pool
 from eventstore.store import translate_errors
 
@@ -184,8 +185,10 @@ class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_body_only_for_body_role)
 
     role: Role
-    body_id: str | None = Field(default=None, min_length=1, max_length=100, validate_default=True)
-    label: str = Field(min_length=1, max_length=200)
+    # Stripped of spaces at either end (`str_strip_whitespace`) before their lengths are measured.
+    body_id: str | None = Field(default=None, min_length=1, max_length=100, pattern=stripped_at_least(1),
+                                validate_default=True)
+    label: str = Field(min_length=1, max_length=200, pattern=stripped_at_least(1))
 
     @field_validator("body_id")
     @classmethod

@@ -46,3 +46,15 @@ def _not_a_number(kind: str, what: str) -> BeforeValidator:
 Date = Annotated[date, _not_a_number("date", "a valid date")]
 Moment = Annotated[AwareDatetime, _not_a_number("datetime", "a valid datetime with its offset")]
 Datetime = Annotated[datetime, _not_a_number("datetime", "a valid datetime")]
+
+
+#: The characters Python's `str.strip()` removes, as a character class of a regular expression (JSON Schema's,
+#: pydantic's and Python's alike), so that a schema states a rule on text measured once stripped.
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def stripped_at_least(length: int) -> str:
+    """The pattern of text that still holds `length` characters or more once stripped of spaces at both ends."""
+    if length <= 1:
+        return f"[^{SPACE}]"
+    return rf"^[{SPACE}]*[^{SPACE}][\s\S]{{{length - 2},}}[^{SPACE}][{SPACE}]*$"

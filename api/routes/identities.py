@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth import require
 from ..errors import ApiError, error_responses
@@ -22,6 +22,8 @@ router = APIRouter(prefix="/v1/identities", tags=["identities"], route_class=Api
 
 
 class EraseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=10, max_length=2000, description="why the identity is erased; recorded")
 
 

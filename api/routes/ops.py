@@ -14,13 +14,13 @@ from datetime import timedelta
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
 from domain.bodies import BODY_CODE_PATTERN
 from domain.common import Actor
 from domain.idempotency import RULE as KEY_REUSED
-from domain.jsontypes import INTEGER_ONLY, Boolean, Integer, Number
+from domain.jsontypes import INTEGER_ONLY, Boolean, Integer, Number, stripped_at_least
 from domain.repairs import MIN_REASON
 from ops import repairs
 from ops.repairs import BulkReport, RepairOutcome, RepairRefused
@@ -38,7 +38,9 @@ router = APIRouter(prefix="/v1/ops", tags=["ops"], route_class=ApiRoute)
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
 Operator = Annotated[Principal, Depends(require("operator", "admin"))]
-Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, description="why (recorded)")]
+Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, pattern=stripped_at_least(MIN_REASON),
+                              description=f"why (recorded): at least {MIN_REASON} characters besides the spaces "
+                                          "at either end")]
 
 
 class StalledList(BaseModel):
@@ -47,10 +49,14 @@ class StalledList(BaseModel):
 
 
 class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
 
 
 class ResetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     to_event_id: Annotated[int, Field(ge=1), INTEGER_ONLY] | None = Field(
         default=None, description="a completed workflow task's event id (default: the last good point before the "
@@ -59,17 +65,23 @@ class ResetBody(BaseModel):
 
 
 class NudgeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     body: str | None = Field(default=None, min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                              description="the body to remind (default: every body the case waits on)")
 
 
 class ReassignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     body: str = Field(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN, description="the body the case goes to")
 
 
 class BulkRetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     kind: CaseKind | None = Field(default=None, description="only cases of this kind")
     body: str | None = Field(default=None, min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,

@@ -2,22 +2,24 @@
 number of examples, on the real app (PostgreSQL, the Temporal dev server and a worker running the cases).
 
 Each operation is one test (`test_operation[GET /v1/cases]`...). Schemathesis draws requests from the
-operation's schema (its explicit examples, the coverage phase's boundary and negative values, then
+operation's schema (its explicit examples, the coverage phase's boundary and invalid values, then
 `MAX_EXAMPLES` Hypothesis examples, valid and invalid), sends each with a token of a role that may call the
 operation, and runs all its checks on the answer: no 5xx; a status code, content type, headers and body the
 OpenAPI declares; invalid input refused with a 4xx, valid input not refused with 422; a request without a token
 or with a wrong one answered 401; a method the path does not have answered 405. Derandomized: a run draws the
 same requests every time.
 
-What a schema cannot state, the fuzz supplies instead of exempting: valid requests use the
-opaque cursors of real pages, a date range in order, and half of the case ids and refs of the path name real
-cases (a complaint and a plan task opened here), a command going to a case of a kind that takes it (`supply`);
-so the valid requests reach the case's decider and Temporal instead of stopping at a 404 or a cursor's 422. One
-operation states no more than its schema can: a plan document the schema accepts may still name bodies or
-dates the bodies' registry refuses (`ACCEPTED_REFUSALS`).
+What a schema cannot state, the fuzz supplies instead of exempting (`supply`): valid requests carry the
+opaque cursors of real pages, a date range in order and an Idempotency-Key of their own; half of the case ids
+and refs in paths name real cases (a complaint and a plan task opened here), a command going to a case of a
+kind that takes it, so that valid requests reach the case's decider and Temporal instead of a 404. One
+operation's valid requests may be refused by rules of data, not of shape: a plan document naming bodies the
+bodies' registry does not hold (`ACCEPTED_REFUSALS`).
 
-Nothing is excluded. The feed's long poll (`GET /v1/events?wait=`) is fuzzed as it is, bounded by the app's
-`DANVAN_FEED_WAIT_MAX`, set low here (`FEED_WAIT_MAX`), which the OpenAPI states as its maximum.
+No operation is excluded. The feed's long poll (`GET /v1/events?wait=`) is fuzzed as it is, bounded by the
+app's `DANVAN_FEED_WAIT_MAX`, set low here (`FEED_WAIT_MAX`), which the OpenAPI states as its maximum. Three
+known defects wait for the API's edge (`api/limits.py`, on its way), each held by a strict xfail test that
+fails once it is fixed: see `pending_before`, `pending_after` and `CONFIG`.
 
 The app under test is built by `create_app` as production builds it and runs in schemathesis' own in-process
 ASGI client (its own event loop, in a thread, with its own pool and Temporal client). The worker that runs the
@@ -27,7 +29,11 @@ module runs it in a thread of its own while they run (`session_loop_running`).
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextlib
+import gc
+import hashlib
 import threading
 import zlib
 from collections.abc import Iterator
@@ -56,10 +62,15 @@ from .support import Api, petition, small_plan, token, unique
 MAX_EXAMPLES = 25
 #: The feed's longest wait in the app under test (seconds), so that a fuzzed long poll stays short.
 FEED_WAIT_MAX = "0.2"
+#: The request deadline of the app under test (seconds; 5 by default). Importing the shipped plan on a fresh
+#: database (`POST /v1/plan/import` with no body) starts its 43 task cases within the request, which takes some
+#: 4 to 5 s here, more while the fuzz loads the machine: under the default deadline it answers 503 although the
+#: import goes on and completes (sent again, it answers 200 `unchanged`).
+REQUEST_TIMEOUT = "20"
 
 
 def app_settings(env: dict[str, str]) -> Settings:
-    return Settings.from_env({**env, "DANVAN_FEED_WAIT_MAX": FEED_WAIT_MAX})
+    return Settings.from_env({**env, "DANVAN_FEED_WAIT_MAX": FEED_WAIT_MAX, "DANVAN_REQUEST_TIMEOUT": REQUEST_TIMEOUT})
 
 
 #: The app whose OpenAPI is fuzzed, built as production builds it; only its schema is read here (no I/O): the
@@ -73,12 +84,20 @@ ACCEPTED_REFUSALS = {
     # ids unique: rules of the document against data, not of its shape (422, each problem named).
     "/v1/plan/import": 422,
 }
-CONFIG = schemathesis.Config.from_dict({"operations": [
-    {"include-path": path, "checks": {"positive_data_acceptance": {
-        "expected-statuses": ["2XX", "401", "403", "404", "409", str(status)]}}}
-    for path, status in ACCEPTED_REFUSALS.items()
-]})
-
+CONFIG = schemathesis.Config.from_dict({
+    # No NUL in generated text: the API's edge (api/limits.py, on its way) will refuse it naming the field;
+    # until then PostgreSQL does, unnamed (`test_a_nul_in_a_body_is_422_naming_the_field`).
+    "generation": {"allow-x00": False},
+    "operations": [
+        {"include-path": path,
+         "checks": {"positive_data_acceptance": {
+             "expected-statuses": ["2XX", "401", "403", "404", "409", str(status)]}},
+         # The coverage phase's valid documents, one per bound of each of the plan's many fields (some 600 for
+         # each of YAML and JSON), would all meet that refusal: its invalid ones only, and Hypothesis' valid ones.
+         "phases": {"coverage": {"generation": {"mode": "negative"}}}}
+        for path, status in ACCEPTED_REFUSALS.items()
+    ],
+})
 
 class AppSlot:
     """The ASGI app schemathesis calls, for every request and every check that sends one again: the operations
@@ -172,6 +191,12 @@ def supply(case: schemathesis.Case) -> None:
                 path["case_id"] = REAL["plan_task" if half(label) else "petition"]
         if "ref" in path and half(path["ref"]):
             path["ref"] = REAL["ref"]
+    headers = case.headers
+    if headers is not None and isinstance(headers.get("idempotency-key"), str) and positive(case, "header"):
+        # A key names one request: the same key for another request is refused (422 idempotency.key_reused),
+        # so each distinct request gets its own, and the same request sent again the same one.
+        seen = repr((case.operation.label, case.path_parameters, case.body))
+        headers["idempotency-key"] = f"fuzz-{hashlib.sha256(seen.encode()).hexdigest()[:32]}"
 
 
 # -- known defects whose fix is on its way at the API's edge (`api/limits.py`, which reads every body first) ----
@@ -248,13 +273,41 @@ def session_loop_running(session_loop: asyncio.AbstractEventLoop) -> Iterator[No
     (`case_worker`) keeps running the cases the fuzzed requests open and command. Every async fixture the
     module needs is set up before (`seeded` and what it needs), and none after."""
     thread = threading.Thread(target=session_loop.run_forever, name="session-loop", daemon=True)
-    thread.start()
+    with one_ast_parse_at_a_time():
+        thread.start()
+        try:
+            yield
+        finally:
+            session_loop.call_soon_threadsafe(session_loop.stop)
+            thread.join(timeout=30)
+            assert not thread.is_alive(), "the session's event loop did not stop"
+
+
+@contextlib.contextmanager
+def one_ast_parse_at_a_time() -> Iterator[None]:
+    """`ast.parse` one at a time while several threads run Python code. Python 3.11 keeps the depth of the tree
+    it is converting in state shared by every conversion, so a second one started meanwhile, in another thread
+    or in the same one (a finalizer run by the garbage collector logs a traceback, and traceback parses the line
+    it shows), fails the first with `SystemError: AST constructor recursion depth mismatch`. Hypothesis parses
+    the source of the lambdas it describes."""
+    original = ast.parse
+    lock = threading.Lock()
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if enabled:
+                    gc.enable()
+
+    ast.parse = parse  # type: ignore[assignment]
     try:
         yield
     finally:
-        session_loop.call_soon_threadsafe(session_loop.stop)
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the session's event loop did not stop"
+        ast.parse = original
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +341,15 @@ async def test_a_petition_of_a_year_the_calendar_does_not_hold_is_422(api: Api, 
                               json=petition("fuzz-years", received_at="0789-01-01T00:00:00+07:00"))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["fields"][0]["field"] == "received_at"
+
+
+@pytest.mark.xfail(strict=True, reason="a NUL in a body's text reaches PostgreSQL, which refuses it without naming "
+                   "the field (422 invalid_event); the API's edge (api/limits.py, on its way) refuses it naming "
+                   "the field, rule text_nul")
+async def test_a_nul_in_a_body_is_422_naming_the_field(api: Api, fuzz_tokens: dict[str, str]) -> None:
+    response = await api.post("/v1/tokens", fuzz_tokens["admin"], json={"role": "supervisor", "label": "a\u0000b"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["fields"][0]["field"] == "label"
 
 
 def test_the_schema_is_the_apps(fuzz_app: FastAPI) -> None:

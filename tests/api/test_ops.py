@@ -95,7 +95,11 @@ async def test_a_nudge_is_recorded_once_with_the_operator_from_the_token(
 ) -> None:
     case_id = await open_case(api, tokens)
     key = uuid.uuid4().hex
-    body = {"reason": REASON, "actor": {"id": "kẻ mạo danh", "role": "admin"}}  # a name in the body is ignored
+    named = await api.post(f"/v1/ops/cases/{case_id}/nudge", tokens.operator,
+                           json={"reason": REASON, "actor": {"id": "kẻ mạo danh", "role": "admin"}})
+    assert named.status_code == 422 and named.json()["error"]["fields"][0] == {
+        "field": "actor", "rule": "extra_forbidden", "message": "Extra inputs are not permitted"}  # never taken
+    body = {"reason": REASON}
     first = await api.post(f"/v1/ops/cases/{case_id}/nudge", tokens.operator, json=body,
                            headers={"Idempotency-Key": key})
     assert first.status_code == 200, first.text
