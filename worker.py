@@ -1,8 +1,8 @@
 """The one place where the Temporal client, the database pool, the activities and the workflows are wired.
 
-`danvan worker` runs `run_worker`; the API and the CLI make their Temporal clients with `connect`, so every
-client, and every worker built on one, uses the project's data converter: pydantic payloads encrypted by the
-payload codec (`danvan.codec`), whose key comes from the installation's secret.
+`danvan worker` runs `run_worker`. Every Temporal client comes from `danvan.client.connect` (re-exported here with
+`project_converter`, as the tests and older callers import them), so every worker built on one uses the
+project's data converter: pydantic payloads encrypted by the payload codec (`danvan.codec`).
 """
 
 from __future__ import annotations
@@ -14,32 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
-from danvan.codec import data_converter
+from danvan.client import connect, project_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
+from danvan.tracing import configure_tracing
+from danvan.worker_metrics import worker_runtime
+from domain.calendar import CASE_YEARS
 from eventstore import EventStore
 from workflows import ALL_WORKFLOWS
 from workflows.shared import TASK_QUEUE
 
+__all__ = ["build_worker", "connect", "project_converter", "run_worker"]
+
 log = logging.getLogger("danvan.worker")
-
-
-def project_converter(secret: bytes | None = None) -> DataConverter:
-    """The data converter of every client, worker and replayer: pydantic, with payloads encrypted under
-    `secret` (default: the installation's, as `DANVAN_SECRET_KEY` or `$DANVAN_HOME/secret.key` give it)."""
-    return data_converter(secret if secret is not None else settings_key(Settings.from_env()))
-
-
-async def connect(address: str, namespace: str = "default", *, secret: bytes | None = None) -> Client:
-    """A Temporal client with the project's data converter. Every client in the project comes from here."""
-    return await Client.connect(address, namespace=namespace, data_converter=project_converter(secret))
 
 
 def build_worker(
@@ -51,6 +44,7 @@ def build_worker(
     max_cached_workflows: int = 500,
     rules: RulesActivities | None = None,
     bodies_path: Path | str | None = None,
+    years: tuple[int, int] = CASE_YEARS,
 ) -> Worker:
     """A worker for the case workflows and their activities, on `task_queue`.
 
@@ -59,7 +53,8 @@ def build_worker(
     next has work.
     """
     store_activities = EventStoreActivities(store)
-    rules = rules or RulesActivities(bodies_path=bodies_path)  # reads policy/ once: a bad file stops the worker
+    # Reads policy/ once: a bad file stops the worker.
+    rules = rules or RulesActivities(bodies_path=bodies_path, years=years)
     commands = CaseCommandActivities(client, store, bodies_path)
     reports = ReportActivities(store)
     return Worker(
@@ -84,6 +79,7 @@ async def run_worker(
     settings: Settings, database_url: str, stop: asyncio.Event | None = None, *, task_queue: str = TASK_QUEUE
 ) -> None:
     """Run a worker on `task_queue` until `stop` is set (or forever), then drain in-flight tasks and close."""
+    configure_tracing(settings, "danvan-worker")  # off unless an OTLP endpoint is set
     store = await EventStore.open(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                                   timeout=settings.worker_db_timeout)
     try:
@@ -91,10 +87,18 @@ async def run_worker(
         # A worker with another secret than the installation's could open none of its payloads and would retry
         # every workflow task for ever: it refuses to start instead.
         await check_installation_secret(store.pool, secret)
-        client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret)
-        worker = build_worker(client, store, task_queue=task_queue)
-        log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
-        async with worker:
-            await (stop.wait() if stop is not None else asyncio.Event().wait())
+        # The SDK's metrics and danvan's appends on the worker's own port, the SDK core's logs as JSON lines
+        # (`danvan.worker_metrics`).
+        runtime = worker_runtime(settings)
+        try:
+            client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret,
+                                   runtime=runtime.runtime)
+            worker = build_worker(client, store, task_queue=task_queue,
+                                  years=(settings.calendar_first_year, settings.calendar_last_year))
+            log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
+            async with worker:
+                await (stop.wait() if stop is not None else asyncio.Event().wait())
+        finally:
+            runtime.close()
     finally:
         await store.close()

@@ -70,7 +70,7 @@ class CaseCommandActivities:
         handle = self.client.get_workflow_handle(case_id)
         try:
             key = request.command_id
-            await handle.execute_update("execute", request,
+            await handle.execute_update(request.command.type, request,
                                         id=update_id("cmd-", key, request.command, request.actor) if key else None)
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause

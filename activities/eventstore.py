@@ -17,6 +17,14 @@ from eventstore import (
     RecordedEvent,
 )
 
+#: The error kinds of a refused append, as a workflow meets them (the `type` of the activity's ApplicationError).
+#: Recorded in histories: the values never change.
+STREAM_CONFLICT = "ConcurrencyError"
+EVENT_ID_CONFLICT = "EventIdConflictError"
+INVALID_EVENT = "InvalidEventError"
+#: None of them is helped by a retry.
+FINAL_ERRORS = (STREAM_CONFLICT, EVENT_ID_CONFLICT, INVALID_EVENT)
+
 
 class AppendEventsInput(BaseModel):
     stream_id: str
@@ -53,11 +61,11 @@ class EventStoreActivities:
                 request.stream_id, request.expected_version, request.events, request.case
             )
         except ConcurrencyError as exc:
-            raise ApplicationError(str(exc), type="ConcurrencyError", non_retryable=True) from exc
+            raise ApplicationError(str(exc), type=STREAM_CONFLICT, non_retryable=True) from exc
         except EventIdConflictError as exc:
-            raise ApplicationError(str(exc), type="EventIdConflictError", non_retryable=True) from exc
+            raise ApplicationError(str(exc), type=EVENT_ID_CONFLICT, non_retryable=True) from exc
         except InvalidEventError as exc:
-            raise ApplicationError(str(exc), type="InvalidEventError", non_retryable=True) from exc
+            raise ApplicationError(str(exc), type=INVALID_EVENT, non_retryable=True) from exc
 
     @activity.defn(name="read_stream")
     async def read_stream(self, request: ReadStreamInput) -> ReadStreamResult:

@@ -8,6 +8,7 @@ Bodies are checked against the body registry (`policy/bodies.yaml` unless anothe
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,18 @@ _PlanYamlLoader.yaml_implicit_resolvers = {
 }
 
 
+def term_warning(document: PlanDocument, today: date) -> str | None:
+    """What to say when a plan is imported after its term has ended: its tasks' cases start, but no period's
+    report falls due within the term any more (`domain.plan_cases.cycle_deadlines`), so none will be requested.
+    None while the term runs."""
+    if document.term_end >= today:
+        return None
+    return (f"the term of plan {document.id} ended on {document.term_end.isoformat()} (it ran from "
+            f"{document.term_start.isoformat()}): its task cases start, but no report will be requested of them, "
+            "since no period falls due within the term any more. To import it for the term in force, give its "
+            "days: --term-start YYYY-MM-DD --term-end YYYY-MM-DD")
+
+
 def _describe(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(PLAN_DIR.parent))
@@ -87,14 +100,24 @@ def _problems_message(problems: list[PlanProblem], registry: BodyRegistry | None
     return f"{len(problems)} error(s){against}\n" + "\n".join(f"  {problem}" for problem in problems)
 
 
-def parse_plan(text: str, registry: BodyRegistry | None = None, source: str = "<plan text>") -> PlanDocument:
+def parse_plan(text: str, registry: BodyRegistry | None = None, source: str = "<plan text>", *,
+               term_start: date | None = None, term_end: date | None = None) -> PlanDocument:
     """The plan in YAML or JSON `text`, validated and checked against `registry` (default: the bodies of
-    `policy/bodies.yaml`). `source` names the text in errors (a file name, "import of 2026-01-05")."""
+    `policy/bodies.yaml`). `source` names the text in errors (a file name, "import of 2026-01-05").
+
+    `term_start` and `term_end`, when given, stand for the text's: a plan whose source gives only the years of
+    its term (the shipped one says "nhiệm kỳ 2020 – 2025") is imported with the days the province sets. They are
+    checked as the text's would be (the start before the end, every body in force on some day of the term), and
+    they are part of the document, so of its digest: a plan imported again with another term is a changed plan."""
     data = _parse_text(text, source)
     if not isinstance(data, dict):
         raise PlanFileError(
             source, f"the plan must be a mapping of fields (id, title_vi, …, tasks), not {type(data).__name__}"
         )
+    if term_start is not None:
+        data["term_start"] = term_start.isoformat()
+    if term_end is not None:
+        data["term_end"] = term_end.isoformat()
     bodies = registry if registry is not None else load_bodies()
     try:
         return PlanDocument.from_data(data, bodies)
@@ -102,9 +125,11 @@ def parse_plan(text: str, registry: BodyRegistry | None = None, source: str = "<
         raise PlanFileError(source, _problems_message(exc.problems, bodies), exc.problems) from exc
 
 
-def load_plan(path: Path | str | None = None, registry: BodyRegistry | None = None) -> PlanDocument:
+def load_plan(path: Path | str | None = None, registry: BodyRegistry | None = None, *,
+              term_start: date | None = None, term_end: date | None = None) -> PlanDocument:
     """The plan in `path` (default: `plan/action_plan.yaml` of the repository), validated and checked against
-    `registry` (default: the bodies of `policy/bodies.yaml`)."""
+    `registry` (default: the bodies of `policy/bodies.yaml`); `term_start`, `term_end` stand for the file's when
+    given (see `parse_plan`)."""
     file = Path(path) if path is not None else PLAN_FILE
     source = _describe(file)
     try:
@@ -115,4 +140,4 @@ def load_plan(path: Path | str | None = None, registry: BodyRegistry | None = No
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PlanFileError(source, f"not UTF-8 text ({exc})") from exc
-    return parse_plan(text, registry, source)
+    return parse_plan(text, registry, source, term_start=term_start, term_end=term_end)

@@ -19,9 +19,10 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from domain.bodies import BodyRegistry, RoutingTable, RoutingTableError
-from domain.calendar import WorkingCalendar, is_weekend
+from domain.calendar import CASE_YEARS, WorkingCalendar, is_weekend
 from domain.deadlines import CaseRules, DeadlinePolicy
 from domain.plan_tasks import PlanRules
 from domain.reporting import ReportCalendar
@@ -298,7 +299,10 @@ class RulesActivities:
         bodies_path: Path | str | None = None,
         routing_path: Path | str | None = None,
         report_calendar_path: Path | str | None = None,
+        years: tuple[int, int] = CASE_YEARS,
     ) -> None:
+        #: The years a case may be received in (`DANVAN_CALENDAR_FIRST_YEAR` / `_LAST_YEAR`).
+        self.years = years
         self.policy = load_deadline_policy(deadlines_path)
         self.report_calendar = load_report_calendar(report_calendar_path)
         self.overrides = load_calendar_overrides(overrides_path)
@@ -306,8 +310,8 @@ class RulesActivities:
         self.routing = load_routing(routing_path, self.bodies)
         self._calendars: dict[tuple[int, int], WorkingCalendar] = {}
         # Check every override against the package now rather than in the first case of that year.
-        if years := self.overrides.years():
-            self.calendar(min(years), max(years))
+        if overridden := self.overrides.years():
+            self.calendar(min(overridden), max(overridden))
 
     def calendar(self, first_year: int, last_year: int) -> WorkingCalendar:
         """The calendar for a year range, built on first use and then kept."""
@@ -322,6 +326,14 @@ class RulesActivities:
         the routing table."""
         year = request.received_on.year
         last = max(year + CASE_CALENDAR_YEARS_AFTER, request.until.year if request.until else year)
+        first_year, last_year = self.years
+        if not first_year <= year <= last_year or last > last_year + CASE_CALENDAR_YEARS_AFTER:
+            # The input's fault, not the moment's: retrying cannot help, the case refuses it.
+            raise ApplicationError(
+                f"{request.received_on.isoformat()} is outside the years a case may lie in: "
+                f"{first_year}-01-01 to {last_year}-12-31 (its deadlines may run two years further)",
+                type="calendar.out_of_range", non_retryable=True,
+            )
         return CaseRules(
             policy=self.policy,
             calendar=self.calendar(year, last),

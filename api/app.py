@@ -18,7 +18,9 @@ from temporalio.client import Client
 
 from danvan.codec import EncryptionCodec
 from danvan.keys import check_installation_secret, settings_key
+from danvan.metrics import observe_appends
 from danvan.settings import Settings
+from danvan.tracing import api_telemetry
 from eventstore import EventStore
 from integrity.checkpoints import CheckpointLog
 from integrity.lookup import SignedHeads
@@ -29,7 +31,10 @@ from .console import mount_console
 from .deadline import RequestDeadline
 from .feed import CursorCodec, FeedWatcher
 from .identities import IdentityVault
+from .limits import BodyLimits
+from .metrics import RequestMetrics
 from .routes import cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
+from .routes import metrics as metrics_route
 from .temporal import TemporalConnection
 
 DESCRIPTION = """\
@@ -104,6 +109,7 @@ def create_app(
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=api_telemetry(),  # FastAPI's own HTTP spans, when traces are on (`danvan.tracing`)
     )
     app.state.settings = settings
     app.state.signed_heads = SignedHeads(CheckpointLog(settings.checkpoint_log, settings.checkpoint_key))
@@ -122,6 +128,8 @@ def create_app(
     mount_console(app)  # the web console, /console
     openapi.install(app)  # the OpenAPI as the server enforces it: the command union (`api.openapi`)
     app.add_middleware(codec.CodecGate, origins=codec.ui_origins(settings.temporal_ui_url))
+    # Before any route reads a body: its size, type, encoding, depth and text (`api.limits`).
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     # Outermost but for Starlette's own last-resort handler: the deadline covers authentication too. The bulk
     # retries pace themselves over many cases on purpose; each of their RPCs is still bounded.
     app.add_middleware(RequestDeadline, timeout=settings.request_timeout,
@@ -132,4 +140,9 @@ def create_app(
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    # Metrics (`api.metrics`): `/metrics` for a supervisor, operator or admin token; requests counted outermost,
+    # so the deadline's 503 and the console's answers are counted too; this process's appends counted as well.
+    app.include_router(metrics_route.router)
+    app.add_middleware(RequestMetrics)
+    observe_appends()
     return app

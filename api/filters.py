@@ -13,8 +13,9 @@ such values out first (a body code or a case kind never holds a quote, a backsla
 | `status` | `STATUS_PATTERN`: lower-case letters and `_`, at most 50 |
 | `body` | a body code, `domain.bodies.BODY_CODE_PATTERN` (`UBND_TINH`, `UBND_HUYEN:kinh-mon`), at most 64 |
 | `district` | 1 to 100 characters of text, no control character (Vietnamese with its diacritics, compared in NFC) |
+| `q` | 1 to 200 characters of text, no control character; up to `MAX_WORDS` words, each found in the text |
 | `plan` | a plan id, `domain.plan.PLAN_ID_PATTERN`, at most 100 |
-| `period` | `YYYY-H1` or `YYYY`, the year 2000 to 2100 |
+| `period` | `YYYY-H1`, `YYYY-H2` or `YYYY`, the year 2000 to 2100 |
 | dates | ISO 8601 days from 2000-01-01 to 2100-12-31; a range's end not before its start |
 """
 
@@ -58,8 +59,8 @@ CASE_KINDS: tuple[str, ...] = tuple(k.value for k in CaseKind)
 STATUS_PATTERN = r"^[a-z][a-z_]{0,49}$"
 #: Text filters compared with stored text (a district): no control character (C0, DEL, C1).
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
-#: A report period: the 6-monthly report (`2026-H1`) or the annual one (`2026`), years 2000-2099.
-PERIOD_PATTERN = r"^20\d\d(-H1)?$"
+#: A report period: the first half (`2026-H1`), the second (`2026-H2`) or the year (`2026`), years 2000-2099.
+PERIOD_PATTERN = r"^20\d\d(-H[12])?$"
 #: The days a date filter may name.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)
@@ -92,6 +93,13 @@ BodyCode = Annotated[str | None, Query(min_length=2, max_length=64, pattern=BODY
                                        description="A body code (`UBND_TINH`, `UBND_HUYEN:kinh-mon`)")]
 DistrictFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=TEXT_PATTERN,
                                              description="The district, as written (`Nam Sách`)")]
+#: A text search: its words (at most this many) must each appear in the case's text.
+MAX_WORDS = 8
+TextSearch = Annotated[str | None, Query(
+    min_length=1, max_length=200, pattern=TEXT_PATTERN,
+    description=f"Words to find in a case's subject, content, references, district and commune, each anywhere, "
+                f"whatever the letter case and diacritics (`nam sach` finds `Nam Sách`); at most {MAX_WORDS} "
+                "words")]
 PlanFilter = Annotated[str | None, Query(min_length=1, max_length=100, pattern=PLAN_ID_PATTERN,
                                          description="A plan id: only that plan's tasks")]
 

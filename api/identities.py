@@ -143,6 +143,14 @@ class IdentityVault:
             raise IdentityConflict(ref)
         return petitioner.sealed(ref)
 
+    async def discard_unopened(self, ref: str, case_id: str) -> bool:
+        """Forget an identity sealed for a petition whose case was refused before its first event: no case
+        holds its ref. True when it was removed."""
+        removed = await self.pool.fetchval(
+            "DELETE FROM sealed_identities s WHERE s.ref = $1 AND s.case_id = $2 AND s.erased_at IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = $2) RETURNING s.ref", ref, case_id)
+        return removed is not None
+
     async def _check_recorded_in_clear(self, case_id: str, clear: str, ref: str) -> None:
         """A case received before every petitioner was sealed holds its petitioner in its first event: a
         resubmission must name the same person (`IdentityConflict` otherwise)."""

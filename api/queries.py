@@ -17,6 +17,8 @@ from domain.authority import BODY_TIES
 from eventstore import CaseRecord, Pool
 from eventstore.store import translate_errors
 
+from .filters import MAX_WORDS
+
 #: The province's civil time (Vietnam, UTC+7, no daylight saving): a received date range is in local days.
 LOCAL_TZ = timezone(timedelta(hours=7), "ICT")
 
@@ -42,6 +44,8 @@ class CaseFilter:
     overdue: bool | None = None
     received_from: date | None = None
     received_to: date | None = None
+    #: Words each found in the case's text, letter case and diacritics aside (`case_search`, migration 0011).
+    text: str | None = None
     #: Only the cases this body may read (`api.auth.may_access_case`): a `body` token's scope.
     reader: str | None = None
     #: Only these cases (`in_ids`) or all but these (`not_in_ids`): the stalled filter, found in Temporal.
@@ -50,31 +54,85 @@ class CaseFilter:
 
 
 @dataclass(frozen=True)
+class Sort:
+    """An order of the case list: the key's SQL (the expression of its index, migrations 0003 and 0012), its
+    direction, and how a row's key is read back for the cursor."""
+
+    key: str
+    descending: bool
+    column: str
+    #: The key of a row whose column is empty (the sentinel of `key`).
+    none: str
+
+
+#: The orders of the case list. The default, newest first, pages on (created_at, case_id), which never change
+#: once a case exists; the others on a key that may change while paging (a case's next due date moves when a
+#: deadline is met): such a case may then be seen twice or not at all, never the others.
+SORTS: dict[str, Sort] = {
+    "-created_at": Sort("created_at", True, "created_at", ""),
+    "due_at": Sort("coalesce(due_at, 'infinity'::timestamptz)", False, "due_at", "infinity"),
+    "-received_at": Sort("coalesce(received_at, '-infinity'::timestamptz)", True, "received_at", "-infinity"),
+    "received_at": Sort("coalesce(received_at, '-infinity'::timestamptz)", False, "received_at", "-infinity"),
+}
+DEFAULT_SORT = "-created_at"
+
+
+@dataclass(frozen=True)
 class CaseCursor:
-    """A place in the case list. The list is ordered newest first by (created_at, case_id), both of which
-    never change once a case exists, so paging is stable while cases are being updated; the case id breaks
-    ties between cases created at the same instant."""
+    """A place in the case list, in one of its orders (`SORTS`): the last row's key and id (the id breaks ties
+    between cases with the same key). The newest-first order's key is the creation time."""
 
     created_at: datetime
     case_id: str
+    sort: str = DEFAULT_SORT
+    #: The key of the last row in another order than the default: an ISO instant, or the sentinel of "none".
+    key: str | None = None
 
     def encode(self) -> str:
-        raw = json.dumps({"t": self.created_at.isoformat(), "id": self.case_id}, separators=(",", ":"))
+        doc: dict[str, str] = {"t": self.created_at.isoformat(), "id": self.case_id}
+        if self.sort != DEFAULT_SORT:
+            doc.update(s=self.sort, k=self.key or "")
+        raw = json.dumps(doc, separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
 
     @classmethod
-    def decode(cls, text: str) -> CaseCursor:
-        """The cursor a previous page returned; ValueError when it is not one."""
+    def decode(cls, text: str, sort: str = DEFAULT_SORT) -> CaseCursor:
+        """The cursor a previous page of the list in order `sort` returned; ValueError when it is not one."""
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             doc = json.loads(raw.decode("utf-8"))
             created_at = datetime.fromisoformat(doc["t"])
             case_id = doc["id"]
-        except (binascii.Error, ValueError, UnicodeDecodeError, KeyError, TypeError):
+            given = doc.get("s", DEFAULT_SORT)
+            key = doc.get("k")
+        except (binascii.Error, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
             raise ValueError("not a cursor returned by this endpoint") from None
         if not isinstance(case_id, str) or created_at.tzinfo is None:
             raise ValueError("not a cursor returned by this endpoint")
-        return cls(created_at=created_at, case_id=case_id)
+        if given != sort:
+            raise ValueError(f"this cursor pages the list sorted by {given}, not by {sort}")
+        if sort != DEFAULT_SORT:
+            order = SORTS[sort]
+            if not isinstance(key, str) or (key != order.none and not _instant(key)):
+                raise ValueError("not a cursor returned by this endpoint")
+        return cls(created_at=created_at, case_id=case_id, sort=sort, key=key)
+
+    @classmethod
+    def after(cls, case: CaseRecord, sort: str) -> CaseCursor:
+        """The cursor of the page after `case`, its last row."""
+        if sort == DEFAULT_SORT:
+            return cls(created_at=case.created_at, case_id=case.case_id)
+        order = SORTS[sort]
+        value = getattr(case, order.column)
+        return cls(created_at=case.created_at, case_id=case.case_id, sort=sort,
+                   key=value.isoformat() if isinstance(value, datetime) else order.none)
+
+
+def _instant(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def local_day_start(day: date) -> datetime:
@@ -104,6 +162,11 @@ def _readable_by(p: str) -> str:
     return "(" + " OR ".join([f"lead_body = {p}", f"bodies @> ARRAY[{p}::text]", *ties]) + ")"
 
 
+def search_words(text: str, limit: int = MAX_WORDS) -> list[str]:
+    """The words of a text search, in NFC, the same word once, at most `limit` (the first ones)."""
+    return list(dict.fromkeys(unicodedata.normalize("NFC", text).split()))[:limit]
+
+
 def _where(filters: CaseFilter, params: _Params) -> list[str]:
     """The conditions of `filters`, each value a parameter. `body` matches the lead body or any coordinating
     body; received dates are local (UTC+7) days, both ends included."""
@@ -121,6 +184,9 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
         where.append(f"district = {params.add(_nfc(filters.district))}")
     if filters.overdue is not None:
         where.append(f"overdue = {params.add(filters.overdue)}")
+    if filters.text is not None and (words := search_words(filters.text)):
+        found = " AND ".join(f"s.folded LIKE danvan_contains({params.add(w)})" for w in words)
+        where.append(f"case_id IN (SELECT s.case_id FROM case_search s WHERE {found})")
     if filters.received_from is not None:
         where.append(f"received_at >= {params.add(local_day_start(filters.received_from))}")
     if filters.received_to is not None:
@@ -133,7 +199,8 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
 
 
 def list_cases_sql(
-    filters: CaseFilter, *, limit: int, after: CaseCursor | None = None, fence: bool = False
+    filters: CaseFilter, *, limit: int, after: CaseCursor | None = None, fence: bool = False,
+    sort: str = DEFAULT_SORT,
 ) -> tuple[str, list[Any]]:
     """The statement of `list_cases` and its parameters (the benchmark runs exactly this).
 
@@ -142,15 +209,20 @@ def list_cases_sql(
     """
     params = _Params()
     where = _where(filters, params)
-    if after is not None:
+    order = SORTS[sort]
+    direction, beyond = ("DESC", "<") if order.descending else ("ASC", ">")
+    if after is not None and sort == DEFAULT_SORT:
         where.append(f"(created_at, case_id) < ({params.add(after.created_at)}, {params.add(after.case_id)})")
+    elif after is not None:
+        where.append(f"({order.key}, case_id) {beyond} ({params.add(after.key)}::text::timestamptz, "
+                     f"{params.add(after.case_id)})")
     inner = f"SELECT {_CASE_COLUMNS} FROM cases"
     if where:
         inner += " WHERE " + " AND ".join(where)
     # OFFSET 0 keeps the planner from pushing the ORDER BY ... LIMIT into the subquery.
     sql = f"SELECT * FROM ({inner} OFFSET 0) AS c" if fence else inner
     # One row more than asked says whether there is a next page.
-    sql += f" ORDER BY created_at DESC, case_id DESC LIMIT {params.add(limit + 1)}"
+    sql += f" ORDER BY {order.key} {direction}, case_id {direction} LIMIT {params.add(limit + 1)}"
     return sql, params.values
 
 
@@ -176,7 +248,7 @@ def fence_received_range(filters: CaseFilter, today: date, oldest: date | None) 
 
 
 async def list_cases(
-    pool: Pool, filters: CaseFilter, *, limit: int, after: CaseCursor | None = None
+    pool: Pool, filters: CaseFilter, *, limit: int, after: CaseCursor | None = None, sort: str = DEFAULT_SORT
 ) -> tuple[list[CaseRecord], CaseCursor | None]:
     """One page of cases matching `filters`, newest first, and the cursor of the next page (None at the end).
 
@@ -184,18 +256,18 @@ async def list_cases(
     ends included.
     """
     fence = False
-    if filters.received_to is not None:
+    if filters.received_to is not None and sort == DEFAULT_SORT:
         oldest = None
         if filters.received_from is None:
             with translate_errors():
                 first = await pool.fetchval("SELECT min(received_at) FROM cases")
             oldest = first.astimezone(LOCAL_TZ).date() if first is not None else None
         fence = fence_received_range(filters, datetime.now(LOCAL_TZ).date(), oldest)
-    sql, args = list_cases_sql(filters, limit=limit, after=after, fence=fence)
+    sql, args = list_cases_sql(filters, limit=limit, after=after, fence=fence, sort=sort)
     with translate_errors():
         rows = await pool.fetch(sql, *args)
     cases = [_case(r) for r in rows[:limit]]
-    next_cursor = CaseCursor(created_at=cases[-1].created_at, case_id=cases[-1].case_id) if len(rows) > limit else None
+    next_cursor = CaseCursor.after(cases[-1], sort) if len(rows) > limit else None
     return cases, next_cursor
 
 
@@ -307,3 +379,24 @@ async def list_case_reads(
         )
     reads = [CaseRead(**dict(r)) for r in rows[:limit]]
     return reads, (reads[-1].id if len(rows) > limit else None)
+
+
+# -- a body's work queue -----------------------------------------------------------------------------------
+
+
+async def open_cases_of(pool: Pool, body: str, *, kinds: list[str], ended: list[tuple[str, str]], cap: int
+                        ) -> tuple[list[CaseRecord], bool]:
+    """The cases of `kinds` the body may read (`api.auth.may_access_case`) that have not ended (`ended`: the
+    (kind, status) pairs in which a case of that kind is over), overdue first, then by their next due date;
+    at most `cap`, and whether more were left out."""
+    params = _Params()
+    where = [
+        _readable_by(params.add(_nfc(body))),
+        f"kind = ANY({params.add(kinds)}::text[])",
+        f"NOT (kind || ':' || status = ANY({params.add([f'{k}:{s}' for k, s in ended])}::text[]))",
+    ]
+    sql = (f"SELECT {_CASE_COLUMNS} FROM cases WHERE {' AND '.join(where)} "
+           f"ORDER BY overdue DESC, due_at ASC NULLS LAST, case_id LIMIT {params.add(cap + 1)}")
+    with translate_errors():
+        rows = await pool.fetch(sql, *params.values)
+    return [_case(r) for r in rows[:cap]], len(rows) > cap

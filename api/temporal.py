@@ -9,8 +9,8 @@ from datetime import timedelta
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
-import worker
 from danvan import waits
+from danvan.client import connect
 
 log = logging.getLogger("danvan.api")
 
@@ -20,7 +20,7 @@ class TemporalUnavailableError(Exception):
 
 
 class TemporalConnection:
-    """Holds the API's Temporal client and makes it on first use (`worker.connect`, so with the
+    """Holds the API's Temporal client and makes it on first use (`danvan.client.connect`, so with the
     project's data converter). A failed attempt is not remembered: the next `get()` tries again.
 
     A client given at construction (tests, an embedding process) is used as is and never replaced.
@@ -51,7 +51,7 @@ class TemporalConnection:
         try:
             async with asyncio.timeout(self._bound()), self._lock:
                 if self._client is None:
-                    self._client = await worker.connect(self.address, self.namespace, secret=self.secret)
+                    self._client = await connect(self.address, self.namespace, secret=self.secret)
                     log.info("connected to Temporal at %s (namespace %s)", self.address, self.namespace)
         except TimeoutError:
             raise TemporalUnavailableError(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import date
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from domain.bodies import Body, BodyRegistry
 from domain.jsontypes import stripped_at_least
 from eventstore import Pool
 from eventstore.store import translate_errors
@@ -59,6 +61,22 @@ class Principal(BaseModel):
     def _scoped(self) -> Principal:
         check_scope(self.role, self.body_id)
         return self
+
+
+def check_token_body(registry: BodyRegistry, code: str, on: date) -> Body:
+    """The body a `body` token for `code` acts for, if one may be issued on `on`: a body of `registry` in force
+    that day, and one body (not a family of district bodies, whose instances are the bodies, nor a group code
+    standing for several). Otherwise `domain.bodies.UnknownBody` for a code the registry lacks, and a ValueError
+    saying why for the others (`domain.bodies.BodyNotEffective` names the body's dates and its successor)."""
+    body = registry.get(code)
+    if body.is_family:
+        examples = ", ".join(b.code for b in registry.instances(code)[:2])
+        raise ValueError(f"body {code} ({body.name_vi}) is a family of district bodies: give one of its instances"
+                         + (f", e.g. {examples}" if examples else ""))
+    if body.members:
+        raise ValueError(f"body {code} ({body.name_vi}) is a group standing for {', '.join(body.members)}: "
+                         "give one of them")
+    return registry.effective(code, on)
 
 
 def new_token() -> str:

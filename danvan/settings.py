@@ -11,12 +11,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
+
+from domain.calendar import CASE_YEARS, SUPPORTED_YEARS
 
 T = TypeVar("T", int, float)
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable and the rule."""
+
+
+def _shown(value: object) -> str:
+    """A number as a setting's message writes it: an integer in full, a float shortest."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _ranged(env: Mapping[str, str], name: str, default: T, lo: T, hi: T, parse: Callable[[str], T],
@@ -30,7 +38,7 @@ def _ranged(env: Mapping[str, str], name: str, default: T, lo: T, hi: T, parse: 
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: must be {what}") from None
     if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value:g}: must be between {lo:g} and {hi:g}")
+        raise ConfigError(f"{name}={_shown(value)}: must be between {_shown(lo)} and {_shown(hi)}")
     return value
 
 
@@ -63,6 +71,51 @@ def _address(env: Mapping[str, str], name: str, default: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{name}={raw!r}: must be HOST:PORT")
     return raw
+
+
+def _host(env: Mapping[str, str], name: str, default: str) -> str:
+    """An IP address or a host name to bind to (`0.0.0.0` listens on every interface)."""
+    raw = (env.get(name) or "").strip() or default
+    try:
+        ipaddress.ip_address(raw)
+        return raw
+    except ValueError:
+        pass
+    labels = raw.split(".")
+    if len(raw) > 253 or not all(label and len(label) <= 63 and label.replace("-", "").isalnum()
+                                 and label.isascii() and not label.startswith("-") for label in labels):
+        raise ConfigError(f"{name}={raw!r}: must be an IP address or a host name")
+    return raw
+
+
+def _otlp_traces(env: Mapping[str, str]) -> str | None:
+    """The OTLP traces endpoint, from OpenTelemetry's own variables: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as
+    given, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; None when neither is set or traces are off
+    (`OTEL_TRACES_EXPORTER=none`, `OTEL_SDK_DISABLED=true`). Only the HTTP/protobuf protocol is spoken."""
+    if (env.get("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+        return None
+    exporter = (env.get("OTEL_TRACES_EXPORTER") or "otlp").strip().lower()
+    if exporter == "none":
+        return None
+    if exporter != "otlp":
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={exporter!r}: must be otlp or none")
+    endpoint = (env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or "").strip()
+    name = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    if not endpoint:
+        base = (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "").strip()
+        if not base:
+            return None
+        endpoint, name = base.rstrip("/") + "/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT"
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={endpoint!r}: must be an http:// or https:// URL")
+    for var in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = (env.get(var) or "").strip()
+        if protocol:
+            if protocol != "http/protobuf":
+                raise ConfigError(f"{var}={protocol!r}: danvan exports traces over http/protobuf only")
+            break
+    return endpoint
 
 
 @dataclass(frozen=True)
@@ -100,6 +153,18 @@ class Settings:
     checkpoint_interval: int = 300
     #: The longest `wait` (seconds) a `GET /v1/events` long poll may ask for; the request deadline bounds it too.
     feed_wait_max: float = 30.0
+    #: Where a worker serves its metrics (the Temporal SDK's and danvan's own) for Prometheus; port 0: not served.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
+    #: Where traces go over OTLP (HTTP/protobuf); None: no traces are made (`danvan.tracing`).
+    otlp_traces_endpoint: str | None = None
+    #: The largest request body the API reads (bytes), and how deep its JSON may nest (`api.limits`).
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
+    #: The years a case's dates may lie in: the working calendar knows the holidays of these years and the
+    #: two after (a case received in the last year has deadlines in the next two).
+    calendar_first_year: int = CASE_YEARS[0]
+    calendar_last_year: int = CASE_YEARS[1]
 
     @property
     def temporal_port(self) -> int:
@@ -117,6 +182,14 @@ class Settings:
     def temporal_ui_url(self) -> str:
         """The Temporal Web UI's address (`DANVAN_TEMPORAL_UI_URL`; default the Temporal host, port + 1000)."""
         return self.temporal_ui or f"http://{self.temporal_host}:{self.temporal_ui_port}"
+
+    @property
+    def worker_metrics_address(self) -> str | None:
+        """`HOST:PORT` of the worker's metrics (an IPv6 host in brackets); None when they are off."""
+        if self.worker_metrics_port == 0:
+            return None
+        host = f"[{self.worker_metrics_host}]" if ":" in self.worker_metrics_host else self.worker_metrics_host
+        return f"{host}:{self.worker_metrics_port}"
 
     @property
     def tokens_file(self) -> Path:
@@ -157,6 +230,10 @@ class Settings:
         temporal_ui = (env.get("DANVAN_TEMPORAL_UI_URL") or "").rstrip("/") or None
         if temporal_ui and not temporal_ui.startswith(("http://", "https://")):
             raise ConfigError(f"DANVAN_TEMPORAL_UI_URL={temporal_ui!r}: must start with http:// or https://")
+        first_year = _int(env, "DANVAN_CALENDAR_FIRST_YEAR", CASE_YEARS[0], *SUPPORTED_YEARS)
+        last_year = _int(env, "DANVAN_CALENDAR_LAST_YEAR", CASE_YEARS[1], *SUPPORTED_YEARS)
+        if first_year > last_year:
+            raise ConfigError(f"DANVAN_CALENDAR_FIRST_YEAR={first_year} is after DANVAN_CALENDAR_LAST_YEAR={last_year}")
         return cls(
             home=Path(env.get("DANVAN_HOME") or ".danvan").resolve(),
             database_url=database_url,
@@ -183,4 +260,11 @@ class Settings:
             else None,
             checkpoint_interval=_int(env, "DANVAN_CHECKPOINT_INTERVAL", 300, 0, 86400),
             feed_wait_max=_float(env, "DANVAN_FEED_WAIT_MAX", 30.0, 0.0, 600.0),
+            worker_metrics_host=_host(env, "DANVAN_WORKER_METRICS_HOST", "127.0.0.1"),
+            worker_metrics_port=_int(env, "DANVAN_WORKER_METRICS_PORT", 9464, 0, 65535),
+            otlp_traces_endpoint=_otlp_traces(env),
+            max_body_bytes=_int(env, "DANVAN_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+            max_json_depth=_int(env, "DANVAN_MAX_JSON_DEPTH", 32, 4, 256),
+            calendar_first_year=first_year,
+            calendar_last_year=last_year,
         )

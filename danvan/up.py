@@ -32,13 +32,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO
 
 import asyncpg
 import httpx
 
+from domain.bodies import Body, BodyRegistry
 from eventstore import migrate
 from workflows.shared import SEARCH_ATTRIBUTES
 
@@ -46,7 +47,10 @@ from .postgres import Database, open_database, redact, restart_embedded
 from .settings import Settings
 
 ROLES = ("intake", "body", "supervisor", "operator", "admin")
-DEFAULT_BODY = "BDV_TU"  # the commission itself; `danvan token create` issues tokens for other bodies
+#: The body `danvan up`'s `body` token acts for: the commission (the Ban Dân vận, `domain.authority`), or the
+#: body in force today along its successor chain (since 2025-03-01 the Ban Tuyên giáo và Dân vận): a token of a
+#: body no longer in force could be given no new work. `danvan token create` issues tokens for other bodies.
+COMMISSION = "BDV_TU"
 INTAKE_SOURCE = "local-backoffice"
 
 
@@ -141,21 +145,40 @@ def load_tokens(path: Path) -> dict[str, str]:
             tokens[role] = "dv_" + secrets.token_urlsafe(32)
             changed = True
     if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(tokens, f, indent=2)
+        save_tokens(path, tokens)
     os.chmod(path, 0o600)
     return tokens
 
 
-def token_scope(role: str) -> tuple[str | None, str]:
-    """(body_id, label) of the token `danvan up` keeps for a role."""
+def save_tokens(path: Path, tokens: dict[str, str]) -> None:
+    """Write the role -> token map, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(tokens, f, indent=2)
+    os.chmod(path, 0o600)
+
+
+def commission_body(registry: BodyRegistry, on: date) -> Body:
+    """The body `danvan up`'s `body` token acts for on `on`: `COMMISSION`, or its successor in force that day.
+    `BodyNotEffective` when the registry has none in force."""
+    return registry.get(registry.successor_on(COMMISSION, on))
+
+
+def token_scope(role: str, body: str) -> tuple[str | None, str]:
+    """(body_id, label) of the token `danvan up` keeps for a role; `body` is the one a `body` token acts for."""
     if role == "body":
-        return DEFAULT_BODY, f"local {role} ({DEFAULT_BODY})"
+        return body, f"local {role} ({body})"
     if role == "intake":
         return None, INTAKE_SOURCE
     return None, f"local {role}"
+
+
+def describe_body(body: Body) -> str:
+    """`BTGDV_TU, Ban Tuyên giáo và Dân vận Tỉnh ủy, in force since 2025-03-01`: a body in force today."""
+    since = f" since {body.valid_from.isoformat()}" if body.valid_from else ""
+    until = f" until {body.valid_to.isoformat()} (exclusive)" if body.valid_to else ""
+    return f"{body.code}, {body.name_vi}, in force{since}{until}"
 
 
 class Stack:
@@ -168,6 +191,7 @@ class Stack:
         self.children: list[Child] = []
         self.database: Database | None = None
         self.database_restarts: Restarts | None = None  # the embedded cluster's, once the stack is up
+        self.body: Body | None = None  # the body the `body` token acts for, once the database is prepared
 
     def say(self, message: str) -> None:
         """On the output and in `logs/up.log`, with the time."""
@@ -247,15 +271,45 @@ class Stack:
         if applied:
             self.out(f"  migrations applied: {', '.join(applied)}")
         tokens = load_tokens(self.settings.tokens_file)
+        self.body = self._token_body()
         pool = await asyncpg.create_pool(self.database.url, min_size=1, max_size=2)
         assert pool is not None
         try:
+            await self._replace_stale_body_token(pool, tokens)
             for role, token in tokens.items():
-                body_id, label = token_scope(role)
+                body_id, label = token_scope(role, self.body.code)
                 await ensure_token(pool, token, role, body_id, label)
         finally:
             await pool.close()
         return tokens
+
+    @staticmethod
+    def _token_body() -> Body:
+        from activities.rules import load_bodies
+        from domain.bodies import BodyError
+        from domain.calendar import local_date
+
+        try:
+            return commission_body(load_bodies(), local_date(datetime.now(UTC)))
+        except BodyError as exc:
+            raise UpError(f"no body for the `body` token: {exc}") from None
+
+    async def _replace_stale_body_token(self, pool: asyncpg.Pool, tokens: dict[str, str]) -> None:
+        """An earlier start's `body` token that acts for another body (one no longer in force, as the commission
+        was after its merger) is revoked and replaced, and `tokens.json` rewritten; it is said which."""
+        from api.tokens import hash_token, revoke_token
+
+        assert self.body is not None
+        old = tokens["body"]
+        stored = await pool.fetchval("SELECT body_id FROM api_tokens WHERE token_hash = $1 AND role = 'body'",
+                                     hash_token(old))
+        if stored is None or stored == self.body.code:
+            return
+        await revoke_token(pool, old)
+        tokens["body"] = "dv_" + secrets.token_urlsafe(32)
+        save_tokens(self.settings.tokens_file, tokens)
+        self.out(f"  the body token of an earlier start acted for {stored}; it is revoked, and a new one acts for "
+                 f"{self.body.code}")
 
     def start_app(self) -> None:
         assert self.database is not None
@@ -398,7 +452,9 @@ class Stack:
                if s.checkpoint_interval else "   (none taken: DANVAN_CHECKPOINT_INTERVAL=0)"),
             f"  Tokens ({s.tokens_file}):",
         ]
-        lines += [f"    {role:<10} {token}" for role, token in tokens.items()]
+        lines += [f"    {role:<10} {token}" + (f"   acts for {describe_body(self.body)}"
+                                                 if role == "body" and self.body is not None else "")
+                  for role, token in tokens.items()]
         lines.append("Press Ctrl-C to stop everything.")
         return "\n".join(lines)
 

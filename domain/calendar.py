@@ -23,6 +23,12 @@ _SATURDAY = 5
 _END_OF_DAY = time(23, 59, 59, 999999)
 
 
+#: The years a case's dates may lie in by default, and the widest range that may be set: the `holidays` package
+#: knows Vietnam's lunar holidays for 1901-2100, and a case's deadlines may run two years past its receipt.
+CASE_YEARS = (2000, 2098)
+SUPPORTED_YEARS = (1901, 2098)
+
+
 class CalendarRangeError(ValueError):
     """A date lies outside the years a calendar snapshot covers."""
 

@@ -83,6 +83,10 @@ def deadline_key(request_id: str, body: str) -> str:
     return f"coordination.{request_id}.{body}"
 
 
+#: The basis a coordination sub-deadline records: the lead body set it, no law did (readers show it in their
+#: own language by this value).
+SUB_DEADLINE_BASIS = "sub-deadline set by the lead body"
+
 def sub_deadlines(request_id: str, targets: list[CoordinationTarget], calendar: WorkingCalendar,
                   now: datetime) -> list[Deadline]:
     """One sub-deadline per body, counted from today on the case's recorded calendar."""
@@ -96,7 +100,7 @@ def sub_deadlines(request_id: str, targets: list[CoordinationTarget], calendar: 
         out.append(Deadline(
             key=deadline_key(request_id, target.body), started_on=today, due_on=due_on, due_at=end_of_day(due_on),
             warn_at=end_of_day(max(today, due_on - timedelta(days=1))), amount=target.days, unit=target.unit,
-            variant=None, legal_basis="sub-deadline set by the lead body", rule_ref="coordination",
+            variant=None, legal_basis=SUB_DEADLINE_BASIS, rule_ref="coordination",
             statutory=False, calendar_source=calendar.source,
         ))
     return out

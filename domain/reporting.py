@@ -1,6 +1,9 @@
-"""Report periods of the action plan (`2026-H1`, `2026`) and when their reports fall due.
+"""Report periods of the action plan (`2026-H1`, `2026-H2`, `2026`) and when their reports fall due.
 
 The plan asks for six-monthly and annual reports and gives no dates; `policy/report_calendar.yaml` holds them.
+Its six-monthly report is the first half's (sơ kết 6 tháng đầu năm); the second half is reported within the year's
+(tổng kết năm), so no report of its own is requested. Its figures can still be asked for: `2026-H2` runs from the
+day after the first half ends to the end of the year, and is due with the year's report.
 Pure: standard library and pydantic only.
 """
 
@@ -15,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .calendar import end_of_day
 
 _MONTH_DAY = re.compile(r"^(\d\d)-(\d\d)$")
-_PERIOD = re.compile(r"^(\d{4})(?:-(H1))?$")
+_PERIOD = re.compile(r"^(\d{4})(?:-(H[12]))?$")
+#: The second half-year: figures only, its report being the year's (see the module).
+SECOND_HALF_TITLE_VI = "Số liệu 6 tháng cuối năm"
+SECOND_HALF_TITLE_EN = "Second half of the year (July to December)"
 
 
 def _month_day(year: int, text: str) -> date:
@@ -44,7 +50,7 @@ class PeriodRule(BaseModel):
 
 
 class Period(BaseModel):
-    """A report period: `2026-H1` (the first half of 2026) or `2026` (the whole year)."""
+    """A report period: `2026-H1` (the first half of 2026), `2026-H2` (the second half) or `2026` (the year)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -80,11 +86,14 @@ class ReportCalendar(BaseModel):
         return value
 
     def period(self, period_id: str) -> Period:
-        """The period named `2026-H1` or `2026`; a malformed or unconfigured one is a ValueError naming it."""
+        """The period named `2026-H1`, `2026-H2` or `2026`; a malformed or unconfigured one is a ValueError naming
+        it. `H2` is made from the H1 and year rules (see the module)."""
         match = _PERIOD.match(period_id)
         if not match:
-            raise ValueError(f"period {period_id!r}: must be YYYY-H1 or YYYY")
+            raise ValueError(f"period {period_id!r}: must be YYYY-H1, YYYY-H2 or YYYY")
         year, half = int(match.group(1)), match.group(2)
+        if half == "H2":
+            return self._second_half(period_id, year)
         kind = "H1" if half else "year"
         rule = self.periods.get(kind)
         if rule is None:
@@ -94,8 +103,21 @@ class ReportCalendar(BaseModel):
             due_on=_month_day(year, rule.due), title_vi=rule.title_vi, title_en=rule.title_en,
         )
 
+    def _second_half(self, period_id: str, year: int) -> Period:
+        first, whole = self.periods.get("H1"), self.periods.get("year")
+        if first is None or whole is None:
+            raise ValueError(f"period {period_id!r}: the second half is what the year adds to its first half; the "
+                             "report calendar needs both H1 and year reports for it")
+        starts_on = _month_day(year, first.ends) + timedelta(days=1)
+        ends_on = _month_day(year, whole.ends)
+        if starts_on > ends_on:
+            raise ValueError(f"period {period_id!r}: the first half ends with the year; there is no second half")
+        return Period(id=period_id, kind="H2", starts_on=starts_on, ends_on=ends_on, due_on=_month_day(year, whole.due),
+                      title_vi=SECOND_HALF_TITLE_VI, title_en=SECOND_HALF_TITLE_EN)
+
     def periods_between(self, first: date, last: date) -> list[Period]:
-        """Every period whose report falls due in [first, last], in order of due date."""
+        """Every period whose report falls due in [first, last], in order of due date (H2 has no report of its
+        own: it is not among them)."""
         found = []
         for year in range(first.year, last.year + 1):
             for kind in ("H1", "year"):

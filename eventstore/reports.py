@@ -1,4 +1,5 @@
-"""The period reports of the action plan (`2026-H1`, `2026`), counted from the event store.
+"""The period reports of the action plan (`2026-H1`, `2026-H2`, `2026`), counted from the event store; written
+out as CSV, ZIP, XLSX or text by `eventstore.report_output`.
 
 A report counts only events recorded up to `as_of` (the `recorded_at` column, set by the database when the
 event was appended), so asking again later with the same `as_of` gives the same figures, whatever has been
@@ -28,11 +29,8 @@ Appends are single short statements, so an `as_of` a few seconds in the past is 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -356,124 +354,3 @@ def for_body(report: PeriodReport, body: str) -> PeriodReport:
         "tasks": [t for t in report.tasks if body in t.lead],
         "bodies": [b for b in report.bodies if b.body == body],
     })
-
-
-# -- CSV ----------------------------------------------------------------------------------------------------
-
-#: The columns of `report_csv`, in order.
-CSV_COLUMNS = (
-    "section", "period", "as_of", "kind", "district", "task_id", "case_id", "title_vi", "lead", "report",
-    "due_on", "submitted_at", "submitted_by", "urged", "escalated", "body", "tasks", "received", "accepted",
-    "resolved", "resolved_on_time", "resolved_late", "submitted_on_time", "submitted_late", "missing",
-)
-
-# A text cell starting with one of these is read as a formula by spreadsheet software (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _text(value: str | None) -> str:
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
-def report_csv(report: PeriodReport) -> str:
-    """The report as one CSV table: UTF-8 with a byte order mark (so spreadsheet software shows Vietnamese
-    diacritics), CRLF line ends, a header row with the English column names of `CSV_COLUMNS`, then one row per
-    figure, in the order of the JSON report:
-
-    - `section` says which list the row comes from: `petitions` (kind, district and the five petition counts),
-      `petition_totals` (kind, `all` for the grand total, and the counts; district empty), `tasks` (task_id,
-      case_id, title_vi, lead, report, due_on, submitted_at, submitted_by, urged, escalated) and `bodies` (body,
-      tasks, submitted_on_time, submitted_late, missing). Cells that do not belong to a row's section are empty.
-    - `period` and `as_of` repeat on every row, so a row taken out of the file still says what it counts.
-    - `lead` joins the lead bodies with `; `; dates are ISO 8601 (`as_of` and `submitted_at` with their offset);
-      `escalated` is `true` or `false`.
-    - A text cell that a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`) is prefixed
-      with `'`.
-
-    The BOM is the first character of the returned text: encode it as UTF-8 to write or send it.
-    """
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n", extrasaction="raise")
-    writer.writeheader()
-    common = {"period": report.period, "as_of": report.as_of.isoformat()}
-
-    def petition_row(section: str, f: PetitionFigures) -> dict[str, Any]:
-        return {**common, "section": section, "kind": _text(f.kind), "district": _text(f.district),
-                **{name: getattr(f, name) for name in _COUNTS}}
-
-    for f in report.petitions:
-        writer.writerow(petition_row("petitions", f))
-    for f in report.petition_totals:
-        writer.writerow(petition_row("petition_totals", f))
-    for t in report.tasks:
-        writer.writerow({
-            **common, "section": "tasks", "task_id": _text(t.task_id), "case_id": _text(t.case_id),
-            "title_vi": _text(t.title_vi), "lead": _text("; ".join(t.lead)), "report": t.report,
-            "due_on": t.due_on.isoformat() if t.due_on else "",
-            "submitted_at": t.submitted_at.isoformat() if t.submitted_at else "",
-            "submitted_by": _text(t.submitted_by), "urged": t.urged, "escalated": "true" if t.escalated else "false",
-        })
-    for b in report.bodies:
-        writer.writerow({
-            **common, "section": "bodies", "body": _text(b.body), "tasks": b.tasks,
-            "submitted_on_time": b.submitted_on_time, "submitted_late": b.submitted_late, "missing": b.missing,
-        })
-    return "\ufeff" + out.getvalue()
-
-
-# -- a table for people -------------------------------------------------------------------------------------
-
-
-def _width(text: str) -> int:
-    """Columns a text takes in a terminal: combining marks take none (stored text is NFC, but be safe)."""
-    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-               for ch in text)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Left-aligned columns; the last column is never padded (titles stay whole, however long)."""
-    widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [c + " " * (widths[i] - _width(c)) for i, c in enumerate(cells[:-1])]
-        return "  ".join([*padded, cells[-1]]).rstrip()
-
-    return [line(header), *(line(r) for r in rows)] if rows else [line(header), "(none)"]
-
-
-def report_table(report: PeriodReport) -> str:
-    """The report as plain-text tables for a terminal: tasks, lead bodies, petitions by kind and district,
-    petition totals. Vietnamese text is printed as it is."""
-    out = [
-        f"{report.title_vi} — {report.period} ({report.starts_on.isoformat()} to {report.ends_on.isoformat()}, "
-        f"due {report.due_on.isoformat()})",
-        f"plan: {report.plan_id or 'all plans'}; events recorded up to {report.as_of.isoformat()}; "
-        + ("compiled by the report cycle" if report.compiled else "computed now, not compiled"),
-        "",
-        f"Plan tasks ({len(report.tasks)})",
-    ]
-    out += _table(
-        ["task", "report", "due on", "submitted", "by", "urged", "escalated", "lead", "title"],
-        [[t.task_id, t.report, t.due_on.isoformat() if t.due_on else "-",
-          t.submitted_at.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M") if t.submitted_at else "-",
-          t.submitted_by or "-", str(t.urged), "yes" if t.escalated else "no", ", ".join(t.lead) or "-", t.title_vi]
-         for t in report.tasks],
-    )
-    out += ["", "Lead bodies"]
-    out += _table(
-        ["body", "tasks", "on time", "late", "missing"],
-        [[b.body, str(b.tasks), str(b.submitted_on_time), str(b.submitted_late), str(b.missing)]
-         for b in report.bodies],
-    )
-    petition_header = ["kind", "district", "received", "accepted", "resolved", "on time", "late"]
-
-    def petition_cells(f: PetitionFigures) -> list[str]:
-        return [f.kind, f.district or "-", *(str(getattr(f, name)) for name in _COUNTS)]
-
-    out += ["", "Petitions by kind and district"]
-    out += _table(petition_header, [petition_cells(f) for f in report.petitions])
-    out += ["", "Petitions by kind"]
-    out += _table(petition_header, [petition_cells(f) for f in report.petition_totals])
-    return "\n".join(out) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from . import canonical
+from . import canonical, hooks
 from .errors import (
     ConcurrencyError,
     EventIdConflictError,
@@ -243,7 +244,30 @@ class EventStore:
         Raises `ConcurrencyError` when the stream is elsewhere, `EventIdConflictError` when an id is stored
         with other content. Appending the very same events again (a retry after a lost acknowledgement)
         succeeds and changes nothing: the result says `duplicate=True`.
+
+        Each append is reported to the observers of `eventstore.hooks` (its time and outcome), if any.
         """
+        if not hooks.observed():
+            return await self._append(stream_id, expected_version, events, case)
+        started = time.perf_counter()
+        try:
+            result = await self._append(stream_id, expected_version, events, case)
+        except ConcurrencyError:
+            hooks.appended(time.perf_counter() - started, len(events), "conflict")
+            raise
+        except BaseException:
+            hooks.appended(time.perf_counter() - started, len(events), "error")
+            raise
+        hooks.appended(time.perf_counter() - started, len(events), "duplicate" if result.duplicate else "appended")
+        return result
+
+    async def _append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        case: CaseRow | None,
+    ) -> AppendResult:
         if not events:
             raise InvalidEventError("an append needs at least one event")
         if expected_version < 0:

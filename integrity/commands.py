@@ -46,6 +46,19 @@ def merge(report: VerifyReport, more: list[BrokenStream]) -> VerifyReport:
     })
 
 
+def shown_time(signed: str) -> str:
+    """A checkpoint's signed time (UTC, as signed) as the CLI shows every time: in Vietnam's, saying so."""
+    from datetime import datetime
+
+    from domain.calendar import VN_TZ
+
+    try:
+        instant = datetime.fromisoformat(signed.replace("Z", "+00:00"))
+    except ValueError:
+        return signed
+    return f"{instant.astimezone(VN_TZ):%Y-%m-%d %H:%M:%S}+07:00"
+
+
 async def run_verify(settings: Settings, url: str, case_id: str | None, *, temporal: bool, as_json: bool) -> int:
     """Every stream (or one) against its hash chain, the latest signed checkpoint and Temporal's record."""
     from .database import read_heads
@@ -60,7 +73,7 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
         if temporal:
             from temporalio.service import RPCError
 
-            from worker import connect
+            from danvan.client import connect
 
             from .temporal import check_streams
 
@@ -83,6 +96,10 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
                          + (f", {len(found.unknown)} without a workflow in Temporal" if found.unknown else ""))
     finally:
         await store.close()
+    if case_id and report.ok and report.events_checked == 0:
+        # Nothing stored, nothing in the checkpoint, nothing in Temporal: no such case, and nothing to report.
+        print(f"danvan verify: case {case_id} not found: no event is stored for it", file=sys.stderr)
+        return 1
     if as_json:
         out: dict[str, Any] = report.model_dump(mode="json")
         out["checkpoint"] = checkpoint.fields if checkpoint else None
@@ -91,14 +108,11 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
     else:
         for b in report.broken:
             print(f"BROKEN {b.stream_id} at version {b.first_bad_version} [{b.kind}]: {b.problem}")
-        against = f", against checkpoint {checkpoint.seq} of {checkpoint.time}" if checkpoint else ""
+        against = f", against checkpoint {checkpoint.seq} of {shown_time(checkpoint.time)}" if checkpoint else ""
         state = "ok" if report.ok else f"{len(report.broken)} broken stream(s)"
         print(f"{state}: {report.streams_checked} stream(s), {report.events_checked} event(s) checked{against}")
         for note in notes:
             print(f"note: {note}")
-    if case_id and report.ok and report.events_checked == 0:
-        print(f"danvan verify: case {case_id} has no events", file=sys.stderr)
-        return 1
     return 0 if report.ok else 1
 
 
@@ -122,7 +136,7 @@ async def run_checkpoint(settings: Settings, url: str, *, every: float | None) -
                 log.error("no checkpoint signed: %s", exc)
             else:
                 c = taken.checkpoint
-                line = (f"checkpoint {c.seq}: {c.tree_size} stream(s), root {c.root}, at {c.time} "
+                line = (f"checkpoint {c.seq}: {c.tree_size} stream(s), root {c.root}, at {shown_time(c.time)} "
                         f"(read {taken.read_ms:.0f} ms, signed and written {taken.sign_ms:.0f} ms)")
                 if every:
                     log.info("%s", line)

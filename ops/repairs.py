@@ -4,7 +4,8 @@ stream through the case workflow's `repair` Update (the workflow stays the strea
 * `retry`: a failing step is retried now (ResetActivity: its attempts start again, its backoff is skipped);
   a paused step is unpaused with its attempts reset.
 * `reset`: the case's workflow is reset to its last good point (the last completed workflow task before its
-  code started failing, or an event id the operator names) so that a fixed worker runs it from there. The
+  code started failing, or the point an operator names: a Temporal event id, or the case's event after which
+  to resume, by the number `danvan history` prints) so that a fixed worker runs it from there. The
   commands accepted after that point are re-run by the new run; their events are in the stream already, so the
   run adopts them instead of appending them again (`workflows.case.CaseMachine.catch_up`). A dry run shows the
   point and what will be re-run, and changes nothing.
@@ -93,6 +94,8 @@ class ResetPlan(BaseModel):
     signals: list[str]
     stream_version: int | None = Field(description="the stream's version now; the reset appends nothing again")
     failing: str | None = Field(default=None, description="why the run was failing, if it was")
+    after_version: int | None = Field(default=None, description="the case's event the point follows, when the "
+                                      "point was named by it")
 
 
 class RepairOutcome(BaseModel):
@@ -209,9 +212,57 @@ def _update_of(event: HistoryEvent, client: Client) -> ReplayedUpdate:
                           command_id=command_id, accepted_at=event.event_time.ToDatetime().astimezone())
 
 
+def _decoded(client: Client, payloads: Any) -> dict[str, Any] | None:
+    """The first payload of an activity's input or result, as a dict; None when it cannot be read."""
+    if not payloads:
+        return None
+    try:
+        (value,) = client.data_converter.payload_converter.from_payloads(
+            [opened(client.data_converter, payloads[0])], [dict[str, Any]])
+    except Exception:  # a payload this version cannot read
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def point_after_version(client: Client, case_id: str, events: list[HistoryEvent], version: int) -> HistoryEvent:
+    """The completed workflow task right after the append that stored the case's event `version` (the number
+    `danvan history` prints) in this run's history: a reset there keeps the case as it was once that event was
+    stored and re-runs what followed. `RepairRefused` (`repair.reset.point`, 422) when this run did not store it."""
+    stored: dict[int, tuple[int, int]] = {}  # scheduled event id -> (first, last) version it appends
+    runs: list[tuple[int, int]] = []
+    after: int | None = None
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = e.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "append_events":
+                request = _decoded(client, attrs.input.payloads)
+                if request is not None and isinstance(request.get("events"), list):
+                    first = int(request.get("expected_version", 0)) + 1
+                    stored[e.event_id] = (first, first + len(request["events"]) - 1)
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and after is None:
+            span = stored.get(e.activity_task_completed_event_attributes.scheduled_event_id)
+            if span is not None:
+                runs.append(span)
+                if span[0] <= version <= span[1]:
+                    after = e.event_id
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and after is not None:
+            return e
+    if after is not None:
+        raise RepairRefused("repair.reset.point", f"no workflow task of {case_id} completed after event {version} "
+                            "was stored: reset without naming an event, to return to the last good point",
+                            status=422)
+    held = f"it stored events {runs[0][0]} to {runs[-1][1]}" if runs else "it stored no event yet"
+    raise RepairRefused("repair.reset.point", f"event {version} of {case_id} was not stored by its current run "
+                        f"({held}; a case continued as new starts a new run)", status=422)
+
+
 async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
-                     to_event_id: int | None = None) -> ResetPlan:
-    """Where a reset of the case would return to, and what it would re-run. Changes nothing."""
+                     to_event_id: int | None = None, after_version: int | None = None) -> ResetPlan:
+    """Where a reset of the case would return to, and what it would re-run. Changes nothing. The point is the
+    last good one, or the completed workflow task `to_event_id` (a Temporal history event id), or the one right
+    after the case's event `after_version` was stored (`point_after_version`)."""
+    if to_event_id is not None and after_version is not None:
+        raise ValueError("name the point by to_event_id or by after_version, not both")
     desc = await _running(client, case_id)
     run_id = desc.workflow_execution_info.execution.run_id
     history = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history(rpc_timeout=rpc_timeout())
@@ -221,7 +272,9 @@ async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
     if desc.HasField("pending_workflow_task") and desc.pending_workflow_task.attempt >= 2:
         failures = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
         failing = failures[-1].workflow_task_failed_event_attributes.failure.message if failures else "failing"
-    if to_event_id is None:
+    if after_version is not None:
+        point = point_after_version(client, case_id, events, after_version)
+    elif to_event_id is None:
         if failing is None:
             raise RepairRefused("repair.reset.nothing_failing",
                                 f"the workflow code of {case_id} is not failing: name the event to reset to")
@@ -248,17 +301,18 @@ async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
     if store is not None:
         stored = await store.read_stream(case_id)
         version = stored[-1].version if stored else 0
-    return ResetPlan(run_id=run_id, reset_to_event_id=point.event_id,
+    return ResetPlan(run_id=run_id, reset_to_event_id=point.event_id, after_version=after_version,
                      reset_to_time=point.event_time.ToDatetime().astimezone(), events_after=len(after),
                      updates=updates, signals=signals, stream_version=version, failing=failing)
 
 
 async def reset(client: Client, store: EventStore | None, case_id: str, actor: Actor, reason: str, *,
-                to_event_id: int | None = None, dry_run: bool = False, command_id: str | None = None,
-                wait: float = RECORD_WAIT) -> RepairOutcome:
-    """Reset the case's workflow to its last good point (or `to_event_id`) and record it; `dry_run` only plans."""
+                to_event_id: int | None = None, after_version: int | None = None, dry_run: bool = False,
+                command_id: str | None = None, wait: float = RECORD_WAIT) -> RepairOutcome:
+    """Reset the case's workflow to its last good point (or `to_event_id`, or right after the case's event
+    `after_version`: see `plan_reset`) and record it; `dry_run` only plans."""
     _check_operator(actor, reason)
-    plan = await plan_reset(client, store, case_id, to_event_id=to_event_id)
+    plan = await plan_reset(client, store, case_id, to_event_id=to_event_id, after_version=after_version)
     if dry_run:
         return RepairOutcome(case_id=case_id, action="reset", dry_run=True, recorded=False, plan=plan)
     command_id = command_id or f"repair-{uuid.uuid4()}"
@@ -273,6 +327,7 @@ async def reset(client: Client, store: EventStore | None, case_id: str, actor: A
         raise
     detail = {"reset_to_event_id": plan.reset_to_event_id, "old_run_id": plan.run_id,
               "new_run_id": response.run_id, "rerun_updates": len(plan.updates),
+              **({"after_version": after_version} if after_version is not None else {}),
               **({"failing": plan.failing[:500]} if plan.failing else {})}
     # The reset is done: from here on nothing may claim that nothing changed. The new run may still be opening
     # the case (a reset to before its first event): the record waits for it.

@@ -47,6 +47,16 @@ REMEDIES: dict[str, list[Remedy]] = {
     "workflow_task_failing": ["reset"],
     "deadline_idle": ["nudge", "reassign"],
 }
+#: The kinds of case an operator may give to another body (their workflows carry a reassignment out): a
+#: petition and a plan task. Others (a Front supervision, a report cycle) are never offered the remedy.
+REASSIGNABLE_KINDS = frozenset({"complaint", "denunciation", "recommendation", "voter_petition", "plan_task"})
+
+
+def remedies_for(reason: str, kind: str | None) -> list[Remedy]:
+    """The remedies that fit `reason` on a case of `kind`."""
+    return [r for r in REMEDIES[reason] if r != "reassign" or kind in REASSIGNABLE_KINDS]
+
+
 #: Actors whose events are the machinery's, not a person's action.
 SYSTEM_ACTORS = "system:%"
 
@@ -77,6 +87,11 @@ class Stalled(BaseModel):
     activity_id: str | None = None
     activity_type: str | None = None
     attempts: int | None = Field(default=None, description="attempts so far (a failing step or workflow task)")
+    #: The facts `detail` is written from, for readers in another language (the console): the last failure's
+    #: message or a pause's reason as Temporal gave them; an idle case's missed due date and last person's act.
+    failure: str | None = None
+    overdue_since: datetime | None = None
+    last_action: datetime | None = None
 
 
 def _time(ts: Timestamp) -> datetime | None:
@@ -124,19 +139,19 @@ async def inspect_case(client: Client, case_id: str, policy: StallPolicy = DEFAU
             why = a.pause_info.manual.reason if a.HasField("pause_info") and a.pause_info.HasField("manual") else ""
             found.append(Stalled(**common, reason="activity_paused", since=since or _time(a.scheduled_time),
                                  detail=f"step {a.activity_type.name} is paused" + (f": {why}" if why else ""),
-                                 remedies=REMEDIES["activity_paused"]))
+                                 remedies=REMEDIES["activity_paused"], failure=why or None))
         elif a.attempt >= policy.min_attempts:
             found.append(Stalled(**common, reason="activity_failing", since=_time(a.scheduled_time),
                                  detail=f"step {a.activity_type.name} failed {a.attempt - 1} times"
                                         + (f"; last failure: {failure}" if failure else ""),
-                                 remedies=REMEDIES["activity_failing"]))
+                                 remedies=REMEDIES["activity_failing"], failure=failure or None))
     if desc.HasField("pending_workflow_task") and desc.pending_workflow_task.attempt >= 2:
         task = desc.pending_workflow_task
         message = await last_workflow_task_failure(client, case_id, run_id)
         found.append(Stalled(case_id=case_id, run_id=run_id, reason="workflow_task_failing",
                              since=_time(task.original_scheduled_time) or _time(task.scheduled_time),
                              attempts=task.attempt, detail=f"the case's workflow code keeps failing: {message}",
-                             remedies=REMEDIES["workflow_task_failing"]))
+                             remedies=REMEDIES["workflow_task_failing"], failure=message or None))
     return found
 
 
@@ -200,8 +215,9 @@ async def idle_stalls(store: EventStore, policy: StallPolicy, *, now: datetime |
         since = max(t for t in (r["due_at"], r["last_action"]) if t is not None)
         acted = f"last acted on {r['last_action']:%Y-%m-%d %H:%M} UTC" if r["last_action"] else "nobody has acted"
         out.append(Stalled(case_id=r["case_id"], kind=r["kind"], lead_body=r["lead_body"], reason="deadline_idle",
-                           since=since, remedies=REMEDIES["deadline_idle"],
-                           detail=f"overdue since {r['due_at']:%Y-%m-%d} and {acted}"))
+                           since=since, remedies=remedies_for("deadline_idle", r["kind"]),
+                           detail=f"overdue since {r['due_at']:%Y-%m-%d} and {acted}",
+                           overdue_since=r["due_at"], last_action=r["last_action"]))
     return out
 
 

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from danvan.postgres import Database, create_database, drop_database, open_database
 from eventstore import EventStore, migrate
+from tests.cli import Cli
 from worker import project_converter
 from workflows.shared import SEARCH_ATTRIBUTES
 
@@ -164,3 +165,10 @@ async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 def task_queue() -> str:
     """Each Temporal test on its own task queue, so tests never steal each other's tasks."""
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The `danvan` command run in-process (`tests.cli.Cli`) on the session's database."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return Cli()

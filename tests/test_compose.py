@@ -34,7 +34,7 @@ APP_ENVIRONMENT = {
     "DANVAN_HOME",
 }
 
-APP_SERVICES = ("migrate", "worker", "api", "checkpoint")
+APP_SERVICES = ("migrate", "worker", "api", "checkpoint", "metrics-token")
 
 
 def load() -> dict[str, Any]:
@@ -154,9 +154,15 @@ def test_worker_is_scalable() -> None:
     assert "ports" not in worker
 
 
+#: What the worker adds to the shared environment: its metrics, listened for on the compose network.
+WORKER_ENVIRONMENT = {"DANVAN_WORKER_METRICS_HOST": "0.0.0.0", "DANVAN_WORKER_METRICS_PORT": "9464"}
+
+
 def test_app_services_share_one_image_and_one_environment() -> None:
     svcs = services()
     envs = [environment(svcs[name]) for name in APP_SERVICES]
+    envs = [({k: v for k, v in env.items() if k not in WORKER_ENVIRONMENT} if name == "worker" else env)
+            for name, env in zip(APP_SERVICES, envs, strict=True)]
     assert all(env == envs[0] for env in envs)
     assert set(envs[0]) == APP_ENVIRONMENT
     env = envs[0]
@@ -171,6 +177,23 @@ def test_app_services_share_one_image_and_one_environment() -> None:
     assert svcs["migrate"]["command"] == ["danvan", "migrate"]
     assert svcs["api"]["command"] == ["danvan", "api"]
     assert svcs["checkpoint"]["command"][:3] == ["danvan", "checkpoint", "--every"]
+
+
+def test_every_worker_serves_its_metrics_on_the_compose_network_only() -> None:
+    svcs = services()
+    worker = svcs["worker"]
+    env = environment(worker)
+    assert {k: env[k] for k in WORKER_ENVIRONMENT} == WORKER_ENVIRONMENT
+    assert [str(p) for p in worker["expose"]] == [WORKER_ENVIRONMENT["DANVAN_WORKER_METRICS_PORT"]]
+    assert "ports" not in worker  # exposed to the network, not published: `--scale worker=N` still works
+    for name in APP_SERVICES:
+        if name != "worker":
+            assert not set(environment(svcs[name])) & set(WORKER_ENVIRONMENT), name
+    # The settings the file gives are settings danvan reads, with the values it accepts.
+    from danvan.settings import Settings
+
+    settings = Settings.from_env(WORKER_ENVIRONMENT)
+    assert settings.worker_metrics_address == "0.0.0.0:9464"
 
 
 def test_passwords_come_from_variables_with_defaults() -> None:
@@ -216,3 +239,60 @@ def test_docker_compose_validates_the_file() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_prometheus_scrapes_the_api_with_its_token_and_every_worker() -> None:
+    svcs = services()
+    prometheus = svcs["prometheus"]
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", prometheus["image"])
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]  # loopback only
+    assert prometheus["depends_on"]["metrics-token"]["condition"] == "service_completed_successfully"
+    mounts = {v.split(":")[1]: v for v in prometheus["volumes"]}
+    config_file = ROOT / mounts["/etc/prometheus/prometheus.yml"].split(":")[0].removeprefix("./")
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["danvan-api"]
+    assert api["static_configs"] == [{"targets": ["api:8000"]}] and api["metrics_path"] == "/metrics"
+    token = api["authorization"]["credentials_file"]
+    assert token.startswith("/run/danvan-metrics/") and mounts["/run/danvan-metrics"].endswith(":ro")
+    maker = svcs["metrics-token"]
+    assert "metrics-token:/run/danvan-metrics" in maker["volumes"]
+    script = maker["command"][0]
+    assert "danvan token create --role supervisor" in script and token in script and "-s " + token in script
+    # Every worker, however many `--scale worker=N` runs, on the port the compose file gives them.
+    worker = jobs["danvan-worker"]["dns_sd_configs"][0]
+    assert worker["names"] == ["worker"] and str(worker["port"]) == environment(svcs["worker"])[
+        "DANVAN_WORKER_METRICS_PORT"]
+    # The token's role may read /metrics (api/routes/metrics.py).
+    assert 'require("supervisor"' in (ROOT / "api" / "routes" / "metrics.py").read_text(encoding="utf-8")
+
+
+def test_grafana_has_prometheus_and_a_dashboard_of_series_that_exist() -> None:
+    svcs = services()
+    grafana = svcs["grafana"]
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", grafana["image"])
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+    assert environment(grafana)["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text(encoding="utf-8"))
+    (datasource,) = source["datasources"]
+    assert datasource["url"] == "http://prometheus:9090" and datasource["type"] == "prometheus"
+    provider = yaml.safe_load((provisioning / "dashboards" / "danvan.yml").read_text(encoding="utf-8"))
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    import json
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "danvan.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert all(p["datasource"]["uid"] == datasource["uid"] for p in dashboard["panels"])
+    # Each series the dashboard reads is one danvan or the Temporal SDK exports.
+    from danvan import metrics as app_metrics
+
+    exported = {family.name for m in (app_metrics.HTTP_REQUESTS, app_metrics.HTTP_LATENCY,
+                                      app_metrics.APPEND_LATENCY, app_metrics.APPEND_CONFLICTS)
+                for family in m.collect()}
+    gauges = (ROOT / "api" / "metrics.py").read_text(encoding="utf-8")
+    for expr in exprs:
+        for name in re.findall(r"\b((?:danvan|temporal)_[a-z_]+)", expr):
+            base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+            assert base in exported or f'"{base}"' in gauges or base.startswith("temporal_"), name
+    assert {"danvan_cases_open", "danvan_cases_overdue"} <= {n for e in exprs for n in re.findall(r"danvan_\w+", e)}

@@ -17,16 +17,25 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.eventstore import AppendEventsInput, EventStoreActivities, ReadStreamInput
+    from activities.eventstore import (
+        EVENT_ID_CONFLICT,
+        FINAL_ERRORS,
+        INVALID_EVENT,
+        STREAM_CONFLICT,
+        AppendEventsInput,
+        EventStoreActivities,
+        ReadStreamInput,
+    )
     from domain.common import Actor, DomainError, Event, EventRegistry, require
     from domain.deadlines import DeadlineState
     from domain.idempotency import SeenCommand, fingerprint, from_metadata, key_reused
     from domain.idempotency import metadata as keyed_metadata
     from domain.repairs import RecordRepair, decide_repair
+    from domain.text import faults
     from eventstore.models import CaseRow, NewEvent, RecordedEvent
 
 #: Appends are retried until the database answers: an accepted command is never dropped.
@@ -34,7 +43,7 @@ APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=["ConcurrencyError", "EventIdConflictError", "InvalidEventError"],
+    non_retryable_error_types=list(FINAL_ERRORS),
 )
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 #: Continue as new well before Temporal's limits; the state and pending timers travel in the input.
@@ -77,7 +86,7 @@ class RepairResult(BaseModel):
 def _stream_conflict(exc: ActivityError) -> bool:
     cause = exc.cause
     # After a reset the run may even make the stored events' ids again (with other times): a conflict too.
-    return isinstance(cause, ApplicationError) and cause.type in ("ConcurrencyError", "EventIdConflictError")
+    return isinstance(cause, ApplicationError) and cause.type in (STREAM_CONFLICT, EVENT_ID_CONFLICT)
 
 
 class CaseState(Protocol):
@@ -91,6 +100,38 @@ class CaseState(Protocol):
 
 
 S = TypeVar("S", bound=CaseState)
+R = TypeVar("R")
+
+
+#: The rule of a command the case could not take for what it holds (text its store refuses, a value its rules
+#: cannot handle): refused like any other, the case going on as it was.
+INVALID = "command.invalid"
+#: Errors of an activity that say the input is at fault, not the moment: the command is refused, not retried.
+INPUT_ERRORS = frozenset({INVALID_EVENT, "calendar.out_of_range"})
+
+
+def input_refusal(exc: BaseException) -> DomainError | None:
+    """The refusal an error of a case's step amounts to when the command's own content caused it, else None."""
+    if isinstance(exc, DomainError):
+        return exc
+    cause = exc.cause if isinstance(exc, ActivityError) else None
+    if isinstance(cause, ApplicationError) and cause.type in INPUT_ERRORS:
+        rule = cause.type if cause.type != INVALID_EVENT else INVALID
+        return DomainError(rule, f"the case cannot take this: {cause.message}")
+    return None
+
+
+def named_request(name: str, args: Sequence[RawValue], request_type: type[R]) -> R:
+    """The request of an Update named after its command (`classify`, `accept`...): its one argument, read as
+    `request_type`, whose command must be of that name. Refused (`command.name`) otherwise."""
+    if len(args) != 1:
+        raise ApplicationError(f"the update {name} takes one request, not {len(args)}", type="command.name",
+                               non_retryable=True)
+    request = workflow.payload_converter().from_payload(args[0].payload, request_type)
+    if getattr(getattr(request, "command", None), "type", None) != name:
+        raise ApplicationError(f"the update {name} carries another command", type="command.name",
+                               non_retryable=True)
+    return request
 
 
 def refusal(exc: DomainError) -> ApplicationError:
@@ -305,6 +346,11 @@ class CaseMachine(Generic[S]):
                 return events, not events and command_id is not None and command_id in self.seen
             except DomainError as exc:  # the state moved between validation and handling
                 raise refusal(exc) from exc
+            except ActivityError as exc:  # its events could not be stored as they are: refused, the case unchanged
+                refused = input_refusal(exc)
+                if refused is None:
+                    raise
+                raise refusal(refused) from exc
 
     def validate(self, command: Any, actor: Actor, command_id: str | None, *, internal: frozenset[str],
                  opening: str) -> None:
@@ -321,11 +367,18 @@ class CaseMachine(Generic[S]):
                 if reused is not None:
                     raise reused
                 return
+            for place, rule, message in faults(command):
+                raise DomainError(rule, f"{'.'.join(map(str, place))}: {message}")
             if not isinstance(command, RecordRepair):  # a repair's own rule is `repair.role`
                 self.authorize(self.state, command, actor)
             self.decide_any(self.state, command, actor, workflow.now())
         except DomainError as exc:
             raise refusal(exc) from exc
+        except Exception as exc:
+            # Whatever the command holds, the case is not broken by it: refused before it enters the history.
+            workflow.logger.warning("command %s refused: the case could not decide on it: %r", command.type, exc)
+            raise ApplicationError(f"the case could not decide on this {command.type} command: "
+                                   f"{type(exc).__name__}", INVALID, type=INVALID, non_retryable=True) from exc
 
     def key_reused(self, command: Any, actor: Actor, command_id: str) -> DomainError | None:
         """The refusal of `command` from `actor` under a key the case applied to another request."""

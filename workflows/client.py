@@ -96,12 +96,14 @@ async def open_petition(client: Client, intake: PetitionIntake, *, task_queue: s
 
 
 async def send_case_command(client: Client, case_id: str, request: Any, result_type: type[R]) -> R:
-    """Send one command to any case workflow (its `execute` Update). With a `command_id`, a retry after a lost
-    answer is applied once."""
+    """Send one command to any case workflow (an Update named after the command). With a `command_id`, a retry
+    after a lost answer is applied once."""
     handle = client.get_workflow_handle(case_id)
     try:
+        # Named after its command, so that Temporal's Web UI shows `classify`, `accept`... (the workflow's
+        # dynamic `command` Update; `execute` stays for the histories and clients of before).
         result: R = await handle.execute_update(
-            "execute", request, id=_update_id(request),
+            request.command.type, request, id=_update_id(request),
             result_type=result_type, rpc_timeout=rpc_timeout(),
         )
         return result
@@ -118,20 +120,5 @@ async def send_case_command(client: Client, case_id: str, request: Any, result_t
 
 
 async def send_command(client: Client, case_id: str, request: CommandRequest) -> CommandResult:
-    """Send one command as an Update. With a `command_id`, a retry after a lost answer is applied once."""
-    handle = client.get_workflow_handle_for(PetitionWorkflow.run, case_id)
-    try:
-        return await handle.execute_update(
-            PetitionWorkflow.execute, request, id=_update_id(request),
-            rpc_timeout=rpc_timeout(),
-        )
-    except WorkflowUpdateFailedError as exc:
-        raise _refusal(exc) from exc
-    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        raise OutcomeUnknown(f"no answer from case {case_id} in time") from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise CaseNotFound(case_id) from exc
-        if exc.status in _UNKNOWN:
-            raise OutcomeUnknown(f"no answer from case {case_id} in time: {exc.message}") from exc
-        raise
+    """Send one command to a petition case (`send_case_command`)."""
+    return await send_case_command(client, case_id, request, CommandResult)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
+from temporalio.common import RawValue, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     from domain import front_supervision as fs
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.idempotency import SeenCommand
     from eventstore.models import CaseRow
 
-    from .case import CaseMachine, Stage, refusal
+    from .case import CaseMachine, Stage, named_request, refusal
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -135,6 +135,10 @@ class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
     @workflow.update
     async def execute(self, request: fs.FrontCommandRequest) -> FrontCommandResult:
         """Apply one command of the ladder. A repeated `command_id` returns the current state and changes nothing."""
+        return await self.apply_request(request)
+
+    async def apply_request(self, request: fs.FrontCommandRequest) -> FrontCommandResult:
+        """The body of `execute` and of `command`."""
         events, duplicate = await self.handle(request.command, request.actor, request.command_id)
         return self._result(events, duplicate=duplicate)
 
@@ -143,6 +147,16 @@ class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
         """Refuse, before anything enters the history, a command the ladder or the state does not allow."""
         self.validate(request.command, request.actor, request.command_id, internal=fs.INTERNAL,
                       opening="supervision.opening")
+
+    @workflow.update(dynamic=True)
+    async def command(self, name: str, args: Sequence[RawValue]) -> FrontCommandResult:
+        """One command sent as an Update named after it (`classify`, `accept`...), so that Temporal's Web UI and
+        the process history show what each step was; the same as `execute`, which older clients send."""
+        return await self.apply_request(named_request(name, args, fs.FrontCommandRequest))
+
+    @command.validator
+    def validate_command(self, name: str, args: Sequence[RawValue]) -> None:
+        self.validate_execute(named_request(name, args, fs.FrontCommandRequest))
 
     @workflow.query
     def view(self) -> fs.SupervisionView | None:

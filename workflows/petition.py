@@ -9,19 +9,20 @@ The shared machinery is `workflows.case.CaseMachine`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RawValue, SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.rules import CaseRulesRequest, RulesActivities
     from domain.authority import PETITION, authorize, for_command, petition_facts
     from domain.calendar import local_date
-    from domain.common import SYSTEM, Actor, Event, EventRegistry
+    from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.coordination import owing
     from domain.deadlines import MarkDeadline
     from domain.idempotency import SeenCommand
@@ -31,9 +32,19 @@ with workflow.unsafe.imports_passed_through():
     from domain.petitions.decider import decide, fold, intake_digest, same_petition
     from domain.petitions.model import PetitionIntake, PetitionState, PetitionStatus
     from domain.petitions.views import CaseView, case_row, case_view
+    from domain.text import faults
     from eventstore.models import CaseRow
 
-    from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage
+    from .case import (
+        ACTIVITY_TIMEOUT,
+        APPEND_RETRY,
+        MAX_HISTORY_EVENTS,
+        CaseMachine,
+        Stage,
+        input_refusal,
+        named_request,
+        refusal,
+    )
     from .shared import CASE_KIND, CASE_STATUS, DISTRICT, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -44,6 +55,10 @@ with workflow.unsafe.imports_passed_through():
 #: its notice deadline; a recommendation received in person has the reception's answer period. Runs recorded
 #: before it replay on the old rules, and keep their due dates.
 LEGAL_PERIODS = "legal-periods"
+#: Since this patch a petition whose receipt is refused (its rules cannot be had for its date, its events cannot
+#: be stored as they are, the decider refuses it) ends its run with nothing stored and the refusal answered,
+#: instead of failing its workflow task again and again.
+REFUSED_RECEIPT = "refused-receipt"
 
 
 class PetitionStart(BaseModel):
@@ -82,30 +97,51 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
         self.start = start
         self.setup(start.carried_state, start.seen_commands, start.history_limit, seen_digests=start.seen_digests)
         self.receive_answered = start.carried_state is not None
+        #: Why the petition could not be received (its run then ends with nothing stored).
+        self.refused: DomainError | None = None
 
     # -- the run --------------------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, start: PetitionStart) -> CaseView:
+    async def run(self, start: PetitionStart) -> CaseView | None:
         if self.state is None:
-            rules = await workflow.execute_activity_method(
-                RulesActivities.load_case_rules,
-                CaseRulesRequest(received_on=local_date(start.intake.received_at)),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=APPEND_RETRY,
-            )
-            receive = c.Receive(
-                case_id=workflow.info().workflow_id, intake=start.intake, instance=start.instance,
-                parent_case_id=start.parent_case_id, rules=rules,
-            )
-            async with self.lock:
-                await self.apply(receive, SYSTEM, "receive")
+            try:
+                await self.receive_intake(start)
+            except (DomainError, ActivityError) as exc:
+                refused = input_refusal(exc)
+                if refused is None or not workflow.patched(REFUSED_RECEIPT):
+                    raise
+                # Nothing was stored: the run ends, the sender learns why, and a corrected petition under the
+                # same source and external_ref starts a new run.
+                workflow.logger.warning("petition %s not received: %s", workflow.info().workflow_id, refused)
+                self.refused = refused
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return None
         await self.wait_until_finished(
             SYSTEM, lambda: start.model_copy(update={"carried_state": self.state, "seen_commands": self.seen,
                                           "seen_digests": self.seen_digests})
         )
         assert self.state is not None
         return case_view(self.state)
+
+    async def receive_intake(self, start: PetitionStart) -> None:
+        """Load the case's rules and record its receipt (the first event), unless its text is such that no case
+        may hold it (`domain.text`): a sender that reaches Temporal without the API is refused here."""
+        if workflow.patched(REFUSED_RECEIPT):
+            for place, rule, message in faults(start.intake):
+                raise DomainError(rule, f"{'.'.join(map(str, place))}: {message}")
+        rules = await workflow.execute_activity_method(
+            RulesActivities.load_case_rules,
+            CaseRulesRequest(received_on=local_date(start.intake.received_at)),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=APPEND_RETRY,
+        )
+        receive = c.Receive(
+            case_id=workflow.info().workflow_id, intake=start.intake, instance=start.instance,
+            parent_case_id=start.parent_case_id, rules=rules,
+        )
+        async with self.lock:
+            await self.apply(receive, SYSTEM, "receive")
 
     # -- the domain, for the machinery ----------------------------------------------------------------
 
@@ -210,6 +246,10 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
     @workflow.update
     async def execute(self, request: c.CommandRequest) -> CommandResult:
         """Apply one command. A repeated `command_id` returns the current state and changes nothing."""
+        return await self.apply_request(request)
+
+    async def apply_request(self, request: c.CommandRequest) -> CommandResult:
+        """The body of `execute` and of `command`."""
         events, duplicate = await self.handle(request.command, request.actor, request.command_id)
         return self._result(events, duplicate=duplicate)
 
@@ -219,10 +259,22 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
         self.validate(request.command, request.actor, request.command_id, internal=c.INTERNAL,
                       opening="case.opening")
 
+    @workflow.update(dynamic=True)
+    async def command(self, name: str, args: Sequence[RawValue]) -> CommandResult:
+        """One command sent as an Update named after it (`classify`, `accept`...), so that Temporal's Web UI and
+        the process history show what each step was; the same as `execute`, which older clients send."""
+        return await self.apply_request(named_request(name, args, c.CommandRequest))
+
+    @command.validator
+    def validate_command(self, name: str, args: Sequence[RawValue]) -> None:
+        self.validate_execute(named_request(name, args, c.CommandRequest))
+
     @workflow.update
     async def receive(self, request: ReceiveRequest) -> CommandResult:
         """Answer `POST /v1/petitions` once the case is open: its id and first deadlines."""
-        await workflow.wait_condition(lambda: self.state is not None)
+        await workflow.wait_condition(lambda: self.state is not None or self.refused is not None)
+        if self.state is None and self.refused is not None:
+            raise refusal(self.refused)
         created = not self.receive_answered
         self.receive_answered = True
         return self._result([], created=created)
@@ -237,6 +289,8 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
                 "this source and external_ref were already received with different content",
                 type="petition.conflict",
             )
+        for place, rule, message in faults(request.intake):
+            raise ApplicationError(f"{'.'.join(map(str, place))}: {message}", type=rule, non_retryable=True)
 
     @workflow.query
     def view(self) -> CaseView | None:

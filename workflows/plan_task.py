@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import RawValue, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from activities.rules import PlanRulesRequest, RulesActivities
@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.idempotency import SeenCommand
     from eventstore.models import CaseRow
 
-    from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage
+    from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage, named_request
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -158,6 +158,10 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
     @workflow.update
     async def execute(self, request: pt.TaskCommandRequest) -> TaskCommandResult:
         """Apply one command. A repeated `command_id` returns the current state and changes nothing."""
+        return await self.apply_request(request)
+
+    async def apply_request(self, request: pt.TaskCommandRequest) -> TaskCommandResult:
+        """The body of `execute` and of `command`."""
         events, duplicate = await self.handle(request.command, request.actor, request.command_id)
         assert self.state is not None
         return TaskCommandResult(task=task_view(self.state), events=[e.event_type() for e in events],
@@ -168,6 +172,16 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
         """Refuse, before anything enters the history, what the plan's rules or the task's state do not allow."""
         self.validate(request.command, request.actor, request.command_id, internal=pt.INTERNAL,
                       opening="task.opening")
+
+    @workflow.update(dynamic=True)
+    async def command(self, name: str, args: Sequence[RawValue]) -> TaskCommandResult:
+        """One command sent as an Update named after it (`classify`, `accept`...), so that Temporal's Web UI and
+        the process history show what each step was; the same as `execute`, which older clients send."""
+        return await self.apply_request(named_request(name, args, pt.TaskCommandRequest))
+
+    @command.validator
+    def validate_command(self, name: str, args: Sequence[RawValue]) -> None:
+        self.validate_execute(named_request(name, args, pt.TaskCommandRequest))
 
     @workflow.query
     def view(self) -> TaskView | None:

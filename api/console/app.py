@@ -23,9 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from eventstore import EventStoreError, StoreUnavailableError
 
 from ..errors import DRIVER_ERRORS, ApiError, field_errors, unavailable_service
+from ..metrics import RouteNote
 from ..temporal import TemporalUnavailableError
+from .commands import router as commands_router
 from .i18n import LANG_COOKIE, LANGS, Translator, language_of
+from .ops import router as ops_router
 from .pages import router
+from .queue import router as queue_router
 from .render import NO_STORE, render
 from .session import ConsoleError, SignInRequired, clear_session, root_of
 from .stalled import router as stalled_router
@@ -158,6 +162,9 @@ def build_console() -> FastAPI:
     console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     console.include_router(router)
     console.include_router(stalled_router)
+    console.include_router(queue_router)
+    console.include_router(commands_router)
+    console.include_router(ops_router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     console.add_exception_handler(SignInRequired, _on_sign_in)
     console.add_exception_handler(ConsoleError, _on_console_error)
@@ -169,6 +176,7 @@ def build_console() -> FastAPI:
     for kind in DRIVER_ERRORS:
         console.add_exception_handler(kind, _on_unexpected)
     console.add_exception_handler(Exception, _on_unexpected)
+    console.add_middleware(RouteNote)  # innermost: tells the API's request metrics which page answered
     console.add_middleware(ConsoleMiddleware)
     return console
 

@@ -39,11 +39,16 @@ class NavItem:
     roles: tuple[Role, ...]
 
 
+#: Who has a work queue (`api.console.queue`): the staff of a body.
+BODY_ROLES: tuple[Role, ...] = ("body",)
+
 NAV: tuple[NavItem, ...] = (
+    NavItem("queue", "nav.queue", "/queue", BODY_ROLES),
     NavItem("cases", "nav.cases", "/cases", READERS),
     NavItem("plan", "nav.plan", "/plan", READERS),
     NavItem("reports", "nav.reports", "/reports", READERS),
     NavItem("stalled", "nav.stalled", "/stalled", QUEUE_ROLES),
+    NavItem("ops", "nav.ops", "/ops", QUEUE_ROLES),
 )
 
 

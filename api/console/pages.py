@@ -14,9 +14,10 @@ purpose, recorded in `identity_reads` by `IdentityVault.unseal`, exactly as `GET
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -27,13 +28,14 @@ from danvan import waits
 from domain.plan import PLAN_ID_PATTERN
 from domain.reporting import PeriodReport
 from eventstore import EventStore
-from eventstore.reports import current_report, for_body, report_csv
+from eventstore.report_output import report_xlsx, report_zip, xlsx_file_name
+from eventstore.reports import current_report, for_body
 from integrity.lookup import read_signed
 
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
 from ..errors import validation_error
-from ..filters import PERIOD_PATTERN, check_instant
+from ..filters import FIRST_DAY, PERIOD_PATTERN, check_instant
 from ..identities import (
     IDENTITY_ROLES,
     PETITION_KINDS,
@@ -43,11 +45,13 @@ from ..identities import (
     under_denunciation_regime,
 )
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
-from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, list_page, vault_of
+from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, export_response, list_page, vault_of
 from ..routes.reports import known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal
+from .actions import Attempt, case_forms, command_flash
+from .flash import clear_flash, take_flash
 from .i18n import LABELS, Translator, language_of
 from .nav import QUEUE_ROLES, READERS
 from .render import NO_STORE, render
@@ -68,7 +72,7 @@ from .session import (
     signed_in,
     start_session,
 )
-from .stalled import case_stalls
+from .stalled import FlashView, case_stalls
 from .views import (
     MAX_PLAN_TASKS,
     all_cases,
@@ -85,7 +89,7 @@ router = APIRouter()
 Reader = Annotated[Principal, Depends(signed_in(*READERS))]
 CaseId = Annotated[str, Path(min_length=1, max_length=200)]
 #: Cases on one page of the list.
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 #: The statuses offered by the list's filter (every status of every kind of case).
 STATUSES = tuple(LABELS["status"])
 KINDS = tuple(LABELS["kind"])
@@ -177,6 +181,43 @@ async def logout(request: Request) -> Response:
 # -- the case list ---------------------------------------------------------------------------------------------
 
 
+#: The groups each count table shows (the largest first); the others are summed in one row, so the page stays short.
+MAX_COUNT_GROUPS = 8
+
+
+def typed_day(name: str, text: str | None) -> date | None:
+    """A day typed as dd/mm/yyyy, as a clerk writes it whatever the browser's language (empty: none); 422 naming
+    the field otherwise."""
+    if text is None or not text.strip():
+        return None
+    found = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*", text)
+    try:
+        if found is None:
+            raise ValueError
+        return date(int(found.group(3)), int(found.group(2)), int(found.group(1)))
+    except ValueError:
+        raise validation_error(name, "day_format", f"{name} must be a day written dd/mm/yyyy", text) from None
+
+
+def _export_url(request: Request, format: str) -> str:
+    """The export of the list as filtered and sorted on this page (all its pages)."""
+    kept = {k: v for k, v in request.query_params.items() if k not in {"cursor", "limit", "lang", "format"}}
+    return root_of(request) + "/cases/export?" + urlencode({**kept, "format": format})
+
+
+@router.get("/cases/export")
+async def cases_export(
+    request: Request,
+    store: Store,
+    temporal: Temporal,
+    principal: Reader,
+    query: Filters,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+) -> Response:
+    """The list's cases, as filtered and sorted on the page, as a CSV or XLSX file in the page's language."""
+    return await export_response(store, temporal, principal, query, format, language_of(request))
+
+
 @router.get("/cases")
 async def cases_page(
     request: Request,
@@ -186,17 +227,26 @@ async def cases_page(
     query: Filters,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
+    from_day: Annotated[str | None, Query(max_length=10)] = None,
+    to_day: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
     """The filters of `GET /v1/cases` (a body sees only its own cases), one page newest first, and the counts of
     `GET /v1/cases/counts` for the same filters."""
+    query = dataclasses.replace(query, received_from=typed_day("from_day", from_day) or query.received_from,
+                                received_to=typed_day("to_day", to_day) or query.received_to)
     items, next_cursor, filters = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
     counts = await count_cases(store.pool, filters)
     districts = sorted(str(g.value) for g in counts.by_district if g.value)
+    ref, lang = reference(request), language_of(request)
     return render(request, "cases.html", {
         "items": items, "counts": counts, "query": query, "filters": filters, "kinds": KINDS,
-        "statuses": STATUSES, "districts": districts, "body_codes": reference(request).body_codes(),
+        "statuses": STATUSES, "districts": districts, "body_codes": ref.body_codes(),
+        "bodies_by_name": sorted(((code, ref.body_name(code, lang)) for code in ref.body_codes()),
+                                 key=lambda pair: pair[1].casefold()),
         "next_url": _with_cursor(request, next_cursor.encode()) if next_cursor else None,
         "first_url": _first_page(request) if cursor else None,
+        "max_groups": MAX_COUNT_GROUPS,
+        "export_csv": _export_url(request, "csv"), "export_xlsx": _export_url(request, "xlsx"),
     }, section="cases", headers=NO_STORE)
 
 
@@ -239,6 +289,8 @@ async def _case_page(
     identity_erased: bool = False,
     purpose_error: bool = False,
     status: int = 200,
+    attempt: Attempt | None = None,
+    flash: FlashView | None = None,
 ) -> Response:
     """Render a case: its state, deadlines, board, timeline and integrity, after recording the read; and, when
     the case is stalled now (`api.console.stalled.case_stalls`), a banner saying why, with a link to the queue
@@ -253,6 +305,8 @@ async def _case_page(
     events, integrity, _ = await read_signed(store, getattr(request.app.state, "signed_heads", None), case_id)
     if case is None and not events:
         raise ConsoleError(404, "error.no_case", case_id=case_id)
+    # The commands the reader may send now, judged on the state the recorded events fold to.
+    forms = case_forms(request, case, events, principal, attempt)
     events = shown_events(events)  # an identity recorded in clear before sealing is never shown
     entries: list[DomainEntry | ProcessEntry] = list(domain_entries(events))
     process_down = False
@@ -278,12 +332,12 @@ async def _case_page(
     context: dict[str, Any] = {
         "case_id": case_id, "case": case, "events": events, "deadlines": deadlines,
         "board": board_rows(case, events, deadlines, t) if case is not None else [],
-        "timeline": timeline_rows(entries, events), "process": process, "process_down": process_down,
+        "timeline": timeline_rows(entries, events, t, ref), "process": process, "process_down": process_down,
         "integrity": integrity, "temporal_url": temporal_url, "denunciation": denunciation,
         "petition": petition, "cleared": cleared, "identity_erased": identity_erased,
         "identity": identity, "identity_missing": identity_missing, "purpose_error": purpose_error,
         "case_url": root_of(request) + "/cases/" + quote(case_id, safe=""),
-        "stalls": stalls, "sees_queue": principal.role in QUEUE_ROLES,
+        "stalls": stalls, "sees_queue": principal.role in QUEUE_ROLES, "forms": forms, "flash": flash,
         "queue_url": root_of(request) + "/stalled" + (f"?kind={quote(case.kind, safe='')}" if case else ""),
     }
     if request.method != "GET":  # the language switch of a POST answer goes back to the case page
@@ -303,8 +357,13 @@ async def case_page(
 ) -> Response:
     """A case: state, deadlines with their legal basis, the coordination board, the timeline (with `process=1`,
     merged with Temporal's process history) and the integrity of its hash chain. Roles: those of
-    `GET /v1/cases/{id}/history`; a body sees its own cases only."""
-    return await _case_page(request, case_id, store, settings, temporal, principal, process=process)
+    `GET /v1/cases/{id}/history`; a body sees its own cases only. Below the state, the forms of the commands
+    the reader may send now (`api.console.actions`), and the flash message of the last one sent."""
+    flash = command_flash(take_flash(request), Translator(language_of(request)))
+    response = await _case_page(request, case_id, store, settings, temporal, principal, process=process,
+                                flash=flash)
+    clear_flash(response, request)
+    return response
 
 
 @router.post("/cases/{case_id}/identity")
@@ -352,15 +411,20 @@ async def reveal_identity(
 
 
 @router.get("/plan")
-async def plan_page(request: Request, store: Store, principal: Reader) -> Response:
+async def plan_page(
+    request: Request, store: Store, principal: Reader,
+    plan: Annotated[str | None, Query(min_length=1, max_length=100, pattern=PLAN_ID_PATTERN)] = None,
+) -> Response:
     """Every plan task from the `cases` projection, by task and by body (a body sees the tasks it leads or
-    coordinates), under its plan's header (term, tasks expected, report cycles started)."""
+    coordinates), under its plan's header (term, tasks expected, report cycles started); `plan`: that plan's
+    only."""
     reader = principal.body_id if principal.role == "body" else None
     tasks, truncated = await all_cases(store.pool, CaseFilter(kind="plan_task", reader=reader), cap=MAX_PLAN_TASKS)
     tasks = [case for case in tasks if may_access_case(principal, case)]
     plans, _ = await all_cases(store.pool, CaseFilter(kind="plan"), cap=200)
+    views = [view for view in plan_views(plans, tasks) if plan is None or view.plan_id == plan]
     return render(request, "plan.html", {
-        "plans": plan_views(plans, tasks), "truncated": truncated, "max_tasks": MAX_PLAN_TASKS,
+        "plans": views, "truncated": truncated, "max_tasks": MAX_PLAN_TASKS,
     }, section="plan", headers=NO_STORE)
 
 
@@ -368,10 +432,16 @@ async def plan_page(request: Request, store: Store, principal: Reader) -> Respon
 
 
 def parse_as_of(text: str | None) -> datetime | None:
-    """An instant typed in the form (`2026-06-30T17:00`, Vietnam time unless it carries an offset); ValueError
-    when it is not one."""
-    if not text:
+    """An instant typed in the form: `30/06/2026 17:00` (or the day alone, its end), as a clerk writes it, or
+    ISO 8601 (`2026-06-30T17:00`); Vietnam time unless it carries an offset. ValueError when it is not one."""
+    if not text or not text.strip():
         return None
+    typed = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2}))?\s*", text)
+    if typed is not None:
+        day, month, year, hour, minute = typed.groups()
+        if hour is None:
+            return datetime(int(year), int(month), int(day), 23, 59, 59, tzinfo=LOCAL_TZ)
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), tzinfo=LOCAL_TZ)
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=LOCAL_TZ)
 
@@ -405,17 +475,23 @@ async def reports_page(
     """A period's report (the current period by default) with a link to its CSV; a body sees its own tasks."""
     calendar = report_calendar(request)
     today = today_local()
-    options = calendar.periods_between(date(today.year - 1, 1, 1), date(today.year + 1, 12, 31))
+    # Every period from the year of the first case received (at least last year's) to next year's.
+    first = await store.pool.fetchval("SELECT min(received_at) FROM cases")
+    since = min(today.year - 1, first.astimezone(LOCAL_TZ).year if first is not None else today.year)
+    options = calendar.periods_between(date(max(since, FIRST_DAY.year), 1, 1), date(today.year + 1, 12, 31))
     if period is None:
         upcoming = [p for p in options if p.due_on >= today]
         period = (upcoming[0] if upcoming else options[-1]).id if options else str(today.year)
     report = await _report(request, store, principal, period, plan, as_of)
     params = {k: v for k, v in (("plan", plan), ("as_of", as_of)) if v}
-    csv_url = f"{root_of(request)}/reports/{quote(period, safe='')}/csv" + ("?" + urlencode(params) if params else "")
+    query = "?" + urlencode(params) if params else ""
+    csv_url = f"{root_of(request)}/reports/{quote(period, safe='')}/csv" + query
+    xlsx_url = f"{root_of(request)}/reports/{quote(period, safe='')}/xlsx" + query
     known = calendar.period(period)
     return render(request, "reports.html", {
         "report": report, "options": options, "period": period, "plan": plan or "", "as_of": as_of or "",
-        "csv_url": csv_url, "period_title": known.title_vi if language_of(request) == "vi" else known.title_en,
+        "csv_url": csv_url, "xlsx_url": xlsx_url,
+        "period_title": known.title_vi if language_of(request) == "vi" else known.title_en,
     }, section="reports", headers=NO_STORE)
 
 
@@ -424,9 +500,21 @@ async def report_csv_file(
     request: Request, store: Store, principal: Reader,
     period: Annotated[str, Path(max_length=20)], plan: PlanText = None, as_of: AsOfText = None,
 ) -> Response:
-    """The same report as one CSV table (`eventstore.reports.report_csv`: UTF-8 with BOM, CRLF), as a download."""
+    """The same report as one CSV per table in a ZIP (`eventstore.report_output.report_zip`), as a download."""
     report = await _report(request, store, principal, period, plan, as_of)
-    return Response(report_csv(report).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="report-{report.period}.csv"',
+    return Response(report_zip(report), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="report-{report.period}-csv.zip"',
                              **NO_STORE})
+
+
+@router.get("/reports/{period}/xlsx")
+async def report_xlsx_file(
+    request: Request, store: Store, principal: Reader,
+    period: Annotated[str, Path(max_length=20)], plan: PlanText = None, as_of: AsOfText = None,
+) -> Response:
+    """The same report as an XLSX workbook, one sheet per table (`eventstore.report_output.report_xlsx`)."""
+    report = await _report(request, store, principal, period, plan, as_of)
+    return Response(report_xlsx(report),
+                    media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{xlsx_file_name(report)}"', **NO_STORE})
 

@@ -6,8 +6,8 @@ and `eventstore.reports`.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,9 +17,11 @@ from fastapi import Request
 
 from activities.rules import load_bodies, load_deadline_policy
 from domain.bodies import BodyRegistry, UnknownBody
+from domain.coordination import SUB_DEADLINE_BASIS
 from domain.deadlines import DeadlinePolicy
 from eventstore import CaseRecord, Pool, RecordedEvent
 from eventstore.reports import task_order
+from ops.stalled import Stalled
 
 from ..queries import LOCAL_TZ, CaseCursor, CaseFilter, list_cases
 from ..timeline import DomainEntry, ProcessEntry
@@ -149,6 +151,33 @@ def _deadline_dicts(case: CaseRecord) -> list[Mapping[str, Any]]:
     return [d for d in items if isinstance(d, Mapping) and d.get("key")] if isinstance(items, list) else []
 
 
+def basis_text(basis: str, t: Translator) -> str:
+    """A deadline's recorded basis as the page shows it: a law's citation as written, the sub-deadline a lead
+    body set in the page's language."""
+    return t("deadline.basis.sub_deadline") if basis == SUB_DEADLINE_BASIS else basis
+
+
+def stall_text(stall: Stalled, t: Translator) -> str:
+    """Why a case is stalled, in the page's language, from the facts the scan found (the message Temporal gave a
+    failure is quoted as it is)."""
+    lang = t.lang
+    why = t("stall.detail.why", message=stall.failure) if stall.failure else ""
+    step = stall.activity_type or "—"
+    if stall.reason == "activity_paused":
+        return t("stall.detail.activity_paused", step=step, why=why)
+    if stall.reason == "activity_failing":
+        return t("stall.detail.activity_failing", step=step, count=max((stall.attempts or 1) - 1, 0), why=why)
+    if stall.reason == "workflow_task_failing":
+        return t("stall.detail.workflow_task_failing", why=why)
+    if stall.reason == "deadline_idle" and stall.overdue_since is not None:
+        moment = "%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M"
+        acted = (t("stall.detail.acted", at=stall.last_action.astimezone(LOCAL_TZ).strftime(moment))
+                 if stall.last_action is not None else t("stall.detail.nobody"))
+        return t("stall.detail.deadline_idle", due=_shown_day(stall.overdue_since.astimezone(LOCAL_TZ).date(), lang),
+                 acted=acted)
+    return stall.detail
+
+
 def deadline_rows(case: CaseRecord, t: Translator, ref: Reference, today: date) -> list[DeadlineRow]:
     """The case's deadlines, in due order, from its projection (every kind of case keeps them in `summary`)."""
     rows = []
@@ -159,7 +188,8 @@ def deadline_rows(case: CaseRecord, t: Translator, ref: Reference, today: date) 
         pending = state == "pending"
         rows.append(DeadlineRow(
             key=str(d["key"]), title=deadline_title(str(d["key"]), t, ref), due_on=due_on,
-            legal_basis=str(d.get("legal_basis") or ""), statutory=bool(d.get("statutory", True)), state=state,
+            legal_basis=basis_text(str(d.get("legal_basis") or ""), t), statutory=bool(d.get("statutory", True)),
+            state=state,
             breached=breached, approaching=bool(d.get("approached")),
             overdue=pending and (breached or (due_on is not None and due_on < today)),
             extensions=int(d.get("extensions") or 0), met_at=as_datetime(d.get("met_at")),
@@ -226,8 +256,88 @@ def board_rows(case: CaseRecord, events: Sequence[RecordedEvent], deadlines: Seq
 
 
 @dataclass(frozen=True)
+class DataField:
+    """One field of an event's data as the page shows it: a label in the page's language and the value."""
+
+    label: str
+    value: str
+
+
+#: Fields whose value is a body's code: shown by the body's name.
+_BODY_FIELDS = frozenset({"body", "lead_body", "to_body", "from_body", "previous_body", "resolver", "receiving_body"})
+#: Fields whose value is a code the catalogue names (`LABELS[group]`).
+_CODED_FIELDS = {"kind": "kind", "case_kind": "kind", "from_status": "status", "side": "side"}
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _shown_day(value: date, lang: str) -> str:
+    return value.strftime("%d/%m/%Y" if lang == "vi" else "%Y-%m-%d")
+
+
+def _shown(name: str, value: Any, t: Translator, ref: Reference) -> str:
+    """A value of the field `name`, in words: days as the page writes them, bodies by name, yes and no, a
+    deadline by its title and due day, lists and records one item after another."""
+    lang = t.lang
+    if isinstance(value, bool):
+        return t("common.yes") if value else t("common.no")
+    if isinstance(value, str):
+        if name in _BODY_FIELDS:
+            return f"{ref.body_name(value, lang)} ({value})"
+        if name in _CODED_FIELDS:
+            return t.label(_CODED_FIELDS[name], value)
+        if _ISO_DAY.match(value) and (day := as_date(value)) is not None:
+            return _shown_day(day, lang)
+        if _ISO_MOMENT.match(value) and (moment := as_datetime(value)) is not None:
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(LOCAL_TZ)
+            return moment.strftime("%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M")
+        return value
+    if isinstance(value, Mapping):
+        if name == "rules" or {"policy", "calendar"} <= value.keys():
+            return _rules_text(value, t)
+        if "key" in value and "due_on" in value:
+            return _deadline_text(value, t, ref)
+        parts = [f"{t.label('field', str(k))}: {_shown(str(k), v, t, ref)}" for k, v in value.items()
+                 if v not in (None, "", [], {})]
+        return "; ".join(parts)
+    if isinstance(value, list | tuple):
+        return "; ".join(_shown(name, v, t, ref) for v in value)
+    return str(value)
+
+
+def _rules_text(rules: Mapping[str, Any], t: Translator) -> str:
+    policy = rules.get("policy") or {}
+    calendar = rules.get("calendar") or {}
+    bodies = rules.get("bodies") or {}
+    return t("timeline.rules", policy=str(policy.get("version", "—")), first=str(calendar.get("first_year", "—")),
+             last=str(calendar.get("last_year", "—")), bodies=str(bodies.get("version", "—")))
+
+
+def _deadline_text(deadline: Mapping[str, Any], t: Translator, ref: Reference) -> str:
+    due = as_date(deadline.get("due_on"))
+    return t("timeline.deadline", title=deadline_title(str(deadline.get("key")), t, ref),
+             due=_shown_day(due, t.lang) if due else "—", amount=str(deadline.get("amount", "—")),
+             unit=t.label("unit", str(deadline.get("unit") or "calendar")))
+
+
+def event_fields(data: Mapping[str, Any], t: Translator, ref: Reference) -> list[DataField]:
+    """An event's data as labelled fields in the page's language; empty values left out. The intake of a
+    petition is shown field by field, the rules in force by their versions, deadlines by title and due day."""
+    fields: list[DataField] = []
+    for name, value in data.items():
+        if value in (None, "", [], {}):
+            continue
+        if name == "intake" and isinstance(value, Mapping):
+            fields += event_fields(value, t, ref)
+            continue
+        fields.append(DataField(label=t.label("field", name), value=_shown(name, value, t, ref)))
+    return fields
+
+
+@dataclass(frozen=True)
 class TimelineRow:
-    """A domain event (with its data as JSON text) or, when asked for, a step of the process."""
+    """A domain event (with its data as labelled fields) or, when asked for, a step of the process."""
 
     kind: str
     at: datetime
@@ -236,20 +346,21 @@ class TimelineRow:
     actor: str | None = None
     reason: str | None = None
     legal_basis: str | None = None
-    data: str | None = None
+    fields: tuple[DataField, ...] = ()
     summary: str | None = None
 
 
-def timeline_rows(entries: Sequence[DomainEntry | ProcessEntry], events: Sequence[RecordedEvent]) -> list[TimelineRow]:
+def timeline_rows(entries: Sequence[DomainEntry | ProcessEntry], events: Sequence[RecordedEvent], t: Translator,
+                  ref: Reference) -> list[TimelineRow]:
     """The rows of `api.timeline`'s entries (domain events alone, or merged with the process), each domain event
-    with its recorded data."""
-    data = {e.version: json.dumps(e.data, ensure_ascii=False, indent=2, sort_keys=True) for e in events}
+    with its recorded data as labelled fields."""
+    data = {e.version: tuple(event_fields(e.data, t, ref)) for e in events}
     rows = []
     for entry in entries:
         if isinstance(entry, DomainEntry):
             rows.append(TimelineRow(kind="domain", at=entry.occurred_at, version=entry.version, type=entry.type,
                                     actor=entry.actor, reason=entry.reason, legal_basis=entry.legal_basis,
-                                    data=data.get(entry.version)))
+                                    fields=data.get(entry.version, ())))
         else:
             rows.append(TimelineRow(kind="process", at=entry.at, version=None, type=entry.event,
                                     summary=entry.summary))

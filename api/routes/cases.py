@@ -23,14 +23,26 @@ from temporalio.service import RPCError
 
 from danvan import waits
 from domain.bodies import BODY_CODE_PATTERN
+from domain.calendar import VN_TZ
 from eventstore import CaseRecord, EventStore
 from integrity.lookup import read_signed
 from ops.stalled import DEFAULT_POLICY, find_stalled
 
+from .. import export
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Heads, Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
-from ..filters import DAY_PATTERN, FIRST_DAY, LAST_DAY, Day, DistrictFilter, KindFilter, StatusFilter, check_range
+from ..filters import (
+    DAY_PATTERN,
+    FIRST_DAY,
+    LAST_DAY,
+    Day,
+    DistrictFilter,
+    KindFilter,
+    StatusFilter,
+    TextSearch,
+    check_range,
+)
 from ..identities import (
     IDENTITY_FIELDS,
     IDENTITY_ROLES,
@@ -57,6 +69,8 @@ from ..timeline import RunInfo, TimelineEntry, domain_entries, fetch_process, me
 from ..tokens import Principal
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=ApiRoute)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
 
@@ -207,9 +221,15 @@ class CaseQuery:
     status: StatusFilter = None
     body: BodyFilter = None
     district: DistrictFilter = None
+    q: TextSearch = None
     overdue: bool | None = None
     received_from: FromDay = None
     received_to: ToDay = None
+    sort: Annotated[Literal["-created_at", "due_at", "-received_at", "received_at"], Query(
+        description="The list's order (not the counts'): `-created_at` newest first (the default), `due_at` the "
+                    "soonest next due date first (no running deadline last), `-received_at` the latest received "
+                    "first (no receipt, such as a plan task's, last), `received_at` the earliest first (no "
+                    "receipt first)")] = "-created_at"
     stalled: Annotated[bool | None, Query(description="only the cases `GET /v1/ops/stalled` lists (true), or "
                                           "only the others (false); asks Temporal, so it is slower")] = None
 
@@ -219,7 +239,7 @@ class CaseQuery:
         reader = principal.body_id if principal.role == "body" else None
         check_range("received_from", self.received_from, "received_to", self.received_to)
         return CaseFilter(kind=self.kind.value if self.kind else None, status=self.status, body=self.body,
-                          district=self.district, overdue=self.overdue,
+                          district=self.district, text=self.q, overdue=self.overdue,
                           received_from=self.received_from, received_to=self.received_to, reader=reader)
 
 
@@ -237,6 +257,48 @@ async def stalled_scope(filters: CaseFilter, query: CaseQuery, store: EventStore
         raise TemporalUnavailableError(f"cannot ask Temporal which cases are stalled: {exc.message}") from exc
     ids = tuple(sorted({s.case_id for s in found}))
     return replace(filters, in_ids=ids) if query.stalled else replace(filters, not_in_ids=ids)
+
+
+@router.get(
+    "/export",
+    summary="The filtered case list as a CSV or XLSX file",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, XLSX: {}}, "description": "the file"},
+               **error_responses(401, 403, 413, 422, 503)},
+)
+async def export_cases(
+    store: Store,
+    temporal: Temporal,
+    principal: ListRoles,
+    query: Filters,
+    format: Annotated[Literal["csv", "xlsx"], Query(description="`csv` (UTF-8 with a BOM) or `xlsx`")] = "csv",
+    lang: Annotated[Literal["vi", "en"], Query(description="the language of the column heads")] = "vi",
+) -> Response:
+    """Every case the filters of `GET /v1/cases` select, in its order, as one file (at most 20,000 rows: a
+    larger selection is 413, to be narrowed by its filters). Times in Vietnam's time. A `body` token exports
+    only its own body's cases. Roles: `body`, `supervisor`, `operator`, `admin`."""
+    return await export_response(store, temporal, principal, query, format, lang)
+
+
+async def export_response(store: EventStore, temporal: TemporalConnection, principal: Principal, query: CaseQuery,
+                          format: Literal["csv", "xlsx"], lang: Literal["vi", "en"]) -> Response:
+    """The export of `GET /v1/cases/export` (and of the console's list)."""
+    filters = await stalled_scope(query.filters(principal, "list"), query, store, temporal)
+    selected: list[CaseRecord] = []
+    after: CaseCursor | None = None
+    while True:
+        page, after = await list_cases(store.pool, filters, limit=1000, after=after, sort=query.sort)
+        selected += [case for case in page if may_access_case(principal, case)]
+        if len(selected) > export.MAX_ROWS:
+            raise ApiError(413, "too_large", f"more than {export.MAX_ROWS} cases match: narrow the filters")
+        if after is None:
+            break
+    stamp = datetime.now(VN_TZ).strftime("%Y%m%d-%H%M")
+    if format == "xlsx":
+        return Response(export.as_xlsx(selected, lang), media_type=XLSX,
+                        headers={"Content-Disposition": f'attachment; filename="danvan-cases-{stamp}.xlsx"'})
+    return Response(export.as_csv(selected, lang), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="danvan-cases-{stamp}.csv"'})
 
 
 @router.get(
@@ -447,9 +509,9 @@ async def get_cases(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2000, description="`next_cursor` of the previous page")] = None,
 ) -> CasePage:
-    """Cases newest first, `limit` at a time. A `body` token sees only its own body's cases: the `body`
-    filter is set to its body (asking for another body is 403). Roles: `body`, `supervisor`, `operator`,
-    `admin`. Listing is not recorded in the read audit: the rows carry no identity.
+    """Cases newest first (or in the order `sort` names), `limit` at a time. A `body` token sees only its own
+    body's cases: the `body` filter is set to its body (asking for another body is 403). Roles: `body`,
+    `supervisor`, `operator`, `admin`. Listing is not recorded in the read audit: the rows carry no identity.
     """
     items, next_cursor, _ = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
     return CasePage(items=items, next_cursor=next_cursor.encode() if next_cursor else None)
@@ -463,9 +525,9 @@ async def list_page(store: EventStore, temporal: TemporalConnection, principal: 
     after = None
     if cursor is not None:
         try:
-            after = CaseCursor.decode(cursor)
+            after = CaseCursor.decode(cursor, query.sort)
         except ValueError as exc:
             raise validation_error("cursor", "cursor_invalid", str(exc), cursor) from None
-    items, next_cursor = await list_cases(store.pool, filters, limit=limit, after=after)
+    items, next_cursor = await list_cases(store.pool, filters, limit=limit, after=after, sort=query.sort)
     # Belt and braces: the SQL filter already scopes a body's list; never let a stray row through.
     return [case for case in items if may_access_case(principal, case)], next_cursor, filters

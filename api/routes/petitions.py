@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter
 
 from danvan import waits
+from danvan.settings import Settings
 from domain import plan_tasks as pt
 from domain.authority import TABLES, CaseFacts, Table, Unauthorized, authorize, for_command
 from domain.common import Actor
@@ -23,8 +25,8 @@ from domain.idempotency import RULE as KEY_REUSED
 from domain.idempotency import fingerprint, from_metadata
 from domain.petitions import REGISTRY as PETITION_EVENTS
 from domain.petitions.commands import INTERNAL, CommandRequest, PetitionCommand
+from domain.petitions.decider import CLOCK_SKEW, same_petition
 from domain.petitions.decider import fold as fold_petition
-from domain.petitions.decider import same_petition
 from domain.petitions.model import PetitionIntake, PetitionKind, PetitionState, PetitionStatus, petition_case_id
 from domain.petitions.views import CaseView, DeadlineView, case_view
 from eventstore import CaseRecord, EventStore
@@ -35,9 +37,10 @@ from workflows.plan_task import TaskCommandResult, TaskView
 from ..auth import check_case_access, require
 from ..command_body import parse_command
 from ..deps import Store, Temporal
-from ..errors import ApiError, error_responses
+from ..errors import ApiError, FieldError, error_responses
 from ..filters import IdempotencyKey, key_reused
 from ..identities import IdentityConflict, IdentityErased, IdentityVault
+from ..limits import dates_out_of_range
 from ..routing import ApiRoute
 from ..tokens import Principal
 
@@ -129,6 +132,7 @@ async def vault_of(request: Request) -> IdentityVault:  # async: FastAPI runs a 
 )
 async def receive_petition(
     intake: PetitionIntake,
+    request: Request,
     response: Response,
     store: Store,
     temporal: Temporal,
@@ -146,6 +150,7 @@ async def receive_petition(
         raise ApiError(403, "forbidden", f"this token sends for {principal.label!r}, not {intake.source!r}")
     # Every petitioner is sealed, whatever the kind: a complaint may be reclassified as a denunciation, and
     # Temporal's history and the events are kept for years (see `api.identities`).
+    check_intake(intake, request.app.state.settings)
     case_id = petition_case_id(intake.source, intake.external_ref)
     try:
         sealed = await vault.seal(case_id, intake.source, intake.external_ref, intake.petitioner)
@@ -156,6 +161,7 @@ async def receive_petition(
         raise ApiError(409, "identity.erased",
                        "this source and external_ref were received before and their petitioner's identity has "
                        "been erased: it cannot be received again") from None
+    petitioner = intake.petitioner
     intake = intake.model_copy(update={"petitioner": sealed})
     archived = await archived_petition(store, case_id)
     if archived is not None:
@@ -175,16 +181,36 @@ async def receive_petition(
     try:
         result = await open_petition(client, intake)
     except CommandRefused as exc:
+        # Refused before its first event: no case holds the identity just sealed, and none is kept.
+        if sealed.ref is not None:
+            await vault.discard_unopened(sealed.ref, case_id)
         raise ApiError(409, exc.rule, exc.message) from exc
     except OutcomeUnknown as exc:
         service = await which_is_down(store)
         raise ApiError(503, "unavailable", f"{service} did not answer in time: {retry}",
                        headers={"Retry-After": "1"}) from exc
-    if not result.created:
+    if result.created:
+        # A refused twin of this petition, sent at the same moment, may have discarded the identity this case
+        # holds: sealing it again keeps it (the same identity gives the same ref).
+        await vault.seal(case_id, intake.source, intake.external_ref, petitioner)
+    else:
         response.status_code = 200
     view = result.case
     return PetitionOpened(case_id=view.case_id, status=view.status, created=result.created,
                           deadlines=view.deadlines, case=view)
+
+
+def check_intake(intake: PetitionIntake, settings: Settings) -> None:
+    """422 for what the case would refuse of its intake, before anything is sealed or started: dates outside
+    the years a case may lie in, a receipt in the future."""
+    problems = dates_out_of_range(intake, settings.calendar_first_year, settings.calendar_last_year)
+    if intake.received_at > datetime.now(UTC) + CLOCK_SKEW:
+        problems.append(FieldError(field="received_at", rule="received_at.future", message=(
+            f"received_at ({intake.received_at.isoformat()}) is in the future: a petition is recorded once it "
+            "has been received")))
+    if problems:
+        names = ", ".join(dict.fromkeys(p.field for p in problems))
+        raise ApiError(422, "validation_failed", f"invalid request: {names}", fields=problems)
 
 
 async def archived_petition(store: EventStore, case_id: str) -> PetitionState | None:
@@ -249,6 +275,7 @@ def outcome_unknown(case_id: str, key: str | None) -> str:
     responses=error_responses(401, 403, 404, 409, 422, 503),
 )
 async def command_case(
+    request: Request,
     case_id: Annotated[str, Path(min_length=1, max_length=200)],
     store: Store,
     temporal: Temporal,
@@ -281,6 +308,9 @@ async def command_case(
         check_case_access(principal, case)
         raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}: it takes no commands")
     command = parse_command(KINDS, kind_name, case.kind, payload)  # 422s: `api.command_body`
+    settings: Settings = request.app.state.settings
+    if problems := dates_out_of_range(command, settings.calendar_first_year, settings.calendar_last_year):
+        raise ApiError(422, "validation_failed", "invalid command", fields=problems)
     actor = actor_of(principal)
     try:
         check_authority(kind, case, command, actor, principal)

@@ -94,6 +94,10 @@ LAW = {
 # -- helpers ------------------------------------------------------------------------------------------
 
 
+#: How far ahead of the case's clock a sender's clock may be: a receipt later than that is in the future.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def deadline_for(rules: CaseRules, key: str, start: datetime, *, complex: bool = False, remote: bool = False,
                  variant: str | None = None) -> Deadline:
     """A policy deadline on the case's recorded calendar; a missing rule or a date off the calendar refuses."""
@@ -219,7 +223,7 @@ def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: dat
     the first step's, and for a denunciation another body forwarded, the notice to that body."""
     require(state is None, "case.exists", "the case was already received")
     intake, case_id, rules = cmd.intake, cmd.case_id, cmd.rules
-    require(intake.received_at <= now + timedelta(minutes=5), "received_at.future",
+    require(intake.received_at <= now + CLOCK_SKEW, "received_at.future",
             "received_at is in the future")
     first = deadline_for(rules, _first_key(rules, intake.kind, cmd.instance, intake, revised), intake.received_at)
     notices = (_forwarder_notice(rules, "denunciation.forwarder_notice", intake, intake.received_at, revised)

@@ -31,6 +31,7 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "period report": ("GET", "/v1/reports/{period}", frozenset({"body", "supervisor", "operator", "admin"})),
     "import the plan": ("POST", "/v1/plan/import", frozenset({"admin"})),
     "case counts": ("GET", "/v1/cases/counts", frozenset({"body", "supervisor", "operator", "admin"})),
+    "export cases": ("GET", "/v1/cases/export", frozenset({"body", "supervisor", "operator", "admin"})),
     "who read a case": ("GET", "/v1/cases/{case}/reads", frozenset({"supervisor", "admin"})),
     "denouncer's identity": ("GET", "/v1/cases/{case}/petitioner", frozenset({"body", "supervisor"})),
     "stalled cases": ("GET", "/v1/ops/stalled", frozenset({"supervisor", "operator", "admin"})),
@@ -42,6 +43,7 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "erase an identity": ("POST", "/v1/identities/{ref}/erase", frozenset({"admin"})),
     "decode payloads": ("POST", "/codec/decode", frozenset({"supervisor", "operator", "admin"})),
     "encode payloads": ("POST", "/codec/encode", frozenset({"supervisor", "operator", "admin"})),
+    "metrics": ("GET", "/metrics", frozenset({"supervisor", "operator", "admin"})),
 }
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).

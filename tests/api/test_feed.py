@@ -289,6 +289,9 @@ async def test_a_consumer_restarting_from_stored_cursors_gets_every_event_exactl
     start = await head(api, store)
     written: set[tuple[str, int]] = set()
     writing = True
+    # One late commit for certain, whatever the machine's load: a transaction holds its position until a writer
+    # that came after it has committed.
+    position_taken, overtaken = asyncio.Event(), asyncio.Event()
 
     async def writer(n: int) -> None:
         streams = {f"{source}-w{n}-s{i}": 0 for i in range(3)}
@@ -304,6 +307,9 @@ async def test_a_consumer_restarting_from_stored_cursors_gets_every_event_exactl
                 async with store.pool.acquire() as conn, conn.transaction():
                     await conn.fetchrow("SELECT * FROM danvan_append($1, $2, $3, $4::text::jsonb)",
                                         stream, expected, texts, canonical.case_text(row))
+                    if n == 0 and step == 0:
+                        position_taken.set()
+                        await asyncio.wait_for(overtaken.wait(), 10)
                     await asyncio.sleep(rng.uniform(0.2, 0.6))
             else:
                 await store.append(stream, expected, events, row)
@@ -323,9 +329,17 @@ async def test_a_consumer_restarting_from_stored_cursors_gets_every_event_exactl
                 if not writing and answer["caught_up"]:
                     return delivered
 
+    async def overtaker() -> None:
+        await asyncio.wait_for(position_taken.wait(), 10)
+        stream = f"{source}-overtaker"
+        await store.append(stream, 0, new_events(["ProgressRecorded"]),
+                           CaseRow(kind="plan_task", status="active", source=source, lead_body="UBND_TINH"))
+        written.add((stream, 1))
+        overtaken.set()
+
     async def writers() -> None:
         nonlocal writing
-        await asyncio.gather(*(writer(n) for n in range(8)))
+        await asyncio.gather(*(writer(n) for n in range(8)), overtaker())
         writing = False
 
     _, scoped, everything = await asyncio.gather(writers(), consumer(intake, 7), consumer(tokens.supervisor, 5))

@@ -64,7 +64,7 @@ CASE_LIST_CASES = [
     ({"body": "ubnd_tinh"}, "body", "string_pattern_mismatch"),
     ({"body": "UBND_TINH\\"}, "body", "string_pattern_mismatch"),
     ({"body": "U" * 65}, "body", "string_too_long"),
-    ({"district": "Nam\x00Sách"}, "district", "string_pattern_mismatch"),
+    ({"district": "Nam\x00Sách"}, "district", "text_nul"),  # refused at the edge (`api.limits`),
     ({"district": "Nam\nSách"}, "district", "string_pattern_mismatch"),
     ({"district": "x" * 101}, "district", "string_too_long"),
     ({"overdue": "perhaps"}, "overdue", "bool_parsing"),
@@ -140,7 +140,7 @@ async def test_the_bulk_retry_filters_are_checked(api: Api, operator: str) -> No
 
 @pytest.mark.parametrize("url, field, rule", [
     ("/v1/reports/26-H1", "period", "string_pattern_mismatch"),
-    ("/v1/reports/2026-H2", "period", "string_pattern_mismatch"),
+    ("/v1/reports/2026-H3", "period", "string_pattern_mismatch"),
     ("/v1/reports/2026?plan=a%20b", "plan", "string_pattern_mismatch"),
     ("/v1/reports/2026?plan=x%27", "plan", "string_pattern_mismatch"),
     ("/v1/reports/2026?as_of=2026-06-30T17:00", "as_of", "timezone_aware"),

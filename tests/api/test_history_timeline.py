@@ -103,7 +103,7 @@ async def test_the_process_timeline_interleaves_each_domain_event_inside_the_act
     events = [s["event"] for s in steps]
     assert events.count("WorkflowExecutionUpdateAccepted") >= 3  # receive, classify, assign
     updates = {s["update"] for s in steps if s["event"] == "WorkflowExecutionUpdateAccepted"}
-    assert updates == {"receive", "execute"}
+    assert updates == {"receive", "classify", "assign"}  # each command under its own name
     started = [s for s in steps if s["event"] == "ActivityTaskStarted"]
     assert {s["activity"] for s in started} >= {"load_case_rules", "append_events"}
     assert all(s["attempt"] == 1 and s["failure"] is None for s in started)
@@ -235,7 +235,7 @@ async def test_the_cli_prints_the_same_merged_timeline(
     assert received < classified
     assert "· " in lines[received - 1] and "activity append_events started" in lines[received - 1]
     assert any("workflow PetitionWorkflow started" in line for line in lines[:received])
-    assert "update execute accepted" in text and "integrity: ok" in text and "note:" in text
+    assert "update classify accepted" in text and "integrity: ok" in text and "note:" in text
 
     as_json = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "danvan.cli", "history", case_id, "--process", "--json", cwd=ROOT, env=env,

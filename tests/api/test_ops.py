@@ -147,7 +147,7 @@ async def test_a_reset_dry_run_shows_the_commands_it_would_rerun(
     assert dry.status_code == 200, dry.text
     plan = dry.json()["plan"]
     assert [(u["name"], u["command_type"]) for u in plan["updates"]] == [
-        ("receive", None), ("execute", "classify"), ("execute", "accept")]
+        ("receive", None), ("classify", "classify"), ("accept", "accept")]
     assert plan["stream_version"] == len(await store.read_stream(case_id)) == 3
     assert dry.json()["recorded"] is False
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+import zipfile
 from datetime import UTC, datetime
 
+import openpyxl
 import pytest
 import pytest_asyncio
 
 from domain.calendar import in_vietnam
 from domain.reporting import PeriodReport, ReportCalendar
 from eventstore import EventStore, NewEvent
+from eventstore.report_output import COLUMNS, TABLE_TITLES_VI, TABLES
 from eventstore.reports import period_report, report_stream_id
 from tests.eventstore.test_reports import CALENDAR, H1, Petition, Task, db_now, vn
 
@@ -65,18 +68,61 @@ async def test_a_given_as_of_gives_the_figures_of_that_instant(api: Api, store: 
     assert "I.9" not in [t["task_id"] for t in response.json()["tasks"]]
 
 
-async def test_the_report_as_csv_is_an_attachment_with_a_bom_and_crlf(api: Api, store: EventStore, plan: str) -> None:
-    response = await api.get("/v1/reports/2026-H1", await supervisor(store), params={"plan": plan, "format": "csv"})
+async def test_a_table_as_csv_is_an_attachment_of_its_own_with_a_bom_and_crlf(
+    api: Api, store: EventStore, plan: str
+) -> None:
+    tok = await supervisor(store)
+    as_of = datetime.now(UTC).isoformat()
+    response = await api.get("/v1/reports/2026-H1", tok, params={"plan": plan, "format": "csv", "table": "tasks",
+                                                                "as_of": as_of})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
-    assert response.headers["content-disposition"] == 'attachment; filename="report-2026-H1.csv"'
+    assert response.headers["content-disposition"] == 'attachment; filename="report-2026-H1-tasks.csv"'
     raw = response.content
     assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\r\n") == raw.count(b"\n")
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    tasks = [r for r in rows if r["section"] == "tasks"]
-    assert [r["task_id"] for r in tasks][:3] == ["I.1", "I.2", "I.3"]
-    assert TITLE in [r["title_vi"] for r in tasks]
-    assert {r["section"] for r in rows} == {"petitions", "petition_totals", "tasks", "bodies"}
+    assert list(rows[0]) == ["period", "as_of", *(c.name for c in COLUMNS["tasks"])]
+    assert [r["task_id"] for r in rows][:3] == ["I.1", "I.2", "I.3"]
+    assert TITLE in [r["title_vi"] for r in rows]
+
+    every = await api.get("/v1/reports/2026-H1", tok, params={"plan": plan, "format": "csv", "as_of": as_of})
+    assert every.status_code == 200, every.text
+    assert every.headers["content-type"] == "application/zip"
+    assert every.headers["content-disposition"] == 'attachment; filename="report-2026-H1-csv.zip"'
+    with zipfile.ZipFile(io.BytesIO(every.content)) as archive:
+        assert archive.namelist() == [f"report-2026-H1-{name}.csv" for name in TABLES]
+        assert archive.read("report-2026-H1-tasks.csv") == raw  # the very same file
+
+    book = await api.get("/v1/reports/2026-H1", tok, params={"plan": plan, "format": "xlsx", "as_of": as_of})
+    assert book.status_code == 200, book.text
+    assert book.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert book.headers["content-disposition"] == 'attachment; filename="report-2026-H1.xlsx"'
+    sheets = openpyxl.load_workbook(io.BytesIO(book.content))
+    assert sheets.sheetnames[1:] == [TABLE_TITLES_VI[name] for name in TABLES]
+    assert TITLE in [row[1] for row in sheets[TABLE_TITLES_VI["tasks"]].iter_rows(min_row=2, values_only=True)]
+
+
+@pytest.mark.parametrize(("params", "rule"), [
+    ({"format": "csv", "table": "everything"}, "literal_error"),
+    ({"format": "xlsx", "table": "tasks"}, "table_needs_csv"),
+    ({"table": "tasks"}, "table_needs_csv"),
+])
+async def test_a_table_that_is_not_one_or_without_csv_is_422_naming_table(
+    api: Api, store: EventStore, params: dict[str, str], rule: str
+) -> None:
+    response = await api.get("/v1/reports/2026-H1", await supervisor(store), params=params)
+    assert response.status_code == 422, response.text
+    (field,) = response.json()["error"]["fields"]
+    assert (field["field"], field["rule"]) == ("table", rule)
+
+
+async def test_the_second_half_of_the_year_is_a_period_too(api: Api, store: EventStore, plan: str) -> None:
+    response = await api.get("/v1/reports/2026-H2", await supervisor(store), params={"plan": plan})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["starts_on"], report["ends_on"], report["due_on"]) == ("2026-07-01", "2026-12-31", "2026-12-15")
+    assert report["title_vi"] == "Số liệu 6 tháng cuối năm"
+    assert {t["report"] for t in report["tasks"]} == {"not_requested"}  # no report of its own is requested
 
 
 def compiled_event(report: PeriodReport) -> NewEvent:
@@ -122,7 +168,7 @@ async def test_without_a_plan_the_only_compiled_report_of_the_period_is_given(ap
     assert (both["compiled"], both["plan_id"]) == (False, None)
 
 
-@pytest.mark.parametrize("period", ["2026-H2", "26", "2026-h1", "2026-S1"])
+@pytest.mark.parametrize("period", ["2026-H3", "26", "2026-h1", "2026-S1"])
 async def test_a_malformed_period_is_422_naming_period(api: Api, store: EventStore, period: str) -> None:
     response = await api.get(f"/v1/reports/{period}", await supervisor(store))
     assert response.status_code == 422, response.text
@@ -171,10 +217,12 @@ async def test_a_body_sees_the_tasks_it_leads_and_its_own_row_with_the_petition_
     assert mine["petition_totals"] == everything["petition_totals"]
 
     as_csv = await api.get("/v1/reports/2026-H1", await token(store, "body", B),
-                           params={"plan": plan, "format": "csv"})
+                           params={"plan": plan, "format": "csv", "table": "bodies"})
     rows = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"), newline="")))
-    assert {r["body"] for r in rows if r["section"] == "bodies"} == {B}
-    assert TITLE not in as_csv.content.decode("utf-8")
+    assert {r["body"] for r in rows} == {B}
+    tasks = await api.get("/v1/reports/2026-H1", await token(store, "body", B),
+                          params={"plan": plan, "format": "csv", "table": "tasks"})
+    assert TITLE not in tasks.content.decode("utf-8")
 
 
 async def test_an_intake_system_may_not_read_reports(api: Api, store: EventStore) -> None:

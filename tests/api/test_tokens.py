@@ -23,11 +23,11 @@ from .support import Api, token, unique
 
 async def test_an_admin_issues_a_token_that_works_for_its_role(api: Api, store: EventStore) -> None:
     admin = await token(store, "admin", label="tokens-admin")
-    body_id = unique("body")
-    response = await api.post("/v1/tokens", admin, json={"role": "body", "body_id": body_id, "label": "Sở Tư pháp"})
+    body_id = "SO_NOI_VU"
+    response = await api.post("/v1/tokens", admin, json={"role": "body", "body_id": body_id, "label": "Sở Nội vụ"})
     assert response.status_code == 201, response.text
     issued = response.json()
-    assert issued["role"] == "body" and issued["body_id"] == body_id and issued["label"] == "Sở Tư pháp"
+    assert issued["role"] == "body" and issued["body_id"] == body_id and issued["label"] == "Sở Nội vụ"
     assert issued["token"].startswith("dv_") and len(issued["token"]) > 40
     listed = await api.get("/v1/cases", issued["token"], params={"limit": 1})
     assert listed.status_code == 200
@@ -99,3 +99,13 @@ def test_new_tokens_are_random_and_prefixed() -> None:
     tokens = {new_token() for _ in range(100)}
     assert len(tokens) == 100
     assert all(t.startswith("dv_") and len(t) >= 45 for t in tokens)
+
+
+async def test_a_body_token_acts_for_one_body_in_force(api: Api, store: EventStore) -> None:
+    admin = await token(store, "admin", label="tokens-admin-bodies")
+    for body_id, rule in ((unique("NO_SUCH_BODY").upper().replace("-", "_"), "body_unknown"),
+                          ("BDV_TU", "body_not_in_force"),  # abolished on 2025-03-01, merged into BTGDV_TU
+                          ("UBND_HUYEN", "body_not_in_force")):  # a family of district bodies, not one body
+        answer = await api.post("/v1/tokens", admin, json={"role": "body", "body_id": body_id, "label": "cán bộ"})
+        assert answer.status_code == 422, (body_id, answer.text)
+        assert [(f["field"], f["rule"]) for f in answer.json()["error"]["fields"]] == [("body_id", rule)], body_id

@@ -11,72 +11,20 @@ Chromium; `pip install -e '.[dev]'` installs Playwright; no browser is ever down
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
-import os
 import shutil
-import socket
-from collections.abc import AsyncIterator
+import zipfile
 from pathlib import Path
 
-import pytest
-import pytest_asyncio
-import uvicorn
+import openpyxl
 
 from eventstore import EventStore
 
 from ..api.support import Api, unique
 from ..faults import AppendFault
+from .browsing import ARTIFACTS, pytestmark  # noqa: F401
 from .support import Tokens, command, final_answer, open_case, open_petition, still_waiting, stream_types, stuck_command
-
-CHROMIUM = Path(os.environ.get("DANVAN_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
-#: What Debian's Chromium needs to run headless as root in a container, and nothing that reaches the network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-playwright_api = pytest.importorskip("playwright.async_api", reason="the playwright package is not installed "
-                                     "(pip install -e '.[dev]')")
-pytestmark = pytest.mark.skipif(not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)),
-                                reason=f"{CHROMIUM} is missing: run `bash .ci/install-system-deps` as root "
-                                       "(it installs Debian's chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest_asyncio.fixture(scope="module")
-async def base_url(api: Api) -> AsyncIterator[str]:
-    """The test app served over real HTTP on a free loopback port (its lifespan is already running)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(api.app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning", access_log=False))
-    task = asyncio.create_task(server.serve(), name="console-test-server")
-    for _ in range(200):
-        if server.started:
-            break
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=10)
-
-
-@pytest_asyncio.fixture
-async def browser() -> AsyncIterator[object]:
-    async with playwright_api.async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and_downloads_a_report(
@@ -145,7 +93,7 @@ async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and
         assert await page.get_by_role("heading", name="Plan progress").is_visible()
         await page.screenshot(path=str(ARTIFACTS / "05-plan-progress.png"), full_page=True)
 
-        # The period reports, and the CSV download.
+        # The period reports, and their downloads: a ZIP of one CSV per table, and an XLSX with a sheet each.
         await page.get_by_role("link", name="Period reports").click()
         await page.wait_for_url(f"{base_url}/console/reports")
         assert await page.get_attribute("html", "lang") == "en"
@@ -153,14 +101,22 @@ async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and
         async with page.expect_download() as info:
             await page.locator("#csv-link").click()
         download = await info.value
-        assert download.suggested_filename.startswith("report-") and download.suggested_filename.endswith(".csv")
+        assert download.suggested_filename.startswith("report-") and download.suggested_filename.endswith("-csv.zip")
         saved = tmp_path / download.suggested_filename
         await download.save_as(str(saved))
         shutil.copy(saved, ARTIFACTS / download.suggested_filename)
-        content = saved.read_bytes()
+        with zipfile.ZipFile(saved) as archive:
+            tasks = next(name for name in archive.namelist() if name.endswith("-tasks.csv"))
+            content = archive.read(tasks)
         assert content.startswith("\ufeff".encode())
         header = next(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
-        assert header[:3] == ["section", "period", "as_of"]
+        assert header[:3] == ["period", "as_of", "task_id"]
+        async with page.expect_download() as info:
+            await page.locator("#xlsx-link").click()
+        workbook = await info.value
+        assert workbook.suggested_filename.startswith("report-") and workbook.suggested_filename.endswith(".xlsx")
+        await workbook.save_as(str(tmp_path / workbook.suggested_filename))
+        assert "Thông tin" in openpyxl.load_workbook(tmp_path / workbook.suggested_filename).sheetnames
 
         # Sign out: back to the sign-in form, and the list is closed again.
         await page.get_by_role("button", name="Sign out").click()

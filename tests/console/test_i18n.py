@@ -65,6 +65,9 @@ def test_every_key_the_templates_and_pages_use_is_in_the_catalogue() -> None:
     used |= {f"stalled.field.{s}" for s in ("reason", "body", "to_event_id", "limit")}
     used |= {f"stalled.problem.{s}" for s in ("reason_short", "reason_long", "body_missing", "body_long", "event_id",
                                               "limit")}
+    used |= {f"queue.part.{s}" for s in ("lead", "coordinating")}
+    used |= {f"form.error.{s}" for s in ("missing", "date_format", "date_invalid", "number_format", "pairs_format",
+                                         "choice_invalid", "date_out_of_range", "other")}
     missing = sorted(key for key in used if key not in MESSAGES)
     assert missing == []
     assert len(used) > 150

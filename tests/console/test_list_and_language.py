@@ -29,8 +29,8 @@ async def test_the_list_filters_like_the_api_pages_with_its_cursor_and_counts_th
     async with signed_in(api.app, tokens.supervisor) as user:
         # Blank fields of the filter form mean "no filter", as the browser sends them.
         everything = await user.page("/console/cases", params={
-            "kind": "", "status": "", "body": "", "district": district, "overdue": "", "received_from": "",
-            "received_to": ""})
+            "kind": "", "status": "", "body": "", "district": district, "overdue": "", "from_day": "",
+            "to_day": "", "q": "", "sort": "-created_at"})
         assert sorted(case_ids(everything.text)) == sorted([*complaints, denunciation])
         assert 'id="count-total">4<' in everything.text and 'id="count-overdue">1<' in everything.text
 
@@ -59,9 +59,17 @@ async def test_the_list_filters_like_the_api_pages_with_its_cursor_and_counts_th
         for group in counts["by_kind"]:
             assert re.search(rf"kind={group['value']}[^>]*>[^<]+</a>\s*</th>\s*<td>{group['count']}</td>", kinds)
 
-        bad_dates = await user.get("/console/cases", params={"received_from": "2026-05-02",
-                                                             "received_to": "2026-05-01"})
+        bad_dates = await user.get("/console/cases", params={"from_day": "02/05/2026", "to_day": "01/05/2026"})
         assert bad_dates.status_code == 422 and "received_to" in bad_dates.text
+        # Days are typed as a clerk writes them, whatever the browser's language.
+        typed = await user.page("/console/cases", params={"district": district, "from_day": "01/01/2020",
+                                                          "to_day": "31/12/2099"})
+        same = await api.get("/v1/cases", tokens.supervisor, params={
+            "district": district, "received_from": "2020-01-01", "received_to": "2099-12-31"})
+        assert sorted(case_ids(typed.text)) == sorted(c["case_id"] for c in same.json()["items"])
+        assert 'value="01/01/2020"' in typed.text and 'value="31/12/2099"' in typed.text
+        iso = await user.get("/console/cases", params={"from_day": "2026-05-02"})
+        assert iso.status_code == 422 and "dd/mm/yyyy" in iso.text
         bad_cursor = await user.get("/console/cases", params={"cursor": "not-a-cursor"})
         assert bad_cursor.status_code == 422 and "Dữ liệu không hợp lệ" in bad_cursor.text
 

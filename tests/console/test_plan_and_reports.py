@@ -6,7 +6,9 @@ import asyncio
 import csv
 import io
 import re
+import zipfile
 
+import openpyxl
 import pytest_asyncio
 
 from domain.plan_cases import task_case_id
@@ -82,20 +84,34 @@ async def test_the_period_report_is_shown_and_downloads_as_the_apis_csv(
         assert href
         download = await user.get(href.group(1).replace("&amp;", "&"))
     assert download.status_code == 200
-    assert download.headers["content-type"].startswith("text/csv")
-    assert download.headers["content-disposition"] == f'attachment; filename="report-{period}.csv"'
+    assert download.headers["content-type"] == "application/zip"
+    assert download.headers["content-disposition"] == f'attachment; filename="report-{period}-csv.zip"'
     from_api = await api.get(f"/v1/reports/{period}", tokens.supervisor,
                              params={"plan": plan_id, "as_of": "2030-01-01T00:00:00+07:00", "format": "csv"})
     assert download.content == from_api.content  # the very same file
-    rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
-    assert any(r["section"] == "tasks" and r["task_id"] == "II.1" and r["report"] == "submitted_on_time"
-               for r in rows)
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read(f"report-{period}-tasks.csv").decode("utf-8-sig"))))
+    assert any(r["task_id"] == "II.1" and r["report"] == "submitted_on_time" for r in rows)
+    async with signed_in(api.app, tokens.supervisor) as user:
+        page = await user.page("/console/reports", params={"period": period, "plan": plan_id,
+                                                            "as_of": "2030-01-01T00:00"})
+        href = re.search(r'<a href="([^"]+)" id="xlsx-link"', page.text)
+        assert href
+        book = await user.get(href.group(1).replace("&amp;", "&"))
+    assert book.status_code == 200 and book.headers["content-disposition"].endswith('.xlsx"')
+    sheets = openpyxl.load_workbook(io.BytesIO(book.content)).sheetnames
+    assert sheets == ["Thông tin", "Báo cáo của các nhiệm vụ", "Theo cơ quan chủ trì",
+                      "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại"]
 
     async with signed_in(api.app, tokens.supervisor) as user:
-        unknown = await user.get("/console/reports", params={"period": "2026-H2"})
+        unknown = await user.get("/console/reports", params={"period": "2026-H3"})
         assert unknown.status_code == 422 and "period" in unknown.text
         bad_instant = await user.get("/console/reports", params={"period": period, "as_of": "hôm qua"})
-        assert bad_instant.status_code == 422 and "2026-06-30T17:00" in bad_instant.text
+        assert bad_instant.status_code == 422 and "30/06/2026 17:00" in bad_instant.text
+        # As a clerk writes it, whatever the browser's language: the same report as the ISO instant gives.
+        typed = await user.page("/console/reports", params={"period": period, "plan": plan_id,
+                                                           "as_of": "01/01/2030 00:00"})
+        assert typed.text.count("<td>") == page.text.count("<td>") and 'value="01/01/2030 00:00"' in typed.text
         default = await user.page("/console/reports")
         assert "Báo cáo định kỳ" in default.text and 'id="csv-link"' in default.text
 
@@ -107,9 +123,11 @@ async def test_a_body_sees_only_its_own_tasks_in_the_report(
     stranger = await token(store, "body", "BTGDV_TU", label="Ban Tuyên giáo và Dân vận")
     async with signed_in(api.app, stranger) as user:
         page = await user.page("/console/reports", params={"period": period, "plan": plan_id})
-        csv_text = (await user.get(f"/console/reports/{period}/csv", params={"plan": plan_id})).content.decode()
+        zipped = (await user.get(f"/console/reports/{period}/csv", params={"plan": plan_id})).content
+    with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+        csv_text = archive.read(f"report-{period}-tasks.csv").decode("utf-8")
     tasks = page.text.split("Báo cáo của các nhiệm vụ")[1].split("</table>")[0]
     assert "III.3" in tasks and "II.1" not in tasks
     assert "Chỉ gồm các nhiệm vụ do cơ quan" in page.text
-    task_rows = [r for r in csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff"))) if r["section"] == "tasks"]
+    task_rows = list(csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff"))))
     assert [r["task_id"] for r in task_rows] == ["III.3"]

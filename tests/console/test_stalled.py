@@ -230,7 +230,7 @@ async def test_a_reset_is_previewed_then_confirmed_at_the_point_shown(
         assert "chưa có gì thay đổi" in text and f"Sự kiện số {point} của lịch sử quy trình" in text
         commands = preview.text.split('id="reset-commands"')[1].split("<tbody>")[1].split("</tbody>")[0]
         rows = [re.findall(r"<td>(?:<code>)?([^<]*)", row) for row in re.findall(r"<tr>(.*?)</tr>", commands, re.S)]
-        assert [row[:2] for row in rows] == [["execute", "accept"]]
+        assert [row[:2] for row in rows] == [["accept", "accept"]]
         assert await stream_types(store, case_id) == [e.type for e in before]  # a preview changes nothing
         # The language switch of the preview goes back to the queue, not to the form's address.
         assert 'href="/console/stalled?kind=complaint&amp;lang=en"' in preview.text

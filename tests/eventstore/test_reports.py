@@ -1,5 +1,5 @@
 """Period reports counted from the event store (real PostgreSQL): petitions by kind and district, plan tasks'
-reports by task and body, reproducibility for a fixed `as_of`, and the CSV.
+reports by task and body, reproducibility for a fixed `as_of`, and the files it is written to (CSV, ZIP, XLSX, text).
 
 The events are made by the real deciders (petitions and plan tasks, on the real policy files) and stored as a
 workflow stores them. The session database is shared, so every test uses its own district names, case ids and
@@ -12,9 +12,11 @@ import asyncio
 import csv
 import io
 import uuid
+import zipfile
 from datetime import UTC, date, datetime
 from typing import Any
 
+import openpyxl
 import pytest
 
 from activities.reports import CompileReportRequest, ReportActivities
@@ -29,15 +31,8 @@ from domain.petitions.model import Petitioner, PetitionIntake, PetitionKind, Pet
 from domain.petitions.views import case_row
 from domain.reporting import PeriodReport, PetitionFigures
 from eventstore import CaseRow, EventStore, NewEvent
-from eventstore.reports import (
-    CSV_COLUMNS,
-    compiled_report,
-    current_report,
-    period_report,
-    report_csv,
-    report_stream_id,
-    report_table,
-)
+from eventstore.report_output import COLUMNS, TABLES, report_table, report_xlsx, report_zip, table_csv
+from eventstore.reports import compiled_report, current_report, period_report, report_stream_id
 
 RULES = CaseRules(policy=load_deadline_policy(), calendar=build_calendar(2025, 2027, load_calendar_overrides()))
 CALENDAR = load_report_calendar()
@@ -296,7 +291,7 @@ async def test_the_same_as_of_gives_byte_identical_figures_whatever_is_appended_
 
     again = await period_report(store.pool, H1, plan_id=plan, as_of=as_of)
     assert again.model_dump_json() == first.model_dump_json()
-    assert report_csv(again) == report_csv(first)
+    assert report_zip(again) == report_zip(first)
     assert figures(rows_of(first, district)["complaint"]) == (2, 2, 1, 1, 0)
     assert [t.report for t in first.tasks] == ["missing"]
 
@@ -394,7 +389,7 @@ async def test_the_activity_compiles_the_same_figures_and_refuses_a_bad_period(s
     assert compiled.compiled is True
     assert compiled.model_copy(update={"compiled": False}).model_dump_json() == direct.model_dump_json()
     with pytest.raises(ApplicationError) as refused:
-        await activities.compile_report(CompileReportRequest(period="2026-H2", plan_id=plan, as_of=as_of))
+        await activities.compile_report(CompileReportRequest(period="2026-H3", plan_id=plan, as_of=as_of))
     assert refused.value.type == "report.period" and refused.value.non_retryable
 
 
@@ -420,42 +415,117 @@ async def test_a_stored_compiled_report_is_given_back_as_compiled(store: EventSt
     assert await compiled_report(store.pool, "2026", plan_id=plan) is None
 
 
-# -- CSV and table --------------------------------------------------------------------------------------------
+# -- CSV, ZIP, XLSX and text ----------------------------------------------------------------------------------
+
+HOSTILE = "=cmd|' /C calc'!A0"  # a value from a sender that a spreadsheet would run as a formula
+LONG_TITLE = ("Tăng cường công tác dân vận của các cơ quan nhà nước, chính quyền các cấp; \"dân vận khéo\" ở cơ "
+              "sở, gắn với thực hiện quy chế dân chủ và xây dựng hệ thống chính trị trong sạch, vững mạnh")
 
 
-async def test_the_csv_has_a_bom_crlf_vietnamese_text_and_one_row_per_figure(store: EventStore) -> None:
+async def _report_with_every_table(store: EventStore) -> tuple[PeriodReport, str]:
     plan = unique("KH-CSV")
     district = unique("Huyện Ninh Giang")
-    title = "Tăng cường công tác dân vận; \"dân vận khéo\", ở cơ sở"
-    task = await Task(store, plan, "I.1", ["UBND_TINH"], title_vi=title).assign(vn("2026-01-05"))
+    task = await Task(store, plan, "I.1", ["UBND_TINH"], title_vi=LONG_TITLE).assign(vn("2026-01-05"))
     await task.request("2026-H1", vn("2026-05-16"))
     await task.submit("2026-H1", vn("2026-06-01"))
     await Petition(store, district).receive(vn("2026-03-03"))
-    await Petition(store, "=cmd|' /C calc'!A0").receive(vn("2026-03-03"))  # a hostile value from a sender
-    report = await period_report(store.pool, H1, plan_id=plan, as_of=datetime.now(UTC))
+    await Petition(store, HOSTILE).receive(vn("2026-03-03"))
+    return await period_report(store.pool, H1, plan_id=plan, as_of=datetime.now(UTC)), district
 
-    text = report_csv(report)
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
     assert text.startswith("\ufeff")
     raw = text.encode("utf-8")
-    assert raw.startswith(b"\xef\xbb\xbf")
-    assert raw.count(b"\r\n") == raw.count(b"\n")  # every line ends CRLF
-    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
-    assert list(rows[0]) == list(CSV_COLUMNS)
-    expected = (len(report.petitions) + len(report.petition_totals) + len(report.tasks) + len(report.bodies))
-    assert len(rows) == expected
-    sections = [r["section"] for r in rows]
-    assert sections == sorted(sections, key=["petitions", "petition_totals", "tasks", "bodies"].index)
-    (task_row,) = [r for r in rows if r["section"] == "tasks"]
-    assert task_row["title_vi"] == title
-    assert (task_row["task_id"], task_row["report"], task_row["lead"]) == ("I.1", "submitted_on_time", "UBND_TINH")
-    assert task_row["due_on"] == "2026-06-15" and task_row["escalated"] == "false" and task_row["received"] == ""
-    (mine,) = [r for r in rows if r["section"] == "petitions" and r["district"] == district]
-    assert (mine["kind"], mine["received"], mine["resolved_late"]) == ("complaint", "1", "0")
-    assert any(r["district"] == "'=cmd|' /C calc'!A0" for r in rows)
-    (body,) = [r for r in rows if r["section"] == "bodies"]
-    assert (body["body"], body["tasks"], body["submitted_on_time"]) == ("UBND_TINH", "1", "1")
-    assert [r["kind"] for r in rows if r["section"] == "petition_totals"][-1] == "all"
-    assert {r["period"] for r in rows} == {"2026-H1"}
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\r\n") == raw.count(b"\n")  # every line ends CRLF
+    return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
 
-    table = report_table(report)
-    assert title in table and "Báo cáo sơ kết 6 tháng đầu năm" in table and district in table
+
+async def test_each_table_is_a_csv_of_its_own_with_its_own_columns(store: EventStore) -> None:
+    report, district = await _report_with_every_table(store)
+    tables = {name: _csv_rows(table_csv(report, name)) for name in TABLES}
+    for name, rows in tables.items():
+        assert list(rows[0]) == ["period", "as_of", *(c.name for c in COLUMNS[name])], name
+        assert len(rows) == len(getattr(report, name)), name
+        assert {r["period"] for r in rows} == {"2026-H1"} and all(r["as_of"].endswith("+07:00") for r in rows)
+    (task_row,) = tables["tasks"]
+    assert task_row["title_vi"] == LONG_TITLE and "received" not in task_row
+    assert (task_row["task_id"], task_row["report"], task_row["lead"]) == ("I.1", "submitted_on_time", "UBND_TINH")
+    assert task_row["due_on"] == "2026-06-15" and task_row["escalated"] == "false"
+    assert task_row["submitted_at"] == "2026-06-01T09:00:00+07:00"
+    (mine,) = [r for r in tables["petitions"] if r["district"] == district]
+    assert (mine["kind"], mine["received"], mine["resolved_late"]) == ("complaint", "1", "0")
+    assert any(r["district"] == "'" + HOSTILE for r in tables["petitions"])
+    assert [(b["body"], b["tasks"], b["submitted_on_time"]) for b in tables["bodies"]] == [("UBND_TINH", "1", "1")]
+    assert "district" not in tables["petition_totals"][0] and tables["petition_totals"][-1]["kind"] == "all"
+
+
+async def test_the_zip_holds_the_four_csvs_and_the_same_report_gives_the_same_bytes(store: EventStore) -> None:
+    report, _ = await _report_with_every_table(store)
+    data = report_zip(report)
+    assert data == report_zip(report.model_copy())
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == [f"report-2026-H1-{name}.csv" for name in TABLES]
+        for name in TABLES:
+            assert archive.read(f"report-2026-H1-{name}.csv").decode("utf-8") == table_csv(report, name)
+
+
+async def test_the_xlsx_has_a_sheet_per_table_with_vietnamese_heads_typed_cells_and_no_formula(
+    store: EventStore,
+) -> None:
+    report, district = await _report_with_every_table(store)
+    book = openpyxl.load_workbook(io.BytesIO(report_xlsx(report)))
+    assert book.sheetnames == ["Thông tin", "Báo cáo của các nhiệm vụ", "Theo cơ quan chủ trì",
+                               "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại"]
+    info = {row[0]: row[1] for row in book["Thông tin"].iter_rows(values_only=True)}
+    assert info["Kỳ báo cáo"] == "2026-H1" and info["Tên báo cáo"] == "Báo cáo sơ kết 6 tháng đầu năm"
+    assert info["Hạn nộp"] == datetime(2026, 6, 15)
+    tasks = book["Báo cáo của các nhiệm vụ"]
+    heads = [cell.value for cell in tasks[1]]
+    assert heads[:4] == ["Nhiệm vụ", "Tên nhiệm vụ", "Chủ trì", "Tình trạng báo cáo"]
+    assert "Ngày nộp (giờ Việt Nam)" in heads and tasks.freeze_panes == "A2" and tasks.auto_filter.ref
+    row = dict(zip(heads, next(tasks.iter_rows(min_row=2, values_only=True)), strict=True))
+    assert row["Tên nhiệm vụ"] == LONG_TITLE and row["Tình trạng báo cáo"] == "Nộp đúng hạn"
+    assert row["Hạn nộp"] == datetime(2026, 6, 15) and row["Ngày nộp (giờ Việt Nam)"] == datetime(2026, 6, 1, 9, 0)
+    assert row["Số lần đôn đốc"] == 0 and row["Đã báo cáo cấp trên"] == "không"
+    petitions = book["Đơn thư theo loại và địa bàn"]
+    assert [cell.value for cell in petitions[1]] == ["Loại", "Địa bàn", "Tiếp nhận", "Thụ lý", "Đã giải quyết",
+                                                     "Đúng hạn", "Trễ hạn"]
+    cells = {r[1].value: r for r in petitions.iter_rows(min_row=2)}
+    assert cells[district][0].value == "Khiếu nại" and cells[district][2].value == 1
+    assert cells[HOSTILE][1].data_type == "s"  # kept as text, never a formula
+    totals = book["Tổng hợp đơn thư theo loại"]
+    assert [r[0] for r in totals.iter_rows(min_row=2, values_only=True)][-1] == "Tổng cộng"
+
+
+async def test_the_text_report_has_vietnamese_heads_and_wraps_long_titles(store: EventStore) -> None:
+    report, district = await _report_with_every_table(store)
+    table = report_table(report, width=100)
+    lines = table.splitlines()
+    assert lines[:3] == ["Báo cáo sơ kết 6 tháng đầu năm — kỳ 2026-H1",
+                         "Từ 01/01/2026 đến 30/06/2026; hạn nộp 15/06/2026", f"Kế hoạch: {report.plan_id}"]
+    assert lines[3].startswith("Số liệu tính đến ") and lines[3].endswith(" (giờ Việt Nam, +07:00)")
+    assert max(len(line) for line in lines[:lines.index("Đơn thư theo loại và địa bàn")]) <= 100
+    # The tasks' heads, on two lines since the whole heads would not fit; the title under its task, wrapped.
+    start = lines.index("Báo cáo của các nhiệm vụ (1)") + 1
+    heads = " ".join(lines[start:start + 2]).split()
+    for head in ("Nhiệm vụ", "Tình trạng báo cáo", "Hạn nộp", "Ngày nộp", "Số lần đôn đốc", "Đã báo cáo cấp trên",
+                 "Chủ trì"):
+        assert all(word in heads for word in head.split()), head
+    row = lines[start + 2]
+    assert row.split()[:6] == ["I.1", "Nộp", "đúng", "hạn", "15/06/2026", "01/06/2026"] and "UBND_TINH" in row
+    under = []
+    for line in lines[start + 3:]:
+        if not line.startswith("    "):
+            break
+        under.append(line)
+    assert len(under) >= 2 and " ".join(under).split() == LONG_TITLE.split()
+    for title, heads_ in (("Theo cơ quan chủ trì", ["Cơ quan", "Số nhiệm vụ", "Nộp đúng hạn", "Nộp trễ", "Chưa nộp"]),
+                          ("Đơn thư theo loại và địa bàn", ["Loại", "Địa bàn", "Tiếp nhận", "Thụ lý", "Đã giải quyết",
+                                                            "Đúng hạn", "Trễ hạn"])):
+        at = lines.index(title) + 1
+        words = " ".join(lines[at:at + 2]).split()  # on one line, or two when the table is wide
+        assert lines[at].startswith(heads_[0].split()[0]) and all(w in words for h in heads_ for w in h.split())
+    assert district in table and "Tổng cộng" in table and "Kiến nghị cử tri" in table and "Khiếu nại" in table
+    narrow = report_table(report, width=70).splitlines()
+    titles = [line for line in narrow if line.startswith("    ") and not line.startswith("     ")]
+    assert titles and all(len(line) <= 70 for line in titles)  # the title wraps to the width

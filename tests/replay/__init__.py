@@ -1,1 +1,1 @@
-"""Replay tests: recorded workflow histories replayed against today's workflow code (conventions 12, 15)."""
+"""Replay tests: recorded workflow histories replayed against today's workflow code."""

@@ -508,6 +508,40 @@ async def complaint_reset_to_an_earlier_point(r: Recorder) -> None:
     await r.save("complaint_reset_to_an_earlier_point", case)
 
 
+async def complaint_commands_by_name(r: Recorder) -> None:
+    """Commands sent as Updates named after them (`classify`, `accept`, a refused `extend`, a repeated key), as
+    clients send them since the workflows' dynamic `command` Update."""
+    print("complaint: classify (twice, one key) -> accept -> a refused extend, each Update by its name")
+    case = await r.open("complaint-by-name", "complaint")
+    classify = {"type": "classify", "lead_body": "UBND_TINH"}
+    await r.do(case, classify, command_id="by-name-classify")
+    await r.do(case, classify, command_id="by-name-classify")
+    await r.do(case, {"type": "accept", "decision_no": "41/QĐ-UBND"})
+    await r.refused(case, {"type": "extend", "decision_no": "42/QĐ-GH", "reason": "Vụ việc phức tạp"},
+                    "complaint.no_extension")
+    await r.save("complaint_commands_by_name", case)
+
+
+async def petition_refused_at_receipt(r: Recorder) -> None:
+    """A petition received "in the future": its receipt is refused and its run ends with nothing stored (patch
+    `refused-receipt`)."""
+    from domain.petitions.model import petition_case_id
+    from workflows.client import CommandRefused, open_petition
+
+    print("petition refused at receipt")
+    intake = r.intake("refused-at-receipt", "recommendation", datetime.now(UTC) + timedelta(days=3))
+    case = petition_case_id(intake.source, intake.external_ref)
+    try:
+        await open_petition(r.client, intake)
+    except CommandRefused as exc:
+        assert exc.rule == "received_at.future", exc
+    else:
+        raise RuntimeError("a petition received in the future was accepted")
+    refused_run = (await r.client.get_workflow_handle(case).describe()).run_id
+    assert await r.client.get_workflow_handle(case).result() is None
+    await r.save("petition_refused_at_receipt", case, refused_run)
+
+
 CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_from_receipt_to_archive,
     denunciation_extended_twice_withdrawn_and_concluded,
@@ -520,6 +554,8 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     plan_imported_with_its_first_report_cycle,
     complaint_repaired_by_an_operator,
     complaint_reset_to_an_earlier_point,
+    petition_refused_at_receipt,
+    complaint_commands_by_name,
 ]
 
 

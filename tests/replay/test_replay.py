@@ -1,4 +1,4 @@
-"""Recorded histories replay on today's workflow code, with the production data converter (conventions 12, 15).
+"""Recorded histories replay on today's workflow code, with the production data converter.
 
 The histories in `histories/` were recorded by `tests/replay/record.py` from a real dev server and worker. A
 failure here means a change to a workflow would break the cases already running in production: guard it with

@@ -171,7 +171,7 @@ def test_every_bullet_of_section_ii_is_a_subtask_with_the_seeds_exact_text(plan:
     assert sum(len(bullets) for _, bullets in seed_headings().values()) == 28
 
 
-def test_section_ii_has_the_subtasks_of_domain_md_and_their_letters(plan: PlanDocument) -> None:
+def test_section_ii_has_the_subtasks_of_the_plan_and_their_letters(plan: PlanDocument) -> None:
     letters = {
         "II.1": "abc",
         "II.2.1": "abcde",
@@ -228,7 +228,7 @@ def test_the_file_keeps_the_bodies_the_plan_names_even_if_abolished(plan: PlanDo
     assert [ref.code for ref in plan.task("III.3").lead] == ["PHONG_DTHTH"]
 
 
-def test_cadences_and_links_follow_domain_md(plan: PlanDocument) -> None:
+def test_cadences_and_links_follow_the_plan(plan: PlanDocument) -> None:
     assert plan.task("II.2.7").cadence == ["ad_hoc"]
     assert [ref.code for ref in plan.task("II.2.7").assigners] == ["BDV_TW", "TINH_UY"]
     assert plan.task("II.2.4.c").cadence == ["continuous_monitoring", "ad_hoc_report"]

@@ -86,7 +86,7 @@ def test_every_statutory_rule_has_a_legal_basis_and_every_rule_a_reference() -> 
             assert rule.legal_basis, rule.key
 
 
-def test_the_values_of_domain_md_are_in_the_file() -> None:
+def test_the_values_of_the_legal_reference_are_in_the_file() -> None:
     policy = load_deadline_policy()
 
     def shape(key: str) -> tuple[int, str, dict[str, int]]:

@@ -1,0 +1,156 @@
+"""`GET /metrics`: scraped and read by Prometheus' own text parser, the series moving after a command, the
+case gauges read from PostgreSQL at scrape time within a bound, and who may scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from api.metrics import route_template
+from eventstore import EventStore
+
+from .support import Api, petition, seed_case, token, unique, unique_body
+
+
+async def scrape(api: Api, tok: str) -> dict[str, list[Sample]]:
+    response = await api.get("/metrics", tok)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = text_string_to_metric_families(response.text)
+    return {family.name: family.samples for family in families}
+
+
+def value(families: dict[str, list[Sample]], family: str, sample: str, **labels: str) -> float:
+    """The value of the sample named `sample` of `family` whose labels include `labels` (0 when absent)."""
+    return sum(s.value for s in families.get(family, [])
+               if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+async def test_a_command_moves_the_request_counter_and_the_append_histogram(api: Api, store: EventStore) -> None:
+    source, body = unique("metrics-intake"), unique_body("M")
+    supervisor = await token(store, "supervisor")
+    intake = await token(store, "intake", label=source)
+    staff = await token(store, "body", body)
+    opened = await api.post("/v1/petitions", intake, json=petition(source, receiving_body=body))
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+
+    before = await scrape(api, supervisor)
+    command = {"type": "assign", "body": "UBND_TINH", "officer": unique("officer")}
+    sent = await api.post(f"/v1/cases/{case_id}/commands", staff, json=command)
+    assert sent.status_code == 200, sent.text
+    after = await scrape(api, supervisor)
+
+    route = {"method": "POST", "route": "/v1/cases/{case_id}/commands"}
+    requests = ("danvan_http_requests", "danvan_http_requests_total")
+    assert value(after, *requests, **route, status="200") == value(before, *requests, **route, status="200") + 1
+    latency = ("danvan_http_request_duration_seconds", "danvan_http_request_duration_seconds_count")
+    assert value(after, *latency, **route) == value(before, *latency, **route) + 1
+    # The route's template, never the raw path: no series names the case.
+    assert not any(case_id in str(s.labels) for samples in after.values() for s in samples)
+    appends = ("danvan_eventstore_append_duration_seconds", "danvan_eventstore_append_duration_seconds_count")
+    assert value(after, *appends, outcome="appended") >= value(before, *appends, outcome="appended") + 1
+    sums = ("danvan_eventstore_append_duration_seconds", "danvan_eventstore_append_duration_seconds_sum")
+    assert value(after, *sums) > value(before, *sums)
+    assert "danvan_eventstore_append_conflicts" in after
+    assert after["danvan_cases_scrape_ok"][0].value == 1
+
+
+async def test_a_conflict_is_counted(api: Api, store: EventStore) -> None:
+    from eventstore import ConcurrencyError
+
+    supervisor = await token(store, "supervisor")
+    case_id = await seed_case(store)
+    before = await scrape(api, supervisor)
+    with pytest.raises(ConcurrencyError):
+        await seed_case(store, case_id=case_id)  # a first event for a stream that has one
+    after = await scrape(api, supervisor)
+    conflicts = ("danvan_eventstore_append_conflicts", "danvan_eventstore_append_conflicts_total")
+    assert value(after, *conflicts) == value(before, *conflicts) + 1
+    counts = ("danvan_eventstore_append_duration_seconds", "danvan_eventstore_append_duration_seconds_count")
+    assert value(after, *counts, outcome="conflict") == value(before, *counts, outcome="conflict") + 1
+
+
+async def test_the_case_gauges_count_open_overdue_and_breached_cases(api: Api, store: EventStore) -> None:
+    supervisor = await token(store, "supervisor")
+    kind = "complaint"
+    before = await scrape(api, supervisor)
+    past = datetime.now(UTC) - timedelta(days=3)
+    await seed_case(store, kind=kind, status="metrics_probe", due_at=past, overdue=True)
+    await seed_case(store, kind=kind, status="metrics_probe", due_at=past)  # past due, breach not recorded yet
+    await seed_case(store, kind=kind, status="metrics_probe", due_at=datetime.now(UTC) + timedelta(days=3))
+    await seed_case(store, kind=kind, status="archived", due_at=past, overdue=True)  # ended: not counted
+    after = await scrape(api, supervisor)
+    assert value(after, "danvan_cases_open", "danvan_cases_open", kind=kind, status="metrics_probe") == 3
+    assert value(after, "danvan_cases_open", "danvan_cases_open", status="archived") == 0
+    assert value(after, "danvan_cases_overdue", "danvan_cases_overdue", kind=kind) == value(
+        before, "danvan_cases_overdue", "danvan_cases_overdue", kind=kind) + 1
+    assert value(after, "danvan_cases_breached", "danvan_cases_breached", kind=kind) == value(
+        before, "danvan_cases_breached", "danvan_cases_breached", kind=kind) + 2
+
+
+async def test_a_scrape_is_answered_in_bounded_time_while_the_cases_table_is_locked(
+    api: Api, store: EventStore, database_url: str
+) -> None:
+    supervisor = await token(store, "supervisor")
+    await scrape(api, supervisor)  # the token is cached: the lock below holds up only the gauges
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            families = await scrape(api, supervisor)
+            took = time.monotonic() - started
+    finally:
+        await conn.close()
+    assert took < 3.5
+    assert families["danvan_cases_scrape_ok"][0].value == 0
+    assert "danvan_cases_open" not in families
+    assert "danvan_http_requests" in families  # the rest is served all the same
+    # and the next scrape reads them again
+    assert (await scrape(api, supervisor))["danvan_cases_scrape_ok"][0].value == 1
+
+
+async def test_an_unmatched_path_is_counted_under_one_label(api: Api, store: EventStore) -> None:
+    supervisor = await token(store, "supervisor")
+    for n in range(3):
+        assert (await api.get(f"/no-such-path-{n}")).status_code == 404
+    families = await scrape(api, supervisor)
+    assert value(families, "danvan_http_requests", "danvan_http_requests_total", route="unmatched",
+                 status="404") >= 3
+    assert not any("no-such-path" in str(s.labels) for samples in families.values() for s in samples)
+
+
+async def test_console_pages_are_counted_under_their_mounted_template(api: Api, store: EventStore) -> None:
+    supervisor = await token(store, "supervisor")
+    await api.get("/console/login")
+    await api.get("/console/static/console.css")
+    families = await scrape(api, supervisor)
+    routes = {s.labels["route"] for s in families["danvan_http_requests"]}
+    assert "/console/login" in routes
+    assert "/console/static/{path}" in routes
+
+
+@pytest.mark.parametrize("role", ["intake", "body"])
+async def test_only_readers_of_everything_may_scrape(api: Api, store: EventStore, role: str) -> None:
+    tok = await token(store, role, unique_body() if role == "body" else None)
+    response = await api.get("/metrics", tok)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert (await api.get("/metrics")).status_code == 401
+
+
+def test_a_route_template_without_a_route_is_unmatched() -> None:
+    assert route_template({"type": "http", "root_path": ""}, "") == "unmatched"
+
+
+async def test_scrapes_in_parallel_all_answer(api: Api, store: EventStore) -> None:
+    supervisor = await token(store, "supervisor")
+    results = await asyncio.gather(*(scrape(api, supervisor) for _ in range(5)))
+    assert all(r["danvan_cases_scrape_ok"][0].value == 1 for r in results)
