@@ -35,16 +35,20 @@ def install(app: FastAPI) -> None:
             document = get_openapi(title=app.title, version=app.version, openapi_version=app.openapi_version,
                                    summary=app.summary, description=app.description, routes=app.routes,
                                    tags=app.openapi_tags, servers=app.servers)
-            complete(document, feed_wait_max=app.state.settings.feed_wait_max)
+            settings = app.state.settings
+            complete(document, feed_wait_max=settings.feed_wait_max,
+                     years=(settings.calendar_first_year, settings.calendar_last_year))
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def complete(document: dict[str, Any], *, feed_wait_max: float) -> None:
+def complete(document: dict[str, Any], *, feed_wait_max: float, years: tuple[int, int] = (2000, 2098)) -> None:
     """Add what FastAPI cannot derive to `document`, in place: the command union, the plan document of the plan
-    import, the feed's longest wait (a setting, `DANVAN_FEED_WAIT_MAX`) and the values of its filters."""
+    import, the feed's longest wait (a setting, `DANVAN_FEED_WAIT_MAX`) and the values of its filters, the years
+    a petition's and a command's dates may lie in (`DANVAN_CALENDAR_FIRST_YEAR` to `_LAST_YEAR`), the bodies a
+    token may be issued for, and the characters no text may hold."""
     from domain.plan import PlanDocument
 
     from .feed import EVENT_TYPES
@@ -63,6 +67,7 @@ def complete(document: dict[str, Any], *, feed_wait_max: float) -> None:
                 if parameter["name"] in feed_values:
                     schema["items"] = {"type": "string", "enum": sorted(feed_values[parameter["name"]])}
     plan = PlanDocument.model_json_schema(ref_template=REF + "{model}")
+    token_bodies(components.get("TokenRequest"))
     renames = merge({**plan.pop("$defs", {}), "PlanDocument": plan}, components, "Plan")
     imported = document["paths"]["/v1/plan/import"]["post"]["requestBody"]["content"]
     for media in imported.values():  # YAML or JSON, the same document
@@ -77,6 +82,118 @@ def complete(document: dict[str, Any], *, feed_wait_max: float) -> None:
     media["schema"] = {"$ref": REF + UNION}
     if examples:
         media["examples"] = {f"example{i}": {"value": value} for i, value in enumerate(examples, 1)}
+    for path in CALENDAR_BODIES:
+        for media in document["paths"][path]["post"]["requestBody"]["content"].values():
+            calendar_years(document, media["schema"], *years)
+    text_rules(document)
+
+
+#: The bodies whose every date and moment must lie in the calendar's years (`api.limits.dates_out_of_range`).
+CALENDAR_BODIES = ("/v1/petitions", COMMANDS_PATH)
+
+
+def calendar_years(document: dict[str, Any], schema: dict[str, Any], first: int, last: int) -> None:
+    """A pattern on every `date` and `date-time` `schema` holds or refers to: its year from `first` to `last`
+    (a moment is held to its day in Vietnam, which its own offset may put a day off at either end)."""
+    components = document.get("components", {}).get("schemas", {})
+    years = "|".join(str(year) for year in range(first, last + 1))
+    prefix = f"^({years})-"
+    seen: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(REF):
+                name = ref.removeprefix(REF)
+                if name not in seen and name in components:
+                    seen.add(name)
+                    visit(components[name])
+                return
+            if node.get("type") == "string" and node.get("format") in ("date", "date-time"):
+                node["pattern"] = prefix
+            for key, value in node.items():
+                if key not in ("examples", "example", "default", "const", "enum"):
+                    visit(value)
+
+    visit(schema)
+
+
+#: What no text a request carries may hold (`domain.text`, enforced by `api.limits` on the path, the query and
+#: every string of a body, keys included): NUL or a control character but tab, LF and CR. (A lone surrogate,
+#: refused too, is no character a JSON Schema regular expression may name.)
+TEXT_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+
+
+def text_rules(document: dict[str, Any]) -> None:
+    """State `TEXT_PATTERN` on every string a request may carry: parameters, and the schemas of request bodies
+    with all they refer to (those shared with answers too, which hold only what was accepted)."""
+    components = document.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF):
+            name = ref.removeprefix(REF)
+            if name not in seen and name in components:
+                seen.add(name)
+                visit(components[name])
+            return
+        if (node.get("type") == "string" and "enum" not in node and "const" not in node
+                and node.get("format") not in ("date", "date-time")):  # a valid date holds no control character
+            if "pattern" not in node:
+                node["pattern"] = TEXT_PATTERN
+            elif node["pattern"] != TEXT_PATTERN and not any(
+                    isinstance(s, dict) and s.get("pattern") == TEXT_PATTERN for s in node.get("allOf", [])):
+                node.setdefault("allOf", []).append({"pattern": TEXT_PATTERN})
+        if node.get("type") == "object" and node.get("additionalProperties") is not False:
+            node.setdefault("propertyNames", {"pattern": TEXT_PATTERN})
+        for key, value in node.items():
+            if key not in ("examples", "example", "default", "const", "enum", "$ref"):
+                visit(value)
+
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                visit(parameter.get("schema"))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                visit(media.get("schema"))
+
+
+def token_bodies(schema: dict[str, Any] | None) -> None:
+    """The bodies a `body` token may be issued for today (`api.tokens.check_token_body`), as the enum of the
+    token request's `body_id` for role `body`."""
+    from datetime import datetime
+
+    from activities.rules import load_bodies
+    from domain.calendar import VN_TZ
+
+    from .tokens import check_token_body
+
+    if schema is None:
+        return
+    registry, today = load_bodies(), datetime.now(VN_TZ).date()
+    allowed = []
+    for code in registry.codes():
+        try:
+            check_token_body(registry, code, today)
+        except ValueError:
+            continue
+        allowed.append(code)
+    for branch in schema.get("oneOf", []):
+        body_id = branch.get("properties", {}).get("body_id", {})
+        if body_id.get("type") == "string":
+            body_id["enum"] = sorted(allowed)
 
 
 def command_union(kinds: Iterable[tuple[str, dict[str, Any], frozenset[str]]],
