@@ -25,7 +25,7 @@ from eventstore import EventStore
 from integrity.checkpoints import CheckpointLog
 from integrity.lookup import SignedHeads
 
-from . import errors
+from . import errors, openapi
 from .auth import TokenCache
 from .console import mount_console
 from .deadline import RequestDeadline
@@ -126,6 +126,7 @@ def create_app(
     app.include_router(identities.router)
     app.include_router(codec.router)  # Temporal's remote codec, /codec (and /console/codec: see CodecGate)
     mount_console(app)  # the web console, /console
+    openapi.install(app)  # the OpenAPI as the server enforces it: the command union (`api.openapi`)
     app.add_middleware(codec.CodecGate, origins=codec.ui_origins(settings.temporal_ui_url))
     # Before any route reads a body: its size, type, encoding, depth and text (`api.limits`).
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)

@@ -21,11 +21,14 @@ such values out first (a body code or a case kind never holds a quote, a backsla
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Query
+from pydantic import AwareDatetime, BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from domain import front_supervision, plan_cases, plan_tasks, report_cycles
 from domain.bodies import BODY_CODE_PATTERN
@@ -61,6 +64,27 @@ PERIOD_PATTERN = r"^20\d\d(-H[12])?$"
 #: The days a date filter may name.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)
+#: The OpenAPI's statement of those years (`FIRST_DAY` to `LAST_DAY`) for a day (`YYYY-MM-DD`) and a moment.
+DAY_PATTERN = r"^(20[0-9][0-9]|2100)-[0-9][0-9]-[0-9][0-9]$"
+MOMENT_PATTERN = r"^(20[0-9][0-9]|2100)-[0-9][0-9]-[0-9][0-9][Tt ]"
+_DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MOMENT_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ].+")
+
+
+def _written(shape: re.Pattern[str], rule: str, what: str) -> BeforeValidator:
+    """Only ISO 8601 text: pydantic would also read a number (`1700000000`) as a Unix timestamp."""
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not shape.fullmatch(value):
+            raise PydanticCustomError(rule, f"Input should be {what}")
+        return value
+    return BeforeValidator(check)
+
+
+#: A day in a query: `YYYY-MM-DD`; its range is `check_day`'s, whose refusal names both ends.
+Day = Annotated[date, _written(_DAY_TEXT, "date_from_datetime_parsing", "a day written YYYY-MM-DD")]
+#: A moment in a query: ISO 8601 with its offset; its range is `check_instant`'s.
+Moment = Annotated[AwareDatetime, _written(_MOMENT_TEXT, "datetime_parsing",
+                                           "a moment written in ISO 8601 (YYYY-MM-DDTHH:MM:SS+07:00)")]
 
 KindFilter = Annotated[CaseKind | None, Query(description="The kind of case")]
 StatusFilter = Annotated[str | None, Query(min_length=1, max_length=50, pattern=STATUS_PATTERN,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from domain.bodies import Body, BodyRegistry
+from domain.jsontypes import stripped_at_least
 from eventstore import Pool
 from eventstore.store import translate_errors
 
@@ -186,14 +187,26 @@ async def authenticate(pool: Pool, token: str) -> Principal | None:
     return _principal(token_hash, row) if row is not None else None
 
 
+def _body_only_for_body_role(schema: dict[str, Any]) -> None:
+    """The OpenAPI states the rule `_scoped` enforces: `body_id` is required for role `body`, refused (or null)
+    for every other role."""
+    others = [role for role in ROLES if role != "body"]
+    schema["oneOf"] = [
+        {"properties": {"role": {"const": "body"}, "body_id": {"type": "string"}}, "required": ["body_id"]},
+        {"properties": {"role": {"enum": others}, "body_id": {"type": "null"}}},
+    ]
+
+
 class TokenRequest(BaseModel):
     """`POST /v1/tokens`: what the new token may do."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_body_only_for_body_role)
 
     role: Role
-    body_id: str | None = Field(default=None, min_length=1, max_length=100, validate_default=True)
-    label: str = Field(min_length=1, max_length=200)
+    # Stripped of spaces at either end (`str_strip_whitespace`) before their lengths are measured.
+    body_id: str | None = Field(default=None, min_length=1, max_length=100, pattern=stripped_at_least(1),
+                                validate_default=True)
+    label: str = Field(min_length=1, max_length=200, pattern=stripped_at_least(1))
 
     @field_validator("body_id")
     @classmethod

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .calendar import CalendarRangeError, WorkingCalendar, end_of_day, local_date
 from .common import DomainError, Event, Text
 from .deadlines import Deadline, DeadlineState, add_deadlines, meet_deadlines
+from .jsontypes import Integer
 
 BodyCode = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Z0-9_]+(:[A-Za-z0-9_.-]+)?$")]
 
@@ -21,7 +22,7 @@ BodyCode = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Z0-9_
 class CoordinationTarget(Text):
     body: BodyCode
     side: Literal["party", "state", "front"]
-    days: int = Field(ge=1, le=90)
+    days: Integer = Field(ge=1, le=90)
     unit: Literal["calendar", "working"] = "working"
 
 

@@ -43,6 +43,7 @@ from .deadlines import (
     mark_deadline,
     meet_deadlines,
 )
+from .jsontypes import Number
 from .repairs import REPAIR_EVENTS, BodyNudged, RepairRecorded
 from .reporting import ReportCalendar
 
@@ -132,7 +133,7 @@ class SubmitReport(Command):
     period: str = Field(pattern=r"^\d{4}(-H1)?$")
     body: BodyCode
     summary: str = Field(min_length=1, max_length=50000)
-    figures: dict[str, float] = Field(default_factory=dict)
+    figures: dict[str, Number] = Field(default_factory=dict)
     evidence_refs: list[str] = Field(default_factory=list, max_length=50)
 
 

@@ -38,6 +38,8 @@ from .models import (
 )
 from .pool import Pool
 
+#: The largest version a stream can reach (`events.version` is a PostgreSQL `integer`).
+MAX_VERSION = 2**31 - 1
 _EVENT_COLUMNS = """
     stream_id, version, position, tx_id::text::bigint AS transaction_id, event_id, type, schema_version,
     occurred_at, recorded_at, actor, reason, legal_basis, data, metadata,
@@ -315,7 +317,10 @@ class EventStore:
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, limit: int | None = None
     ) -> list[RecordedEvent]:
-        """The stream's events in version order, from `from_version` on."""
+        """The stream's events in version order, from `from_version` on (none past the largest version a
+        stream can reach, `MAX_VERSION`)."""
+        if from_version > MAX_VERSION:
+            return []
         with translate_errors(stream_id):
             rows = await self.pool.fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 "

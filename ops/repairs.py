@@ -290,8 +290,7 @@ async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
         if not matches:
             raise RepairRefused("repair.reset.point",
                                 f"event {to_event_id} of {case_id} is not a completed workflow task "
-                                f"(these are: {', '.join(str(e.event_id) for e in completed[-10:])}...)",
-                                status=422)
+                                f"(these are: {', '.join(str(e.event_id) for e in completed[-10:])}...)")
         point = matches[0]
     after = [e for e in events if e.event_id > point.event_id]
     updates = [_update_of(e, client) for e in after

@@ -35,7 +35,7 @@ from integrity.lookup import read_signed
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
 from ..errors import validation_error
-from ..filters import FIRST_DAY, check_instant
+from ..filters import FIRST_DAY, PERIOD_PATTERN, check_instant
 from ..identities import (
     IDENTITY_ROLES,
     PETITION_KINDS,
@@ -46,7 +46,7 @@ from ..identities import (
 )
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
 from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, export_response, list_page, vault_of
-from ..routes.reports import PERIOD_PATTERN, known_period, report_calendar
+from ..routes.reports import known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import DomainEntry, ProcessEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -32,7 +32,17 @@ from .. import export
 from ..auth import check_case_access, may_access_case, require
 from ..deps import Heads, Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
-from ..filters import FIRST_DAY, LAST_DAY, DistrictFilter, KindFilter, StatusFilter, TextSearch, check_range
+from ..filters import (
+    DAY_PATTERN,
+    FIRST_DAY,
+    LAST_DAY,
+    Day,
+    DistrictFilter,
+    KindFilter,
+    StatusFilter,
+    TextSearch,
+    check_range,
+)
 from ..identities import (
     IDENTITY_FIELDS,
     IDENTITY_ROLES,
@@ -53,12 +63,12 @@ from ..queries import (
     list_cases,
     record_case_read,
 )
+from ..routing import ApiRoute
 from ..temporal import TemporalConnection, TemporalUnavailableError
 from ..timeline import RunInfo, TimelineEntry, domain_entries, fetch_process, merge
-from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=ApiRoute)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -195,9 +205,11 @@ async def audit_read(store: EventStore, case: CaseRecord | None, principal: Prin
 
 BodyFilter = Annotated[str | None, Query(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                                          description="Lead body or a coordinating body (a body code)")]
-FromDay = Annotated[date | None, Query(description=f"First local day (UTC+7), included; {FIRST_DAY} to {LAST_DAY}")]
-ToDay = Annotated[date | None, Query(description=f"Last local day (UTC+7), included; not before `received_from`, "
-                                                 f"{FIRST_DAY} to {LAST_DAY}")]
+FromDay = Annotated[Day | None, Query(description=f"First local day (UTC+7), included; {FIRST_DAY} to {LAST_DAY}",
+                                      json_schema_extra={"pattern": DAY_PATTERN})]
+ToDay = Annotated[Day | None, Query(description=f"Last local day (UTC+7), included; not before `received_from`, "
+                                               f"{FIRST_DAY} to {LAST_DAY}",
+                                    json_schema_extra={"pattern": DAY_PATTERN})]
 ListRoles = Annotated[Principal, Depends(require("body", "supervisor", "operator", "admin"))]
 
 

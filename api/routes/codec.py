@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from google.protobuf import json_format
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payloads
@@ -29,10 +30,10 @@ from danvan.codec import EncryptionCodec, PayloadKeyUnknown
 from ..auth import bearer, principal_of
 from ..console.session import session_principal
 from ..errors import ApiError, error_responses
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal, Role
 
-router = APIRouter(prefix="/codec", tags=["codec"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/codec", tags=["codec"], route_class=ApiRoute)
 
 #: Who may see decoded payloads: those who already read every case in full.
 CODEC_ROLES: tuple[Role, ...] = ("supervisor", "operator", "admin")
@@ -55,9 +56,31 @@ async def codec_reader(
     return principal
 
 
-def _payloads(body: dict[str, Any]) -> Payloads:
+#: Bytes as protobuf's JSON writes them: standard base64, padded.
+BASE64 = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+Base64 = Annotated[str, Field(pattern=BASE64, description="bytes, in base64")]
+
+
+class PayloadIn(BaseModel):
+    """One Temporal payload in Temporal's JSON form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Base64] = Field(default_factory=dict, description="`encoding` and the codec's keys")
+    data: Base64 = ""
+
+
+class PayloadsIn(BaseModel):
+    """`{"payloads": [...]}`, as the Web UI posts them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payloads: list[PayloadIn] = Field(default_factory=list)
+
+
+def _payloads(body: PayloadsIn) -> Payloads:
     try:
-        return json_format.ParseDict(body, Payloads())
+        return json_format.ParseDict(body.model_dump(), Payloads())
     except json_format.ParseError as exc:
         raise ApiError(422, "validation_failed", f"not Temporal payloads: {exc}") from None
 
@@ -66,12 +89,13 @@ def _answer(payloads: list[Any]) -> JSONResponse:
     return JSONResponse(json_format.MessageToDict(Payloads(payloads=payloads)), headers={"Cache-Control": "no-store"})
 
 
-Example = Body(examples=[{"payloads": [{"metadata": {"encoding": "YmluYXJ5L2VuY3J5cHRlZA=="}, "data": "..."}]}])
+#: A JSON payload, `"Lan"` (`json/plain`): not encrypted, so both endpoints answer it.
+Example = Body(examples=[{"payloads": [{"metadata": {"encoding": "anNvbi9wbGFpbg=="}, "data": "IkxhbiI="}]}])
 
 
 @router.post("/decode", summary="Decode Temporal payloads (the Web UI's remote codec)",
              responses=error_responses(401, 403, 422))
-async def decode(request: Request, body: Annotated[dict[str, Any], Example],
+async def decode(request: Request, body: Annotated[PayloadsIn, Example],
                  principal: Annotated[Principal, Depends(codec_reader)]) -> JSONResponse:
     """The payloads decrypted; those not encrypted come back as they are. Roles: `supervisor`, `operator`,
     `admin`."""
@@ -84,7 +108,7 @@ async def decode(request: Request, body: Annotated[dict[str, Any], Example],
 
 @router.post("/encode", summary="Encode Temporal payloads (the Web UI's remote codec)",
              responses=error_responses(401, 403, 422))
-async def encode(request: Request, body: Annotated[dict[str, Any], Example],
+async def encode(request: Request, body: Annotated[PayloadsIn, Example],
                  principal: Annotated[Principal, Depends(codec_reader)]) -> JSONResponse:
     """The payloads encrypted under the current key. Roles: `supervisor`, `operator`, `admin`."""
     codec: EncryptionCodec = request.app.state.codec

@@ -23,11 +23,11 @@ from ..deps import AppSettings, Store
 from ..errors import ApiError, error_responses, validation_error
 from ..feed import EVENT_TYPES, CursorCodec, FeedFilter, FeedWatcher, Page, read_page, record_reads, scope_of, shown
 from ..filters import CaseKind
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal
 from .cases import audit_read
 
-router = APIRouter(tags=["events"], route_class=VietnamTimeRoute)
+router = APIRouter(tags=["events"], route_class=ApiRoute)
 
 #: At most this many values of one filter in a request.
 MAX_FILTER_VALUES = 50
@@ -188,7 +188,7 @@ async def get_events(
         raise validation_error("after", "cursor_invalid", f"after: {exc}; pass a `next_cursor` of this feed",
                                after) from None
     filters = FeedFilter(
-        kinds=tuple(dict.fromkeys(k.value for k in kinds)) if kinds else None,
+        kinds=_values("kind", [k.value for k in kinds or ()], frozenset(CaseKind), "enum"),
         types=_values("type", types, EVENT_TYPES, "unknown_event_type"),
         bodies=_values("body", bodies, known_bodies(), "unknown_body"),
         **scope_of(principal),

@@ -15,12 +15,12 @@ from eventstore.migrate import is_current
 
 from ..deps import Store, Temporal
 from ..errors import ErrorDetail
+from ..routing import ApiRoute
 from ..temporal import TemporalUnavailableError
-from ..times import VietnamTimeRoute
 
 log = logging.getLogger("danvan.api")
 
-router = APIRouter(tags=["health"], route_class=VietnamTimeRoute)
+router = APIRouter(tags=["health"], route_class=ApiRoute)
 
 #: Each readiness check gives up after this many seconds (or a share of the request's time left, when that is
 #: shorter), so a probe always answers quickly, and in its own shape rather than the request deadline's.

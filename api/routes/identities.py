@@ -7,21 +7,23 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..auth import require
 from ..errors import ApiError, error_responses
 from ..identities import Erasure, IdentityErased, IdentityNotFound, IdentityVault
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal
 from .cases import vault_dependency
 
 log = logging.getLogger("danvan.api")
 
-router = APIRouter(prefix="/v1/identities", tags=["identities"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/identities", tags=["identities"], route_class=ApiRoute)
 
 
 class EraseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=10, max_length=2000, description="why the identity is erased; recorded")
 
 

@@ -12,9 +12,10 @@ from ..auth import require
 from ..deps import Store
 from ..errors import error_responses
 from ..metrics import exposition, read_case_gauges
+from ..routing import ApiRoute
 from ..tokens import Principal
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], route_class=ApiRoute)
 
 Reader = Annotated[Principal, Depends(require("supervisor", "operator", "admin"))]
 

@@ -14,12 +14,13 @@ from datetime import timedelta
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
 from domain.bodies import BODY_CODE_PATTERN
 from domain.common import Actor
 from domain.idempotency import RULE as KEY_REUSED
+from domain.jsontypes import INTEGER_ONLY, Boolean, Integer, Number, stripped_at_least
 from domain.repairs import MIN_REASON
 from ops import repairs
 from ops.repairs import BulkReport, RepairOutcome, RepairRefused
@@ -29,15 +30,17 @@ from ..auth import require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses
 from ..filters import CaseKind, IdempotencyKey, KindFilter, key_reused
+from ..routing import ApiRoute
 from ..temporal import TemporalUnavailableError
-from ..times import VietnamTimeRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/ops", tags=["ops"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/ops", tags=["ops"], route_class=ApiRoute)
 
 CaseId = Annotated[str, Path(min_length=1, max_length=200, description="The case id (= its workflow id)")]
 Operator = Annotated[Principal, Depends(require("operator", "admin"))]
-Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, description="why (recorded)")]
+Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, pattern=stripped_at_least(MIN_REASON),
+                              description=f"why (recorded): at least {MIN_REASON} characters besides the spaces "
+                                          "at either end")]
 
 
 class StalledList(BaseModel):
@@ -46,35 +49,46 @@ class StalledList(BaseModel):
 
 
 class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
 
 
 class ResetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
-    to_event_id: int | None = Field(default=None, ge=1, description="a completed workflow task's event id "
-                                    "(default: the last good point before the workflow code started failing)")
-    dry_run: bool = Field(default=False, description="only show the point and what would be re-run")
+    to_event_id: Annotated[int, Field(ge=1), INTEGER_ONLY] | None = Field(
+        default=None, description="a completed workflow task's event id (default: the last good point before the "
+                                  "workflow code started failing)")
+    dry_run: Boolean = Field(default=False, description="only show the point and what would be re-run")
 
 
 class NudgeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     body: str | None = Field(default=None, min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                              description="the body to remind (default: every body the case waits on)")
 
 
 class ReassignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     body: str = Field(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN, description="the body the case goes to")
 
 
 class BulkRetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     kind: CaseKind | None = Field(default=None, description="only cases of this kind")
     body: str | None = Field(default=None, min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                              description="only cases led by this body (a body code)")
-    per_second: float = Field(default=5.0, gt=0, le=50, description="at most this many cases a second")
-    limit: int = Field(default=100, ge=1, le=1000, description="at most this many cases")
-    dry_run: bool = False
+    per_second: Number = Field(default=5.0, gt=0, le=50, description="at most this many cases a second")
+    limit: Integer = Field(default=100, ge=1, le=1000, description="at most this many cases")
+    dry_run: Boolean = False
 
 
 def _operator(principal: Principal) -> Actor:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 
 from danvan import waits
 from danvan.settings import Settings
@@ -35,15 +35,16 @@ from workflows.petition import CommandResult
 from workflows.plan_task import TaskCommandResult, TaskView
 
 from ..auth import check_case_access, require
+from ..command_body import parse_command
 from ..deps import Store, Temporal
-from ..errors import ApiError, FieldError, error_responses, field_errors
+from ..errors import ApiError, FieldError, error_responses
 from ..filters import IdempotencyKey, key_reused
 from ..identities import IdentityConflict, IdentityErased, IdentityVault
 from ..limits import dates_out_of_range
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal
 
-router = APIRouter(tags=["petitions"], route_class=VietnamTimeRoute)
+router = APIRouter(tags=["petitions"], route_class=ApiRoute)
 
 PETITION_KINDS = {k.value for k in PetitionKind}
 
@@ -301,20 +302,12 @@ async def command_case(
     case = await store.get_case(case_id)
     if case is None:
         raise ApiError(404, "not_found", f"no case {case_id}")
-    kind = KINDS.get("petition" if case.kind in PETITION_KINDS else case.kind)
+    kind_name = "petition" if case.kind in PETITION_KINDS else case.kind
+    kind = KINDS.get(kind_name)
     if kind is None:
         check_case_access(principal, case)
         raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}: it takes no commands")
-    if payload.get("type") in kind.internal:
-        raise ApiError(422, "validation_failed", "invalid command", fields=field_errors([{
-            "loc": ("body", "type"), "type": "internal_command",
-            "msg": f"`{payload.get('type')}` is issued by the case itself"}]))
-    try:
-        command = kind.commands.validate_python(payload)
-    except ValidationError as exc:
-        errors = [{**err, "loc": ("body", *err["loc"][1:]) if len(err["loc"]) > 1 else ("body", "type")}
-                  for err in exc.errors()]
-        raise ApiError(422, "validation_failed", "invalid command", fields=field_errors(errors)) from exc
+    command = parse_command(KINDS, kind_name, case.kind, payload)  # 422s: `api.command_body`
     settings: Settings = request.app.state.settings
     if problems := dates_out_of_range(command, settings.calendar_first_year, settings.calendar_last_year):
         raise ApiError(422, "validation_failed", "invalid command", fields=problems)

@@ -15,10 +15,10 @@ from workflows.plan_client import import_plan
 from ..auth import require
 from ..deps import Temporal
 from ..errors import ApiError, FieldError, error_responses
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/plan", tags=["plan"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/plan", tags=["plan"], route_class=ApiRoute)
 
 
 @router.post(

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from activities.rules import load_report_calendar
 from domain.reporting import Period, PeriodReport, ReportCalendar
@@ -27,13 +26,12 @@ from eventstore.reports import current_report, for_body
 from ..auth import require
 from ..deps import Store
 from ..errors import error_responses, validation_error
-from ..filters import PlanFilter, check_instant
-from ..times import VietnamTimeRoute
+from ..filters import MOMENT_PATTERN, PERIOD_PATTERN, Moment, PlanFilter, check_instant
+from ..routing import ApiRoute
 from ..tokens import Principal
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=ApiRoute)
 
-PERIOD_PATTERN = r"^\d{4}(-H[12])?$"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 #: Reading a report: everyone who reads cases but an intake system. See `get_report` for what a body sees.
@@ -73,8 +71,9 @@ async def get_report(
                                             "`2026` (the year)")],
     plan: PlanFilter = None,
     as_of: Annotated[
-        AwareDatetime | None,
-        Query(description="Count the events recorded up to this instant (ISO 8601 with its offset). Default: "
+        Moment | None,
+        Query(json_schema_extra={"pattern": MOMENT_PATTERN},
+              description="Count the events recorded up to this instant (ISO 8601 with its offset). Default: "
                           "the compiled report when there is one, else now"),
     ] = None,
     format: Annotated[Literal["json", "csv", "xlsx"],

@@ -15,12 +15,12 @@ from domain.calendar import VN_TZ
 from ..auth import require
 from ..deps import Store
 from ..errors import ApiError, FieldError, error_responses
-from ..times import VietnamTimeRoute
+from ..routing import ApiRoute
 from ..tokens import Principal, TokenIssued, TokenRequest, check_token_body, hash_token, issue_token, token_id
 
 log = logging.getLogger("danvan.api")
 
-router = APIRouter(prefix="/v1/tokens", tags=["tokens"], route_class=VietnamTimeRoute)
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"], route_class=ApiRoute)
 
 
 def _refused(rule: str, message: str) -> ApiError:

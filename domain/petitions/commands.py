@@ -3,7 +3,6 @@ decided by `decider.decide` (legal and state rules)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -11,6 +10,7 @@ from pydantic import Field
 from ..common import Actor, Text
 from ..coordination import BodyCode, RequestCoordination, Respond
 from ..deadlines import CaseRules, MarkDeadline
+from ..jsontypes import Boolean, Date
 from .model import PetitionIntake, PetitionKind
 
 
@@ -37,10 +37,10 @@ class Classify(Command):
     type: Literal["classify"] = "classify"
     kind: PetitionKind | None = None
     subject_category: str | None = Field(default=None, max_length=200)
-    complex: bool = False
+    complex: Boolean = False
     #: Vụ việc đặc biệt phức tạp (a denunciation: two extensions, Luật Tố cáo 2018, Điều 30); needs `reason`.
-    especially_complex: bool = False
-    remote_area: bool = False
+    especially_complex: Boolean = False
+    remote_area: Boolean = False
     lead_body: BodyCode | None = None
     level: Literal["province", "district", "commune"] | None = Field(
         default=None, description="the level the petition concerns; by default from the intake's commune/district"
@@ -104,14 +104,14 @@ class RecordVerification(Command):
 
     type: Literal["record_verification"] = "record_verification"
     findings: str = Field(min_length=1, max_length=20000)
-    demand_matches_findings: bool | None = None
+    demand_matches_findings: Boolean | None = None
 
 
 class RecordDialogue(Command):
     """Đối thoại (complaints): required when the demand and the verification result differ (LKN Art 30)."""
 
     type: Literal["record_dialogue"] = "record_dialogue"
-    held_on: date
+    held_on: Date
     participants: list[str] = Field(min_length=1, max_length=50)
     summary: str = Field(min_length=1, max_length=20000)
 
@@ -123,9 +123,9 @@ class Extend(Command):
     type: Literal["extend"] = "extend"
     #: The extension decision's own number and date (not in the future, not before receipt).
     decision_no: str = Field(min_length=1, max_length=100)
-    decision_date: date | None = Field(default=None, description="the date of the written extension decision")
+    decision_date: Date | None = Field(default=None, description="the date of the written extension decision")
     #: The decision finds the case especially complex (its `reason` says why): it may be extended twice.
-    especially_complex: bool = False
+    especially_complex: Boolean = False
 
 
 class Suspend(Command):
@@ -142,8 +142,8 @@ class Withdraw(Command):
     """Rút đơn. A denunciation continues when there are signs of violation or the withdrawal was coerced."""
 
     type: Literal["withdraw"] = "withdraw"
-    signs_of_violation: bool = False
-    coerced: bool = False
+    signs_of_violation: Boolean = False
+    coerced: Boolean = False
 
 
 class Decide(Command):

@@ -6,11 +6,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..common import Text
 from ..coordination import CoordinationRequest
 from ..deadlines import CaseRules, Deadline, DeadlineState
+from ..jsontypes import Boolean, Integer, Moment
 
 
 class PetitionKind(StrEnum):
@@ -66,9 +67,9 @@ class Petitioner(Text):
     email: str | None = Field(default=None, max_length=200)
     id_number: str | None = Field(default=None, max_length=50)
     ref: str | None = Field(default=None, max_length=100, description="pseudonymous reference to a sealed identity")
-    count: int = Field(default=1, ge=1, description="number of people petitioning together")
-    named: bool | None = Field(default=None, description="sealed: whether the petitioner gave a name")
-    traceable: bool | None = Field(
+    count: Integer = Field(default=1, ge=1, description="number of people petitioning together")
+    named: Boolean | None = Field(default=None, description="sealed: whether the petitioner gave a name")
+    traceable: Boolean | None = Field(
         default=None, description="sealed: whether the petitioner gave an address, a phone or an ID number")
 
     @property
@@ -101,14 +102,14 @@ class PetitionIntake(Text):
     external_ref: str = Field(min_length=1, max_length=200, description="the sender's own id of the petition")
     kind: PetitionKind
     channel: Channel = "post"
-    received_at: AwareDatetime
+    received_at: Moment
     petitioner: Petitioner = Field(default_factory=Petitioner)
     subject: str = Field(min_length=1, max_length=500)
     content: str = Field(min_length=1, max_length=20000)
     district: str | None = Field(default=None, max_length=200)
     commune: str | None = Field(default=None, max_length=200)
     attachments: list[str] = Field(default_factory=list, max_length=50)
-    forwarded_by_front: bool = False
+    forwarded_by_front: Boolean = False
     receiving_body: str | None = Field(default=None, max_length=100)
 
 
