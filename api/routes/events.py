@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from activities.rules import load_bodies
 from danvan import waits
+from domain.calendar import VN_TZ
 from eventstore import FeedCursor, RecordedEvent
 
 from ..auth import check_case_access, require
@@ -96,15 +97,16 @@ def _values(name: str, values: list[str] | None, known: frozenset[str], rule: st
 
 def _row(event: RecordedEvent) -> dict[str, Any]:
     return {"case_id": event.stream_id, "version": event.version, "type": event.type,
-            "occurred_at": event.occurred_at, "recorded_at": event.recorded_at, "actor": event.actor,
+            "occurred_at": event.occurred_at.astimezone(VN_TZ), "recorded_at": event.recorded_at.astimezone(VN_TZ),
+            "actor": event.actor,
             "reason": event.reason, "legal_basis": event.legal_basis, "data": event.data, "hash": event.hash,
             "prev_hash": event.prev_hash, "event_id": str(event.event_id), "schema_version": event.schema_version}
 
 
 def _json(document: dict[str, Any]) -> Response:
-    """The answer as JSON, written once (orjson: UTF-8 as is, times in RFC 3339 with `Z` as pydantic writes
-    them); the response models above document its shape."""
-    return Response(orjson.dumps(document, option=orjson.OPT_UTC_Z), media_type="application/json",
+    """The answer as JSON, written once (orjson: UTF-8 as is, times in RFC 3339 at +07:00 like every other
+    answer, `api.times`); the response models above document its shape."""
+    return Response(orjson.dumps(document), media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 
 

@@ -64,7 +64,8 @@ async def test_every_answer_about_a_case_writes_its_moments_at_plus_seven(api: A
                             headers={"Idempotency-Key": uuid.uuid4().hex})
     assert answer.status_code == 200, answer.text
     counted += assert_vietnam_time(answer.json())
-    for path in (f"/v1/cases/{case_id}", f"/v1/cases/{case_id}/history", "/v1/cases"):  # a page of the list
+    for path in (f"/v1/cases/{case_id}", f"/v1/cases/{case_id}/history", "/v1/cases",  # a page of the list
+                 f"/v1/cases/{case_id}/events", "/v1/events?limit=5"):  # the feed, written by orjson
         got = await api.get(path, tokens.supervisor)
         assert got.status_code == 200, (path, got.text)
         counted += assert_vietnam_time(got.json())
