@@ -131,9 +131,12 @@ def create_app(
     # Before any route reads a body: its size, type, encoding, depth and text (`api.limits`).
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     # Outermost but for Starlette's own last-resort handler: the deadline covers authentication too. The bulk
-    # retries pace themselves over many cases on purpose; each of their RPCs is still bounded.
+    # retries pace themselves over many cases on purpose, and the plan import starts a case per task; each of
+    # their RPCs is still bounded.
     app.add_middleware(RequestDeadline, timeout=settings.request_timeout,
-                       exempt={("POST", "/v1/ops/retry"), ("POST", "/console/stalled/retry-all")})
+                       exempt={("POST", "/v1/ops/retry"), ("POST", "/console/stalled/retry-all"),
+                               # Starts a case per task of the plan (43 for the shipped one), idempotently.
+                               ("POST", "/v1/plan/import")})
     if settings.trusted_proxies:
         # `X-Forwarded-Proto` and `X-Forwarded-For` believed from these peers only (the console's cookie is
         # Secure behind an HTTPS proxy); uvicorn itself is run without proxy headers (`danvan api`).
