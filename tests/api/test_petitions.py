@@ -57,12 +57,17 @@ async def test_a_complaint_goes_from_receipt_to_archive_with_a_verifying_history
          "summary": "Đối thoại công khai"},
         {"type": "decide", "outcome": "partly_upheld", "decision_no": "30/QĐ-GQKN", "summary": "Bồi thường bổ sung"},
         {"type": "notify", "about": "decision", "recipients": ["Bà Lan", "Thanh tra tỉnh"], "doc_no": "31/TB"},
-        {"type": "record_implementation", "summary": "Đã chi trả bổ sung"},
         {"type": "close"},
         {"type": "archive", "archive_ref": "HS-2026-0042"},
     ]
     for step in steps:
         sender = tokens.land if step["type"] == "respond" else tokens.body  # a coordinating body answers for itself
+        if step["type"] == "close":
+            # The decision is carried out once it takes legal effect, 30 days after it is issued.
+            early = await command(api, tokens.body, case_id, {"type": "record_implementation",
+                                                               "summary": "Đã chi trả bổ sung"}, key=str(uuid.uuid4()))
+            assert early.status_code == 409, early.text
+            assert early.json()["error"]["code"] == "implementation.not_in_effect"
         answer = await command(api, sender, case_id, step, key=str(uuid.uuid4()))
         assert answer.status_code == 200, (step, answer.text)
     assert answer.json()["status"] == "archived"
@@ -258,7 +263,7 @@ async def test_an_archived_petition_sent_again_answers_its_case_and_starts_no_ne
                  {"type": "record_verification", "findings": "Không có căn cứ", "demand_matches_findings": True},
                  {"type": "decide", "outcome": "not_upheld", "decision_no": "31/QĐ-GQKN", "summary": "Bác đơn"},
                  {"type": "notify", "about": "decision", "recipients": ["Ông Bình"], "doc_no": "32/TB"},
-                 {"type": "record_implementation", "summary": "Đã thông báo"}, {"type": "close"},
+                 {"type": "close"},
                  {"type": "archive", "archive_ref": "HS-2026-0099"}):
         answer = await command(api, tokens.body, case_id, step, key=str(uuid.uuid4()))
         assert answer.status_code == 200, (step, answer.text)

@@ -152,8 +152,6 @@ def plan_case(i: int, source: str, received_at: datetime) -> CasePlan:
           "summary": "Quyết định giải quyết khiếu nại lần đầu."}, ["DecisionIssued"]),
         ({"type": "notify", "about": "decision", "recipients": [name, "Thanh tra tỉnh"], "doc_no": f"{300 + i}/TB"},
          ["NotificationSent"]),
-        ({"type": "record_implementation", "summary": "Đã tổ chức thực hiện quyết định giải quyết khiếu nại."},
-         ["ImplementationRecorded"]),
         ({"type": "close", "reason": "Đã giải quyết xong"}, ["Closed"]),
         ({"type": "archive", "archive_ref": f"HS-KN-2026-{i + 1:04d}"}, ["Archived"]),
     ]

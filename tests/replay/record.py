@@ -191,7 +191,10 @@ async def complaint_from_receipt_to_archive(r: Recorder) -> None:
                       "summary": "Chấp nhận một phần khiếu nại; điều chỉnh diện tích thu hồi."})
     await r.do(case, {"type": "notify", "about": "decision", "recipients": ["Trần Văn Bình", "UBND xã Nam Hồng"],
                       "doc_no": "21/TB"})
-    await r.do(case, {"type": "record_implementation", "summary": "UBND xã đã điều chỉnh quyết định thu hồi."})
+    # The decision is carried out once it takes legal effect, 30 days after it is issued (Luật Khiếu nại 2011,
+    # Điều 44): the case is closed meanwhile, and the day it takes effect still comes.
+    await r.refused(case, {"type": "record_implementation", "summary": "UBND xã đã điều chỉnh quyết định thu hồi."},
+                    "implementation.not_in_effect")
     await r.do(case, {"type": "close"})
     await r.do(case, {"type": "archive", "archive_ref": "LT-2026-0001"})
     await r.client.get_workflow_handle(case).result()  # archived: the run ends
