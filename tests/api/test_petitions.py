@@ -281,3 +281,29 @@ async def test_an_archived_petition_sent_again_answers_its_case_and_starts_no_ne
     # Another content under the same source and reference is still a conflict.
     changed = await api.post("/v1/petitions", tokens.intake, json={**sent, "subject": "Nội dung khác hẳn"})
     assert changed.status_code == 409 and changed.json()["error"]["code"] == "petition.conflict", changed.text
+
+
+async def test_a_recommendation_forwarded_by_the_reception_board_shows_and_meets_its_notice(
+    api: Api, tokens: Tokens
+) -> None:
+    opened = await api.post("/v1/petitions", tokens.intake, json=petition(
+        tokens.source, "recommendation", channel="reception_forwarded", receiving_body="UBND_TINH",
+        subject="Kiến nghị sửa đường liên xã", content="Ban tiếp công dân tỉnh chuyển kiến nghị của cử tri."))
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+    notice = next(d for d in opened.json()["deadlines"] if d["key"] == "reception.forwarder_notice")
+    assert (notice["amount"], notice["unit"], notice["legal_basis"]) == (
+        7, "working", "Luật Tiếp công dân 2013, Điều 27 khoản 2")
+    assert notice["due_at"].endswith("+07:00")
+    for step in ({"type": "classify", "lead_body": "UBND_TINH"}, {"type": "accept", "decision_no": "17/TL-KN"},
+                 {"type": "notify", "about": "forwarder", "recipients": ["Ban tiếp công dân tỉnh"], "doc_no": "18/TB"}):
+        answer = await command(api, tokens.body, case_id, step, key=str(uuid.uuid4()))
+        assert answer.status_code == 200, (step, answer.text)
+    view = answer.json()["case"]
+    met = next(d for d in view["deadlines"] if d["key"] == "reception.forwarder_notice")
+    assert met["outcome"] == "on_time" and not view["overdue"]
+    row = (await api.get(f"/v1/cases/{case_id}", tokens.supervisor)).json()
+    assert row["summary"]["channel"] == "reception_forwarded" and not row["overdue"]
+    early = await command(api, tokens.body, case_id, {"type": "notify", "about": "publication",
+                                                       "recipients": ["Cổng TTĐT"], "doc_no": "19/TB"})
+    assert early.status_code == 409 and early.json()["error"]["code"] == "notify.about_kind", early.text
