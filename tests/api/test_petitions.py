@@ -10,6 +10,7 @@ import uuid
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from activities.rules import load_rule_sets
 from eventstore import EventStore
 
 from .support import Api, petition, token, unique
@@ -304,6 +305,10 @@ async def test_a_recommendation_forwarded_by_the_reception_board_shows_and_meets
     assert met["outcome"] == "on_time" and not view["overdue"]
     row = (await api.get(f"/v1/cases/{case_id}", tokens.supervisor)).json()
     assert row["summary"]["channel"] == "reception_forwarded" and not row["overdue"]
+    # The rule set it is counted under: the one in force on its day of receipt, by version and digest.
+    in_force = load_rule_sets().latest
+    assert row["summary"]["rules"] == {"version": in_force.version, "valid_from": None, "title": in_force.title,
+                                       "digest": in_force.digest}
     early = await command(api, tokens.body, case_id, {"type": "notify", "about": "publication",
                                                        "recipients": ["Cổng TTĐT"], "doc_no": "19/TB"})
     assert early.status_code == 409 and early.json()["error"]["code"] == "notify.about_kind", early.text
