@@ -82,7 +82,8 @@ class CaseView(BaseModel):
     front_supervision: str | None
     petitioner_ref: str | None
     forwarded_by_front: bool
-    rules: RuleSetView
+    #: Absent from views a worker wrote before rule sets were shown (a client newer than its workers reads them).
+    rules: RuleSetView | None = None
 
 
 def _deadlines(state: PetitionState) -> list[DeadlineView]:

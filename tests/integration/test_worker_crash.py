@@ -228,6 +228,8 @@ def worker_env(tmp_path: Path, temporal_env: WorkflowEnvironment) -> dict[str, s
         DANVAN_DB_POOL_MAX="10",
         **secret_env(),  # the payload codec's key of the tests' clients
         PYTHONUNBUFFERED="1",
+        # The worker runs the code under test: a venv shared by several checkouts installs one of them.
+        PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     )
     return env
 
