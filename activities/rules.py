@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.bodies import BodyRegistry, RoutingTable, RoutingTableError
 from domain.calendar import CASE_YEARS, WorkingCalendar, is_weekend
-from domain.deadlines import CaseRules, DeadlinePolicy
+from domain.deadlines import CaseRules, DeadlinePolicy, PolicyFile, RuleSets
 from domain.plan_tasks import PlanRules
 from domain.reporting import ReportCalendar
 
@@ -152,14 +152,23 @@ def _validation_message(path: Path, data: Any, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_deadline_policy(path: Path | str | None = None) -> DeadlinePolicy:
-    """The deadline rules of `path` (default: `policy/deadlines.yaml` of the repository), validated."""
+def load_rule_sets(path: Path | str | None = None) -> RuleSets:
+    """The dated rule sets of `path` (default: `policy/deadlines.yaml` of the repository), validated: the base
+    set and each amendment applied over the set before it, each with its digest."""
     file = Path(path) if path is not None else DEADLINES_FILE
     data, _ = _read_yaml(file)
     try:
-        return DeadlinePolicy.model_validate(data)
+        return PolicyFile.model_validate(data).rule_sets()
     except ValidationError as exc:
         raise RulesFileError(_validation_message(file, data, exc)) from exc
+    except ValueError as exc:
+        raise RulesFileError(f"{_describe(file)}: {exc}") from exc
+
+
+def load_deadline_policy(path: Path | str | None = None, on: date | None = None) -> DeadlinePolicy:
+    """The rule set of `path` in force for a case received on `on` (default: the latest set in force)."""
+    sets = load_rule_sets(path)
+    return sets.in_force(on) if on is not None else sets.latest
 
 
 def load_calendar_overrides(path: Path | str | None = None) -> CalendarOverrides:
@@ -303,7 +312,9 @@ class RulesActivities:
     ) -> None:
         #: The years a case may be received in (`DANVAN_CALENDAR_FIRST_YEAR` / `_LAST_YEAR`).
         self.years = years
-        self.policy = load_deadline_policy(deadlines_path)
+        #: Every dated set of the deadline policy; a case is given the one in force on its day of receipt.
+        self.rule_sets = load_rule_sets(deadlines_path)
+        self.policy = self.rule_sets.latest
         self.report_calendar = load_report_calendar(report_calendar_path)
         self.overrides = load_calendar_overrides(overrides_path)
         self.bodies = load_bodies(bodies_path)
@@ -322,8 +333,9 @@ class RulesActivities:
 
     @activity.defn(name="load_case_rules")
     async def load_case_rules(self, request: CaseRulesRequest) -> CaseRules:
-        """The deadline policy, a working calendar from `received_on`'s year to two years later, the bodies and
-        the routing table."""
+        """The deadline rule set in force on `received_on` (the case records it, with its digest, and keeps it
+        whatever sets are published later), a working calendar from `received_on`'s year to two years later, the
+        bodies and the routing table."""
         year = request.received_on.year
         last = max(year + CASE_CALENDAR_YEARS_AFTER, request.until.year if request.until else year)
         first_year, last_year = self.years
@@ -335,7 +347,7 @@ class RulesActivities:
                 type="calendar.out_of_range", non_retryable=True,
             )
         return CaseRules(
-            policy=self.policy,
+            policy=self.rule_sets.in_force(request.received_on),
             calendar=self.calendar(year, last),
             bodies=self.bodies,
             routing=self.routing,

@@ -759,7 +759,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json", "csv", "xlsx"], default="table",
                    help="table (default: text for a terminal, Vietnamese heads), json, csv (one table with --table, "
                    "else a ZIP of one CSV per table) or xlsx (one sheet per table)")
-    p.add_argument("--table", choices=["tasks", "bodies", "petitions", "petition_totals"],
+    p.add_argument("--table", choices=["tasks", "bodies", "petitions", "petition_totals", "deadlines_missed"],
                    help="with --format csv: the one table to write")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     plan = sub.add_parser("plan", help="The action plan.", description="The action plan.")

@@ -16,9 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from activities.rules import load_bodies, load_deadline_policy
+from activities.rules import load_bodies, load_rule_sets
 from domain.authority import render_markdown as render_authority
 from domain.bodies import Body
+from domain.deadlines import DeadlinePolicy, RuleSets
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "legal-reference.md"
@@ -31,12 +32,43 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def render_deadlines() -> str:
-    """Every deadline rule, in the policy's order: what it is for, the period and its unit, the longer variants,
-    extensions, whether it is statutory, its basis and mark, and what is still to confirm."""
-    policy = load_deadline_policy()
+def _changes(before: DeadlinePolicy, after: DeadlinePolicy) -> str:
+    """The rules (and suspension rules) a set changes from the set before it."""
+    keys = [k for k, r in after.rules.items() if before.rules.get(k) != r]
+    keys += [f"suspension.{k}" for k, r in after.suspension.items() if before.suspension.get(k) != r]
+    return ", ".join(f"`{k}`" for k in keys) or "—"
+
+
+def render_rule_sets(sets: RuleSets) -> list[str]:
+    """The dated sets of the policy file: each case is counted under the set in force on its day of receipt."""
     lines = [
-        f"Policy version {policy.version}. A calendar period that ends on a day off ends on the next working day.",
+        "The rule sets of the policy file. A case is counted under the set in force (not a draft) on the day it was",
+        "received, recorded with its digest; a set published later never changes it.",
+        "",
+        "| version | applies to cases received | status | texts | digest | changes from the set before | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for index, rule_set in enumerate(sets.sets):
+        since = f"from {rule_set.valid_from.isoformat()}" if rule_set.valid_from else "from the beginning"
+        changes = _changes(sets.sets[index - 1], rule_set) if index else "—"
+        lines.append("| " + " | ".join([
+            f"`{rule_set.version}`", since, rule_set.status.replace("_", " "), _cell(rule_set.title or "—"),
+            f"`{rule_set.digest[:12]}`", changes, _cell(rule_set.note or "—"),
+        ]) + " |")
+    return lines
+
+
+def render_deadlines() -> str:
+    """The rule sets, then every deadline rule of the latest set in force, in the policy's order: what it is for,
+    the period and its unit, the longer variants, extensions, whether it is statutory, its basis and mark, and
+    what is still to confirm."""
+    sets = load_rule_sets()
+    policy = sets.latest
+    lines = [
+        *render_rule_sets(sets),
+        "",
+        f"The rules of set {policy.version}, in force today. A calendar period that ends on a day off ends on the "
+        "next working day.",
         "",
         "| rule | what for | period | variants | extensions | statutory | basis | mark | to note or confirm |",
         "|---|---|---|---|---|---|---|---|---|",

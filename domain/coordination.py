@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .calendar import CalendarRangeError, WorkingCalendar, end_of_day, local_date
 from .common import DomainError, Event, Text
-from .deadlines import Deadline, DeadlineState, add_deadlines, meet_deadlines
+from .deadlines import Deadline, DeadlineRule, DeadlineState, add_deadlines, compute_deadline, meet_deadlines
 from .jsontypes import Integer
 
 BodyCode = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Z0-9_]+(:[A-Za-z0-9_.-]+)?$")]
@@ -22,7 +22,9 @@ BodyCode = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Z0-9_
 class CoordinationTarget(Text):
     body: BodyCode
     side: Literal["party", "state", "front"]
-    days: Integer = Field(ge=1, le=90)
+    #: The body's period. Left out: the period the case's rules give a coordinating body, where they give one
+    #: (a voters' petition, `voter_petition.coordination_reply`); elsewhere it is required.
+    days: Integer | None = Field(default=None, ge=1, le=90)
     unit: Literal["calendar", "working"] = "working"
 
 
@@ -88,15 +90,33 @@ def deadline_key(request_id: str, body: str) -> str:
 SUB_DEADLINE_BASIS = "sub-deadline set by the lead body"
 
 def sub_deadlines(request_id: str, targets: list[CoordinationTarget], calendar: WorkingCalendar,
-                  now: datetime) -> list[Deadline]:
-    """One sub-deadline per body, counted from today on the case's recorded calendar."""
+                  now: datetime, legal: DeadlineRule | None = None) -> list[Deadline]:
+    """One sub-deadline per body, counted from today on the case's recorded calendar.
+
+    `legal`: the period the law gives a body asked to coordinate. A body given no `days` gets that period, with
+    its legal basis; a body given `days` gets them when they end no later than the legal period, and the request
+    is refused when they would end after it. Without `legal`, every body needs its `days`.
+    """
     today = local_date(now)
     out = []
     for target in targets:
         try:
+            by_law = compute_deadline(legal, today, calendar) if legal is not None else None
+            if target.days is None:
+                if by_law is None:
+                    raise DomainError("coordination.days",
+                                      f"{target.body}: give the body its period (days); no rule sets one")
+                out.append(by_law.model_copy(update={"key": deadline_key(request_id, target.body)}))
+                continue
             due_on = calendar.add_days(today, target.days, target.unit)
         except CalendarRangeError as exc:
             raise DomainError("calendar.out_of_range", str(exc)) from exc
+        if by_law is not None and due_on > by_law.due_on:
+            raise DomainError("coordination.beyond_legal_period",
+                              f"{by_law.legal_basis}: a body asked to coordinate replies within {by_law.amount} "
+                              f"{'working ' if by_law.unit == 'working' else ''}days, by "
+                              f"{by_law.due_on.isoformat()}; {target.body} cannot be given until "
+                              f"{due_on.isoformat()}")
         out.append(Deadline(
             key=deadline_key(request_id, target.body), started_on=today, due_on=due_on, due_at=end_of_day(due_on),
             warn_at=end_of_day(max(today, due_on - timedelta(days=1))), amount=target.days, unit=target.unit,
@@ -124,8 +144,10 @@ def responded(coordination: dict[str, CoordinationRequest], deadlines: dict[str,
 
 
 def decide_request(coordination: dict[str, CoordinationRequest], cmd: RequestCoordination, calendar: WorkingCalendar,
-                   now: datetime, envelope: dict[str, Any], *, lead: list[str]) -> CoordinationRequested:
-    """The event of a request, or a `DomainError`: a body named twice, or the lead asking itself."""
+                   now: datetime, envelope: dict[str, Any], *, lead: list[str],
+                   legal: DeadlineRule | None = None) -> CoordinationRequested:
+    """The event of a request, or a `DomainError`: a body named twice, the lead asking itself, a body without
+    its period, or one given longer than the `legal` period (see `sub_deadlines`)."""
     bodies = [t.body for t in cmd.bodies]
     if len(set(bodies)) != len(bodies):
         raise DomainError("coordination.duplicate_body", "a body is named twice")
@@ -134,7 +156,7 @@ def decide_request(coordination: dict[str, CoordinationRequest], cmd: RequestCoo
     request_id = f"R{len(coordination) + 1}"
     return CoordinationRequested(**envelope, request_id=request_id, subject=cmd.subject, bodies=bodies,
                                  sides={t.body: t.side for t in cmd.bodies},
-                                 deadlines=sub_deadlines(request_id, list(cmd.bodies), calendar, now))
+                                 deadlines=sub_deadlines(request_id, list(cmd.bodies), calendar, now, legal))
 
 
 def decide_response(coordination: dict[str, CoordinationRequest], cmd: Respond,

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domain.bodies import BodyRegistry, RoutingTable
 from domain.calendar import DayUnit, WorkingCalendar, end_of_day, local_date
-from domain.common import Event, Text
+from domain.common import Event, Text, content_digest
 
 #: The verification marks of docs/legal-reference.md: ✅ verified, ⚠️ partial, ❌ unverified.
 Mark = Literal["verified", "partial", "unverified"]
@@ -159,8 +159,13 @@ class SuspensionRule(BaseModel):
         return unicodedata.normalize("NFC", value.strip())
 
 
+RuleSetStatus = Literal["in_force", "draft"]
+
+
 class DeadlinePolicy(BaseModel):
-    """All deadline rules of one version of the policy file."""
+    """One set of deadline rules of the policy file: the base set, or a dated set (`valid_from`) that amends the
+    one before it. A case records the set in force on the day it was received (`RuleSets.in_force`), with its
+    `digest`, and is counted under it to the end, whatever sets are published later."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -169,6 +174,20 @@ class DeadlinePolicy(BaseModel):
     #: By kind of case: whether suspension time counts. Empty in policies recorded before it existed (their
     #: periods ran on while suspended).
     suspension: dict[str, SuspensionRule] = Field(default_factory=dict)
+    #: The first day of receipt the set applies to; None: the base set, from the beginning.
+    valid_from: date | None = None
+    #: `draft`: published in the file for review (its text not yet read) but applied to no case.
+    status: RuleSetStatus = "in_force"
+    #: The texts the set follows, as users read them, and what to know of the set.
+    title: str = ""
+    note: str = ""
+    #: SHA-256 of the set's content (`set_digest`), set when the file is loaded; empty in sets recorded before.
+    digest: str = ""
+
+    @field_validator("title", "note")
+    @classmethod
+    def _nfc_title(cls, value: str) -> str:
+        return unicodedata.normalize("NFC", value.strip())
 
     def suspension_counts(self, kind: str) -> SuspensionRule | None:
         """The suspension rule of `kind`, None when the policy has none (the periods run on)."""
@@ -202,6 +221,88 @@ class DeadlinePolicy(BaseModel):
             raise UnknownDeadlineRule(
                 f"no deadline rule {key!r} in policy version {self.version!r} (known: {', '.join(sorted(self.rules))})"
             ) from None
+
+
+def set_digest(policy: DeadlinePolicy) -> str:
+    """The digest that names a rule set: SHA-256 of its content in canonical form, its own digest left out."""
+    return content_digest(policy.model_dump(mode="json", exclude={"digest"}))
+
+
+class RuleSetAmendment(BaseModel):
+    """A dated set as the policy file writes it: what changes from the set in force before it (a draft is never
+    the ground of another set). A rule named here takes the fields given over the same rule of that set (or is
+    new, and then complete); every other rule, and every suspension rule not named, is that set's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str = Field(min_length=1)
+    valid_from: date
+    status: RuleSetStatus = "in_force"
+    title: str = ""
+    note: str = ""
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    suspension: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class PolicyFile(DeadlinePolicy):
+    """The whole policy file: the base set (its top level) and the dated sets after it (`amendments`)."""
+
+    amendments: list[RuleSetAmendment] = Field(default_factory=list)
+
+    def rule_sets(self) -> RuleSets:
+        """Every set, each amendment applied over the set before it; a `ValueError` names the amendment and the
+        rule that breaks."""
+        base = DeadlinePolicy.model_validate(self.model_dump(exclude={"amendments", "digest"}))
+        if base.valid_from is not None or base.status != "in_force":
+            raise ValueError("the base set (the top level) has no valid_from and is in force: it applies from "
+                             "the beginning")
+        sets = [base.model_copy(update={"digest": set_digest(base)})]
+        for index, amendment in enumerate(self.amendments):
+            previous = sets[-1]
+            before = [s for s in sets if s.status == "in_force"][-1]
+            where = f"amendments[{index}] (version {amendment.version!r})"
+            if previous.valid_from is not None and amendment.valid_from <= previous.valid_from:
+                raise ValueError(f"{where}: valid_from {amendment.valid_from.isoformat()} must come after "
+                                 f"{previous.valid_from.isoformat()}, the set before's")
+            if amendment.version in {s.version for s in sets}:
+                raise ValueError(f"{where}: the version is already used by another set")
+            rules = {k: r.model_dump() for k, r in before.rules.items()}
+            for key, fields in amendment.rules.items():
+                rules[key] = {**rules.get(key, {"key": key}), **fields}
+            suspension = {k: r.model_dump() for k, r in before.suspension.items()}
+            for kind, fields in amendment.suspension.items():
+                suspension[kind] = {**suspension.get(kind, {}), **fields}
+            try:
+                amended = DeadlinePolicy.model_validate({
+                    "version": amendment.version, "valid_from": amendment.valid_from, "status": amendment.status,
+                    "title": amendment.title or before.title, "note": amendment.note, "rules": rules,
+                    "suspension": suspension})
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"{where}: {problems}") from None
+            sets.append(amended.model_copy(update={"digest": set_digest(amended)}))
+        return RuleSets(sets=tuple(sets))
+
+
+class RuleSets(BaseModel):
+    """The dated rule sets of the policy file, oldest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sets: tuple[DeadlinePolicy, ...] = Field(min_length=1)
+
+    def in_force(self, on: date) -> DeadlinePolicy:
+        """The set a case received on `on` is counted under: the latest set in force (not a draft) whose
+        `valid_from` is on or before that day."""
+        found = [s for s in self.sets if s.status == "in_force" and (s.valid_from is None or s.valid_from <= on)]
+        if not found:
+            raise ValueError(f"no rule set is in force on {on.isoformat()}")
+        return found[-1]
+
+    @property
+    def latest(self) -> DeadlinePolicy:
+        """The set in force for a case received on the latest day any set names (today's, once it has come)."""
+        return [s for s in self.sets if s.status == "in_force"][-1]
 
 
 class Deadline(BaseModel):

@@ -151,6 +151,17 @@ class PetitionFigures(BaseModel):
     resolved_late: int = 0
 
 
+class DeadlineFigures(BaseModel):
+    """Deadlines of petitions of one kind missed in a period, by rule: the `DeadlineBreached` events that occurred
+    in it (a coordinating body's sub-deadline counts under `coordination`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    rule: str
+    missed: int = 0
+
+
 class TaskReportFigures(BaseModel):
     """One plan task's report for the period."""
 
@@ -196,3 +207,5 @@ class PeriodReport(BaseModel):
     bodies: list[BodyFigures] = Field(default_factory=list)
     petitions: list[PetitionFigures] = Field(default_factory=list)
     petition_totals: list[PetitionFigures] = Field(default_factory=list)
+    #: Deadlines missed in the period by kind and rule (absent from reports compiled before it was counted).
+    deadlines_missed: list[DeadlineFigures] = Field(default_factory=list)

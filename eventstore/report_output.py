@@ -1,16 +1,17 @@
 """A period's report (`domain.reporting.PeriodReport`) written out: one CSV per table, a ZIP of them, an XLSX
 workbook with one sheet per table, and plain-text tables for a terminal.
 
-The report has four tables, each a list of the JSON report: `tasks` (each plan task's report for the period),
-`bodies` (per lead body), `petitions` (by kind and district) and `petition_totals` (by kind, with the grand
-total). Each goes in a file, or a sheet, of its own, with the columns that belong to it.
+The report has five tables, each a list of the JSON report: `tasks` (each plan task's report for the period),
+`bodies` (per lead body), `petitions` (by kind and district), `petition_totals` (by kind, with the grand
+total) and `deadlines_missed` (by kind and rule). Each goes in a file, or a sheet, of its own, with the columns
+that belong to it.
 
 - CSV (`table_csv`), for programs: UTF-8 with a byte order mark (so spreadsheet software shows Vietnamese
   diacritics), CRLF line ends, a header row of the JSON field names, codes as the JSON has them. The first two
   columns, `period` and `as_of`, repeat on every row, so a row taken out of its file still says what it counts.
   Dates are ISO 8601, `as_of` and `submitted_at` at Vietnam's offset (+07:00); `lead` joins the lead bodies with
   `; `; `escalated` is `true` or `false`.
-- ZIP (`report_zip`): the four CSVs, `report-<period>-<table>.csv`, with fixed entry times, so the same report
+- ZIP (`report_zip`): the five CSVs, `report-<period>-<table>.csv`, with fixed entry times, so the same report
   gives the same bytes.
 - XLSX (`report_xlsx`), for people: a sheet `Thông tin` saying what the report is, then one sheet per table with
   Vietnamese column heads and values (`Nộp đúng hạn`, `Khiếu nại`), numbers as numbers, dates as dates
@@ -36,9 +37,9 @@ from datetime import date, datetime
 from typing import Any, Literal, get_args
 
 from domain.calendar import VN_TZ
-from domain.reporting import BodyFigures, PeriodReport, PetitionFigures, TaskReportFigures
+from domain.reporting import BodyFigures, DeadlineFigures, PeriodReport, PetitionFigures, TaskReportFigures
 
-TableName = Literal["tasks", "bodies", "petitions", "petition_totals"]
+TableName = Literal["tasks", "bodies", "petitions", "petition_totals", "deadlines_missed"]
 TABLES: tuple[TableName, ...] = get_args(TableName)
 
 #: Vietnamese names of the codes the tables hold (the console's words for them, `api.console.i18n.LABELS`).
@@ -53,6 +54,7 @@ TABLE_TITLES_VI: dict[TableName, str] = {
     "bodies": "Theo cơ quan chủ trì",
     "petitions": "Đơn thư theo loại và địa bàn",
     "petition_totals": "Tổng hợp đơn thư theo loại",
+    "deadlines_missed": "Thời hạn quá hạn theo quy định",
 }
 INFO_SHEET = "Thông tin"
 
@@ -106,10 +108,18 @@ COLUMNS: dict[TableName, tuple[Column, ...]] = {
     ),
 }
 COLUMNS["petition_totals"] = tuple(c for c in COLUMNS["petitions"] if c.name != "district")
+COLUMNS["deadlines_missed"] = (
+    Column("kind", "Loại", "code", lambda m: m.kind, KIND_VI),
+    Column("rule", "Thời hạn", "text", lambda m: m.rule),
+    Column("missed", "Số lần quá hạn", "int", lambda m: m.missed),
+)
 
 
-def table_rows(report: PeriodReport, table: TableName) -> Sequence[TaskReportFigures | BodyFigures | PetitionFigures]:
-    rows: Sequence[TaskReportFigures | BodyFigures | PetitionFigures] = getattr(report, table)
+Row = TaskReportFigures | BodyFigures | PetitionFigures | DeadlineFigures
+
+
+def table_rows(report: PeriodReport, table: TableName) -> Sequence[Row]:
+    rows: Sequence[Row] = getattr(report, table)
     return rows
 
 
@@ -358,6 +368,7 @@ _TEXT_COLUMNS: dict[TableName, tuple[str, ...]] = {
     "bodies": tuple(c.name for c in COLUMNS["bodies"]),
     "petitions": tuple(c.name for c in COLUMNS["petitions"]),
     "petition_totals": tuple(c.name for c in COLUMNS["petition_totals"]),
+    "deadlines_missed": tuple(c.name for c in COLUMNS["deadlines_missed"]),
 }
 
 

@@ -15,6 +15,8 @@ What is counted (petitions, by kind and district; Vietnam days, UTC+7, the perio
 - resolved: a `DecisionIssued` that occurred in the period; on time or late by its `resolution_outcome`
   (older events lack it: they count as resolved, neither on time nor late).
 - kind: the latest `Classified` kind recorded up to `as_of`, else the intake's; district: the intake's.
+- deadlines missed: the `DeadlineBreached` events of petitions that occurred in the period, by kind and rule
+  (the deadline's key; every coordinating body's sub-deadline under `coordination`).
 
 Plan tasks (optionally of one plan, `cases.source`): each task's report for the period from its own events up
 to `as_of` (see `_task_figures`), and per lead body the tasks it leads and how their reports stand.
@@ -39,6 +41,7 @@ from domain.calendar import VN_TZ
 from domain.petitions.model import PetitionKind
 from domain.reporting import (
     BodyFigures,
+    DeadlineFigures,
     Period,
     PeriodReport,
     PetitionFigures,
@@ -91,6 +94,22 @@ SELECT coalesce(k.kind, p.intake_kind) AS kind,
          WHERE c.stream_id = p.stream_id AND c.type = 'Classified' AND c.recorded_at <= $3
          ORDER BY c.version DESC
          LIMIT 1) k ON true
+ GROUP BY 1, 2
+"""
+
+_MISSED_SQL = """
+SELECT coalesce(k.kind, r.data #>> '{intake,kind}') AS kind,
+       CASE WHEN b.data ->> 'key' LIKE 'coordination.%' THEN 'coordination' ELSE b.data ->> 'key' END AS rule,
+       count(*) AS missed
+  FROM events b
+  JOIN events r ON r.stream_id = b.stream_id AND r.version = 1 AND r.type = 'PetitionReceived'
+  LEFT JOIN LATERAL (
+        SELECT c.data ->> 'kind' AS kind
+          FROM events c
+         WHERE c.stream_id = b.stream_id AND c.type = 'Classified' AND c.recorded_at <= $3
+         ORDER BY c.version DESC
+         LIMIT 1) k ON true
+ WHERE b.type = 'DeadlineBreached' AND b.occurred_at >= $1 AND b.occurred_at < $2 AND b.recorded_at <= $3
  GROUP BY 1, 2
 """
 
@@ -170,13 +189,14 @@ def _aware(as_of: datetime) -> datetime:
 
 async def period_report(pool: Any, period: Period, *, plan_id: str | None, as_of: datetime) -> PeriodReport:
     """The report of `period` from the events recorded up to `as_of` (of plan `plan_id`'s tasks, or of every
-    plan's when None). `pool` is an asyncpg pool (`EventStore.pool`). Two statements, run side by side."""
+    plan's when None). `pool` is an asyncpg pool (`EventStore.pool`). Three statements, run side by side."""
     as_of = _aware(as_of)
     start, end = period_bounds(period)
     with translate_errors():
-        petition_rows, task_rows = await asyncio.gather(
+        petition_rows, task_rows, missed_rows = await asyncio.gather(
             pool.fetch(_PETITIONS_SQL, start, end, as_of),
             pool.fetch(_TASKS_SQL, plan_id, as_of, period.id),
+            pool.fetch(_MISSED_SQL, start, end, as_of),
         )
     petitions = sorted(
         (
@@ -193,6 +213,8 @@ async def period_report(pool: Any, period: Period, *, plan_id: str | None, as_of
         period=period.id, title_vi=period.title_vi, starts_on=period.starts_on, ends_on=period.ends_on,
         due_on=period.due_on, plan_id=plan_id, as_of=as_of, compiled=False, tasks=tasks, bodies=body_figures(tasks),
         petitions=petitions, petition_totals=petition_totals(petitions),
+        deadlines_missed=sorted((DeadlineFigures(kind=r["kind"], rule=r["rule"], missed=r["missed"])
+                                 for r in missed_rows), key=lambda f: (f.kind, f.rule)),
     )
 
 

@@ -59,6 +59,13 @@ LEGAL_PERIODS = "legal-periods"
 #: be stored as they are, the decider refuses it) ends its run with nothing stored and the refusal answered,
 #: instead of failing its workflow task again and again.
 REFUSED_RECEIPT = "refused-receipt"
+#: Since this patch a petition also owes the periods the law sets that no rule held before (the decider's
+#: `completed`): the notices of a denunciation's suspension, termination and conclusion and its publication, a
+#: repeated denunciation's 20 days at the superior, the second-instance complaint decision's own delivery period
+#: and the day a complaint decision takes legal effect (from which it is carried out), the citizen reception's
+#: notices to the body that forwarded a recommendation, and a voters' petition's coordination period. Each also
+#: needs its rule in the case's recorded policy. Runs recorded before it replay as they were decided.
+PERIODS_COMPLETED = "periods-completed"
 
 
 class PetitionStart(BaseModel):
@@ -148,8 +155,11 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
     def decide(self, state: PetitionState | None, command: Any, actor: Actor, now: datetime) -> list[Event]:
         # A validator (read-only, never replayed) decides by today's rules; a handler asks the patch, so that a
         # run recorded before it decides again as it did.
-        revised = True if workflow.unsafe.is_read_only() else workflow.patched(LEGAL_PERIODS)
-        return decide(state, command, actor, now, revised=revised)
+        if workflow.unsafe.is_read_only():
+            return decide(state, command, actor, now)
+        revised = workflow.patched(LEGAL_PERIODS)
+        completed = workflow.patched(PERIODS_COMPLETED)
+        return decide(state, command, actor, now, revised=revised, completed=completed)
 
     def fold(self, events: Any, state: PetitionState | None) -> PetitionState:
         folded = fold(events, state)

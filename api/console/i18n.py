@@ -204,6 +204,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.commune": ("Xã, phường", "Commune"),
     "case.received": ("Ngày nhận", "Received"),
     "case.source": ("Hệ thống gửi / số hiệu", "Sending system / its reference"),
+    "case.rules": ("Bộ quy tắc thời hạn", "Deadline rule set"),
+    "case.rules_value": ("phiên bản {version}, áp dụng cho đơn nhận từ {since}",
+                         "version {version}, for petitions received from {since}"),
+    "case.rules_base": ("phiên bản {version} (bộ gốc)", "version {version} (the base set)"),
     "case.version": ("Số sự kiện", "Events"),
     "case.updated": ("Cập nhật lần cuối", "Last updated"),
     "case.next_due": ("Hạn tiếp theo", "Next due"),
@@ -384,6 +388,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reports.tasks": ("Báo cáo của các nhiệm vụ", "Plan tasks' reports"),
     "reports.bodies": ("Theo cơ quan chủ trì", "By lead body"),
     "reports.none": ("Không có số liệu.", "No figures."),
+    "reports.missed": ("Thời hạn bị quá hạn theo loại đơn và quy định", "Deadlines missed by kind and rule"),
+    "reports.col.rule": ("Thời hạn", "Deadline"),
+    "reports.col.missed": ("Số lần quá hạn", "Missed"),
     "reports.all": ("Tất cả", "All"),
     "reports.col.kind": ("Loại", "Kind"),
     "reports.col.district": ("Địa bàn", "District"),
@@ -1043,6 +1050,43 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
             "Quyết định được thông báo sau khi ban hành.",
             "The decision is notified once issued.",
         ),
+        "implementation.not_in_effect": (
+            "Quyết định giải quyết khiếu nại chỉ được thi hành khi đã có hiệu lực pháp luật.",
+            "A complaint decision is carried out once it has legal effect.",
+        ),
+        "complaint.decision_in_effect": (
+            "Quyết định đã có hiệu lực pháp luật: đã hết thời hạn khiếu nại lần hai.",
+            "The decision has taken legal effect: the window for a second complaint has closed.",
+        ),
+        "appeal.to_body": (
+            "Nêu cơ quan cấp trên trực tiếp của người giải quyết tố cáo (cơ quan nhận tố cáo tiếp).",
+            "Name the resolver's direct superior, who receives the repeated denunciation.",
+        ),
+        "coordination.days": (
+            "Nêu thời hạn (số ngày) cho từng cơ quan phối hợp: loại hồ sơ này không có thời hạn luật định.",
+            "Give each coordinating body its period (days): no rule sets one for this kind of case.",
+        ),
+        "coordination.beyond_legal_period": (
+            "Thời hạn giao cho cơ quan phối hợp dài hơn thời hạn pháp luật quy định.",
+            "The period given to a coordinating body is longer than the law's.",
+        ),
+        "notify.about": ("Hồ sơ này không có loại thông báo đó.", "This case gives no such notice."),
+        "notify.about_kind": (
+            "Loại thông báo này chỉ dùng cho tố cáo.",
+            "This notice belongs to denunciations.",
+        ),
+        "notify.publication_state": (
+            "Kết luận nội dung tố cáo được công khai sau khi ban hành.",
+            "The conclusion is published once issued.",
+        ),
+        "notify.suspension_state": (
+            "Không có quyết định tạm đình chỉ nào để gửi.",
+            "There is no suspension decision to send.",
+        ),
+        "notify.termination_state": (
+            "Không có quyết định đình chỉ nào để gửi.",
+            "There is no termination decision to send.",
+        ),
         "implementation.state": (
             "Tổ chức thực hiện được ghi nhận sau khi đã thông báo quyết định.",
             "Implementation follows the notified decision.",
@@ -1128,6 +1172,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "decision_date": ("Ngày quyết định", "Decision date"),
         "decision_no": ("Số quyết định", "Decision number"),
         "demand_matches_findings": ("Yêu cầu đúng với kết quả xác minh", "Demand matches the findings"),
+        "effective_on": ("Ngày có hiệu lực pháp luật", "Took legal effect on"),
         "detail": ("Chi tiết", "Detail"),
         "diff": ("Khác biệt", "Differences"),
         "digest": ("Mã băm", "Digest"),
@@ -1402,6 +1447,9 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "acceptance": ("Việc thụ lý", "The acceptance"),
         "decision": ("Quyết định, kết luận", "The decision"),
         "forwarder": ("Kết quả, gửi cơ quan đã chuyển đơn", "The outcome, to the forwarding body"),
+        "suspension": ("Quyết định tạm đình chỉ", "The suspension decision"),
+        "termination": ("Quyết định đình chỉ", "The termination decision"),
+        "publication": ("Công khai kết luận", "Publication of the conclusion"),
     },
     "choice.channel": {
         "post": ("Bưu điện", "Post"),

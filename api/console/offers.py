@@ -211,6 +211,10 @@ def sample_value(name: str, shape: Shape, probe: Probe) -> Any:
         return sample_body(probe) or MISSING
     if kind == "date":
         return probe.today
+    if kind == "int" and not shape.required:
+        # A number the form may leave blank is given its least value: blank asks a narrower question (a
+        # coordinating body's period, which the rules give only for some kinds of case).
+        return shape.ge if shape.ge is not None else 1
     if not shape.required and name != REASON:
         return MISSING
     if kind == "str":

@@ -90,9 +90,9 @@ async def get_report(
     the one compiled report of the period when exactly one plan has one), with `compiled: true`; when none is
     compiled yet, the figures as of now.
 
-    The report has four tables: `tasks`, `bodies`, `petitions` and `petition_totals`
+    The report has five tables: `tasks`, `bodies`, `petitions`, `petition_totals` and `deadlines_missed`
     (`eventstore.report_output`). `format=csv&table=NAME`: that table as CSV, the JSON's field names as its
-    header row, `report-<period>-<table>.csv`; `format=csv` without `table`: the four CSVs in one ZIP,
+    header row, `report-<period>-<table>.csv`; `format=csv` without `table`: the five CSVs in one ZIP,
     `report-<period>-csv.zip`; `format=xlsx`: a workbook with a sheet saying what the report is and one sheet per
     table, Vietnamese heads, `report-<period>.xlsx`. `table` with another format: 422 naming `table`. A malformed
     period, or one the report calendar does not know: 422 naming `period`. `2026-H2` (July to December) has no

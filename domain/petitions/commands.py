@@ -158,10 +158,12 @@ class Decide(Command):
 class Notify(Command):
     """Thông báo: a written notice (of acceptance, of the decision) to the parties; denunciations: published.
     `forwarder`: the notice to the Front or the body that forwarded the petition (Luật Khiếu nại 2011, Điều 66
-    khoản 2; Luật Tố cáo 2018, Điều 26 khoản 2)."""
+    khoản 2; Luật Tố cáo 2018, Điều 26 khoản 2; Luật Tiếp công dân 2013, Điều 27 khoản 2 and Điều 28 khoản 2).
+    `suspension`, `termination`: the decision suspending or ending a denunciation's handling, sent to the parties
+    (Luật Tố cáo 2018, Điều 34 khoản 4). `publication`: a denunciation's conclusion made public (Điều 40)."""
 
     type: Literal["notify"] = "notify"
-    about: Literal["acceptance", "decision", "forwarder"]
+    about: Literal["acceptance", "decision", "forwarder", "suspension", "termination", "publication"]
     recipients: list[str] = Field(min_length=1, max_length=50)
     channel: Literal["post", "in_person", "email", "portal", "publication"] = "post"
     doc_no: str = Field(min_length=1, max_length=100)
@@ -182,7 +184,9 @@ class RecordExternalResult(Command):
 
 
 class Appeal(Command):
-    """Khiếu nại lần hai: a second-instance complaint, a new linked case with its own clock (LKN Art 33)."""
+    """Khiếu nại lần hai: a second-instance complaint, a new linked case with its own clock (LKN Art 33); for a
+    denunciation, tố cáo tiếp: the denunciation repeated to the resolver's direct superior (Luật Tố cáo 2018,
+    Điều 37), a new linked case whose first clock is the superior's 20 days."""
 
     type: Literal["appeal"] = "appeal"
     to_body: BodyCode | None = None

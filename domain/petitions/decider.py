@@ -53,12 +53,27 @@ K = PetitionKind
 #: Deadlines met by the first decision on a letter (accept, reject, forward, redirect, split, not processed).
 ACCEPTANCE_STAGE = frozenset(
     {"complaint.acceptance", "complaint2.acceptance", "denunciation.initial_processing", "letter.processing",
-     "reception.in_person_answer"}
+     "reception.in_person_answer", "denunciation.repeated"}
 )
 #: Deadlines met by the notice to the Front or the body that forwarded the petition.
-FORWARDER_NOTICES = ("complaint.forwarder_notice", "denunciation.forwarder_notice")
+FORWARDER_NOTICES = ("complaint.forwarder_notice", "denunciation.forwarder_notice", "reception.forwarder_notice",
+                     "reception.result_notice")
 #: Channels by which another body forwards a petition (with `forwarded_by_front`): it is told the outcome.
-FORWARDING_CHANNELS = frozenset({"front_forwarded", "deputy_forwarded", "press"})
+FORWARDING_CHANNELS = frozenset({"front_forwarded", "deputy_forwarded", "press", "reception_forwarded"})
+#: Channels of a petition forwarded by a body of the National Assembly, a deputy or a citizen reception board,
+#: whose recommendations carry the reception's notices (Luật Tiếp công dân 2013, Điều 27 khoản 2, Điều 28
+#: khoản 2).
+RECEPTION_FORWARDING = frozenset({"deputy_forwarded", "reception_forwarded"})
+#: The notice of a denunciation's suspension or termination decision (Luật Tố cáo 2018, Điều 34 khoản 4).
+SUSPENSION_NOTICE = "denunciation.suspension_notice"
+#: The day a complaint decision takes legal effect (Luật Khiếu nại 2011, Điều 44): a date the case reaches, not
+#: a duty; when it passes the case records `DecisionTookEffect` instead of a breach.
+DECISION_EFFECT = "complaint.decision_effect"
+#: Deadlines met by the notice of the decision (or conclusion) to the parties.
+DECISION_NOTICES = ("complaint.decision_delivery", "complaint2.decision_delivery", "denunciation.acceptance_notice",
+                    "denunciation.conclusion_delivery")
+#: Met by the publication of a denunciation's conclusion (Luật Tố cáo 2018, Điều 40 khoản 1).
+PUBLICATION = "denunciation.publication"
 #: The first clock of a recommendation received in person at a citizen reception (Luật Tiếp công dân 2013,
 #: Điều 28 khoản 1), when the case's recorded policy has the rule.
 IN_PERSON_ANSWER = "reception.in_person_answer"
@@ -68,7 +83,8 @@ RESOLUTION_STAGE = frozenset(
     {"complaint.resolution", "complaint2.resolution", "denunciation.resolution", "recommendation.resolution",
      "voter_petition.answer"}
 )
-#: Commands still allowed while a case is suspended.
+#: Commands still allowed while a case is suspended (and, since the periods-completed patch, `notify` of the
+#: suspension decision).
 WHILE_SUSPENDED = frozenset({"resume", "withdraw", "assign", "deadline", "start_front_supervision"})
 
 DECISION_FORM = {
@@ -139,15 +155,17 @@ def route(state: PetitionState, cmd: c.Classify, kind: PetitionKind, now: dateti
         raise DomainError("classify.routing", str(exc)) from exc
 
 
-def first_deadline_key(kind: PetitionKind, instance: int, *, in_person: bool = False) -> str:
+def first_deadline_key(kind: PetitionKind, instance: int, *, in_person: bool = False,
+                       repeated: bool = False) -> str:
     """The first clock of a case of `kind`; `in_person`: a recommendation received at a citizen reception
-    whose recorded policy has that rule."""
+    whose recorded policy has that rule; `repeated`: a second-instance denunciation (tố cáo tiếp) under a policy
+    that has its rule."""
     if kind == K.RECOMMENDATION and in_person:
         return IN_PERSON_ANSWER
     if kind == K.COMPLAINT:
         return "complaint2.acceptance" if instance == 2 else "complaint.acceptance"
     if kind == K.DENUNCIATION:
-        return "denunciation.initial_processing"
+        return "denunciation.repeated" if repeated and instance == 2 else "denunciation.initial_processing"
     if kind == K.VOTER_PETITION:
         return "voter_petition.answer"
     return "letter.processing"
@@ -163,9 +181,24 @@ def resolution_keys(kind: PetitionKind, instance: int) -> list[str]:
     return []  # a voter's petition runs on its 60-day answer period from receipt
 
 
-def _first_key(rules: CaseRules, kind: PetitionKind, instance: int, intake: Any, revised: bool) -> str:
+def _first_key(rules: CaseRules, kind: PetitionKind, instance: int, intake: Any, revised: bool,
+               completed: bool = False) -> str:
     in_person = revised and intake.channel == "in_person" and IN_PERSON_ANSWER in rules.policy.rules
-    return first_deadline_key(kind, instance, in_person=in_person)
+    repeated = completed and "denunciation.repeated" in rules.policy.rules
+    return first_deadline_key(kind, instance, in_person=in_person, repeated=repeated)
+
+
+def _owed(rules: CaseRules, key: str, start: datetime, completed: bool, *, remote: bool = False) -> list[Deadline]:
+    """The deadline of `key` from `start`, for a case deciding by the periods-completed patch under a recorded
+    policy that has the rule; nothing otherwise (cases recorded before either keep the deadlines they had)."""
+    if not completed or key not in rules.policy.rules:
+        return []
+    return [deadline_for(rules, key, start, remote=remote)]
+
+
+def _reception_forwarded(kind: PetitionKind, intake: Any) -> bool:
+    """A recommendation forwarded by a body of the National Assembly, a deputy or a citizen reception board."""
+    return kind == K.RECOMMENDATION and intake.channel in RECEPTION_FORWARDING
 
 
 def forwarded(intake: Any) -> bool:
@@ -194,40 +227,51 @@ def _pending(state: PetitionState, key: str) -> DeadlineState | None:
 
 
 def decide(state: PetitionState | None, command: c.Command, actor: Actor, now: datetime, *,
-           revised: bool = True) -> list[Event]:
+           revised: bool = True, completed: bool = True) -> list[Event]:
     """The events a command produces on `state` at `now`, or a `DomainError` naming the rule that refuses it.
 
     Pure: nothing is read but the arguments. A refused command produces nothing. `revised=False` decides as
     cases recorded before the legal-periods revision were decided (the workflow's patch `legal-periods`):
     extensions counted from the due date, suspensions that stop no clock, no notice to a forwarding body.
+    `completed=False` decides as cases recorded before the periods-completed patch: no notice periods after a
+    denunciation's suspension, termination or conclusion, nor its publication; no repeated denunciation; the
+    first-instance delivery period for a second-instance complaint decision; no legal-effect date; no notices of
+    the citizen reception; a voters' petition's coordination by the lead's periods alone. Each new period also
+    needs its rule in the case's recorded policy, so cases received under an older policy keep their deadlines.
     """
+    flags = {"revised": revised, "completed": completed}
     if isinstance(command, c.Receive):
-        return _receive(state, command, actor, now, revised=revised)
+        return _receive(state, command, actor, now, **flags)
     if state is None:
         raise DomainError("case.not_found", "the case has not been received yet")
     kind = getattr(command, "type", "")
     require(state.status != S.ARCHIVED, "case.archived", "the case is archived; nothing more can happen to it")
     if state.suspended:
-        require(kind in WHILE_SUSPENDED, "case.suspended", f"the case is suspended; `{kind}` must wait for `resume`")
+        allowed = WHILE_SUSPENDED | ({"notify"} if completed else set())
+        require(kind in allowed, "case.suspended", f"the case is suspended; `{kind}` must wait for `resume`")
     handler = _DECIDERS.get(type(command))
     if handler is None:
         raise DomainError("command.unknown", f"`{kind}` is not a command of a petition case")
-    events: list[Event] = (handler(state, command, actor, now, revised=revised) if type(command) in _REVISED
-                           else handler(state, command, actor, now))
+    wanted = _FLAGS.get(type(command), ())
+    events: list[Event] = handler(state, command, actor, now, **{k: v for k, v in flags.items() if k in wanted})
     return events
 
 
 def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: datetime, *,
-             revised: bool = True) -> list[Event]:
+             revised: bool = True, completed: bool = True) -> list[Event]:
     """Open a case: record the intake, the rules in force and the first deadlines (from the day of receipt):
-    the first step's, and for a denunciation another body forwarded, the notice to that body."""
+    the first step's, and for a petition another body forwarded, the notice to that body (a denunciation's;
+    a recommendation's forwarded by the National Assembly, a deputy or a citizen reception board)."""
     require(state is None, "case.exists", "the case was already received")
     intake, case_id, rules = cmd.intake, cmd.case_id, cmd.rules
     require(intake.received_at <= now + CLOCK_SKEW, "received_at.future",
             "received_at is in the future")
-    first = deadline_for(rules, _first_key(rules, intake.kind, cmd.instance, intake, revised), intake.received_at)
+    first = deadline_for(rules, _first_key(rules, intake.kind, cmd.instance, intake, revised, completed),
+                         intake.received_at)
     notices = (_forwarder_notice(rules, "denunciation.forwarder_notice", intake, intake.received_at, revised)
                if intake.kind == K.DENUNCIATION else [])
+    if _reception_forwarded(intake.kind, intake):
+        notices += _owed(rules, "reception.forwarder_notice", intake.received_at, completed)
     events: list[Event] = [
         e.PetitionReceived(
             **envelope(cmd, actor, now, first.legal_basis),
@@ -297,7 +341,7 @@ def same_petition(stored: Any, stored_digest: str, received: Any) -> bool:
 
 
 def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime, *,
-              revised: bool = True) -> list[Event]:
+              revised: bool = True, completed: bool = True) -> list[Event]:
     require(state.status == S.RECEIVED, "classify.state",
             f"a case can be classified only when received, not {state.status}")
     require(not cmd.especially_complex or _given(cmd.reason), "classify.especially_complex_reason",
@@ -312,10 +356,12 @@ def _classify(state: PetitionState, cmd: c.Classify, actor: Actor, now: datetime
         require(state.instance == 1, "classify.kind_second_instance", "a second-instance complaint stays a complaint")
         # The letter's first clock is the one of its real kind, still counted from the day of receipt.
         received = state.intake.received_at
-        first = [deadline_for(state.rules, _first_key(state.rules, kind, state.instance, state.intake, revised),
-                              received)]
+        first = [deadline_for(state.rules, _first_key(state.rules, kind, state.instance, state.intake, revised,
+                                                      completed), received)]
         if kind == K.DENUNCIATION:
             first += _forwarder_notice(state.rules, "denunciation.forwarder_notice", state.intake, received, revised)
+        if _reception_forwarded(kind, state.intake):
+            first += _owed(state.rules, "reception.forwarder_notice", received, completed)
     events: list[Event] = [
         e.Classified(**{**env, "legal_basis": routed.legal_basis if routed else None}, kind=kind,
                      subject_category=cmd.subject_category, complex=cmd.complex or cmd.especially_complex,
@@ -387,15 +433,23 @@ def _assign(state: PetitionState, cmd: c.Assign, actor: Actor, now: datetime) ->
                        previous_body=state.lead_body)]
 
 
+#: The period the law gives a body asked to coordinate, by kind of case (Quyết định 33/2017/QĐ-TTg).
+COORDINATION_RULES = {K.VOTER_PETITION: "voter_petition.coordination_reply"}
+
+
 def _request_coordination(state: PetitionState, cmd: co.RequestCoordination, actor: Actor,
-                          now: datetime) -> list[Event]:
+                          now: datetime, *, completed: bool = True) -> list[Event]:
+    """Ask bodies for their part. A voters' petition's bodies reply within the period its rules give them (since
+    the periods-completed patch, when the recorded policy has it): by default, and never later."""
     require(state.status in HANDLING | {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "coordination.state",
             f"coordination is requested while the case is handled, not when {state.status}")
     for target in cmd.bodies:
         check_body(state, target.body, "coordination.body", now)
     lead = [state.lead_body] if state.lead_body else []
+    key = COORDINATION_RULES.get(state.kind)
+    legal = state.rules.policy.rules.get(key) if completed and key else None
     return [co.decide_request(state.coordination, cmd, state.rules.calendar, now, envelope(cmd, actor, now),
-                              lead=lead)]
+                              lead=lead, legal=legal)]
 
 
 def _respond(state: PetitionState, cmd: co.Respond, actor: Actor, now: datetime) -> list[Event]:
@@ -478,7 +532,7 @@ def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime, *,
 
 
 def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime, *,
-             revised: bool = True) -> list[Event]:
+             revised: bool = True, completed: bool = True) -> list[Event]:
     require(state.open and state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "suspend.state",
             f"a case that is {state.status} cannot be suspended")
     require(not state.suspended, "suspend.already", "the case is already suspended")
@@ -486,7 +540,8 @@ def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime, 
     rule = state.rules.policy.suspension_counts(state.kind.value) if revised else None
     clocks = stop_clocks(state.deadlines, now) if rule is not None and not rule.counts else []
     basis = rule.legal_basis if rule is not None else LAW[state.kind]
-    return [e.Suspended(**envelope(cmd, actor, now, basis), stopped=clocks)]
+    notice = _owed(state.rules, SUSPENSION_NOTICE, now, completed) if state.kind == K.DENUNCIATION else []
+    return [e.Suspended(**envelope(cmd, actor, now, basis), stopped=clocks, deadlines=notice)]
 
 
 def _resume(state: PetitionState, cmd: c.Resume, actor: Actor, now: datetime) -> list[Event]:
@@ -503,7 +558,8 @@ def _resume(state: PetitionState, cmd: c.Resume, actor: Actor, now: datetime) ->
     return [e.Resumed(**envelope(cmd, actor, now, basis), deadlines=new)]
 
 
-def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime) -> list[Event]:
+def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime, *,
+              completed: bool = True) -> list[Event]:
     if state.kind == K.DENUNCIATION and state.decided_at is not None:
         raise DomainError("denunciation.withdraw_after_conclusion",
                           f"{DENUNCIATION_WITHDRAWAL}: a denunciation may be withdrawn only before the conclusion; "
@@ -521,14 +577,17 @@ def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime
         require(state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "withdraw.after_decision",
                 "the petition was already decided")
     basis = "Luật Khiếu nại 2011, Điều 10" if state.kind == K.COMPLAINT else env["legal_basis"]
+    # A denunciation's termination decision is sent to the parties (Luật Tố cáo 2018, Điều 34 khoản 4).
+    notice = _owed(state.rules, SUSPENSION_NOTICE, now, completed) if state.kind == K.DENUNCIATION else []
     return [
         e.Withdrawn(**{**env, "legal_basis": basis}, continues=False),
-        e.Terminated(**{**env, "legal_basis": basis}, ground="withdrawn by the petitioner (đình chỉ)"),
+        e.Terminated(**{**env, "legal_basis": basis}, ground="withdrawn by the petitioner (đình chỉ)",
+                     deadlines=notice),
     ]
 
 
 def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime, *,
-            revised: bool = True) -> list[Event]:
+            revised: bool = True, completed: bool = True) -> list[Event]:
     require(state.status in HANDLING, "decide.state",
             f"a decision is issued on an accepted case, not one that is {state.status}")
     require(cmd.outcome in OUTCOMES[state.kind], "decide.outcome",
@@ -537,10 +596,19 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime, *,
         require(not (state.demand_matches_findings is False and not state.dialogue_held), "complaint.dialogue_required",
                 "Luật Khiếu nại 2011, Điều 30: the demand and the verification result differ, so a dialogue "
                 "(đối thoại) must be held before the decision")
-    new = []
+    new: list[Deadline] = []
+    rules = state.rules
     if state.kind == K.COMPLAINT:
-        new.append(deadline_for(state.rules, "complaint.decision_delivery", now))
-        new += _forwarder_notice(state.rules, "complaint.forwarder_notice", state.intake, now, revised)
+        # A second-instance decision is sent within its own period (Luật Khiếu nại 2011, Điều 41 khoản 1).
+        second = _owed(rules, "complaint2.decision_delivery", now, completed) if state.instance == 2 else []
+        new += second or [deadline_for(rules, "complaint.decision_delivery", now)]
+        new += _forwarder_notice(rules, "complaint.forwarder_notice", state.intake, now, revised)
+        new += _owed(rules, DECISION_EFFECT, now, completed, remote=state.remote_area)
+    elif state.kind == K.DENUNCIATION:
+        new += _owed(rules, "denunciation.conclusion_delivery", now, completed)
+        new += _owed(rules, PUBLICATION, now, completed)
+    elif _reception_forwarded(state.kind, state.intake):
+        new += _owed(rules, "reception.result_notice", now, completed)
     basis = {
         K.COMPLAINT: "Luật Khiếu nại 2011, Điều 31",
         K.DENUNCIATION: "Luật Tố cáo 2018, Điều 35",
@@ -552,7 +620,26 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime, *,
                              resolution_outcome=kept)]
 
 
-def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) -> list[Event]:
+def _basis_of_pending(state: PetitionState, keys: Iterable[str]) -> str | None:
+    """The legal basis of the first pending deadline among `keys` (the notice a command is about to give)."""
+    for key in keys:
+        d = _pending(state, key)
+        if d is not None:
+            return d.deadline.legal_basis
+    return None
+
+
+#: The notices added by the periods-completed patch (`completed`): refused, as unknown, for runs before it.
+LATER_NOTICES = frozenset({"suspension", "termination", "publication"})
+
+
+def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime, *,
+            completed: bool = True) -> list[Event]:
+    if state.suspended and cmd.about != "suspension":
+        raise DomainError("case.suspended", f"the case is suspended; a notice of {cmd.about} must wait for `resume`")
+    if cmd.about in LATER_NOTICES:
+        require(completed, "notify.about", f"`{cmd.about}` is not a notice this case gives")
+        return _notify_later(state, cmd, actor, now)
     if cmd.about == "forwarder":
         require(forwarded(state.intake), "notify.forwarder_none", "no body forwarded this petition")
         require(state.status not in {S.CLOSED, S.ARCHIVED}, "notify.forwarder_state",
@@ -562,6 +649,7 @@ def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) ->
                     "Luật Khiếu nại 2011, Điều 66 khoản 2: the forwarding body is told of the decision once issued")
         basis = {K.COMPLAINT: "Luật Khiếu nại 2011, Điều 66 khoản 2",
                  K.DENUNCIATION: "Luật Tố cáo 2018, Điều 26 khoản 2"}.get(state.kind, LAW[state.kind])
+        basis = _basis_of_pending(state, ("reception.forwarder_notice", "reception.result_notice")) or basis
         return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about,
                                    recipients=list(cmd.recipients), channel=cmd.channel, doc_no=cmd.doc_no)]
     if cmd.about == "acceptance":
@@ -572,14 +660,46 @@ def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) ->
         require(state.status == S.DECIDED, "notify.decision_state",
                 f"the decision is notified once issued; the case is {state.status}")
         basis = "Luật Khiếu nại 2011, Điều 32" if state.kind == K.COMPLAINT else LAW[state.kind]
+        basis = _basis_of_pending(state, ("complaint2.decision_delivery", "denunciation.conclusion_delivery")) or basis
     published = state.kind == K.DENUNCIATION and cmd.channel == "publication"
     return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about, recipients=list(cmd.recipients),
                                channel=cmd.channel, doc_no=cmd.doc_no, published=published)]
 
 
+def _notify_later(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) -> list[Event]:
+    """The notice of a denunciation's suspension or termination decision, and the publication of its conclusion."""
+    require(state.kind == K.DENUNCIATION, "notify.about_kind",
+            f"a notice of {cmd.about} belongs to denunciations (Luật Tố cáo 2018), not to a {state.kind.value}")
+    if cmd.about == "publication":
+        require(state.decided_at is not None and state.status in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING},
+                "notify.publication_state",
+                f"Luật Tố cáo 2018, Điều 40: the conclusion is published once issued; the case is {state.status}")
+        basis = _basis_of_pending(state, [PUBLICATION]) or "Luật Tố cáo 2018, Điều 40"
+        return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about,
+                                   recipients=list(cmd.recipients), channel=cmd.channel, doc_no=cmd.doc_no,
+                                   published=True)]
+    if cmd.about == "suspension":
+        suspended_once = SUSPENSION_NOTICE in state.deadlines and state.status != S.TERMINATED
+        require(state.suspended or suspended_once, "notify.suspension_state",
+                "Luật Tố cáo 2018, Điều 34 khoản 4: there is no suspension decision to send")
+    else:
+        require(state.status == S.TERMINATED, "notify.termination_state",
+                f"Luật Tố cáo 2018, Điều 34 khoản 4: there is no termination decision to send; the case is "
+                f"{state.status}")
+    basis = _basis_of_pending(state, [SUSPENSION_NOTICE]) or "Luật Tố cáo 2018, Điều 34 khoản 4"
+    return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about, recipients=list(cmd.recipients),
+                               channel=cmd.channel, doc_no=cmd.doc_no)]
+
+
 def _implement(state: PetitionState, cmd: c.RecordImplementation, actor: Actor, now: datetime) -> list[Event]:
     require(state.status in {S.NOTIFIED, S.IMPLEMENTING}, "implementation.state",
             f"implementation follows the notified decision; the case is {state.status}")
+    effect = _pending(state, DECISION_EFFECT)
+    if effect is not None:
+        raise DomainError("implementation.not_in_effect",
+                          f"{effect.deadline.legal_basis}: a complaint decision is carried out once it has legal "
+                          f"effect, at the end of {effect.deadline.due_on.isoformat()} unless a second complaint is "
+                          "filed")
     return [e.ImplementationRecorded(**envelope(cmd, actor, now), summary=cmd.summary)]
 
 
@@ -588,12 +708,26 @@ def _external(state: PetitionState, cmd: c.RecordExternalResult, actor: Actor, n
     return [e.ExternalResultRecorded(**envelope(cmd, actor, now), result=cmd.result)]
 
 
-def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime) -> list[Event]:
-    require(state.kind == K.COMPLAINT and state.instance == 1, "appeal.kind",
-            "only a first-instance complaint can go to the second instance")
+#: Luật Tố cáo 2018, Điều 37: a denunciation repeated to the resolver's direct superior.
+REPEATED_DENUNCIATION = "Luật Tố cáo 2018, Điều 37"
+
+
+def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime, *,
+            completed: bool = True) -> list[Event]:
+    repeated = (completed and state.kind == K.DENUNCIATION and state.instance == 1
+                and "denunciation.repeated" in state.rules.policy.rules)
+    require((state.kind == K.COMPLAINT or repeated) and state.instance == 1, "appeal.kind",
+            "only a first-instance complaint (or, under the rules in force, a denunciation) can go to the second "
+            "instance")
     check_body(state, cmd.to_body, "appeal.body", now)
     new_id = f"{state.case_id}-L2"
     require(new_id not in state.linked_cases, "appeal.already", f"the second instance is already open: {new_id}")
+    if repeated:
+        return _repeat_denunciation(state, cmd, actor, now, new_id)
+    if state.in_effect_on is not None:
+        raise DomainError("complaint.decision_in_effect",
+                          f"Luật Khiếu nại 2011, Điều 44: the decision took legal effect on "
+                          f"{state.in_effect_on.isoformat()}; the window for a second complaint has closed")
     resolution = state.deadlines.get("complaint.resolution")
     if state.status in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING} and state.decided_at is not None:
         window_from = state.decided_at
@@ -606,6 +740,23 @@ def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime) ->
     require(now <= window.due_at, "complaint.appeal_window",
             f"{window.legal_basis}: the window for a second complaint closed on {window.due_on.isoformat()}")
     return [e.EscalatedSecondInstance(**envelope(cmd, actor, now, window.legal_basis), new_case_id=new_id,
+                                      to_body=cmd.to_body)]
+
+
+def _repeat_denunciation(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime,
+                         new_id: str) -> list[Event]:
+    """Tố cáo tiếp: the period passed without a conclusion, or the denouncer holds the conclusion unlawful
+    (Luật Tố cáo 2018, Điều 37 khoản 1); the superior handles it as a new linked case (`denunciation.repeated`)."""
+    resolution = state.deadlines.get("denunciation.resolution")
+    concluded = state.decided_at is not None and state.status in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}
+    overdue = (state.status in HANDLING and resolution is not None and resolution.pending
+               and resolution.stopped_on is None and now > resolution.deadline.due_at)
+    require(concluded or overdue, "appeal.state",
+            f"{REPEATED_DENUNCIATION} khoản 1: a denunciation is repeated to the superior after its conclusion, or "
+            "once its period has passed without one")
+    require(cmd.to_body is not None, "appeal.to_body",
+            f"{REPEATED_DENUNCIATION}: name the resolver's direct superior (to_body)")
+    return [e.EscalatedSecondInstance(**envelope(cmd, actor, now, REPEATED_DENUNCIATION), new_case_id=new_id,
                                       to_body=cmd.to_body)]
 
 
@@ -631,6 +782,9 @@ def _mark_deadline(state: PetitionState, cmd: MarkDeadline, actor: Actor, now: d
         return [] if d.approached or d.breached else [DeadlineApproaching(**env, key=cmd.key, due_at=due)]
     if d.breached or now <= d.deadline.due_at:
         return []
+    if cmd.key == DECISION_EFFECT:  # a date reached, not a duty missed
+        return [e.DecisionTookEffect(**env, key=cmd.key, effective_on=d.deadline.due_on,
+                                     decision_no=(state.decision or {}).get("decision_no", ""))]
     events: list[Event] = [DeadlineBreached(**env, key=cmd.key, due_at=due)]
     if state.front_supervision is None and (cmd.key in RESOLUTION_STAGE or cmd.key in ACCEPTANCE_STAGE):
         events.append(e.FrontSupervisionStarted(**{**env, "legal_basis": "Luật MTTQ 2015, Chương V"},
@@ -653,8 +807,13 @@ _DECIDERS: dict[type[Any], Any] = {
     c.RecordImplementation: _implement, c.RecordExternalResult: _external, c.Appeal: _appeal, c.Close: _close,
     c.Archive: _archive, MarkDeadline: _mark_deadline, c.StartFrontSupervision: _start_front,
 }
-#: Handlers that decide differently for cases recorded before the legal-periods revision (`revised`).
-_REVISED = frozenset({c.Classify, c.Extend, c.Suspend, c.Decide})
+#: Handlers that decide differently for cases recorded before the legal-periods revision (`revised`) or the
+#: periods-completed patch (`completed`), and the flags each takes.
+_FLAGS: dict[type[Any], tuple[str, ...]] = {
+    c.Classify: ("revised", "completed"), c.Extend: ("revised",), c.Suspend: ("revised", "completed"),
+    c.Decide: ("revised", "completed"), c.Withdraw: ("completed",), co.RequestCoordination: ("completed",),
+    c.Notify: ("completed",), c.Appeal: ("completed",),
+}
 
 
 # -- evolve -------------------------------------------------------------------------------------------
@@ -688,6 +847,8 @@ def _(ev: e.Classified, s: PetitionState) -> dict[str, Any]:
         old = {*ACCEPTANCE_STAGE, first_deadline_key(s.kind, s.instance)}
         if s.kind == K.DENUNCIATION:
             old.add("denunciation.forwarder_notice")
+        if s.kind == K.RECOMMENDATION:
+            old.add("reception.forwarder_notice")
         deadlines = add_deadlines(cancel_pending(deadlines, old), ev.deadlines)
     return {"status": S.CLASSIFIED, "kind": ev.kind, "subject_category": ev.subject_category, "complex": ev.complex,
             "especially_complex": ev.especially_complex,
@@ -769,7 +930,9 @@ def _(ev: e.ExtensionGranted, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.Suspended, s: PetitionState) -> dict[str, Any]:
-    return {"suspended": True, "deadlines": stopped(s.deadlines, ev.stopped, local_date(ev.occurred_at))}
+    # The clocks stop first; the notice the suspension starts runs while the case is suspended.
+    return {"suspended": True,
+            "deadlines": add_deadlines(stopped(s.deadlines, ev.stopped, local_date(ev.occurred_at)), ev.deadlines)}
 
 
 @_apply.register
@@ -784,7 +947,8 @@ def _(ev: e.Withdrawn, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.Terminated, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.TERMINATED, "suspended": False, "deadlines": cancel_pending(s.deadlines)}
+    return {"status": S.TERMINATED, "suspended": False,
+            "deadlines": add_deadlines(cancel_pending(s.deadlines), ev.deadlines)}
 
 
 @_apply.register
@@ -801,8 +965,20 @@ def _(ev: e.NotificationSent, s: PetitionState) -> dict[str, Any]:
         return {"deadlines": meet_deadlines(s.deadlines, FORWARDER_NOTICES, ev.occurred_at)}
     if ev.about == "acceptance":
         return {"deadlines": meet_deadlines(s.deadlines, ["denunciation.acceptance_notice"], ev.occurred_at)}
-    met = meet_deadlines(s.deadlines, ["complaint.decision_delivery", "denunciation.acceptance_notice"], ev.occurred_at)
-    return {"status": S.NOTIFIED, "deadlines": met}
+    if ev.about in ("suspension", "termination"):
+        return {"deadlines": meet_deadlines(s.deadlines, [SUSPENSION_NOTICE], ev.occurred_at)}
+    published = meet_deadlines(s.deadlines, [PUBLICATION], ev.occurred_at) if ev.published else s.deadlines
+    if ev.about == "publication":
+        return {"deadlines": published}
+    return {"status": S.NOTIFIED, "deadlines": meet_deadlines(published, DECISION_NOTICES, ev.occurred_at)}
+
+
+@_apply.register
+def _(ev: e.DecisionTookEffect, s: PetitionState) -> dict[str, Any]:
+    d = s.deadlines[ev.key]
+    reached = d.model_copy(update={"met_at": ev.occurred_at, "outcome": "on_time"})
+    return {"deadlines": {**s.deadlines, ev.key: reached}, "in_effect_on": ev.effective_on,
+            "decision": {**(s.decision or {}), "in_effect_on": ev.effective_on.isoformat()}}
 
 
 @_apply.register
@@ -817,7 +993,9 @@ def _(ev: e.ExternalResultRecorded, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.EscalatedSecondInstance, s: PetitionState) -> dict[str, Any]:
-    return {"linked_cases": [*s.linked_cases, ev.new_case_id]}
+    # A first-instance decision appealed in time does not take legal effect (Luật Khiếu nại 2011, Điều 44).
+    return {"linked_cases": [*s.linked_cases, ev.new_case_id],
+            "deadlines": cancel_pending(s.deadlines, [DECISION_EFFECT])}
 
 
 @_apply.register
@@ -837,12 +1015,15 @@ def _(ev: e.FrontSupervisionStarted, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.Closed, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.CLOSED, "suspended": False, "deadlines": cancel_pending(s.deadlines)}
+    # Closing cancels what was owed, not the day the decision takes effect, which the law sets.
+    owed = [k for k in s.deadlines if k != DECISION_EFFECT]
+    return {"status": S.CLOSED, "suspended": False, "deadlines": cancel_pending(s.deadlines, owed)}
 
 
 @_apply.register
 def _(ev: e.Archived, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.ARCHIVED}
+    # Only what a closed case keeps running is left to cancel: the date its decision takes effect.
+    return {"status": S.ARCHIVED, "deadlines": cancel_pending(s.deadlines, [DECISION_EFFECT])}
 
 
 def evolve(state: PetitionState | None, event: Event) -> PetitionState:

@@ -96,6 +96,8 @@ class ExtensionGranted(Event):
 class Suspended(Event):
     #: The deadlines whose clock stops (the kind's suspension time does not count); empty: they run on.
     stopped: list[str] = Field(default_factory=list)
+    #: The deadlines the suspension starts (the notice of the suspension decision), which do not stop.
+    deadlines: list[Deadline] = Field(default_factory=list)
 
 
 class Resumed(Event):
@@ -111,6 +113,9 @@ class Withdrawn(Event):
 
 class Terminated(Event):
     ground: str
+    #: The deadlines the termination starts (the notice of the termination decision), after every other
+    #: pending one is cancelled.
+    deadlines: list[Deadline] = Field(default_factory=list)
 
 
 class DecisionIssued(Event):
@@ -126,11 +131,19 @@ class DecisionIssued(Event):
 
 
 class NotificationSent(Event):
-    about: Literal["acceptance", "decision", "forwarder"]
+    about: Literal["acceptance", "decision", "forwarder", "suspension", "termination", "publication"]
     recipients: list[str]
     channel: str
     doc_no: str
     published: bool = False
+
+
+class DecisionTookEffect(Event):
+    """The decision took legal effect: its period (`key`) ended with no second complaint against it."""
+
+    key: str
+    effective_on: date
+    decision_no: str
 
 
 class ImplementationRecorded(Event):
@@ -164,7 +177,8 @@ class Archived(Event):
 REGISTRY = EventRegistry(
     PetitionReceived, Classified, NotProcessed, PetitionSplit, AcceptanceDecided, Forwarded, Redirected,
     Assigned, CoordinationRequested, CoordinationResponded, VerificationStep, DialogueHeld, ExtensionGranted,
-    Suspended, Resumed, Withdrawn, Terminated, DecisionIssued, NotificationSent, ImplementationRecorded,
+    Suspended, Resumed, Withdrawn, Terminated, DecisionIssued, NotificationSent, DecisionTookEffect,
+    ImplementationRecorded,
     ExternalResultRecorded, EscalatedSecondInstance, DeadlineApproaching, DeadlineBreached,
     FrontSupervisionStarted, Closed, Archived, *REPAIR_EVENTS,
 )

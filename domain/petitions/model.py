@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -51,8 +51,10 @@ CLOSABLE = frozenset({S.NOTIFIED, S.IMPLEMENTING, S.FORWARDED, S.SPLIT, S.NOT_PR
 #: States a case may be archived from.
 ARCHIVABLE = frozenset({S.CLOSED, S.SPLIT, S.NOT_PROCESSED, S.REDIRECTED, S.REJECTED, S.TERMINATED})
 
+#: `deputy_forwarded`: by a body of the National Assembly or a deputy; `reception_forwarded`: by a citizen
+#: reception board (Ban tiếp công dân).
 Channel = Literal["post", "in_person", "suggestion_box", "online_portal", "email", "phone", "front_forwarded",
-                  "deputy_forwarded", "press", "leader_handover", "voter_meeting", "other"]
+                  "deputy_forwarded", "press", "leader_handover", "voter_meeting", "other", "reception_forwarded"]
 
 
 class Petitioner(Text):
@@ -142,6 +144,8 @@ class PetitionState(BaseModel):
     dialogue_held: bool = False
     decision: dict[str, str] | None = None
     decided_at: datetime | None = None
+    #: The day the decision took legal effect (a complaint's, Luật Khiếu nại 2011, Điều 44), once it has.
+    in_effect_on: date | None = None
     parent_case_id: str | None = None
     linked_cases: list[str] = Field(default_factory=list)
     front_supervision: str | None = None

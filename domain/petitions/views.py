@@ -39,6 +39,17 @@ class CoordinationView(BaseModel):
     overdue: bool
 
 
+class RuleSetView(BaseModel):
+    """The deadline rule set a case is counted under: the one in force on the day it was received, named by its
+    version, the first day it applies to (none: the base set) and its digest (none in cases recorded before sets
+    had one)."""
+
+    version: str
+    valid_from: str | None
+    title: str
+    digest: str | None
+
+
 class CaseView(BaseModel):
     """The current state of a petition case as the API returns it."""
 
@@ -71,6 +82,8 @@ class CaseView(BaseModel):
     front_supervision: str | None
     petitioner_ref: str | None
     forwarded_by_front: bool
+    #: Absent from views a worker wrote before rule sets were shown (a client newer than its workers reads them).
+    rules: RuleSetView | None = None
 
 
 def _deadlines(state: PetitionState) -> list[DeadlineView]:
@@ -99,6 +112,12 @@ def _coordination(state: PetitionState) -> list[CoordinationView]:
     return board
 
 
+def rule_set_view(state: PetitionState) -> RuleSetView:
+    policy = state.rules.policy
+    return RuleSetView(version=policy.version, valid_from=policy.valid_from.isoformat() if policy.valid_from else None,
+                       title=policy.title, digest=policy.digest or None)
+
+
 def case_view(state: PetitionState) -> CaseView:
     intake = state.intake
     due = state.next_due
@@ -112,6 +131,7 @@ def case_view(state: PetitionState) -> CaseView:
         coordination=_coordination(state), decision=state.decision, parent_case_id=state.parent_case_id,
         linked_cases=list(state.linked_cases), front_supervision=state.front_supervision,
         petitioner_ref=intake.petitioner.ref, forwarded_by_front=intake.forwarded_by_front,
+        rules=rule_set_view(state),
     )
 
 

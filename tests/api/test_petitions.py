@@ -10,6 +10,7 @@ import uuid
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from activities.rules import load_rule_sets
 from eventstore import EventStore
 
 from .support import Api, petition, token, unique
@@ -57,12 +58,17 @@ async def test_a_complaint_goes_from_receipt_to_archive_with_a_verifying_history
          "summary": "Đối thoại công khai"},
         {"type": "decide", "outcome": "partly_upheld", "decision_no": "30/QĐ-GQKN", "summary": "Bồi thường bổ sung"},
         {"type": "notify", "about": "decision", "recipients": ["Bà Lan", "Thanh tra tỉnh"], "doc_no": "31/TB"},
-        {"type": "record_implementation", "summary": "Đã chi trả bổ sung"},
         {"type": "close"},
         {"type": "archive", "archive_ref": "HS-2026-0042"},
     ]
     for step in steps:
         sender = tokens.land if step["type"] == "respond" else tokens.body  # a coordinating body answers for itself
+        if step["type"] == "close":
+            # The decision is carried out once it takes legal effect, 30 days after it is issued.
+            early = await command(api, tokens.body, case_id, {"type": "record_implementation",
+                                                               "summary": "Đã chi trả bổ sung"}, key=str(uuid.uuid4()))
+            assert early.status_code == 409, early.text
+            assert early.json()["error"]["code"] == "implementation.not_in_effect"
         answer = await command(api, sender, case_id, step, key=str(uuid.uuid4()))
         assert answer.status_code == 200, (step, answer.text)
     assert answer.json()["status"] == "archived"
@@ -258,7 +264,7 @@ async def test_an_archived_petition_sent_again_answers_its_case_and_starts_no_ne
                  {"type": "record_verification", "findings": "Không có căn cứ", "demand_matches_findings": True},
                  {"type": "decide", "outcome": "not_upheld", "decision_no": "31/QĐ-GQKN", "summary": "Bác đơn"},
                  {"type": "notify", "about": "decision", "recipients": ["Ông Bình"], "doc_no": "32/TB"},
-                 {"type": "record_implementation", "summary": "Đã thông báo"}, {"type": "close"},
+                 {"type": "close"},
                  {"type": "archive", "archive_ref": "HS-2026-0099"}):
         answer = await command(api, tokens.body, case_id, step, key=str(uuid.uuid4()))
         assert answer.status_code == 200, (step, answer.text)
@@ -276,3 +282,33 @@ async def test_an_archived_petition_sent_again_answers_its_case_and_starts_no_ne
     # Another content under the same source and reference is still a conflict.
     changed = await api.post("/v1/petitions", tokens.intake, json={**sent, "subject": "Nội dung khác hẳn"})
     assert changed.status_code == 409 and changed.json()["error"]["code"] == "petition.conflict", changed.text
+
+
+async def test_a_recommendation_forwarded_by_the_reception_board_shows_and_meets_its_notice(
+    api: Api, tokens: Tokens
+) -> None:
+    opened = await api.post("/v1/petitions", tokens.intake, json=petition(
+        tokens.source, "recommendation", channel="reception_forwarded", receiving_body="UBND_TINH",
+        subject="Kiến nghị sửa đường liên xã", content="Ban tiếp công dân tỉnh chuyển kiến nghị của cử tri."))
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+    notice = next(d for d in opened.json()["deadlines"] if d["key"] == "reception.forwarder_notice")
+    assert (notice["amount"], notice["unit"], notice["legal_basis"]) == (
+        7, "working", "Luật Tiếp công dân 2013, Điều 27 khoản 2")
+    assert notice["due_at"].endswith("+07:00")
+    for step in ({"type": "classify", "lead_body": "UBND_TINH"}, {"type": "accept", "decision_no": "17/TL-KN"},
+                 {"type": "notify", "about": "forwarder", "recipients": ["Ban tiếp công dân tỉnh"], "doc_no": "18/TB"}):
+        answer = await command(api, tokens.body, case_id, step, key=str(uuid.uuid4()))
+        assert answer.status_code == 200, (step, answer.text)
+    view = answer.json()["case"]
+    met = next(d for d in view["deadlines"] if d["key"] == "reception.forwarder_notice")
+    assert met["outcome"] == "on_time" and not view["overdue"]
+    row = (await api.get(f"/v1/cases/{case_id}", tokens.supervisor)).json()
+    assert row["summary"]["channel"] == "reception_forwarded" and not row["overdue"]
+    # The rule set it is counted under: the one in force on its day of receipt, by version and digest.
+    in_force = load_rule_sets().latest
+    assert row["summary"]["rules"] == {"version": in_force.version, "valid_from": None, "title": in_force.title,
+                                       "digest": in_force.digest}
+    early = await command(api, tokens.body, case_id, {"type": "notify", "about": "publication",
+                                                       "recipients": ["Cổng TTĐT"], "doc_no": "19/TB"})
+    assert early.status_code == 409 and early.json()["error"]["code"] == "notify.about_kind", early.text

@@ -38,6 +38,9 @@ async def test_a_complaint_shows_its_state_deadlines_board_timeline_and_integrit
     assert '<html lang="vi">' in html
     assert "Khiếu nại về bồi thường đất đai" in text  # the subject, as sent
     assert "Khiếu nại" in text and "Đã thụ lý" in text  # kind and status by name
+    # The rule set the case is counted under: the one in force on its day of receipt.
+    rules = html.split('id="case-rules">')[1].split("</dd>")[0]
+    assert "phiên bản 4 (bộ gốc)" in rules and "Luật Khiếu nại 2011" in rules and "<code>" in rules
     # Deadlines with their legal basis, from the deadline policy.
     assert "Luật Khiếu nại 2011" in text
     deadlines = html.split('id="deadlines-title"')[1].split('id="board-title"')[0]

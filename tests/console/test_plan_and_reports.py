@@ -101,7 +101,7 @@ async def test_the_period_report_is_shown_and_downloads_as_the_apis_csv(
     assert book.status_code == 200 and book.headers["content-disposition"].endswith('.xlsx"')
     sheets = openpyxl.load_workbook(io.BytesIO(book.content)).sheetnames
     assert sheets == ["Thông tin", "Báo cáo của các nhiệm vụ", "Theo cơ quan chủ trì",
-                      "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại"]
+                      "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại", "Thời hạn quá hạn theo quy định"]
 
     async with signed_in(api.app, tokens.supervisor) as user:
         unknown = await user.get("/console/reports", params={"period": "2026-H3"})

@@ -304,6 +304,34 @@ async def test_the_same_as_of_gives_byte_identical_figures_whatever_is_appended_
 # -- plan tasks -----------------------------------------------------------------------------------------------
 
 
+async def test_deadlines_missed_in_the_period_are_counted_by_kind_and_rule(store: EventStore) -> None:
+    def missed(report: PeriodReport) -> dict[tuple[str, str], int]:
+        return {(f.kind, f.rule): f.missed for f in report.deadlines_missed}
+
+    before = missed(await period_report(store.pool, H1, plan_id=None, as_of=await db_now(store)))
+    district = unique("Thanh Hà")
+    # A complaint accepted Tue 6 Jan 2026 misses its 30 days (Thu 5 Feb) and a denunciation concluded Mon 2 Mar
+    # misses its publication (7 working days: Wed 11 Mar); a third misses its resolution after the period.
+    complaint = await (await (await Petition(store, district).receive(vn("2026-01-05"))).classify(
+        vn("2026-01-05"))).accept(vn("2026-01-06"))
+    await complaint.do(c.MarkDeadline(key="complaint.resolution", stage="breached"), vn("2026-02-06", 0, 1))
+    denunciation = await (await (await Petition(store, district, K.DENUNCIATION).receive(vn("2026-02-02"))).classify(
+        vn("2026-02-02"))).accept(vn("2026-02-02"))
+    await denunciation.resolve(vn("2026-03-02"))
+    await denunciation.do(c.MarkDeadline(key="denunciation.publication", stage="breached"), vn("2026-03-12", 0, 1))
+    later = await (await (await Petition(store, district).receive(vn("2026-06-01"))).classify(
+        vn("2026-06-01"))).accept(vn("2026-06-02"))
+    await later.do(c.MarkDeadline(key="complaint.resolution", stage="breached"), vn("2026-07-03", 0, 1))
+    after = missed(await period_report(store.pool, H1, plan_id=None, as_of=await db_now(store)))
+    added = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+    assert added == {("complaint", "complaint.resolution"): 1, ("denunciation", "denunciation.publication"): 1}
+    report = await period_report(store.pool, YEAR, plan_id=None, as_of=await db_now(store))
+    assert "Thời hạn quá hạn theo quy định" in report_table(report) and "complaint.resolution" in report_table(report)
+    rows = list(csv.DictReader(io.StringIO(table_csv(report, "deadlines_missed").removeprefix("\ufeff"))))
+    assert list(rows[0]) == ["period", "as_of", "kind", "rule", "missed"]
+    assert len(rows) == len(report.deadlines_missed)
+
+
 async def test_each_tasks_report_is_on_time_late_missing_or_not_requested_and_counted_per_body(
     store: EventStore,
 ) -> None:
@@ -475,7 +503,9 @@ async def test_the_xlsx_has_a_sheet_per_table_with_vietnamese_heads_typed_cells_
     report, district = await _report_with_every_table(store)
     book = openpyxl.load_workbook(io.BytesIO(report_xlsx(report)))
     assert book.sheetnames == ["Thông tin", "Báo cáo của các nhiệm vụ", "Theo cơ quan chủ trì",
-                               "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại"]
+                               "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại",
+                               "Thời hạn quá hạn theo quy định"]
+    assert [cell.value for cell in book["Thời hạn quá hạn theo quy định"][1]] == ["Loại", "Thời hạn", "Số lần quá hạn"]
     info = {row[0]: row[1] for row in book["Thông tin"].iter_rows(values_only=True)}
     assert info["Kỳ báo cáo"] == "2026-H1" and info["Tên báo cáo"] == "Báo cáo sơ kết 6 tháng đầu năm"
     assert info["Hạn nộp"] == datetime(2026, 6, 15)

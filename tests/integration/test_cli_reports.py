@@ -71,7 +71,8 @@ async def test_csv_is_one_table_a_zip_all_of_them_and_xlsx_a_sheet_each(
     assert (status, out) == (0, "") and f"written to {target}" in err
     book = openpyxl.load_workbook(target)
     assert book.sheetnames == ["Thông tin", "Báo cáo của các nhiệm vụ", "Theo cơ quan chủ trì",
-                               "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại"]
+                               "Đơn thư theo loại và địa bàn", "Tổng hợp đơn thư theo loại",
+                               "Thời hạn quá hạn theo quy định"]
 
     status, out, err = await cli.run_async("report", "2026-H1", "--format", "xlsx", "--table", "tasks")
     assert (status, out) == (2, "") and "--table: only with --format csv" in err

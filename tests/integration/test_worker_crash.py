@@ -152,8 +152,6 @@ def plan_case(i: int, source: str, received_at: datetime) -> CasePlan:
           "summary": "Quyết định giải quyết khiếu nại lần đầu."}, ["DecisionIssued"]),
         ({"type": "notify", "about": "decision", "recipients": [name, "Thanh tra tỉnh"], "doc_no": f"{300 + i}/TB"},
          ["NotificationSent"]),
-        ({"type": "record_implementation", "summary": "Đã tổ chức thực hiện quyết định giải quyết khiếu nại."},
-         ["ImplementationRecorded"]),
         ({"type": "close", "reason": "Đã giải quyết xong"}, ["Closed"]),
         ({"type": "archive", "archive_ref": f"HS-KN-2026-{i + 1:04d}"}, ["Archived"]),
     ]
@@ -230,6 +228,8 @@ def worker_env(tmp_path: Path, temporal_env: WorkflowEnvironment) -> dict[str, s
         DANVAN_DB_POOL_MAX="10",
         **secret_env(),  # the payload codec's key of the tests' clients
         PYTHONUNBUFFERED="1",
+        # The worker runs the code under test: a venv shared by several checkouts installs one of them.
+        PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     )
     return env
 

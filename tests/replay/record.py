@@ -191,7 +191,10 @@ async def complaint_from_receipt_to_archive(r: Recorder) -> None:
                       "summary": "Chấp nhận một phần khiếu nại; điều chỉnh diện tích thu hồi."})
     await r.do(case, {"type": "notify", "about": "decision", "recipients": ["Trần Văn Bình", "UBND xã Nam Hồng"],
                       "doc_no": "21/TB"})
-    await r.do(case, {"type": "record_implementation", "summary": "UBND xã đã điều chỉnh quyết định thu hồi."})
+    # The decision is carried out once it takes legal effect, 30 days after it is issued (Luật Khiếu nại 2011,
+    # Điều 44): the case is closed meanwhile, and the day it takes effect still comes.
+    await r.refused(case, {"type": "record_implementation", "summary": "UBND xã đã điều chỉnh quyết định thu hồi."},
+                    "implementation.not_in_effect")
     await r.do(case, {"type": "close"})
     await r.do(case, {"type": "archive", "archive_ref": "LT-2026-0001"})
     await r.client.get_workflow_handle(case).result()  # archived: the run ends
@@ -262,6 +265,52 @@ async def complaint_appealed_to_the_second_instance(r: Recorder) -> None:
                         "summary": "Hủy quyết định giải quyết lần đầu."}, r.inspector)
     await r.save("complaint_appealed_first_instance", case)
     await r.save("complaint_appealed_second_instance", second)
+
+
+async def denunciation_suspended_concluded_and_published(r: Recorder) -> None:
+    """The notices of the periods-completed patch: the suspension decision sent while suspended, the conclusion
+    sent and published."""
+    print("denunciation: suspended (its decision sent), resumed, concluded, sent and published")
+    from domain.petitions import Petitioner
+
+    case = await r.open(
+        "denunciation-published", "denunciation", petitioner=Petitioner(ref="sealed-0002", named=True, traceable=True),
+        subject="Tố cáo việc thu tiền trái quy định", content="Người tố cáo cho biết trường thu tiền trái quy định.",
+    )
+    await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"})
+    await r.do(case, {"type": "accept", "decision_no": "32/QĐ-TLTC"})
+    await r.do(case, {"type": "notify", "about": "acceptance", "recipients": ["sealed-0002"], "doc_no": "33/TB"})
+    await r.do(case, {"type": "suspend", "reason": "Chờ kết quả giám định"})
+    await r.refused(case, {"type": "notify", "about": "acceptance", "recipients": ["sealed-0002"], "doc_no": "34/TB"},
+                    "case.suspended")
+    await r.do(case, {"type": "notify", "about": "suspension", "recipients": ["sealed-0002", "Người bị tố cáo"],
+                      "doc_no": "35/QĐ-TĐC"})
+    await r.do(case, {"type": "resume", "reason": "Đã có kết quả giám định"})
+    await r.do(case, {"type": "record_verification", "findings": "Có thu tiền ngoài danh mục."})
+    await r.do(case, {"type": "decide", "outcome": "violation_found", "decision_no": "36/KL-TC",
+                      "summary": "Kết luận có vi phạm; kiến nghị hoàn trả."})
+    await r.do(case, {"type": "notify", "about": "decision", "recipients": ["sealed-0002", "Người bị tố cáo"],
+                      "doc_no": "37/TB"})
+    await r.do(case, {"type": "notify", "about": "publication", "recipients": ["Cổng thông tin điện tử tỉnh"],
+                      "channel": "portal", "doc_no": "38/TB"})
+    await r.save("denunciation_suspended_concluded_and_published", case)
+
+
+async def complaint_decided_not_yet_in_effect_and_appealed(r: Recorder) -> None:
+    """The day a decision takes legal effect: carrying it out before is refused; the appeal cancels that day."""
+    print("complaint: decided, carried out too early (refused), appealed before it takes effect")
+    case = await r.open("complaint-effect", "complaint")
+    await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"})
+    await r.do(case, {"type": "accept", "decision_no": "16/QĐ-UBND"})
+    await r.do(case, {"type": "record_verification", "findings": "Đúng quy định", "demand_matches_findings": True})
+    await r.do(case, {"type": "decide", "outcome": "not_upheld", "decision_no": "24/QĐ-GQKN",
+                      "summary": "Giữ nguyên quyết định thu hồi đất"})
+    await r.do(case, {"type": "notify", "about": "decision", "recipients": ["Trần Văn Bình"], "doc_no": "25/TB"})
+    await r.refused(case, {"type": "record_implementation", "summary": "Thi hành quyết định."},
+                    "implementation.not_in_effect")
+    await r.do(case, {"type": "appeal", "to_body": "THANH_TRA_TINH"})
+    r.started.append(f"{case}-L2")
+    await r.save("complaint_decided_not_yet_in_effect_and_appealed", case)
 
 
 async def recommendation_answered(r: Recorder) -> None:
@@ -547,6 +596,8 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     denunciation_extended_twice_withdrawn_and_concluded,
     letter_split_into_two_cases,
     complaint_appealed_to_the_second_instance,
+    denunciation_suspended_concluded_and_published,
+    complaint_decided_not_yet_in_effect_and_appealed,
     recommendation_answered,
     complaint_received_weeks_ago_breaches_its_deadline,
     long_case_continued_as_new,

@@ -743,6 +743,13 @@ def test_a_suspended_denunciation_stops_its_clock_does_not_breach_and_resumes_fo
     assert suspended.legal_basis == "Luật Tố cáo 2018, Điều 34 khoản 2"
     resolution = case.state.deadlines["denunciation.resolution"]
     assert resolution.stopped_on == date(2026, 2, 10) and resolution.pending and not resolution.running
+    # Only the notice of the suspension decision runs (Điều 34 khoản 4: 5 working days from Tue 10 Feb: 11, 12,
+    # 13, Tết 16-20 off, 23, 24 -> Tue 24 Feb); once sent, nothing runs.
+    assert case.state.next_due is not None and case.state.next_due.key == "denunciation.suspension_notice"
+    assert case.state.next_due.due_on == date(2026, 2, 24)
+    case.do(c.Notify(about="suspension", recipients=["Người tố cáo", "Người bị tố cáo"], doc_no="14/QĐ-TĐC"),
+            vn("2026-02-11"))
+    assert case.outcome("denunciation.suspension_notice") == "on_time"
     assert case.state.next_due is None
     # Its old due date passes while it is suspended: no warning, no breach, no Front supervision.
     for stage, at in (("approaching", vn("2026-02-19")), ("breached", vn("2026-02-24", 0, 0, 1))):
@@ -884,7 +891,10 @@ def test_a_withdrawn_denunciation_without_signs_of_violation_is_terminated() -> 
     case = accepted(K.DENUNCIATION)
     assert types(case.do(c.Withdraw(), vn("2026-02-02"))) == ["Withdrawn", "Terminated"]
     assert case.state.status == S.TERMINATED
-    assert not any(d.pending for d in case.state.deadlines.values())
+    # Every period is cancelled but the notice of the termination decision (Điều 34 khoản 4: 5 working days
+    # from Mon 2 Feb: 3, 4, 5, 6, 9 -> Mon 9 Feb).
+    assert [k for k, d in case.state.deadlines.items() if d.pending] == ["denunciation.suspension_notice"]
+    assert case.deadline("denunciation.suspension_notice") == date(2026, 2, 9)
 
 
 def test_a_closed_denunciation_cannot_be_withdrawn_after_its_conclusion_either() -> None:
@@ -942,10 +952,12 @@ def test_a_complaint_decided_after_its_period_is_late_and_must_be_sent_in_three_
     case = accepted(K.COMPLAINT)
     [issued] = case.do(c.Decide(outcome="upheld", decision_no="45/QĐ", summary="x"), vn("2026-02-24", 8))
     assert case.outcome("complaint.resolution") == "late"
-    [delivery] = issued.deadlines  # type: ignore[attr-defined]
+    delivery, effect = issued.deadlines  # type: ignore[attr-defined]
     # 3 working days after Tue 24 Feb: 25, 26, 27 -> Fri 27 Feb.
     assert (delivery.key, delivery.unit, delivery.due_on) == ("complaint.decision_delivery", "working",
                                                                date(2026, 2, 27))
+    # It takes legal effect 30 days after it is issued: 24 Feb + 30 = Thu 26 Mar (Luật Khiếu nại 2011, Điều 44).
+    assert (effect.key, effect.due_on) == ("complaint.decision_effect", date(2026, 3, 26))
 
 
 def test_a_decision_is_issued_only_on_an_accepted_case() -> None:
@@ -1023,9 +1035,14 @@ def test_a_complaint_can_be_appealed_when_the_first_instance_period_passed_witho
     assert types(case.do(c.Appeal(), vn("2026-03-02"))) == ["EscalatedSecondInstance"]
 
 
-def test_a_denunciation_cannot_be_appealed() -> None:
+def test_a_denunciation_is_repeated_to_the_superior_only_under_the_completed_periods() -> None:
     case = decided(K.DENUNCIATION, "no_violation", vn("2026-02-12"))
-    assert case.refused(c.Appeal(), vn("2026-02-20")) == "appeal.kind"
+    with pytest.raises(DomainError) as refused:
+        decide(case.state, c.Appeal(to_body="UBND_TINH"), OFFICER, vn("2026-02-20"), completed=False)
+    assert refused.value.rule == "appeal.kind"
+    assert case.refused(c.Appeal(), vn("2026-02-20")) == "appeal.to_body"
+    [repeated] = case.do(c.Appeal(to_body="UBND_TINH"), vn("2026-02-20"))
+    assert isinstance(repeated, e.EscalatedSecondInstance) and repeated.legal_basis == "Luật Tố cáo 2018, Điều 37"
 
 
 # --- closing and archiving ---
@@ -1036,16 +1053,21 @@ def test_a_case_is_closed_only_once_it_is_notified_or_ended() -> None:
     assert case.refused(c.Close(), vn("2026-02-13")) == "close.state"
     assert case.refused(c.Archive(archive_ref="HS-1"), vn("2026-02-13")) == "archive.state"
     case.do(c.Notify(about="decision", recipients=["A"], doc_no="45/QĐ"), vn("2026-02-13"))
-    assert types(case.do(c.RecordImplementation(summary="Đã thi hành."), vn("2026-03-02"))) == [
+    # Carried out once in effect: 12 Feb + 30 = Sat 14 Mar -> Mon 16 Mar (Luật Khiếu nại 2011, Điều 44).
+    assert case.refused(c.RecordImplementation(summary="Đã thi hành."), vn("2026-03-02")) == (
+        "implementation.not_in_effect")
+    assert types(case.do(c.MarkDeadline(key="complaint.decision_effect", stage="breached"), vn("2026-03-17", 0, 0, 1),
+                         SYSTEM)) == ["DecisionTookEffect"]
+    assert types(case.do(c.RecordImplementation(summary="Đã thi hành."), vn("2026-03-17"))) == [
         "ImplementationRecorded"
     ]
     assert case.state.status == S.IMPLEMENTING
-    assert case.refused(c.Archive(archive_ref="HS-1"), vn("2026-03-03")) == "archive.state"
-    case.do(c.Close(), vn("2026-03-03"))
+    assert case.refused(c.Archive(archive_ref="HS-1"), vn("2026-03-18")) == "archive.state"
+    case.do(c.Close(), vn("2026-03-18"))
     assert case.state.status == S.CLOSED
     assert not any(d.pending for d in case.state.deadlines.values())
-    assert case.refused(c.Close(), vn("2026-03-04")) == "close.state"
-    [archived] = case.do(c.Archive(archive_ref="HS-2026-001"), vn("2026-03-04"))
+    assert case.refused(c.Close(), vn("2026-03-19")) == "close.state"
+    [archived] = case.do(c.Archive(archive_ref="HS-2026-001"), vn("2026-03-19"))
     assert isinstance(archived, e.Archived) and archived.archive_ref == "HS-2026-001"
     assert case.state.status == S.ARCHIVED
 

@@ -266,6 +266,9 @@ async def test_a_suspended_denunciation_does_not_breach_and_breaches_on_the_reco
     # Suspended Mon 1 Feb (5 Jan..1 Feb counted: 28 days, 2 remain); its old due date passes in Tết.
     await skip_to(env, vn("2027-02-01"))
     await do(env.client, handle.id, {"type": "suspend", "reason": "Chờ kết quả giám định"})
+    # The suspension decision is sent to the parties (Điều 34 khoản 4): nothing else runs while it is suspended.
+    await do(env.client, handle.id, {"type": "notify", "about": "suspension", "doc_no": "3/QĐ-TĐC",
+                                     "recipients": ["Người tố cáo", "Người bị tố cáo"]})
     await skip_to(env, vn("2027-02-11"))
     view = await handle.query(PetitionWorkflow.view)
     types = [e.type for e in await store.read_stream(handle.id)]
