@@ -27,6 +27,7 @@ from danvan.tracing import configure_tracing
 from danvan.worker_metrics import worker_runtime
 from domain.calendar import CASE_YEARS
 from eventstore import EventStore
+from ops.steps import StepFailureInterceptor
 from workflows import ALL_WORKFLOWS
 from workflows.shared import TASK_QUEUE
 
@@ -72,6 +73,8 @@ def build_worker(
             reports.compile_report,
         ],
         max_cached_workflows=max_cached_workflows,
+        # Notes each step that fails and is retried, so the stalled scan describes those cases only (`ops.steps`).
+        interceptors=[StepFailureInterceptor(store)],
     )
 
 

@@ -535,7 +535,8 @@ async def cmd_stalled(settings: Settings, args: argparse.Namespace) -> int:
         _known_body("--body", args.body)
     policy = StallPolicy(min_attempts=args.min_attempts, idle=timedelta(hours=args.idle_hours))
     async with _ops(settings) as (client, store):
-        found = await find_stalled(client, store, policy, kind=args.kind, body=args.body, reason=args.reason)
+        found = await find_stalled(client, store, policy, kind=args.kind, body=args.body, reason=args.reason,
+                                   describe_all=args.describe_all)
     if args.json:
         print(json.dumps([in_vietnam(s).model_dump(mode="json") for s in found], ensure_ascii=False, indent=2))
         return 0
@@ -723,6 +724,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a step is failing from this attempt, 2 to 100 (default 3)")
     p.add_argument("--idle-hours", type=positive_arg(24 * 365), default=48.0,
                    help="overdue and nobody acted for this long: above 0, at most 8760 (default 48)")
+    p.add_argument("--describe-all", action="store_true",
+                   help="describe every running case workflow (at most 2,000) instead of those Temporal's visibility "
+                        "flags and those whose steps the worker noted failing: slower, for when the worker could "
+                        "not write its notes")
     p.add_argument("--json", action="store_true", help="print JSON")
     for action, help_ in [
         ("retry", "Retry now the failing or paused steps of a case, and record the repair."),

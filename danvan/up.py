@@ -41,6 +41,7 @@ import httpx
 
 from domain.bodies import Body, BodyRegistry
 from eventstore import migrate
+from ops.stalled import dev_server_args
 from workflows.shared import SEARCH_ATTRIBUTES
 
 from .postgres import Database, open_database, redact, restart_embedded
@@ -248,6 +249,8 @@ class Stack:
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
+        # The stalled scan reads from visibility which workflows' code keeps failing (`ops.stalled`).
+        argv += dev_server_args()
         self._spawn("temporal", argv)
 
     async def wait_for_port(self, name: str, host: str, port: int, timeout: float) -> None:
