@@ -332,6 +332,23 @@ class Stack:
             self._spawn("checkpoint", [sys.executable, "-m", "danvan.cli", "checkpoint", "--every",
                                        str(self.settings.checkpoint_interval)], env)
 
+    async def schedule_stalled_scan(self) -> str:
+        """Create (or bring up to date) the Temporal Schedule of the stalled scan (`ops.scan`); what was done."""
+        from danvan.client import connect
+        from danvan.keys import settings_key
+        from ops.scan import SCHEDULE_ID, ensure_schedule
+
+        s = self.settings
+        try:
+            client = await connect(s.temporal_address, s.temporal_namespace, secret=settings_key(s))
+            done = await ensure_schedule(client, s.stalled_scan_every)
+        except Exception as exc:  # the stack runs without it; the queue then says no scan has run
+            self.say(f"  the stalled scan's schedule could not be set up: {exc}")
+            return "not scheduled (see up.log)"
+        if done in ("deleted", "none"):
+            return "not scheduled (DANVAN_STALLED_SCAN_EVERY=0)"
+        return f"every {s.stalled_scan_every} s (Temporal Schedule {SCHEDULE_ID}, {done})"
+
     async def wait_ready(self, timeout: float) -> None:
         url = f"{self.settings.api_url}/readyz"
         deadline = time.monotonic() + timeout
@@ -437,7 +454,7 @@ class Stack:
             self.database.stop()
             self.database = None
 
-    def banner(self, tokens: dict[str, str]) -> str:
+    def banner(self, tokens: dict[str, str], scan: str = "") -> str:
         from integrity.checkpoints import public_key_file
 
         s = self.settings
@@ -453,6 +470,7 @@ class Stack:
             f"  Checkpoints      {s.checkpoint_log}"
             + (f"   (every {s.checkpoint_interval} s; public key {public_key_file(s.checkpoint_key)})"
                if s.checkpoint_interval else "   (none taken: DANVAN_CHECKPOINT_INTERVAL=0)"),
+            *([f"  Stalled scan     {scan}"] if scan else []),
             f"  Tokens ({s.tokens_file}):",
         ]
         lines += [f"    {role:<10} {token}" + (f"   acts for {describe_body(self.body)}"
@@ -482,7 +500,8 @@ async def run_up(settings: Settings, out: Callable[[str], None] = print) -> int:
         out("Starting worker and API...")
         stack.start_app()
         await stack.wait_ready(90)
-        out(stack.banner(tokens))
+        scan = await stack.schedule_stalled_scan()
+        out(stack.banner(tokens, scan))
         while not stop.is_set():
             now = time.monotonic()
             stack.supervise_once(now)

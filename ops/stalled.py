@@ -122,6 +122,16 @@ class ScanStats:
     def rpcs(self) -> int:
         return self.list_calls + self.describe_calls + self.history_calls
 
+class RepairNote(BaseModel):
+    """A repair recorded in the case's stream while a finding was open (its `RepairRecorded` event)."""
+
+    action: str
+    actor: str | None = None
+    reason: str | None = None
+    recorded_at: datetime
+    version: int
+
+
 class Stalled(BaseModel):
     """One reason a case is stalled, since when, and the remedies that fit."""
 
@@ -141,6 +151,13 @@ class Stalled(BaseModel):
     failure: str | None = None
     overdue_since: datetime | None = None
     last_action: datetime | None = None
+    #: What the scheduled scan (`ops.scan`) knows of the finding: when it first and last saw it, how many of its
+    #: looks saw it, and the repairs recorded in the case's stream since it first saw it. Empty in a live look.
+    first_seen: datetime | None = Field(default=None, description="when the scheduled scan first saw it")
+    last_seen: datetime | None = Field(default=None, description="when the scheduled scan last saw it")
+    times_seen: int | None = Field(default=None, description="how many looks of the scheduled scan saw it")
+    repairs: list[RepairNote] = Field(default_factory=list,
+                                      description="the repairs recorded in the case's stream since it was first seen")
 
 
 def _time(ts: Timestamp) -> datetime | None:
@@ -288,7 +305,13 @@ async def temporal_stalls(client: Client, policy: StallPolicy, *, notes: StepNot
             found = await stalls_of(client, case_id, desc, policy, stats)
         run_id = desc.workflow_execution_info.execution.run_id if desc is not None and running(desc) else None
         pending = {a.activity_id for a in desc.pending_activities} if desc is not None and run_id else set()
-        gone.extend(s for s in by_case.get(case_id, []) if s.run_id != run_id or s.activity_id not in pending)
+        mine = by_case.get(case_id, [])
+        gone.extend(s for s in mine if s.run_id != run_id or s.activity_id not in pending)
+        # A failing step's pending state says when its next attempt is due, not when it started failing: the
+        # worker's note says that.
+        first = {s.activity_id: s.first_failed_at for s in mine if s.run_id == run_id and s.first_failed_at}
+        found = [f.model_copy(update={"since": min(first[f.activity_id], f.since or first[f.activity_id])})
+                 if f.reason == "activity_failing" and f.activity_id in first else f for f in found]
         return [s for s in found if _matches(s, kind, body)]
 
     results = await asyncio.gather(*(one(c) for c in dict.fromkeys([*flagged, *by_case])))

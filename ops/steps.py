@@ -31,6 +31,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -50,7 +51,7 @@ FAILED_SQL = """
 INSERT INTO step_failures (workflow_id, run_id, activity_id, activity_type, failed_attempts, last_failure)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (workflow_id, run_id, activity_id) DO UPDATE
-   SET failed_attempts = greatest(step_failures.failed_attempts, EXCLUDED.failed_attempts),
+   SET failed_attempts = EXCLUDED.failed_attempts,
        last_failure = coalesce(EXCLUDED.last_failure, step_failures.last_failure),
        activity_type = EXCLUDED.activity_type,
        last_failed_at = now()
@@ -80,6 +81,7 @@ class RetryingStep:
     activity_type: str
     failed_attempts: int
     last_failure: str | None
+    first_failed_at: datetime | None = None
 
 
 def final(exc: BaseException, info: activity.Info) -> bool:
@@ -119,7 +121,7 @@ class StepNotes:
         """The steps that failed at least `min_failed` times, the longest failing first (at most `limit`)."""
         rows = await self.store.pool.fetch(RETRYING_SQL, min_failed, limit)
         return [RetryingStep(r["workflow_id"], r["run_id"], r["activity_id"], r["activity_type"],
-                             r["failed_attempts"], r["last_failure"]) for r in rows]
+                             r["failed_attempts"], r["last_failure"], r["first_failed_at"]) for r in rows]
 
     async def forget(self, steps: Iterable[RetryingStep]) -> int:
         """Delete the rows of `steps` (Temporal no longer holds them pending); how many were deleted."""

@@ -1,7 +1,7 @@
 """The stalled scan reads Temporal's side from visibility, on the real dev server: a case whose workflow code keeps
 failing (`TemporalReportedProblems`), one with a paused step (`TemporalPauseInfo`) and one whose step keeps
 failing (which Temporal does not flag: the worker's notes, `ops.steps`) are found, and a healthy case is never
-described."""
+described. The scan's Schedule writes the stalled set the case list reads, and keeps what was done about it."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from temporalio.api.workflowservice.v1 import PauseActivityRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from api.queries import CaseFilter, count_cases, list_cases
 from danvan import visibility
 from domain.common import Event
 from eventstore import EventStore
+from ops.repairs import retry
+from ops.scan import ScanInput, ensure_schedule, recorded_stalls, refresh_case
 from ops.stalled import ScanStats, Stalled, describe_all_stalls, listed, temporal_stalls
 from ops.steps import StepNotes
 from worker import build_worker
@@ -30,7 +33,7 @@ from workflows.petition import PetitionStart, PetitionWorkflow
 
 from ..faults import AppendFault
 from ..workflows.support import command, intake
-from .test_repairs import FAST, until
+from .test_repairs import FAST, OPERATOR, REASON, until
 
 
 @workflow.defn(name="PetitionWorkflow", sandboxed=False)
@@ -142,3 +145,55 @@ async def test_the_scan_finds_failing_code_a_paused_step_and_a_failing_step_and_
     await temporal_stalls(client, FAST, notes=notes, stats=stats)
     left = {s.workflow_id for s in await notes.retrying(1, 1000)}
     assert failing not in left and paused not in left and stats.forgotten >= 1
+
+
+async def test_the_schedule_writes_the_stalled_set_the_list_reads_and_keeps_what_was_done(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    case_id = await open_case(client, task_queue)
+    fault = AppendFault(store, case_id, message="injected fault: disk full on the archive")
+    await fault.inject()
+    sent = classify(client, case_id)
+    schedule_id = f"stalled-scan-{task_queue}"
+    assert await ensure_schedule(client, 1, task_queue=task_queue, schedule_id=schedule_id,
+                                 policy=ScanInput(min_attempts=2)) == "created"
+    try:
+        async def seen_twice() -> Stalled | None:
+            recorded = await recorded_stalls(store, case_ids=[case_id])
+            found = [s for s in recorded.items if s.reason == "activity_failing"]
+            return found[0] if found and (found[0].times_seen or 0) >= 2 else None
+
+        finding = await until(seen_twice, "two looks of the schedule to see the failing step", timeout=60)
+        assert finding.first_seen is not None and finding.last_seen is not None
+        assert finding.first_seen < finding.last_seen
+        assert finding.since is not None and finding.since <= finding.first_seen
+        assert "disk full on the archive" in finding.detail and finding.kind == "complaint"
+        described = await client.get_schedule_handle(schedule_id).describe()
+        assert len(described.info.recent_actions) >= 2
+        # The case list, its counts and the stalled filter read the table in their own statement.
+        listed, _ = await list_cases(store.pool, CaseFilter(stalled=True, kind="complaint"), limit=200)
+        assert case_id in {c.case_id for c in listed}
+        others, _ = await list_cases(store.pool, CaseFilter(stalled=False, kind="complaint"), limit=200)
+        assert case_id not in {c.case_id for c in others}
+        assert (await count_cases(store.pool, CaseFilter(stalled=True))).total >= 1
+        # An update of the schedule (another interval) keeps it; 0 deletes it.
+        assert await ensure_schedule(client, 2, task_queue=task_queue, schedule_id=schedule_id,
+                                     policy=ScanInput(min_attempts=2)) == "updated"
+    finally:
+        await fault.remove()
+    try:
+        outcome = await retry(client, case_id, OPERATOR, REASON)
+        assert outcome.recorded  # the stuck classification was stored before the record
+        sent.cancel()
+        assert [e.type for e in await store.read_stream(case_id)] == ["PetitionReceived", "Classified",
+                                                                      "RepairRecorded"]
+        await refresh_case(client, store, case_id, FAST)  # what the API and the console do after a repair
+        assert [s for s in (await recorded_stalls(store, case_ids=[case_id])).items] == []
+        row = await store.pool.fetchrow("SELECT cleared_at, times_seen, repairs FROM stalled_findings "
+                                        "WHERE case_id = $1 AND reason = 'activity_failing'", case_id)
+        assert row["cleared_at"] is not None and row["times_seen"] >= 2
+        (repair,) = row["repairs"]
+        assert repair["action"] == "retry" and repair["actor"] == "operator:Nguyễn Thị Vận hành"
+        assert repair["reason"] == REASON
+    finally:
+        assert await ensure_schedule(client, 0, schedule_id=schedule_id) == "deleted"
