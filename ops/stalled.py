@@ -30,6 +30,7 @@ that fits (`ops.repairs`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -116,6 +117,8 @@ class ScanStats:
     noted: int = 0
     #: Notes of steps Temporal no longer holds pending, deleted by the look.
     forgotten: int = 0
+    #: Seconds spent in the visibility list calls (the rest of a look is its describes, in parallel).
+    list_seconds: float = 0.0
     described: set[str] = field(default_factory=set)
 
     @property
@@ -264,11 +267,13 @@ async def listed(client: Client, query: str, limit: int, stats: ScanStats | None
     out: dict[str, tuple[str | None, str | None]] = {}
     token = b""
     while len(out) < limit:
-        if stats is not None:
-            stats.list_calls += 1
+        began = time.perf_counter()
         page = await client.workflow_service.list_workflow_executions(ListWorkflowExecutionsRequest(
             namespace=client.namespace, page_size=min(PAGE_SIZE, limit - len(out)), query=query,
             next_page_token=token), timeout=rpc_timeout())
+        if stats is not None:
+            stats.list_calls += 1
+            stats.list_seconds += time.perf_counter() - began
         for wf in page.executions:
             attrs = decode_search_attributes(wf.search_attributes)
             kind, body = attrs.get("CaseKind") or [None], attrs.get("LeadBody") or [None]
