@@ -20,6 +20,7 @@ from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
+from activities.stalled import StalledScanActivities
 from danvan.client import connect, project_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
@@ -27,8 +28,10 @@ from danvan.tracing import configure_tracing
 from danvan.worker_metrics import worker_runtime
 from domain.calendar import CASE_YEARS
 from eventstore import EventStore
+from ops.steps import StepFailureInterceptor
 from workflows import ALL_WORKFLOWS
 from workflows.shared import TASK_QUEUE
+from workflows.stalled_scan import StalledScanWorkflow
 
 __all__ = ["build_worker", "connect", "project_converter", "run_worker"]
 
@@ -57,10 +60,12 @@ def build_worker(
     rules = rules or RulesActivities(bodies_path=bodies_path, years=years)
     commands = CaseCommandActivities(client, store, bodies_path)
     reports = ReportActivities(store)
+    scan = StalledScanActivities(client, store)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=list(workflows),
+        # The case workflows, and the stalled scan's (started by its Schedule, `ops.scan`).
+        workflows=[*workflows, *([StalledScanWorkflow] if StalledScanWorkflow not in workflows else [])],
         activities=[
             store_activities.append_events,
             store_activities.read_stream,
@@ -70,8 +75,11 @@ def build_worker(
             commands.request_reports,
             commands.replace_bodies,
             reports.compile_report,
+            scan.scan_stalled,
         ],
         max_cached_workflows=max_cached_workflows,
+        # Notes each step that fails and is retried, so the stalled scan describes those cases only (`ops.steps`).
+        interceptors=[StepFailureInterceptor(store)],
     )
 
 

@@ -48,9 +48,12 @@ class CaseFilter:
     text: str | None = None
     #: Only the cases this body may read (`api.auth.may_access_case`): a `body` token's scope.
     reader: str | None = None
-    #: Only these cases (`in_ids`) or all but these (`not_in_ids`): the stalled filter, found in Temporal.
+    #: Only these cases (`in_ids`) or all but these (`not_in_ids`).
     in_ids: tuple[str, ...] | None = None
     not_in_ids: tuple[str, ...] | None = None
+    #: Only the cases the scheduled stalled scan holds stalled (true), or only the others (false): its open
+    #: findings (`stalled_findings`, `ops.scan`), in the same statement.
+    stalled: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,9 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
         where.append(f"case_id = ANY({params.add(list(filters.in_ids))}::text[])")
     if filters.not_in_ids:
         where.append(f"NOT (case_id = ANY({params.add(list(filters.not_in_ids))}::text[]))")
+    if filters.stalled is not None:
+        found = "case_id IN (SELECT f.case_id FROM stalled_findings f WHERE f.cleared_at IS NULL)"
+        where.append(found if filters.stalled else f"NOT ({found})")
     return where
 
 

@@ -534,8 +534,11 @@ async def cmd_stalled(settings: Settings, args: argparse.Namespace) -> int:
     if args.body is not None:
         _known_body("--body", args.body)
     policy = StallPolicy(min_attempts=args.min_attempts, idle=timedelta(hours=args.idle_hours))
+    if args.schedule or args.scan:
+        return await _stalled_scan(settings, args, policy)
     async with _ops(settings) as (client, store):
-        found = await find_stalled(client, store, policy, kind=args.kind, body=args.body, reason=args.reason)
+        found = await find_stalled(client, store, policy, kind=args.kind, body=args.body, reason=args.reason,
+                                   describe_all=args.describe_all)
     if args.json:
         print(json.dumps([in_vietnam(s).model_dump(mode="json") for s in found], ensure_ascii=False, indent=2))
         return 0
@@ -546,6 +549,26 @@ async def cmd_stalled(settings: Settings, args: argparse.Namespace) -> int:
         since = local_time(s.since, seconds=False) if s.since else "?"
         print(f"{s.case_id}\t{s.reason}\tsince {since}\t{s.kind or '-'}\t{s.lead_body or '-'}\t"
               f"remedy: {' or '.join(s.remedies)}\n    {s.detail}")
+    return 0
+
+
+async def _stalled_scan(settings: Settings, args: argparse.Namespace, policy: Any) -> int:
+    """`danvan stalled --schedule` (the scan's Temporal Schedule, as `danvan up` makes it) or `--scan` (one look
+    now, written as the scheduled scan writes it)."""
+    from ops.scan import SCHEDULE_ID, ensure_schedule, run_scan
+
+    async with _ops(settings) as (client, store):
+        if args.schedule:
+            done = await ensure_schedule(client, settings.stalled_scan_every)
+            print(f"schedule {SCHEDULE_ID}: {done}" + (f", every {settings.stalled_scan_every} s"
+                                                        if done in ("created", "updated") else ""))
+            return 0
+        info = await run_scan(client, store, policy)
+    if args.json:
+        print(json.dumps(in_vietnam(info).model_dump(mode="json"), ensure_ascii=False, indent=2))
+    else:
+        print(f"scan {info.scan_id}: {info.found} open findings ({info.opened} new, {info.cleared} cleared), "
+              f"{info.rpcs} Temporal calls ({info.describe_calls} describes), {info.duration_ms:.0f} ms")
     return 0
 
 
@@ -723,6 +746,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a step is failing from this attempt, 2 to 100 (default 3)")
     p.add_argument("--idle-hours", type=positive_arg(24 * 365), default=48.0,
                    help="overdue and nobody acted for this long: above 0, at most 8760 (default 48)")
+    p.add_argument("--scan", action="store_true",
+                   help="look now and write the stalled set the API and the console read, as the scheduled scan "
+                        "does every DANVAN_STALLED_SCAN_EVERY seconds")
+    p.add_argument("--schedule", action="store_true",
+                   help="create or update the scan's Temporal Schedule (every DANVAN_STALLED_SCAN_EVERY seconds; 0 "
+                        "deletes it), as `danvan up` does")
+    p.add_argument("--describe-all", action="store_true",
+                   help="describe every running case workflow (at most 2,000) instead of those Temporal's visibility "
+                        "flags and those whose steps the worker noted failing: slower, for when the worker could "
+                        "not write its notes")
     p.add_argument("--json", action="store_true", help="print JSON")
     for action, help_ in [
         ("retry", "Retry now the failing or paused steps of a case, and record the repair."),

@@ -165,6 +165,9 @@ class Settings:
     #: two after (a case received in the last year has deadlines in the next two).
     calendar_first_year: int = CASE_YEARS[0]
     calendar_last_year: int = CASE_YEARS[1]
+    #: Seconds between two looks of the scheduled stalled scan (`ops.scan`, a Temporal Schedule `danvan up`
+    #: creates); 0: no schedule.
+    stalled_scan_every: int = 60
 
     @property
     def temporal_port(self) -> int:
@@ -267,4 +270,5 @@ class Settings:
             max_json_depth=_int(env, "DANVAN_MAX_JSON_DEPTH", 32, 4, 256),
             calendar_first_year=first_year,
             calendar_last_year=last_year,
+            stalled_scan_every=_int(env, "DANVAN_STALLED_SCAN_EVERY", 60, 0, 86400),
         )

@@ -41,6 +41,7 @@ import httpx
 
 from domain.bodies import Body, BodyRegistry
 from eventstore import migrate
+from ops.stalled import dev_server_args
 from workflows.shared import SEARCH_ATTRIBUTES
 
 from .postgres import Database, open_database, redact, restart_embedded
@@ -248,6 +249,8 @@ class Stack:
         ]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
+        # The stalled scan reads from visibility which workflows' code keeps failing (`ops.stalled`).
+        argv += dev_server_args()
         self._spawn("temporal", argv)
 
     async def wait_for_port(self, name: str, host: str, port: int, timeout: float) -> None:
@@ -328,6 +331,23 @@ class Stack:
             # The signer runs here, beside the key in DANVAN_HOME, and nowhere else (`integrity.checkpoints`).
             self._spawn("checkpoint", [sys.executable, "-m", "danvan.cli", "checkpoint", "--every",
                                        str(self.settings.checkpoint_interval)], env)
+
+    async def schedule_stalled_scan(self) -> str:
+        """Create (or bring up to date) the Temporal Schedule of the stalled scan (`ops.scan`); what was done."""
+        from danvan.client import connect
+        from danvan.keys import settings_key
+        from ops.scan import SCHEDULE_ID, ensure_schedule
+
+        s = self.settings
+        try:
+            client = await connect(s.temporal_address, s.temporal_namespace, secret=settings_key(s))
+            done = await ensure_schedule(client, s.stalled_scan_every)
+        except Exception as exc:  # the stack runs without it; the queue then says no scan has run
+            self.say(f"  the stalled scan's schedule could not be set up: {exc}")
+            return "not scheduled (see up.log)"
+        if done in ("deleted", "none"):
+            return "not scheduled (DANVAN_STALLED_SCAN_EVERY=0)"
+        return f"every {s.stalled_scan_every} s (Temporal Schedule {SCHEDULE_ID}, {done})"
 
     async def wait_ready(self, timeout: float) -> None:
         url = f"{self.settings.api_url}/readyz"
@@ -434,7 +454,7 @@ class Stack:
             self.database.stop()
             self.database = None
 
-    def banner(self, tokens: dict[str, str]) -> str:
+    def banner(self, tokens: dict[str, str], scan: str = "") -> str:
         from integrity.checkpoints import public_key_file
 
         s = self.settings
@@ -450,6 +470,7 @@ class Stack:
             f"  Checkpoints      {s.checkpoint_log}"
             + (f"   (every {s.checkpoint_interval} s; public key {public_key_file(s.checkpoint_key)})"
                if s.checkpoint_interval else "   (none taken: DANVAN_CHECKPOINT_INTERVAL=0)"),
+            *([f"  Stalled scan     {scan}"] if scan else []),
             f"  Tokens ({s.tokens_file}):",
         ]
         lines += [f"    {role:<10} {token}" + (f"   acts for {describe_body(self.body)}"
@@ -479,7 +500,8 @@ async def run_up(settings: Settings, out: Callable[[str], None] = print) -> int:
         out("Starting worker and API...")
         stack.start_app()
         await stack.wait_ready(90)
-        out(stack.banner(tokens))
+        scan = await stack.schedule_stalled_scan()
+        out(stack.banner(tokens, scan))
         while not stop.is_set():
             now = time.monotonic()
             stack.supervise_once(now)

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from danvan.postgres import Database, create_database, drop_database, open_database
 from eventstore import EventStore, migrate
+from ops.stalled import dev_server_args
 from tests.cli import Cli
 from worker import project_converter
 from workflows.shared import SEARCH_ATTRIBUTES
@@ -117,6 +118,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_extra_args=[
             arg for name, kind in SEARCH_ATTRIBUTES.items() for arg in ("--search-attribute", f"{name}={kind}")
         ]
+        + dev_server_args()  # as `danvan up` starts it: the stalled scan's TemporalReportedProblems
         + ["--log-level", "warn"],
     )
     assert isinstance(env.client, Client)

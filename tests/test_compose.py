@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ops.stalled import SERVER_DYNAMIC_CONFIG
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
@@ -124,6 +126,9 @@ def test_temporal_persists_to_the_same_postgres() -> None:
     assert env["POSTGRES_USER"] == environment(svcs["postgres"])["POSTGRES_USER"]
     assert env["POSTGRES_PWD"] == environment(svcs["postgres"])["POSTGRES_PASSWORD"]
     assert env["DYNAMIC_CONFIG_FILE_PATH"]
+    dynamic = yaml.safe_load(env["TEMPORAL_DYNAMIC_CONFIG"])
+    for key, value in SERVER_DYNAMIC_CONFIG.items():  # what the stalled scan wants, as `danvan up` sets it
+        assert dynamic[key] == [{"value": value, "constraints": {}}]
     assert depends_on(svcs["temporal"]) == {"temporal-schema": "service_completed_successfully"}
     assert depends_on(svcs["temporal-schema"]) == {"postgres": "service_healthy"}
     schema = script(svcs["temporal-schema"])

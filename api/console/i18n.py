@@ -161,7 +161,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cases.district": ("Địa bàn (huyện, thị xã, thành phố)", "District"),
     "cases.overdue": ("Quá hạn", "Overdue"),
     "cases.stalled": ("Ách tắc", "Stalled"),
-    "cases.stalled_help": ("Hỏi Temporal nên chậm hơn.", "Asks Temporal, so it is slower."),
+    "cases.stalled_help": (
+        "Theo lần quét tự động gần nhất (mỗi phút một lần).", "As the scheduled scan last saw it (every minute)."),
     "cases.received_from": ("Nhận từ ngày", "Received from"),
     "cases.received_to": ("Đến ngày", "Received until"),
     "cases.apply": ("Lọc", "Filter"),
@@ -433,6 +434,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "stalled.clear": ("Bỏ lọc", "Clear filters"),
     "stalled.list": ("Hàng đợi, ách tắc lâu nhất trước", "The queue, longest stalled first"),
     "stalled.count": ("{n} trường hợp ách tắc", "{n} stalled findings"),
+    "stalled.scan": (
+        "Theo lần quét tự động gần nhất, lúc {at} ({ms} ms, {rpcs} lệnh gọi Temporal).",
+        "As the scheduled scan last saw it, at {at} ({ms} ms, {rpcs} Temporal calls).",
+    ),
+    "stalled.scan_never": (
+        "Chưa có lần quét nào: hàng đợi có sau lần quét tự động đầu tiên (mỗi phút một lần).",
+        "No scan has run yet: the queue fills after the first scheduled scan (every minute).",
+    ),
+    "stalled.scan_failed": (
+        "Lần quét gần nhất, lúc {at}, bị lỗi: {error}. Hàng đợi là của lần quét thành công trước đó.",
+        "The last scan, at {at}, failed: {error}. The queue is that of the scan before it.",
+    ),
+    "stalled.seen": ("Quét thấy {n} lần, từ {first}", "Seen by {n} scans since {first}"),
+    "stalled.repaired": ("Đã xử lý", "Done about it"),
     "stalled.none": ("Không có hồ sơ nào bị ách tắc khớp với bộ lọc.", "No stalled case matches the filters."),
     "stalled.col.case": ("Hồ sơ", "Case"),
     "stalled.col.reason": ("Lý do", "Reason"),

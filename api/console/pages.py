@@ -209,20 +209,18 @@ def _export_url(request: Request, format: str) -> str:
 async def cases_export(
     request: Request,
     store: Store,
-    temporal: Temporal,
     principal: Reader,
     query: Filters,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
 ) -> Response:
     """The list's cases, as filtered and sorted on the page, as a CSV or XLSX file in the page's language."""
-    return await export_response(store, temporal, principal, query, format, language_of(request))
+    return await export_response(store, principal, query, format, language_of(request))
 
 
 @router.get("/cases")
 async def cases_page(
     request: Request,
     store: Store,
-    temporal: Temporal,
     principal: Reader,
     query: Filters,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
@@ -234,7 +232,7 @@ async def cases_page(
     `GET /v1/cases/counts` for the same filters."""
     query = dataclasses.replace(query, received_from=typed_day("from_day", from_day) or query.received_from,
                                 received_to=typed_day("to_day", to_day) or query.received_to)
-    items, next_cursor, filters = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
+    items, next_cursor, filters = await list_page(store, principal, query, limit=limit, cursor=cursor)
     counts = await count_cases(store.pool, filters)
     districts = sorted(str(g.value) for g in counts.by_district if g.value)
     ref, lang = reference(request), language_of(request)

@@ -1,4 +1,6 @@
-"""The stalled-cases queue (`ops.stalled.find_stalled`) and the operators' repairs (`ops.repairs`), as pages.
+"""The stalled-cases queue (the scheduled scan's findings, `ops.scan.recorded_stalls`) and the operators' repairs
+(`ops.repairs`), as pages. The queue is one query of the table the scan writes, with the time of its last look;
+after a repair the case is looked at again (`ops.scan.refresh_after_repair`), so the queue shows it at once.
 
 Who: `supervisor`, `operator` and `admin` read the queue (the roles of `GET /v1/ops/stalled`); only `operator` and
 `admin` repair (those of `POST /v1/ops/...`, `domain.repairs.REPAIR_ROLES`). A supervisor sees the queue without
@@ -36,7 +38,8 @@ from domain.repairs import MIN_REASON, REPAIR_ACTIONS, RepairAction
 from eventstore import CaseRecord, EventStore
 from ops import repairs
 from ops.repairs import RepairOutcome, RepairRefused
-from ops.stalled import DEFAULT_POLICY, REMEDIES, Stalled, StallReason, find_stalled, idle_stalls, inspect_case
+from ops.scan import recorded_stalls, refresh_after_repair
+from ops.stalled import DEFAULT_POLICY, REMEDIES, Stalled, StallReason, idle_stalls, inspect_case
 
 from ..deps import Store, Temporal
 from ..filters import CaseKind
@@ -303,24 +306,21 @@ def _filters_text(t: Translator, filters: QueueFilters) -> str:
 async def stalled_page(
     request: Request,
     store: Store,
-    temporal: Temporal,
     principal: Watcher,
     kind: KindFilter = None,
     lead: LeadFilter = None,
     reason: ReasonFilter = None,
 ) -> Response:
-    """The stalled cases of `find_stalled` for the filters, the longest stalled first, each with its reason,
-    since when, the detail, the attempts and the remedies that fit; for operators, the forms of those remedies
-    and of the bulk retry; and the flash message of the last form sent."""
+    """The stalled cases the scheduled scan last found for the filters, the longest stalled first, each with its
+    reason, since when, how often the scan saw it, the repairs done, the detail, the attempts and the remedies
+    that fit; when the scan last looked; for operators, the forms of those remedies and of the bulk retry; and
+    the flash message of the last form sent."""
     filters = QueueFilters(kind, lead, reason)
-    client = await temporal.get()
-    try:
-        found = await find_stalled(client, store, POLICY, kind=kind, body=lead, reason=reason)
-    except RPCError as exc:
-        raise TemporalUnavailableError(f"cannot ask Temporal which cases are stalled: {exc.message}") from exc
+    recorded = await recorded_stalls(store, kind=kind, body=lead, reason=reason)
+    found = recorded.items
     t = Translator(language_of(request))
     response = render(request, "stalled.html", {
-        "found": found, "cases": await _cases_of(store, found), "filters": filters,
+        "found": found, "scan": recorded.scan, "cases": await _cases_of(store, found), "filters": filters,
         "filter_query": filters.query(), "kinds": KINDS, "reasons": REASONS,
         "body_codes": reference(request).body_codes(), "can_repair": principal.role in REPAIRERS,
         "flash": flash_view(take_flash(request), t), "nonce": new_nonce, "min_reason": MIN_REASON,
@@ -387,6 +387,7 @@ async def repair_case(
         return _back(request, filters, failed_payload(action, case_id, exc))
     if outcome.dry_run:
         return _reset_preview(request, filters, outcome, why)
+    await refresh_after_repair(client, store, case_id)
     return _back(request, filters, done_payload(outcome, body))
 
 
@@ -432,6 +433,9 @@ async def retry_all(
         return _back(request, filters, refused_payload("bulk", None, exc))
     except RPCError as exc:
         return _back(request, filters, failed_payload("bulk", None, exc))
+    for item in report.items if not dry_run else []:
+        if item.outcome == "retried":
+            await refresh_after_repair(client, store, item.case_id)
     # The cases that need a look first, so that they are the last to be left out of a long report.
     order = {"failed": 0, "refused": 1}
     items = sorted(report.items, key=lambda i: order.get(i.outcome, 2))

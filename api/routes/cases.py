@@ -26,7 +26,6 @@ from domain.bodies import BODY_CODE_PATTERN
 from domain.calendar import VN_TZ
 from eventstore import CaseRecord, EventStore
 from integrity.lookup import read_signed
-from ops.stalled import DEFAULT_POLICY, find_stalled
 
 from .. import export
 from ..auth import check_case_access, may_access_case, require
@@ -64,7 +63,7 @@ from ..queries import (
     record_case_read,
 )
 from ..routing import ApiRoute
-from ..temporal import TemporalConnection, TemporalUnavailableError
+from ..temporal import TemporalUnavailableError
 from ..timeline import RunInfo, TimelineEntry, domain_entries, fetch_process, merge
 from ..tokens import Principal
 
@@ -231,7 +230,8 @@ class CaseQuery:
                     "first (no receipt, such as a plan task's, last), `received_at` the earliest first (no "
                     "receipt first)")] = "-created_at"
     stalled: Annotated[bool | None, Query(description="only the cases `GET /v1/ops/stalled` lists (true), or "
-                                          "only the others (false); asks Temporal, so it is slower")] = None
+                                          "only the others (false), as the scheduled stalled scan last saw them "
+                                          "(every minute by default)")] = None
 
     def filters(self, principal: Principal, action: str) -> CaseFilter:
         """The filters to apply; a `body` token is held to the cases it may read (`api.auth.may_access_case`),
@@ -246,17 +246,10 @@ class CaseQuery:
 Filters = Annotated[CaseQuery, Depends()]
 
 
-async def stalled_scope(filters: CaseFilter, query: CaseQuery, store: EventStore, temporal: TemporalConnection
-                        ) -> CaseFilter:
-    """`filters` held to the stalled cases (or to the others) when the query asks."""
-    if query.stalled is None:
-        return filters
-    try:
-        found = await find_stalled(await temporal.get(), store, DEFAULT_POLICY, kind=filters.kind)
-    except RPCError as exc:
-        raise TemporalUnavailableError(f"cannot ask Temporal which cases are stalled: {exc.message}") from exc
-    ids = tuple(sorted({s.case_id for s in found}))
-    return replace(filters, in_ids=ids) if query.stalled else replace(filters, not_in_ids=ids)
+def stalled_scope(filters: CaseFilter, query: CaseQuery) -> CaseFilter:
+    """`filters` held to the stalled cases (or to the others) when the query asks: the open findings of the
+    scheduled stalled scan (`ops.scan`), read in the list's own query."""
+    return filters if query.stalled is None else replace(filters, stalled=query.stalled)
 
 
 @router.get(
@@ -268,7 +261,6 @@ async def stalled_scope(filters: CaseFilter, query: CaseQuery, store: EventStore
 )
 async def export_cases(
     store: Store,
-    temporal: Temporal,
     principal: ListRoles,
     query: Filters,
     format: Annotated[Literal["csv", "xlsx"], Query(description="`csv` (UTF-8 with a BOM) or `xlsx`")] = "csv",
@@ -277,13 +269,13 @@ async def export_cases(
     """Every case the filters of `GET /v1/cases` select, in its order, as one file (at most 20,000 rows: a
     larger selection is 413, to be narrowed by its filters). Times in Vietnam's time. A `body` token exports
     only its own body's cases. Roles: `body`, `supervisor`, `operator`, `admin`."""
-    return await export_response(store, temporal, principal, query, format, lang)
+    return await export_response(store, principal, query, format, lang)
 
 
-async def export_response(store: EventStore, temporal: TemporalConnection, principal: Principal, query: CaseQuery,
+async def export_response(store: EventStore, principal: Principal, query: CaseQuery,
                           format: Literal["csv", "xlsx"], lang: Literal["vi", "en"]) -> Response:
     """The export of `GET /v1/cases/export` (and of the console's list)."""
-    filters = await stalled_scope(query.filters(principal, "list"), query, store, temporal)
+    filters = stalled_scope(query.filters(principal, "list"), query)
     selected: list[CaseRecord] = []
     after: CaseCursor | None = None
     while True:
@@ -307,13 +299,12 @@ async def export_response(store: EventStore, temporal: TemporalConnection, princ
     summary="Counts of cases for a dashboard: by status, kind, lead body, district; overdue and total",
     responses=error_responses(401, 403, 422),
 )
-async def get_case_counts(store: Store, temporal: Temporal, principal: ListRoles, query: Filters
-                          ) -> CaseCountsAnswer:
+async def get_case_counts(store: Store, principal: ListRoles, query: Filters) -> CaseCountsAnswer:
     """The filters are those of `GET /v1/cases`; one query answers every count. A `body` token counts only
     its own body's cases (lead or coordinating; asking for another body is 403). Roles: `body`,
     `supervisor`, `operator`, `admin`.
     """
-    filters = await stalled_scope(query.filters(principal, "count"), query, store, temporal)
+    filters = stalled_scope(query.filters(principal, "count"), query)
     counts = await count_cases(store.pool, filters)
     return CaseCountsAnswer(total=counts.total, overdue=counts.overdue, by_status=counts.by_status,
                             by_kind=counts.by_kind, by_lead_body=counts.by_lead_body, by_district=counts.by_district)
@@ -503,7 +494,6 @@ async def get_petitioner(
 )
 async def get_cases(
     store: Store,
-    temporal: Temporal,
     principal: ListRoles,
     query: Filters,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -513,15 +503,15 @@ async def get_cases(
     body's cases: the `body` filter is set to its body (asking for another body is 403). Roles: `body`,
     `supervisor`, `operator`, `admin`. Listing is not recorded in the read audit: the rows carry no identity.
     """
-    items, next_cursor, _ = await list_page(store, temporal, principal, query, limit=limit, cursor=cursor)
+    items, next_cursor, _ = await list_page(store, principal, query, limit=limit, cursor=cursor)
     return CasePage(items=items, next_cursor=next_cursor.encode() if next_cursor else None)
 
 
-async def list_page(store: EventStore, temporal: TemporalConnection, principal: Principal, query: CaseQuery, *,
+async def list_page(store: EventStore, principal: Principal, query: CaseQuery, *,
                     limit: int, cursor: str | None) -> tuple[list[CaseRecord], CaseCursor | None, CaseFilter]:
     """One page of the case list for `principal` (the API's list and the console's): the cases, the cursor of
     the next page, and the filters applied (a body held to its own cases)."""
-    filters = await stalled_scope(query.filters(principal, "list"), query, store, temporal)
+    filters = stalled_scope(query.filters(principal, "list"), query)
     after = None
     if cursor is not None:
         try:

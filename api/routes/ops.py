@@ -5,13 +5,18 @@ token's holder (never a name sent in the body), and is refused with 409 and its 
 An `Idempotency-Key` makes a retried request record the repair once; the same key with another repair (another
 action, reason or body) or from another operator is refused with 422 `idempotency.key_reused`
 (`domain.idempotency`). The filters of `GET /v1/ops/stalled` and of the bulk retry are those of `api.filters`.
+
+`GET /v1/ops/stalled` reads what the scheduled stalled scan last found (`ops.scan`: one query, no Temporal call),
+with the time and cost of that look; given `min_attempts` or `idle_hours`, it looks now instead, with that policy
+(`ops.stalled.find_stalled`). `POST /v1/ops/stalled/scan` runs a look of the scan at once. After a repair the case
+is looked at again, so the stalled set shows its effect without waiting for the next look.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +29,8 @@ from domain.jsontypes import INTEGER_ONLY, Boolean, Integer, Number, stripped_at
 from domain.repairs import MIN_REASON
 from ops import repairs
 from ops.repairs import BulkReport, RepairOutcome, RepairRefused
-from ops.stalled import Stalled, StallPolicy, StallReason, find_stalled
+from ops.scan import ScanInfo, recorded_stalls, refresh_after_repair, run_scan
+from ops.stalled import DEFAULT_POLICY, Stalled, StallPolicy, StallReason, find_stalled
 
 from ..auth import require
 from ..deps import Store, Temporal
@@ -41,11 +47,15 @@ Operator = Annotated[Principal, Depends(require("operator", "admin"))]
 Reason = Annotated[str, Field(min_length=MIN_REASON, max_length=2000, pattern=stripped_at_least(MIN_REASON),
                               description=f"why (recorded): at least {MIN_REASON} characters besides the spaces "
                                           "at either end")]
+DEFAULT_IDLE_HOURS = DEFAULT_POLICY.idle.total_seconds() / 3600
 
 
 class StalledList(BaseModel):
     items: list[Stalled]
     policy: dict[str, float | int]
+    source: Literal["scan", "live"] = Field(description="`scan`: the scheduled scan's findings as its last look "
+                                            "wrote them; `live`: looked at now, with the policy asked for")
+    scan: ScanInfo | None = Field(default=None, description="the scan's last look (`scan` only; none: it never ran)")
 
 
 class RetryBody(BaseModel):
@@ -115,20 +125,41 @@ async def stalled(
     body: Annotated[str | None, Query(min_length=2, max_length=64, pattern=BODY_CODE_PATTERN,
                                       description="the lead body (a body code)")] = None,
     reason: Annotated[StallReason | None, Query()] = None,
-    min_attempts: Annotated[int, Query(ge=2, le=100, description="a step is failing from this attempt")] = 3,
-    idle_hours: Annotated[float, Query(gt=0, le=24 * 365, allow_inf_nan=False,
-                                       description="overdue and nobody acted for")] = 48,
+    min_attempts: Annotated[int | None, Query(ge=2, le=100, description="a step is failing from this attempt "
+                                              f"(default {DEFAULT_POLICY.min_attempts}; given: looks now)")] = None,
+    idle_hours: Annotated[float | None, Query(gt=0, le=24 * 365, allow_inf_nan=False,
+                                              description="overdue and nobody acted for (default "
+                                              f"{DEFAULT_IDLE_HOURS:g}; given: looks now)")] = None,
 ) -> StalledList:
     """Cases that are stuck, the longest first: a step failing (how often, the last failure), a paused step,
-    the workflow's code failing, or a deadline passed with nobody acting; each with the remedies that fit.
+    the workflow's code failing, or a deadline passed with nobody acting; each with the remedies that fit, since
+    when the scheduled scan sees it, how many of its looks saw it and the repairs recorded since. Read from the
+    scan's last look (`scan` says when); with `min_attempts` or `idle_hours`, looked at now with that policy.
     Roles: `operator`, `supervisor`, `admin`."""
-    policy = StallPolicy(min_attempts=min_attempts, idle=timedelta(hours=idle_hours))
+    kind_value = kind.value if kind else None
+    if min_attempts is None and idle_hours is None:
+        recorded = await recorded_stalls(store, kind=kind_value, body=body, reason=reason)
+        return StalledList(items=recorded.items, source="scan", scan=recorded.scan, policy={
+            "min_attempts": DEFAULT_POLICY.min_attempts, "idle_hours": DEFAULT_IDLE_HOURS})
+    attempts = min_attempts if min_attempts is not None else DEFAULT_POLICY.min_attempts
+    hours = idle_hours if idle_hours is not None else DEFAULT_IDLE_HOURS
+    policy = StallPolicy(min_attempts=attempts, idle=timedelta(hours=hours))
     try:
-        items = await find_stalled(await temporal.get(), store, policy, kind=kind.value if kind else None, body=body,
-                                   reason=reason)
+        items = await find_stalled(await temporal.get(), store, policy, kind=kind_value, body=body, reason=reason)
     except RPCError as exc:
         raise _unavailable(exc) from exc
-    return StalledList(items=items, policy={"min_attempts": min_attempts, "idle_hours": idle_hours})
+    return StalledList(items=items, source="live", policy={"min_attempts": attempts, "idle_hours": hours})
+
+
+@router.post("/stalled/scan", response_model=ScanInfo, summary="Run a look of the stalled scan now",
+             responses=error_responses(401, 403, 503))
+async def scan_now(store: Store, temporal: Temporal, principal: Operator) -> ScanInfo:
+    """What the scheduled scan does every minute, done now: find the stalled cases and write the stalled set that
+    `GET /v1/ops/stalled`, `GET /v1/cases?stalled=` and the console read. Roles: `operator`, `admin`."""
+    try:
+        return await run_scan(await temporal.get(), store)
+    except RPCError as exc:
+        raise _unavailable(exc) from exc
 
 
 T = TypeVar("T")
@@ -149,12 +180,15 @@ ANSWERS = error_responses(401, 403, 404, 409, 422, 503)
 
 @router.post("/cases/{case_id}/retry", response_model=RepairOutcome, summary="Retry a stalled case's failing steps",
              responses=ANSWERS)
-async def retry(case_id: CaseId, payload: RetryBody, temporal: Temporal, principal: Operator,
+async def retry(case_id: CaseId, payload: RetryBody, store: Store, temporal: Temporal, principal: Operator,
                 idempotency_key: IdempotencyKey = None) -> RepairOutcome:
     """Retry now every failing or paused step of the case, and record it. `recorded` is false when the step
     is still running when the answer is sent: the record is then written as soon as it ends."""
-    return await _repair(repairs.retry(await temporal.get(), case_id, _operator(principal), payload.reason,
-                                       command_id=idempotency_key))
+    client = await temporal.get()
+    outcome = await _repair(repairs.retry(client, case_id, _operator(principal), payload.reason,
+                                          command_id=idempotency_key))
+    await refresh_after_repair(client, store, case_id)
+    return outcome
 
 
 @router.post("/cases/{case_id}/reset", response_model=RepairOutcome, summary="Re-run a case from its last good point",
@@ -164,27 +198,37 @@ async def reset(case_id: CaseId, payload: ResetBody, store: Store, temporal: Tem
     """After a fixed worker is deployed: reset the case's workflow to the last good point (or `to_event_id`).
     The commands accepted after it are decided again by the new run, which adopts their stored events rather
     than appending them twice. `dry_run` shows the point and the commands, and changes nothing."""
-    return await _repair(repairs.reset(await temporal.get(), store, case_id, _operator(principal), payload.reason,
-                                       to_event_id=payload.to_event_id, dry_run=payload.dry_run,
-                                       command_id=idempotency_key))
+    client = await temporal.get()
+    outcome = await _repair(repairs.reset(client, store, case_id, _operator(principal), payload.reason,
+                                          to_event_id=payload.to_event_id, dry_run=payload.dry_run,
+                                          command_id=idempotency_key))
+    if not outcome.dry_run:
+        await refresh_after_repair(client, store, case_id)
+    return outcome
 
 
 @router.post("/cases/{case_id}/nudge", response_model=RepairOutcome, summary="Remind the bodies a case waits on",
              responses=ANSWERS)
-async def nudge(case_id: CaseId, payload: NudgeBody, temporal: Temporal, principal: Operator,
+async def nudge(case_id: CaseId, payload: NudgeBody, store: Store, temporal: Temporal, principal: Operator,
                 idempotency_key: IdempotencyKey = None) -> RepairOutcome:
     """Send a reminder to the body (default: every body) that owes the case an answer (`BodyNudged`)."""
-    return await _repair(repairs.nudge(await temporal.get(), case_id, _operator(principal), payload.reason,
-                                       body=payload.body, command_id=idempotency_key))
+    client = await temporal.get()
+    outcome = await _repair(repairs.nudge(client, case_id, _operator(principal), payload.reason,
+                                          body=payload.body, command_id=idempotency_key))
+    await refresh_after_repair(client, store, case_id)
+    return outcome
 
 
 @router.post("/cases/{case_id}/reassign", response_model=RepairOutcome, summary="Give a case to another body",
              responses=ANSWERS)
-async def reassign(case_id: CaseId, payload: ReassignBody, temporal: Temporal, principal: Operator,
+async def reassign(case_id: CaseId, payload: ReassignBody, store: Store, temporal: Temporal, principal: Operator,
                    idempotency_key: IdempotencyKey = None) -> RepairOutcome:
     """Give the case to another body, through its own kind's command, and record the repair."""
-    return await _repair(repairs.reassign(await temporal.get(), case_id, _operator(principal), payload.reason,
-                                          body=payload.body, command_id=idempotency_key))
+    client = await temporal.get()
+    outcome = await _repair(repairs.reassign(client, case_id, _operator(principal), payload.reason,
+                                             body=payload.body, command_id=idempotency_key))
+    await refresh_after_repair(client, store, case_id)
+    return outcome
 
 
 @router.post("/retry", response_model=BulkReport, summary="Retry every stalled case matching a filter",
@@ -192,7 +236,12 @@ async def reassign(case_id: CaseId, payload: ReassignBody, temporal: Temporal, p
 async def bulk_retry(payload: BulkRetryBody, store: Store, temporal: Temporal, principal: Operator) -> BulkReport:
     """Retry the failing or paused steps of every case matching `kind` and `body`, at most `per_second` cases
     a second and `limit` cases, and report what was done with each (`dry_run`: only which would be)."""
-    return await _repair(repairs.bulk_retry(await temporal.get(), store, _operator(principal), payload.reason,
-                                            kind=payload.kind.value if payload.kind else None, body=payload.body,
-                                            per_second=payload.per_second,
-                                            limit=payload.limit, dry_run=payload.dry_run))
+    client = await temporal.get()
+    report = await _repair(repairs.bulk_retry(client, store, _operator(principal), payload.reason,
+                                              kind=payload.kind.value if payload.kind else None, body=payload.body,
+                                              per_second=payload.per_second,
+                                              limit=payload.limit, dry_run=payload.dry_run))
+    for item in report.items:
+        if item.outcome == "retried":
+            await refresh_after_repair(client, store, item.case_id)
+    return report

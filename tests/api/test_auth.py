@@ -35,6 +35,7 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "who read a case": ("GET", "/v1/cases/{case}/reads", frozenset({"supervisor", "admin"})),
     "denouncer's identity": ("GET", "/v1/cases/{case}/petitioner", frozenset({"body", "supervisor"})),
     "stalled cases": ("GET", "/v1/ops/stalled", frozenset({"supervisor", "operator", "admin"})),
+    "scan for stalled cases now": ("POST", "/v1/ops/stalled/scan", frozenset({"operator", "admin"})),
     "retry a case": ("POST", "/v1/ops/cases/{case}/retry", frozenset({"operator", "admin"})),
     "reset a case": ("POST", "/v1/ops/cases/{case}/reset", frozenset({"operator", "admin"})),
     "nudge a case": ("POST", "/v1/ops/cases/{case}/nudge", frozenset({"operator", "admin"})),

@@ -201,12 +201,19 @@ async def test_a_case_stalled_by_a_database_fault_is_listed_filtered_and_retried
                                         headers={"Idempotency-Key": f"assign-{case_id}"}))
     try:
         for _ in range(100):
+            # What the scheduled scan does every minute, done now; the list reads what it wrote.
+            scanned = await api.post("/v1/ops/stalled/scan", tokens.operator)
+            assert scanned.status_code == 200, scanned.text
             listed = await api.get("/v1/ops/stalled?reason=activity_failing", tokens.supervisor)
             mine = [s for s in listed.json()["items"] if s["case_id"] == case_id]
             if mine:
                 break
             await asyncio.sleep(0.3)
         assert mine and "tablespace offline" in mine[0]["detail"] and mine[0]["remedies"][0] == "retry"
+        assert listed.json()["source"] == "scan" and listed.json()["scan"]["scan_id"] == scanned.json()["scan_id"]
+        assert mine[0]["times_seen"] >= 1 and mine[0]["first_seen"].endswith("+07:00")
+        live = await api.get("/v1/ops/stalled?reason=activity_failing&min_attempts=2", tokens.supervisor)
+        assert live.json()["source"] == "live" and case_id in {s["case_id"] for s in live.json()["items"]}
         page = await api.get("/v1/cases?stalled=true&kind=complaint&limit=200", tokens.supervisor)
         assert case_id in {c["case_id"] for c in page.json()["items"]}
         others = await api.get("/v1/cases?stalled=false&kind=complaint&limit=200", tokens.supervisor)
@@ -218,6 +225,11 @@ async def test_a_case_stalled_by_a_database_fault_is_listed_filtered_and_retried
     retried = await api.post(f"/v1/ops/cases/{case_id}/retry", tokens.operator, json={"reason": REASON})
     assert retried.status_code == 200, retried.text
     assert retried.json()["recorded"] and retried.json()["detail"]["retried"][0]["activity_type"] == "append_events"
+    # The case was looked at again after its repair: no longer stalled, without waiting for the next look.
+    after = await api.get("/v1/ops/stalled?reason=activity_failing", tokens.supervisor)
+    assert case_id not in {s["case_id"] for s in after.json()["items"]}
+    page = await api.get("/v1/cases?stalled=true&kind=complaint&limit=200", tokens.supervisor)
+    assert case_id not in {c["case_id"] for c in page.json()["items"]}
     answer = await sent
     for _ in range(20):  # a 503 with its outcome unknown: sent again with the same key, as a client does
         if answer.status_code != 503:

@@ -161,6 +161,8 @@ async def test_an_operator_finds_a_case_stalled_by_a_fault_in_the_queue_and_retr
             if await finding.count():
                 break
             await asyncio.sleep(0.3)
+            # The queue reads what the scheduled stalled scan wrote: a look now, as it makes one every minute.
+            assert (await api.post("/v1/ops/stalled/scan", tokens.operator)).status_code == 200
             await page.reload()
         assert await finding.count() == 1, "the stalled case never appeared in the queue"
         listed = await finding.inner_text()

@@ -131,6 +131,15 @@ def test_up_serves_the_stack_stops_every_process_and_keeps_its_data(up_env: tupl
         assert json.loads(log.read_text().splitlines()[0])["seq"] == 1
         assert stat.S_IMODE((home / "checkpoint.key").stat().st_mode) == 0o600
         assert (home / "checkpoint.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+        # The stalled scan's Schedule, created by `up`, has made its first look (at once) and written it.
+        assert "Stalled scan     every 60 s (Temporal Schedule danvan-stalled-scan, created)" in banner
+        for _ in range(150):
+            scan = httpx.get(f"{api}/v1/ops/stalled", headers=auth, timeout=5).json()["scan"]
+            if scan is not None:
+                break
+            time.sleep(0.2)
+        assert scan is not None and scan["error"] is None, scan
     finally:
         code = first.interrupt()
     assert code == 0, "".join(first.output)
