@@ -22,6 +22,7 @@ from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
+from api.outbound import OutboundPolicy
 from danvan.codec import data_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
@@ -60,18 +61,32 @@ def build_worker(
     rules: RulesActivities | None = None,
     bodies_path: Path | str | None = None,
     years: tuple[int, int] = CASE_YEARS,
+    outbound: OutboundPolicy | None = None,
+    secret: bytes | None = None,
 ) -> Worker:
     """A worker for the case workflows and their activities, on `task_queue`.
 
     `max_cached_workflows` bounds the worker's memory (about 1 MiB a cached case: 500 cases take ~600 MiB, see
     bench/README.md): past it, the least recently used case is evicted and replayed from its history when it
     next has work.
+
+    Webhooks (`activities.webhooks`) are sent only to the hosts `outbound` lets through (default: as the
+    environment's settings say, `DANVAN_WEBHOOK_ALLOW_HOSTS`), signed with secrets opened under `secret` (default:
+    the installation's).
     """
     store_activities = EventStoreActivities(store)
     # Reads policy/ once: a bad file stops the worker.
     rules = rules or RulesActivities(bodies_path=bodies_path, years=years)
     commands = CaseCommandActivities(client, store, bodies_path)
     reports = ReportActivities(store)
+    if outbound is None or secret is None:
+        settings = Settings.from_env()
+        outbound = outbound or OutboundPolicy.from_settings(settings)
+        secret = secret if secret is not None else settings_key(settings)
+    # Imported here: the webhook activities read the feed through `api.feed`, whose package imports this module.
+    from activities.webhooks import WebhookActivities
+
+    webhooks = WebhookActivities(store, secret, outbound)
     return Worker(
         client,
         task_queue=task_queue,
@@ -85,6 +100,8 @@ def build_worker(
             commands.request_reports,
             commands.replace_bodies,
             reports.compile_report,
+            webhooks.deliver_batch,
+            webhooks.mark_failing,
         ],
         max_cached_workflows=max_cached_workflows,
     )
@@ -109,7 +126,8 @@ async def run_worker(
             client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret,
                                    runtime=runtime.runtime)
             worker = build_worker(client, store, task_queue=task_queue,
-                                  years=(settings.calendar_first_year, settings.calendar_last_year))
+                                  years=(settings.calendar_first_year, settings.calendar_last_year),
+                                  outbound=OutboundPolicy.from_settings(settings), secret=secret)
             log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
             async with worker:
                 await (stop.wait() if stop is not None else asyncio.Event().wait())
