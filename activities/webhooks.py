@@ -5,15 +5,17 @@ as `GET /v1/events` holds them (`api.feed.read_page`), and POSTs them to its URL
 in feed order, one at a time: so a later event of a case is never delivered before an earlier one. It stops at
 the first event the receiver does not accept (anything but a 2xx answer in time) and hands back how far it got;
 the workflow waits and sends that event again (its backoff, up to the policy's `retry_for`). Every attempt is
-recorded in `deliveries`. When there is nothing to deliver, it waits for the feed to move (`api.feed.FeedWatcher`,
-one poll of the feed's head for every waiting subscription of the worker) up to `wait` seconds.
+recorded in `deliveries`. It reads page after page for up to `busy` seconds; when there is nothing more to deliver,
+it waits for the feed to move (`api.feed.FeedWatcher`: one poll of the feed's head every 100 ms for all the
+subscriptions of the worker that wait) and goes on, and hands back after `wait` seconds without a new event. So
+a subscription that keeps up costs its workflow one activity a `wait`, not one an event.
 
 A request carries the Standard Webhooks headers: `webhook-id` (the event's id, the same on every attempt, so a
 receiver drops a repeat), `webhook-timestamp` (Unix seconds of the attempt) and `webhook-signature`
 (`api.subscriptions.sign`). Its body is the event as the feed shows it, with the feed cursor just after it
 (`POST /v1/subscriptions/{id}/replay?from=` takes it):
 
-    {"type": "Accepted", "timestamp": "<occurred_at>", "data": {<the feed's event>, "cursor": "f1..."}}
+    {"type": "AcceptanceDecided", "timestamp": "<occurred_at>", "data": {<the feed's event>, "cursor": "f1..."}}
 
 The activity heartbeats after each event with how far it got, so an attempt that is retried (a worker lost
 mid-batch) goes on from there instead of sending the batch again. It stops early when the subscription changes
@@ -95,62 +97,62 @@ class WebhookActivities:
             return BatchResult(cursor=cursor, delivered=delivered, state="gone")
         if row.status != "active":
             return BatchResult(cursor=cursor, delivered=delivered, state=row.status)
-        if not await owner_active(self.store.pool, row):
-            await self._set_failing(row.id, f"the owner ({row.owner_role} {row.owner_label!r}) has no active token "
-                                    "left: nothing is delivered until it has one and the subscription is resumed")
-            return BatchResult(cursor=cursor, delivered=delivered, state="failing")
         policy = request.policy
         filters = FeedFilter(kinds=tuple(row.kinds) if row.kinds else None,
                              types=tuple(row.types) if row.types else None,
                              bodies=tuple(row.bodies) if row.bodies else None, **scope_of(row.owner))
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        waited_until = started + policy.wait
-
-        # Read the next events, waiting for some when there are none yet.
-        while True:
-            page = await read_page(self.store.pool, cursor, policy.batch, filters)
-            if page.events:
-                break
-            cursor = page.cursor
-            activity.heartbeat(Progress(cursor=cursor, delivered=delivered))
-            if not page.caught_up:
-                if loop.time() - started > policy.busy:
-                    return BatchResult(cursor=cursor, delivered=delivered)
-                continue
-            left = waited_until - loop.time()
-            if left <= 0:
-                return BatchResult(cursor=cursor, delivered=delivered, caught_up=True)
-            await self.watcher.wait_past(cursor, min(left, LOOK_EVERY))
-            now = await self._look(row.id)
-            if now is None:
-                return BatchResult(cursor=cursor, delivered=delivered, state="gone")
-            if now[0] != row.revision:
-                return BatchResult(cursor=cursor, delivered=delivered, state=now[1])
-
-        events = shown(page.events)
-        await record_reads(self.store.pool, events, row.owner, "webhook")
+        started = idle_since = loop.time()
         secret = self.box.open(row.id, row.secret_nonce, row.secret_sealed)
         async with webhook_client(self.outbound, timeout=policy.request_timeout, max_connections=1) as http:
-            for event in events:
-                place = FeedCursor(transaction_id=event.transaction_id, position=event.position)
-                attempt = request.head_attempt if str(event.event_id) == request.head_event_id else 1
-                outcome = await self._send(http, row, secret, event, self.cursors.encode(place), policy)
-                now = await self._record(row, event, attempt, outcome, place)
-                if now is None:
-                    return BatchResult(cursor=cursor, delivered=delivered, state="gone")
-                if not outcome.ok:
-                    return BatchResult(cursor=cursor, delivered=delivered, failure=Failure(
-                        event_id=str(event.event_id), case_id=event.stream_id, attempt=attempt,
-                        status_code=outcome.status_code, error=outcome.error))
-                cursor, delivered = place, delivered + 1
+            while True:
+                page = await read_page(self.store.pool, cursor, policy.batch, filters)
+                if not page.events:  # nothing yet: wait for the feed to move, up to `wait` seconds
+                    cursor = page.cursor
+                    activity.heartbeat(Progress(cursor=cursor, delivered=delivered))
+                    if not page.caught_up:  # a filtered read that matched nothing in its window: read on
+                        if loop.time() - started > policy.busy:
+                            return BatchResult(cursor=cursor, delivered=delivered)
+                        continue
+                    left = idle_since + policy.wait - loop.time()
+                    if left <= 0 or loop.time() - started > policy.busy + policy.wait:
+                        return BatchResult(cursor=cursor, delivered=delivered, caught_up=True)
+                    await self.watcher.wait_past(cursor, min(left, LOOK_EVERY))
+                    now = await self._look(row.id)
+                    if now is None:
+                        return BatchResult(cursor=cursor, delivered=delivered, state="gone")
+                    if now[0] != row.revision:
+                        return BatchResult(cursor=cursor, delivered=delivered, state=now[1])
+                    continue
+
+                if not await owner_active(self.store.pool, row):  # looked at before every page it is shown
+                    await self._set_failing(row.id, f"the owner ({row.owner_role} {row.owner_label!r}) has no active "
+                                            "token left: nothing is delivered until it has one and the subscription "
+                                            "is resumed")
+                    return BatchResult(cursor=cursor, delivered=delivered, state="failing")
+                events = shown(page.events)
+                await record_reads(self.store.pool, events, row.owner, "webhook")
+                for event in events:
+                    place = FeedCursor(transaction_id=event.transaction_id, position=event.position)
+                    attempt = request.head_attempt if str(event.event_id) == request.head_event_id else 1
+                    outcome = await self._send(http, row, secret, event, self.cursors.encode(place), policy)
+                    now = await self._record(row, event, attempt, outcome, place)
+                    if now is None:
+                        return BatchResult(cursor=cursor, delivered=delivered, state="gone")
+                    if not outcome.ok:
+                        return BatchResult(cursor=cursor, delivered=delivered, failure=Failure(
+                            event_id=str(event.event_id), case_id=event.stream_id, attempt=attempt,
+                            status_code=outcome.status_code, error=outcome.error))
+                    cursor, delivered = place, delivered + 1
+                    activity.heartbeat(Progress(cursor=cursor, delivered=delivered))
+                    if now[0] != row.revision:
+                        return BatchResult(cursor=cursor, delivered=delivered, state=now[1])
+                    if loop.time() - started > policy.busy:
+                        return BatchResult(cursor=cursor, delivered=delivered)
+                # Every event of the page went: on after the page (past the end of its window when it was filtered).
+                cursor = page.cursor
                 activity.heartbeat(Progress(cursor=cursor, delivered=delivered))
-                if now[0] != row.revision:
-                    return BatchResult(cursor=cursor, delivered=delivered, state=now[1])
-                if loop.time() - started > policy.busy:
-                    return BatchResult(cursor=cursor, delivered=delivered)
-        # Every event of the page went: go on after the page (past the end of its window when it was filtered).
-        return BatchResult(cursor=page.cursor, delivered=delivered, caught_up=page.caught_up)
+                idle_since = loop.time()
 
     async def _send(self, http: httpx.AsyncClient, row: SubscriptionRow, secret: str, event: RecordedEvent,
                     cursor: str, policy: WebhookPolicy) -> _Attempt:
