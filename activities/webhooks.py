@@ -17,10 +17,11 @@ receiver drops a repeat), `webhook-timestamp` (Unix seconds of the attempt) and 
 
     {"type": "AcceptanceDecided", "timestamp": "<occurred_at>", "data": {<the feed's event>, "cursor": "f1..."}}
 
-The activity heartbeats after each event with how far it got, so an attempt that is retried (a worker lost
-mid-batch) goes on from there instead of sending the batch again. It stops early when the subscription changes
-(its `revision`: paused, deleted, another URL or filter), which it checks with every delivery it records and
-every second while waiting.
+The activity heartbeats after each event with how far it got, and records it with the delivery, so an attempt
+that is retried (a worker lost mid-batch) goes on just after the last event accepted instead of sending the
+batch again: at most the request under way when the worker was lost is sent twice, one after the other. It
+stops early when the subscription changes (its `revision`: paused, deleted, another URL or filter), which it
+checks with every delivery it records and every second while waiting.
 """
 
 from __future__ import annotations
@@ -87,14 +88,18 @@ class WebhookActivities:
 
     @activity.defn(name="deliver_webhooks")
     async def deliver_batch(self, request: BatchInput) -> BatchResult:
+        info = activity.info()
+        me = f"{info.workflow_run_id}/{info.activity_id}"
         cursor, delivered = request.cursor, 0
-        details = activity.info().heartbeat_details
-        if details:  # a retried attempt: go on from where the last one got
-            progress = Progress.model_validate(details[0])
+        if info.heartbeat_details:  # a retried attempt: its last heartbeat says how far the one before got
+            progress = Progress.model_validate(info.heartbeat_details[0])
             cursor, delivered = progress.cursor, progress.delivered
         row = await get_subscription(self.store.pool, request.subscription_id)
         if row is None:
             return BatchResult(cursor=cursor, delivered=delivered, state="gone")
+        if row.delivered_by == me and row.delivered_cursor is not None and info.attempt > 1:
+            # Heartbeats are sent a few seconds apart; the row says exactly which event it delivered last.
+            cursor = max(cursor, row.delivered_cursor, key=lambda c: (c.transaction_id, c.position))
         if row.status != "active":
             return BatchResult(cursor=cursor, delivered=delivered, state=row.status)
         policy = request.policy
@@ -136,7 +141,7 @@ class WebhookActivities:
                     place = FeedCursor(transaction_id=event.transaction_id, position=event.position)
                     attempt = request.head_attempt if str(event.event_id) == request.head_event_id else 1
                     outcome = await self._send(http, row, secret, event, self.cursors.encode(place), policy)
-                    now = await self._record(row, event, attempt, outcome, place)
+                    now = await self._record(row, event, attempt, outcome, place, me)
                     if now is None:
                         return BatchResult(cursor=cursor, delivered=delivered, state="gone")
                     if not outcome.ok:
@@ -184,7 +189,7 @@ class WebhookActivities:
                         latency_ms=round((time.perf_counter() - clock) * 1000, 3))
 
     async def _record(self, row: SubscriptionRow, event: RecordedEvent, attempt: int, outcome: _Attempt,
-                      place: FeedCursor) -> tuple[int, str] | None:
+                      place: FeedCursor, by: str) -> tuple[int, str] | None:
         """Record an attempt (and, when it was accepted, the subscription's progress); the subscription's revision
         and status now, or None when it is gone."""
         with translate_errors():
@@ -193,13 +198,14 @@ class WebhookActivities:
                 "  delivered_count = delivered_count + CASE WHEN $2 THEN 1 ELSE 0 END, "
                 "  delivered_tx = CASE WHEN $2 THEN $3 ELSE delivered_tx END, "
                 "  delivered_position = CASE WHEN $2 THEN $4 ELSE delivered_position END, "
-                "  delivered_at = CASE WHEN $2 THEN now() ELSE delivered_at END "
+                "  delivered_at = CASE WHEN $2 THEN now() ELSE delivered_at END, "
+                "  delivered_by = CASE WHEN $2 THEN $13 ELSE delivered_by END "
                 "  WHERE id = $1 RETURNING revision, status), "
                 "d AS (INSERT INTO deliveries (subscription_id, event_id, case_id, event_type, attempt, status_code, "
                 "  error, started_at, latency_ms) SELECT $1, $5, $6, $7, $8, $9, $10, $11, $12 FROM s) "
                 "SELECT revision, status FROM s",
                 row.id, outcome.ok, place.transaction_id, place.position, event.event_id, event.stream_id,
-                event.type, attempt, outcome.status_code, outcome.error, outcome.started_at, outcome.latency_ms,
+                event.type, attempt, outcome.status_code, outcome.error, outcome.started_at, outcome.latency_ms, by,
             )
         return (int(found["revision"]), str(found["status"])) if found is not None else None
 

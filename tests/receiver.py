@@ -32,7 +32,7 @@ class Received:
 
 
 #: What to answer a request: an HTTP status, or ("hang", seconds) to hold the connection without answering,
-#: or ("redirect", location).
+#: ("delay", seconds) to answer 200 after a while, or ("redirect", location).
 Answer = int | tuple[str, float] | tuple[str, str]
 
 
@@ -88,6 +88,9 @@ class Receiver:
                     await asyncio.sleep(float(answer[1]))
                     writer.transport.abort()  # never answered
                     return
+                if isinstance(answer, tuple) and answer[0] == "delay":
+                    await asyncio.sleep(float(answer[1]))
+                    answer = 200
                 if isinstance(answer, tuple):
                     request.status = 302
                     writer.write(f"HTTP/1.1 302 Found\r\nLocation: {answer[1]}\r\nContent-Length: 0\r\n\r\n".encode())

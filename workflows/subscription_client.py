@@ -21,13 +21,14 @@ class SubscriptionNotRunning(LookupError):
     """The subscription has no running workflow (it ended: the subscription was deleted)."""
 
 
-async def start_subscription(client: Client, subscription_id: str, cursor: FeedCursor, policy: WebhookPolicy) -> None:
+async def start_subscription(client: Client, subscription_id: str, cursor: FeedCursor, policy: WebhookPolicy,
+                             *, task_queue: str = TASK_QUEUE) -> None:
     """Start delivering `subscription_id` from the events after `cursor`."""
     await client.start_workflow(
         SubscriptionWorkflow.run,
         SubscriptionStart(subscription_id=subscription_id, cursor=cursor, policy=policy),
         id=subscription_workflow_id(subscription_id),
-        task_queue=TASK_QUEUE,
+        task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         rpc_timeout=rpc_timeout(),

@@ -5,8 +5,9 @@
 -- Its signing secret (`whsec_...`, shown once) is kept AES-256-GCM encrypted under a key derived from the
 -- installation's secret (`api.subscriptions`), the subscription id as associated data. `revision` goes up on
 -- every change of URL, filter or status, so that a delivery under way notices and stops. The delivery workflow
--- (`workflows.subscription`) keeps the authoritative cursor; `delivered_*` repeat the last event delivered for
--- the API to show without asking Temporal.
+-- (`workflows.subscription`) keeps the authoritative cursor; `delivered_*` repeat the last event delivered, for
+-- the API to show without asking Temporal and for a delivery activity that is retried (its worker lost) to go on
+-- exactly after the last event it had delivered (`delivered_by` names it).
 CREATE TABLE subscriptions (
     id                 text PRIMARY KEY CHECK (id ~ '^sub_[0-9a-z]{20}$'),
     url                text NOT NULL CHECK (url ~ '^https?://' AND length(url) <= 2000),
@@ -27,6 +28,7 @@ CREATE TABLE subscriptions (
     delivered_tx       bigint,
     delivered_position bigint,
     delivered_at       timestamptz,
+    delivered_by       text,          -- the delivery activity (workflow run / activity id) that got it there
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
