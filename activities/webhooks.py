@@ -17,11 +17,12 @@ receiver drops a repeat), `webhook-timestamp` (Unix seconds of the attempt) and 
 
     {"type": "AcceptanceDecided", "timestamp": "<occurred_at>", "data": {<the feed's event>, "cursor": "f1..."}}
 
-The activity heartbeats after each event with how far it got, and records it with the delivery, so an attempt
-that is retried (a worker lost mid-batch) goes on just after the last event accepted instead of sending the
-batch again: at most the request under way when the worker was lost is sent twice, one after the other. It
-stops early when the subscription changes (its `revision`: paused, deleted, another URL or filter), which it
-checks with every delivery it records and every second while waiting.
+The activity records every attempt with the event's place and its own name (workflow run and activity id),
+so an attempt that is retried (a worker lost mid-batch) goes on just after the last event it had delivered
+instead of sending the batch again: at most the request under way when the worker was lost is sent twice, one
+after the other. About once a second it heartbeats, adds what it delivered to the subscription's row, and reads
+the row's `revision`, which it also reads before each page: when the subscription was changed (paused,
+deleted, another URL or filter) it stops there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import contextlib
 import time
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 import orjson
 from pydantic import BaseModel
@@ -40,7 +42,7 @@ from activities.webhook_types import BatchInput, BatchResult, Failure, MarkFaili
 from api.feed import CursorCodec, FeedFilter, FeedWatcher, read_page, record_reads, scope_of, shown
 from api.outbound import OutboundPolicy, webhook_client
 from api.subscriptions import SecretBox, SubscriptionRow, get_subscription, owner_active, sign
-from eventstore import EventStore, FeedCursor, RecordedEvent
+from eventstore import EventStore, EventStoreError, FeedCursor, RecordedEvent
 from eventstore.store import translate_errors
 
 #: At most this many bytes of a receiver's answer are read (the body is not kept: only its status counts).
@@ -79,85 +81,28 @@ class WebhookActivities:
         self.outbound = outbound
         self.watcher = FeedWatcher(store.pool)
 
-    async def _look(self, subscription_id: str) -> tuple[int, str] | None:
-        """The subscription's revision and status now; None when it was deleted."""
-        with translate_errors():
-            row = await self.store.pool.fetchrow("SELECT revision, status FROM subscriptions WHERE id = $1",
-                                                 subscription_id)
-        return (int(row["revision"]), str(row["status"])) if row is not None else None
-
     @activity.defn(name="deliver_webhooks")
     async def deliver_batch(self, request: BatchInput) -> BatchResult:
         info = activity.info()
-        me = f"{info.workflow_run_id}/{info.activity_id}"
-        cursor, delivered = request.cursor, 0
+        batch = _Batch(self, request, f"{info.workflow_run_id}/{info.activity_id}")
         if info.heartbeat_details:  # a retried attempt: its last heartbeat says how far the one before got
             progress = Progress.model_validate(info.heartbeat_details[0])
-            cursor, delivered = progress.cursor, progress.delivered
-        row = await get_subscription(self.store.pool, request.subscription_id)
-        if row is None:
-            return BatchResult(cursor=cursor, delivered=delivered, state="gone")
-        if row.delivered_by == me and row.delivered_cursor is not None and info.attempt > 1:
-            # Heartbeats are sent a few seconds apart; the row says exactly which event it delivered last.
-            cursor = max(cursor, row.delivered_cursor, key=lambda c: (c.transaction_id, c.position))
-        if row.status != "active":
-            return BatchResult(cursor=cursor, delivered=delivered, state=row.status)
-        policy = request.policy
-        filters = FeedFilter(kinds=tuple(row.kinds) if row.kinds else None,
-                             types=tuple(row.types) if row.types else None,
-                             bodies=tuple(row.bodies) if row.bodies else None, **scope_of(row.owner))
-        loop = asyncio.get_running_loop()
-        started = idle_since = loop.time()
-        secret = self.box.open(row.id, row.secret_nonce, row.secret_sealed)
-        async with webhook_client(self.outbound, timeout=policy.request_timeout, max_connections=1) as http:
-            while True:
-                page = await read_page(self.store.pool, cursor, policy.batch, filters)
-                if not page.events:  # nothing yet: wait for the feed to move, up to `wait` seconds
-                    cursor = page.cursor
-                    activity.heartbeat(Progress(cursor=cursor, delivered=delivered))
-                    if not page.caught_up:  # a filtered read that matched nothing in its window: read on
-                        if loop.time() - started > policy.busy:
-                            return BatchResult(cursor=cursor, delivered=delivered)
-                        continue
-                    left = idle_since + policy.wait - loop.time()
-                    if left <= 0 or loop.time() - started > policy.busy + policy.wait:
-                        return BatchResult(cursor=cursor, delivered=delivered, caught_up=True)
-                    await self.watcher.wait_past(cursor, min(left, LOOK_EVERY))
-                    now = await self._look(row.id)
-                    if now is None:
-                        return BatchResult(cursor=cursor, delivered=delivered, state="gone")
-                    if now[0] != row.revision:
-                        return BatchResult(cursor=cursor, delivered=delivered, state=now[1])
-                    continue
+            batch.cursor, batch.delivered = progress.cursor, progress.delivered
+        if info.attempt > 1:  # heartbeats are seconds apart; the deliveries say exactly where it got
+            batch.cursor = max(batch.cursor, await self._delivered_by(request.subscription_id, batch.me), key=_key)
+        try:
+            return await batch.run()
+        finally:
+            with contextlib.suppress(Exception):
+                await batch.flush()
 
-                if not await owner_active(self.store.pool, row):  # looked at before every page it is shown
-                    await self._set_failing(row.id, f"the owner ({row.owner_role} {row.owner_label!r}) has no active "
-                                            "token left: nothing is delivered until it has one and the subscription "
-                                            "is resumed")
-                    return BatchResult(cursor=cursor, delivered=delivered, state="failing")
-                events = shown(page.events)
-                await record_reads(self.store.pool, events, row.owner, "webhook")
-                for event in events:
-                    place = FeedCursor(transaction_id=event.transaction_id, position=event.position)
-                    attempt = request.head_attempt if str(event.event_id) == request.head_event_id else 1
-                    outcome = await self._send(http, row, secret, event, self.cursors.encode(place), policy)
-                    now = await self._record(row, event, attempt, outcome, place, me)
-                    if now is None:
-                        return BatchResult(cursor=cursor, delivered=delivered, state="gone")
-                    if not outcome.ok:
-                        return BatchResult(cursor=cursor, delivered=delivered, failure=Failure(
-                            event_id=str(event.event_id), case_id=event.stream_id, attempt=attempt,
-                            status_code=outcome.status_code, error=outcome.error))
-                    cursor, delivered = place, delivered + 1
-                    activity.heartbeat(Progress(cursor=cursor, delivered=delivered))
-                    if now[0] != row.revision:
-                        return BatchResult(cursor=cursor, delivered=delivered, state=now[1])
-                    if loop.time() - started > policy.busy:
-                        return BatchResult(cursor=cursor, delivered=delivered)
-                # Every event of the page went: on after the page (past the end of its window when it was filtered).
-                cursor = page.cursor
-                activity.heartbeat(Progress(cursor=cursor, delivered=delivered))
-                idle_since = loop.time()
+    async def _delivered_by(self, subscription_id: str, me: str) -> FeedCursor:
+        """The place of the last event the activity `me` delivered (the start when none)."""
+        with translate_errors():
+            row = await self.store.pool.fetchrow(
+                "SELECT feed_tx, feed_position FROM deliveries WHERE subscription_id = $1 AND delivered_by = $2 "
+                "AND status_code BETWEEN 200 AND 299 ORDER BY id DESC LIMIT 1", subscription_id, me)
+        return FeedCursor(transaction_id=row["feed_tx"], position=row["feed_position"]) if row else FeedCursor()
 
     async def _send(self, http: httpx.AsyncClient, row: SubscriptionRow, secret: str, event: RecordedEvent,
                     cursor: str, policy: WebhookPolicy) -> _Attempt:
@@ -189,24 +134,37 @@ class WebhookActivities:
                         latency_ms=round((time.perf_counter() - clock) * 1000, 3))
 
     async def _record(self, row: SubscriptionRow, event: RecordedEvent, attempt: int, outcome: _Attempt,
-                      place: FeedCursor, by: str) -> tuple[int, str] | None:
-        """Record an attempt (and, when it was accepted, the subscription's progress); the subscription's revision
-        and status now, or None when it is gone."""
+                      place: FeedCursor, by: str) -> bool:
+        """Record an attempt; False when the subscription is gone."""
+        try:
+            with translate_errors():
+                found = await self.store.pool.fetchval(
+                    "INSERT INTO deliveries (subscription_id, event_id, case_id, event_type, attempt, status_code, "
+                    "error, started_at, latency_ms, feed_tx, feed_position, delivered_by) "
+                    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 "
+                    "WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = $1) RETURNING true",
+                    row.id, event.event_id, event.stream_id, event.type, attempt, outcome.status_code,
+                    outcome.error, outcome.started_at, outcome.latency_ms, place.transaction_id, place.position, by,
+                )
+        except EventStoreError as exc:
+            if isinstance(exc.__cause__, asyncpg.ForeignKeyViolationError):  # deleted meanwhile
+                return False
+            raise
+        return bool(found)
+
+    async def _progress(self, subscription_id: str, delivered: int, place: FeedCursor | None
+                        ) -> tuple[int, str] | None:
+        """Add `delivered` events up to `place` to the row's progress (nothing written when none); the row's
+        revision and status, or None when it is gone."""
         with translate_errors():
-            found = await self.store.pool.fetchrow(
-                "WITH s AS (UPDATE subscriptions SET "
-                "  delivered_count = delivered_count + CASE WHEN $2 THEN 1 ELSE 0 END, "
-                "  delivered_tx = CASE WHEN $2 THEN $3 ELSE delivered_tx END, "
-                "  delivered_position = CASE WHEN $2 THEN $4 ELSE delivered_position END, "
-                "  delivered_at = CASE WHEN $2 THEN now() ELSE delivered_at END, "
-                "  delivered_by = CASE WHEN $2 THEN $13 ELSE delivered_by END "
-                "  WHERE id = $1 RETURNING revision, status), "
-                "d AS (INSERT INTO deliveries (subscription_id, event_id, case_id, event_type, attempt, status_code, "
-                "  error, started_at, latency_ms) SELECT $1, $5, $6, $7, $8, $9, $10, $11, $12 FROM s) "
-                "SELECT revision, status FROM s",
-                row.id, outcome.ok, place.transaction_id, place.position, event.event_id, event.stream_id,
-                event.type, attempt, outcome.status_code, outcome.error, outcome.started_at, outcome.latency_ms, by,
-            )
+            if delivered == 0 or place is None:
+                found = await self.store.pool.fetchrow(
+                    "SELECT revision, status FROM subscriptions WHERE id = $1", subscription_id)
+            else:
+                found = await self.store.pool.fetchrow(
+                    "UPDATE subscriptions SET delivered_count = delivered_count + $2, delivered_tx = $3, "
+                    "delivered_position = $4, delivered_at = now() WHERE id = $1 RETURNING revision, status",
+                    subscription_id, delivered, place.transaction_id, place.position)
         return (int(found["revision"]), str(found["status"])) if found is not None else None
 
     async def _set_failing(self, subscription_id: str, reason: str) -> bool:
@@ -226,3 +184,118 @@ class WebhookActivities:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.watcher.close()
+
+
+def _key(cursor: FeedCursor) -> tuple[int, int]:
+    return cursor.transaction_id, cursor.position
+
+
+class _Batch:
+    """One run of `deliver_batch`: where it is, what it delivered, when it last told the row and Temporal."""
+
+    def __init__(self, hooks: WebhookActivities, request: BatchInput, me: str) -> None:
+        self.hooks = hooks
+        self.request = request
+        self.me = me
+        self.cursor = request.cursor
+        self.delivered = 0
+        self.unflushed = 0  # delivered and not yet added to the row's progress
+        self.place: FeedCursor | None = None  # of the last event delivered
+        self.loop = asyncio.get_running_loop()
+        self.looked = self.loop.time()
+        self.revision = 0
+
+    def result(self, **fields: object) -> BatchResult:
+        return BatchResult(cursor=self.cursor, delivered=self.delivered, **fields)
+
+    async def flush(self) -> tuple[int, str] | None:
+        """Tell the row how far it got (and read its revision and status); heartbeat with the progress."""
+        now = await self.hooks._progress(self.request.subscription_id, self.unflushed, self.place)
+        self.unflushed = 0
+        self.looked = self.loop.time()
+        activity.heartbeat(Progress(cursor=self.cursor, delivered=self.delivered))
+        return now
+
+    async def look(self) -> BatchResult | None:
+        """The result to hand back when the subscription was changed or deleted (one read of its row)."""
+        now = await self.hooks._progress(self.request.subscription_id, 0, None)
+        if now is None:
+            return self.result(state="gone")
+        if now[0] != self.revision:
+            return self.result(state=now[1])
+        return None
+
+    async def changed(self, every: float = LOOK_EVERY) -> BatchResult | None:
+        """About once `every` seconds: the result to hand back when the subscription was changed or deleted."""
+        if self.loop.time() - self.looked < every:
+            return None
+        now = await self.flush()
+        if now is None:
+            return self.result(state="gone")
+        if now[0] != self.revision:
+            return self.result(state=now[1])
+        return None
+
+    async def run(self) -> BatchResult:
+        hooks, request, pool = self.hooks, self.request, self.hooks.store.pool
+        row = await get_subscription(pool, request.subscription_id)
+        if row is None:
+            return self.result(state="gone")
+        if row.status != "active":
+            return self.result(state=row.status)
+        self.revision = row.revision
+        policy = request.policy
+        filters = FeedFilter(kinds=tuple(row.kinds) if row.kinds else None,
+                             types=tuple(row.types) if row.types else None,
+                             bodies=tuple(row.bodies) if row.bodies else None, **scope_of(row.owner))
+        loop = self.loop
+        started = idle_since = loop.time()
+        secret = hooks.box.open(row.id, row.secret_nonce, row.secret_sealed)
+        async with webhook_client(hooks.outbound, timeout=policy.request_timeout, max_connections=1) as http:
+            while True:
+                page = await read_page(pool, self.cursor, policy.batch, filters)
+                if not page.events:  # nothing yet: wait for the feed to move, up to `wait` seconds
+                    self.cursor = page.cursor
+                    if not page.caught_up:  # a filtered read that matched nothing in its window: read on
+                        if loop.time() - started > policy.busy:
+                            return self.result()
+                        if (stop := await self.changed()) is not None:
+                            return stop
+                        continue
+                    left = idle_since + policy.wait - loop.time()
+                    if left <= 0 or loop.time() - started > policy.busy + policy.wait:
+                        return self.result(caught_up=True)
+                    await hooks.watcher.wait_past(self.cursor, min(left, LOOK_EVERY))
+                    if (stop := await self.changed()) is not None:
+                        return stop
+                    continue
+
+                if (stop := await self.look()) is not None:  # before every page: paused? deleted? changed?
+                    return stop
+                if not await owner_active(pool, row):  # looked at before every page it is shown
+                    await hooks._set_failing(row.id, f"the owner ({row.owner_role} {row.owner_label!r}) has no "
+                                             "active token left: nothing is delivered until it has one and the "
+                                             "subscription is resumed")
+                    return self.result(state="failing")
+                events = shown(page.events)
+                await record_reads(pool, events, row.owner, "webhook")
+                for event in events:
+                    place = FeedCursor(transaction_id=event.transaction_id, position=event.position)
+                    attempt = request.head_attempt if str(event.event_id) == request.head_event_id else 1
+                    outcome = await hooks._send(http, row, secret, event, hooks.cursors.encode(place), policy)
+                    if not await hooks._record(row, event, attempt, outcome, place, self.me):
+                        return self.result(state="gone")
+                    if not outcome.ok:
+                        return self.result(failure=Failure(
+                            event_id=str(event.event_id), case_id=event.stream_id, attempt=attempt,
+                            status_code=outcome.status_code, error=outcome.error))
+                    self.cursor, self.place = place, place
+                    self.delivered += 1
+                    self.unflushed += 1
+                    if (stop := await self.changed()) is not None:
+                        return stop
+                    if loop.time() - started > policy.busy:
+                        return self.result()
+                # Every event of the page went: on after the page (past the end of its window when it was filtered).
+                self.cursor = page.cursor
+                idle_since = loop.time()

@@ -233,7 +233,7 @@ class DeliveryPage(BaseModel):
 
 _COLUMNS = ("id, url, kinds, types, bodies, owner_role, owner_label, owner_token, secret_nonce, secret_sealed, "
             "secret_key_id, status, status_reason, status_changed_at, revision, delivered_count, delivered_tx, "
-            "delivered_position, delivered_at, delivered_by, created_at, updated_at")
+            "delivered_position, delivered_at, created_at, updated_at")
 
 
 class SubscriptionRow(BaseModel):
@@ -258,7 +258,6 @@ class SubscriptionRow(BaseModel):
     delivered_tx: int | None
     delivered_position: int | None
     delivered_at: datetime | None
-    delivered_by: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -5,9 +5,10 @@
 -- Its signing secret (`whsec_...`, shown once) is kept AES-256-GCM encrypted under a key derived from the
 -- installation's secret (`api.subscriptions`), the subscription id as associated data. `revision` goes up on
 -- every change of URL, filter or status, so that a delivery under way notices and stops. The delivery workflow
--- (`workflows.subscription`) keeps the authoritative cursor; `delivered_*` repeat the last event delivered, for
--- the API to show without asking Temporal and for a delivery activity that is retried (its worker lost) to go on
--- exactly after the last event it had delivered (`delivered_by` names it).
+-- (`workflows.subscription`) keeps the authoritative cursor; `delivered_*` repeat, about once a second, how far it
+-- got, for the API to show without asking Temporal. (Once a second, not once an event: every update of a row
+-- leaves a version behind that no vacuum may remove while an older snapshot runs anywhere on the server, and a row
+-- updated thousands of times a minute is soon slow to reach.)
 CREATE TABLE subscriptions (
     id                 text PRIMARY KEY CHECK (id ~ '^sub_[0-9a-z]{20}$'),
     url                text NOT NULL CHECK (url ~ '^https?://' AND length(url) <= 2000),
@@ -28,7 +29,6 @@ CREATE TABLE subscriptions (
     delivered_tx       bigint,
     delivered_position bigint,
     delivered_at       timestamptz,
-    delivered_by       text,          -- the delivery activity (workflow run / activity id) that got it there
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
@@ -36,7 +36,8 @@ CREATE INDEX subscriptions_owner_idx ON subscriptions (owner_role, owner_label, 
 CREATE INDEX subscriptions_created_idx ON subscriptions (created_at DESC, id DESC);
 
 -- Every attempt to deliver an event: the HTTP status of the answer, or the error when there was none (refused
--- address, timeout, connection refused...), when it started and how long it took.
+-- address, timeout, connection refused...), when it started and how long it took. A delivery activity that is
+-- retried (its worker lost) goes on exactly after the last event it had delivered, found here by `delivered_by`.
 CREATE TABLE deliveries (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     subscription_id  text NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
@@ -48,6 +49,9 @@ CREATE TABLE deliveries (
     error            text,
     started_at       timestamptz NOT NULL,
     latency_ms       double precision NOT NULL CHECK (latency_ms >= 0),
+    feed_tx          bigint NOT NULL,  -- the event's place in the feed
+    feed_position    bigint NOT NULL,
+    delivered_by     text NOT NULL,    -- the delivery activity (workflow run / activity id) that made the attempt
     CONSTRAINT deliveries_outcome CHECK (status_code IS NOT NULL OR error IS NOT NULL)
 );
 CREATE INDEX deliveries_subscription_idx ON deliveries (subscription_id, id DESC);
