@@ -316,14 +316,17 @@ async def get_subscription(pool: Pool, subscription_id: str) -> SubscriptionRow 
     return _row(record) if record is not None else None
 
 
-async def list_subscriptions(pool: Pool, owner: Principal | None, before: str | None, limit: int
-                             ) -> list[SubscriptionRow]:
-    """Newest first; `owner` None: every subscription, else those `owns` gives it."""
+async def list_subscriptions(pool: Pool, owner: Principal | None, before: str | None, limit: int,
+                             status: Status | None = None) -> list[SubscriptionRow]:
+    """Newest first; `owner` None: every subscription, else those `owns` gives it; only of `status` if given."""
     where: list[str] = []
     args: list[Any] = []
     if owner is not None:
         args += [owner.role, owner.label]
         where.append("owner_role = $1 AND owner_label = $2")
+    if status is not None:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
     if before is not None:
         args.append(before)
         n = len(args)

@@ -32,6 +32,7 @@ from ..subscriptions import (
     ID_PATTERN,
     DeliveryPage,
     SecretBox,
+    Status,
     Subscription,
     SubscriptionChange,
     SubscriptionCreated,
@@ -143,9 +144,15 @@ async def create(body: SubscriptionRequest, request: Request, store: Store, temp
 async def list_all(request: Request, store: Store, principal: Owner,
                    before: Annotated[str | None, Query(min_length=24, max_length=24, pattern=ID_PATTERN,
                                                        description="The `next_before` of the page before")] = None,
-                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SubscriptionPage:
-    """An admin sees every subscription; an intake system its own."""
-    rows = await list_subscriptions(store.pool, None if principal.role == "admin" else principal, before, limit + 1)
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                   status: Annotated[Status | None, Query(description="Only those with this status (`failing`: "
+                                                          "those that gave up on an event)")] = None,
+                   ) -> SubscriptionPage:
+    """An admin sees every subscription; an intake system its own. A failing one says why (`status_reason`); its
+    remedies are `PATCH` with `status: active` (try the event again now), `replay` from a later cursor (skip it),
+    or `PATCH` with `status: paused`."""
+    rows = await list_subscriptions(store.pool, None if principal.role == "admin" else principal, before, limit + 1,
+                                    status)
     more = len(rows) > limit
     rows = rows[:limit]
     return SubscriptionPage(items=[_shown(request, r) for r in rows], next_before=rows[-1].id if more else None)

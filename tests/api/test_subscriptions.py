@@ -120,6 +120,10 @@ async def test_the_list_is_paged_newest_first(api: Api, store: EventStore) -> No
     assert [s["id"] for s in first["items"]] == ids[::-1][:2]
     second = (await api.get("/v1/subscriptions", tok, params={"limit": 2, "before": first["next_before"]})).json()
     assert [s["id"] for s in second["items"]] == [ids[0]] and second["next_before"] is None
+    await patch(api, tok, ids[1], {"status": "active"})
+    active = (await api.get("/v1/subscriptions", tok, params={"status": "active"})).json()
+    assert [s["id"] for s in active["items"]] == [ids[1]]
+    assert_field(await api.get("/v1/subscriptions", tok, params={"status": "gone"}), "status", "literal_error")
 
 
 async def test_pause_resume_change_and_delete(api: Api, store: EventStore) -> None:

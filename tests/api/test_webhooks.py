@@ -281,6 +281,8 @@ async def test_giving_up_after_the_retry_window_then_resuming(api_settings: Sett
         await until(failing, "the subscription to be marked failing", 30)
         shown = (await short.get(f"/v1/subscriptions/{sub['id']}", tok)).json()
         assert shown["status_reason"].startswith("gave up after ") and "HTTP 500" in shown["status_reason"]
+        failing_ones = (await short.get("/v1/subscriptions", tok, params={"status": "failing"})).json()["items"]
+        assert [s["id"] for s in failing_ones] == [sub["id"]]
         count = len(receiver.requests)
         await asyncio.sleep(1.5)
         assert len(receiver.requests) == count  # nothing more is tried while failing
