@@ -175,7 +175,8 @@ class SubscriptionWorkflow:
         if replayed:
             return
         if result.failure is None:
-            self.head = None
+            if result.delivered:  # the event it was retrying went first
+                self.head = None
             return
         await self._failed(result.failure)
 
