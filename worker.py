@@ -21,6 +21,7 @@ from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
 from activities.stalled import StalledScanActivities
+from api.outbound import OutboundPolicy
 from danvan.client import connect, project_converter
 from danvan.keys import check_installation_secret, settings_key
 from danvan.settings import Settings
@@ -48,12 +49,18 @@ def build_worker(
     rules: RulesActivities | None = None,
     bodies_path: Path | str | None = None,
     years: tuple[int, int] = CASE_YEARS,
+    outbound: OutboundPolicy | None = None,
+    secret: bytes | None = None,
 ) -> Worker:
     """A worker for the case workflows and their activities, on `task_queue`.
 
     `max_cached_workflows` bounds the worker's memory (about 1 MiB a cached case: 500 cases take ~600 MiB, see
     bench/README.md): past it, the least recently used case is evicted and replayed from its history when it
     next has work.
+
+    Webhooks (`activities.webhooks`) are sent only to the hosts `outbound` lets through (default: as the
+    environment's settings say, `DANVAN_WEBHOOK_ALLOW_HOSTS`), signed with secrets opened under `secret` (default:
+    the installation's).
     """
     store_activities = EventStoreActivities(store)
     # Reads policy/ once: a bad file stops the worker.
@@ -61,6 +68,14 @@ def build_worker(
     commands = CaseCommandActivities(client, store, bodies_path)
     reports = ReportActivities(store)
     scan = StalledScanActivities(client, store)
+    if outbound is None or secret is None:
+        settings = Settings.from_env()
+        outbound = outbound or OutboundPolicy.from_settings(settings)
+        secret = secret if secret is not None else settings_key(settings)
+    # Imported here: the webhook activities read the feed through `api.feed`, whose package imports this module.
+    from activities.webhooks import WebhookActivities
+
+    webhooks = WebhookActivities(store, secret, outbound)
     return Worker(
         client,
         task_queue=task_queue,
@@ -76,6 +91,8 @@ def build_worker(
             commands.replace_bodies,
             reports.compile_report,
             scan.scan_stalled,
+            webhooks.deliver_batch,
+            webhooks.mark_failing,
         ],
         max_cached_workflows=max_cached_workflows,
         # Notes each step that fails and is retried, so the stalled scan describes those cases only (`ops.steps`).
@@ -102,7 +119,8 @@ async def run_worker(
             client = await connect(settings.temporal_address, settings.temporal_namespace, secret=secret,
                                    runtime=runtime.runtime)
             worker = build_worker(client, store, task_queue=task_queue,
-                                  years=(settings.calendar_first_year, settings.calendar_last_year))
+                                  years=(settings.calendar_first_year, settings.calendar_last_year),
+                                  outbound=OutboundPolicy.from_settings(settings), secret=secret)
             log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
             async with worker:
                 await (stop.wait() if stop is not None else asyncio.Event().wait())

@@ -35,6 +35,8 @@ from .limits import BodyLimits
 from .metrics import RequestMetrics
 from .routes import cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
 from .routes import metrics as metrics_route
+from .routes import subscriptions as subscriptions_route
+from .subscriptions import SecretBox
 from .temporal import TemporalConnection
 
 DESCRIPTION = """\
@@ -93,6 +95,7 @@ def create_app(
         app.state.codec = EncryptionCodec(secret)
         app.state.feed_cursors = CursorCodec(secret)
         app.state.feed_watcher = FeedWatcher(store.pool)
+        app.state.webhook_secrets = SecretBox(secret)
         warm_up = asyncio.create_task(temporal.warm_up(), name="danvan-api-temporal-warm-up")
         try:
             yield
@@ -124,6 +127,7 @@ def create_app(
     app.include_router(plan.router)
     app.include_router(ops.router)
     app.include_router(identities.router)
+    app.include_router(subscriptions_route.router)  # webhooks out
     app.include_router(codec.router)  # Temporal's remote codec, /codec (and /console/codec: see CodecGate)
     mount_console(app)  # the web console, /console
     openapi.install(app)  # the OpenAPI as the server enforces it: the command union (`api.openapi`)

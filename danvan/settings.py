@@ -118,6 +118,27 @@ def _otlp_traces(env: Mapping[str, str]) -> str | None:
     return endpoint
 
 
+def _allow_hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated host names (`hooks.local`) or IP addresses and networks (`127.0.0.1`, `10.0.0.0/8`), each
+    checked here; names lower-cased, networks written as `ipaddress` writes them."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+            continue
+        except ValueError:
+            pass
+        labels = part.lower().rstrip(".").split(".")
+        if len(part) > 253 or not all(label and len(label) <= 63 and label.isascii()
+                                      and label.replace("-", "").isalnum() for label in labels):
+            raise ConfigError(f"{name}: {part!r} is not a host name, an IP address or an IP network")
+        out.append(".".join(labels))
+    return tuple(dict.fromkeys(out))
+
+
 @dataclass(frozen=True)
 class Settings:
     """All the knobs of a danvan process."""
@@ -168,6 +189,16 @@ class Settings:
     #: Seconds between two looks of the scheduled stalled scan (`ops.scan`, a Temporal Schedule `danvan up`
     #: creates); 0: no schedule.
     stalled_scan_every: int = 60
+    #: Webhooks (`api.outbound`, `workflows.subscription`): the hosts a subscription's URL may name although they
+    #: are not public (loopback, private, link-local, danvan's own services): host names or IP networks.
+    webhook_allow_hosts: tuple[str, ...] = ()
+    #: Seconds each delivery request may take (connect, send, answer) before it counts as failed.
+    webhook_timeout: float = 10.0
+    #: How long an event that is not accepted is tried again (seconds; 3 days), and the waits between tries:
+    #: the first, doubled after each failure up to the longest.
+    webhook_retry_for: float = 3 * 86400.0
+    webhook_backoff_first: float = 5.0
+    webhook_backoff_max: float = 3600.0
 
     @property
     def temporal_port(self) -> int:
@@ -271,4 +302,9 @@ class Settings:
             calendar_first_year=first_year,
             calendar_last_year=last_year,
             stalled_scan_every=_int(env, "DANVAN_STALLED_SCAN_EVERY", 60, 0, 86400),
+            webhook_allow_hosts=_allow_hosts(env, "DANVAN_WEBHOOK_ALLOW_HOSTS"),
+            webhook_timeout=_float(env, "DANVAN_WEBHOOK_TIMEOUT", 10.0, 0.1, 60.0),
+            webhook_retry_for=_float(env, "DANVAN_WEBHOOK_RETRY_FOR", 3 * 86400.0, 1.0, 30 * 86400.0),
+            webhook_backoff_first=_float(env, "DANVAN_WEBHOOK_BACKOFF_FIRST", 5.0, 0.1, 3600.0),
+            webhook_backoff_max=_float(env, "DANVAN_WEBHOOK_BACKOFF_MAX", 3600.0, 0.1, 86400.0),
         )

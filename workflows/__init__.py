@@ -1,4 +1,5 @@
-"""Temporal workflows, one module per case kind. `ALL_WORKFLOWS` is what the worker registers."""
+"""Temporal workflows, one module per case kind, and the webhook subscriptions'. `ALL_WORKFLOWS` is what the
+worker registers."""
 
 from typing import Any
 
@@ -7,6 +8,7 @@ from .petition import PetitionWorkflow
 from .plan import PlanWorkflow
 from .plan_task import PlanTaskWorkflow
 from .report_cycle import ReportCycleWorkflow
+from .subscription import SubscriptionWorkflow
 
 ALL_WORKFLOWS: list[type[Any]] = [
     PetitionWorkflow,
@@ -14,4 +16,5 @@ ALL_WORKFLOWS: list[type[Any]] = [
     PlanTaskWorkflow,
     PlanWorkflow,
     ReportCycleWorkflow,
+    SubscriptionWorkflow,
 ]

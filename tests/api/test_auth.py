@@ -45,10 +45,22 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "decode payloads": ("POST", "/codec/decode", frozenset({"supervisor", "operator", "admin"})),
     "encode payloads": ("POST", "/codec/encode", frozenset({"supervisor", "operator", "admin"})),
     "metrics": ("GET", "/metrics", frozenset({"supervisor", "operator", "admin"})),
+    # Webhooks: an admin, or an intake system for its own (the matrix's subscriptions are the intake's).
+    "subscribe": ("POST", "/v1/subscriptions", frozenset({"intake", "admin"})),
+    "list subscriptions": ("GET", "/v1/subscriptions", frozenset({"intake", "admin"})),
+    "get a subscription": ("GET", "/v1/subscriptions/{subscription}", frozenset({"intake", "admin"})),
+    "change a subscription": ("PATCH", "/v1/subscriptions/{subscription}", frozenset({"intake", "admin"})),
+    "delete a subscription": ("DELETE", "/v1/subscriptions/{subscription}", frozenset({"intake", "admin"})),
+    "replay a subscription": ("POST", "/v1/subscriptions/{subscription}/replay", frozenset({"intake", "admin"})),
+    "subscription deliveries": ("GET", "/v1/subscriptions/{subscription}/deliveries",
+                                frozenset({"intake", "admin"})),
 }
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).
-ADMITTED: dict[str, set[int]] = {"retry a case": {409}, "reset a case": {409}, "reassign a case": {200, 409}}
+ADMITTED: dict[str, set[int]] = {"retry a case": {409}, "reset a case": {409}, "reassign a case": {200, 409},
+                                 "delete a subscription": {204}}
+#: A subscription id that names none (for the calls refused before anything is looked up).
+NO_SUBSCRIPTION = "sub_" + "0" * 20
 #: Where a refused role gets another code than `forbidden`, and what its message names instead of the roles.
 REFUSED: dict[str, tuple[str, list[str]]] = {
     "command a case": ("authority.assign", ["lead body", "lead's superior", "commission"]),
@@ -130,7 +142,16 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None):
         return await api.post(path, tok, json={"payloads": []})
     if endpoint in OPS_BODIES:
         return await api.post(path.format(case=world.petition), tok, json=OPS_BODIES[endpoint])
-    url = path.format(case=world.case_a, period="2026", ref="sealed-none")
+    if "{subscription}" in path or endpoint == "subscribe":  # a fresh subscription of the world's intake system
+        made = await api.post("/v1/subscriptions", world.tokens["intake"],
+                              json={"url": "http://127.0.0.1:9/hook", "status": "paused"})
+        assert made.status_code == 201, made.text
+        if endpoint == "subscribe":
+            return await api.post(path, tok, json={"url": "http://127.0.0.1:9/hook", "status": "paused"})
+        body = {"status": "paused"} if method == "PATCH" else None
+        return await api.http.request(method, path.format(subscription=made.json()["id"]),
+                                      headers={"Authorization": f"Bearer {tok}"} if tok else {}, json=body)
+    url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION)
     if method == "POST":
         return await api.post(url, tok, json={"role": "supervisor", "label": "issued by the matrix"})
     return await api.get(url, tok)
@@ -146,7 +167,7 @@ def assert_error(response, status: int, code: str) -> None:
 
 def test_the_matrix_covers_every_endpoint_and_only_the_probes_need_no_token(api: Api) -> None:
     operations = [
-        (method.upper(), path.replace("{case_id}", "{case}"), operation)
+        (method.upper(), path.replace("{case_id}", "{case}").replace("{subscription_id}", "{subscription}"), operation)
         for path, item in api.app.openapi()["paths"].items()
         for method, operation in item.items()
     ]
@@ -167,7 +188,7 @@ async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "dv_no_scheme", "Bearer dv_unknown_token_xyz"])
 async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint, header) -> None:
     method, path, _ = ENDPOINTS[endpoint]
-    url = path.format(case=world.case_a, period="2026", ref="sealed-none")
+    url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION)
     response = await api.http.request(method, url, headers={"Authorization": header})
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")

@@ -591,6 +591,89 @@ async def petition_refused_at_receipt(r: Recorder) -> None:
     await r.save("petition_refused_at_receipt", case, refused_run)
 
 
+async def webhook_subscription_delivered_paused_replayed(r: Recorder) -> None:
+    """A subscription's workflow: events delivered to a receiver that refuses the first attempt (a backoff timer),
+    paused and resumed (signals), replayed from the start (an update), continued as new after its batches, and
+    ended when the subscription is deleted."""
+    import uuid as uuid_module
+
+    from activities.webhook_types import WebhookPolicy
+    from api.subscriptions import (
+        SecretBox,
+        SubscriptionChange,
+        SubscriptionRequest,
+        change_subscription,
+        delete_subscription,
+        insert_subscription,
+        new_secret,
+    )
+    from api.tokens import Principal, issue_token
+    from danvan.keys import settings_key
+    from danvan.settings import Settings
+    from eventstore import CaseRow, FeedCursor, NewEvent
+    from tests.receiver import Receiver
+    from workflows.subscription import SubscriptionWorkflow
+    from workflows.subscription_client import look_again, replay, start_subscription
+
+    print("webhook subscription: delivered (a refusal retried), paused, resumed, replayed, continued, deleted")
+    assert r.store is not None
+    answers = iter([500])
+    receiver = await Receiver(answer=lambda _: next(answers, 204)).start()
+    try:
+        await issue_token(r.store.pool, "admin", label="replay-recorder")
+        admin = Principal(role="admin", label="replay-recorder", id="recorder")
+        box = SecretBox(settings_key(Settings.from_env()))
+        row = await insert_subscription(r.store.pool, box, admin, SubscriptionRequest(url=receiver.url), new_secret())
+        policy = WebhookPolicy(request_timeout=2, backoff_first=0.2, backoff_max=1, wait=1, continue_after=8)
+        await start_subscription(r.client, row.id, FeedCursor(), policy)
+        workflow_id = f"subscription-{row.id}"
+        r.started.append(workflow_id)
+        first_run = (await r.client.get_workflow_handle(workflow_id).describe()).run_id
+        case = "webhook-recorded-case"
+
+        async def append(version: int) -> None:
+            event = NewEvent(event_id=uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"{case}/{version}"),
+                             type="Classified", occurred_at=datetime.now(UTC), actor="recorder",
+                             data={"n": version + 1})
+            await r.store.append(case, version, [event], CaseRow(kind="complaint", status="received"))
+
+        async def accepted(n: int) -> None:
+            await r.until(lambda: _true(len(receiver.accepted) >= n), f"{n} deliveries")
+
+        await append(0)
+        await append(1)
+        await accepted(2)
+        await change_subscription(r.store.pool, row.id, SubscriptionChange(status="paused"), admin)
+        await look_again(r.client, row.id)
+        await asyncio.sleep(1.5)
+        await append(2)
+        await change_subscription(r.store.pool, row.id, SubscriptionChange(status="active"), admin)
+        await look_again(r.client, row.id)
+        await accepted(3)
+        await replay(r.client, row.id, FeedCursor())
+        await accepted(6)
+        handle = r.client.get_workflow_handle_for(SubscriptionWorkflow.run, workflow_id)
+
+        async def continued() -> bool:
+            return (await handle.describe()).run_id != first_run
+
+        await r.until(continued, "the workflow to continue as new", 60)
+        await append(3)
+        await accepted(7)
+        await delete_subscription(r.store.pool, row.id)
+        await look_again(r.client, row.id)
+        await handle.result()
+        print(f"    {len(receiver.requests)} requests, {len(receiver.accepted)} accepted")
+        await r.save("webhook_subscription_first_run", workflow_id, first_run)
+        await r.save("webhook_subscription_continued_run", workflow_id)
+    finally:
+        await receiver.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_from_receipt_to_archive,
     denunciation_extended_twice_withdrawn_and_concluded,
@@ -607,6 +690,7 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_reset_to_an_earlier_point,
     petition_refused_at_receipt,
     complaint_commands_by_name,
+    webhook_subscription_delivered_paused_replayed,
 ]
 
 
@@ -631,6 +715,7 @@ async def record(database_url: str, front_choice: str, only: list[str] | None = 
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
+    from api.outbound import OutboundPolicy
     from danvan.postgres import with_database
     from eventstore import EventStore, migrate
     from worker import build_worker
@@ -678,7 +763,9 @@ async def record(database_url: str, front_choice: str, only: list[str] | None = 
             )
             try:
                 recorder = Recorder(env.client, front if record_front else None, store)
-                async with build_worker(env.client, store, workflows=workflows):
+                # Webhooks may go to the recorder's own receiver on this machine.
+                async with build_worker(env.client, store, workflows=workflows,
+                                        outbound=OutboundPolicy(allow_hosts=("127.0.0.1/32",))):
                     try:
                         for case in CASES:
                             if not only or case.__name__ in only:

@@ -104,3 +104,17 @@ def test_the_calendar_years_default_and_must_be_in_order() -> None:
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({"DANVAN_CALENDAR_FIRST_YEAR": "2050", "DANVAN_CALENDAR_LAST_YEAR": "2040"})
     assert str(refused.value) == "DANVAN_CALENDAR_FIRST_YEAR=2050 is after DANVAN_CALENDAR_LAST_YEAR=2040"
+
+
+def test_webhook_settings_take_hosts_and_networks_and_refuse_anything_else() -> None:
+    settings = Settings.from_env({"DANVAN_WEBHOOK_ALLOW_HOSTS": " 127.0.0.1, Hooks.Internal., 10.0.0.0/8,,::1 ",
+                                  "DANVAN_WEBHOOK_RETRY_FOR": "60"})
+    assert settings.webhook_allow_hosts == ("127.0.0.1/32", "hooks.internal", "10.0.0.0/8", "::1/128")
+    assert settings.webhook_retry_for == 60 and settings.webhook_timeout == 10
+    assert Settings.from_env({}).webhook_retry_for == 3 * 86400  # three days by default
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"DANVAN_WEBHOOK_ALLOW_HOSTS": "hooks internal"})
+    assert str(refused.value) == ("DANVAN_WEBHOOK_ALLOW_HOSTS: 'hooks internal' is not a host name, an IP address "
+                                  "or an IP network")
+    with pytest.raises(ConfigError):
+        Settings.from_env({"DANVAN_WEBHOOK_TIMEOUT": "0"})
