@@ -66,8 +66,8 @@ def webhook_body(event: RecordedEvent, cursor: str) -> bytes:
     """The body of the request that delivers `event` (the feed's JSON of it, and the cursor after it)."""
     from api.routes.events import _row  # the feed's own JSON of an event, so both say the same
 
-    return orjson.dumps({"type": event.type, "timestamp": event.occurred_at,
-                         "data": {**_row(event), "cursor": cursor}}, option=orjson.OPT_UTC_Z)
+    row = _row(event)  # its times at +07:00, as every answer of the API writes them
+    return orjson.dumps({"type": event.type, "timestamp": row["occurred_at"], "data": {**row, "cursor": cursor}})
 
 
 class WebhookActivities:

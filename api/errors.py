@@ -13,6 +13,7 @@ type, so clients can switch on it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,11 +156,32 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_failed", f"invalid request: {names}", fields=fields)
 
 
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """The methods the OpenAPI schema gives `path` (the table is built once per app, from the schema)."""
+    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for template, item in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), frozenset(m.upper() for m in item if m in _METHODS)))
+        app.state.allowed_methods = table
+    return sorted({method for regex, methods in table if regex.match(path) for method in methods})
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route of the path only; a path served by several routes
+        # (GET and POST of /v1/subscriptions) allows all of theirs.
+        allowed = allowed_methods(request.app, request.url.path)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     message = exc.detail if isinstance(exc.detail, str) else _CODES.get(exc.status_code, "error")
     return error_response(exc.status_code, _CODES.get(exc.status_code, "error"), message, headers=headers or None)
 

@@ -370,7 +370,8 @@ async def idle_stalls(store: EventStore, policy: StallPolicy, *, now: datetime |
         acted = f"last acted on {r['last_action']:%Y-%m-%d %H:%M} UTC" if r["last_action"] else "nobody has acted"
         out.append(Stalled(case_id=r["case_id"], kind=r["kind"], lead_body=r["lead_body"], reason="deadline_idle",
                            since=since, remedies=remedies_for("deadline_idle", r["kind"]),
-                           detail=f"overdue since {r['due_at']:%Y-%m-%d} and {acted}",
+                           detail=(f"overdue since {r['due_at']:%Y-%m-%d} and {acted}" if r["due_at"] is not None
+                                   else f"overdue and {acted}"),
                            overdue_since=r["due_at"], last_action=r["last_action"]))
     return out
 
