@@ -83,14 +83,19 @@ def _depth_fault(value: Any, limit: int) -> tuple[str | int, ...] | None:
     return None
 
 
-def check_json(raw: bytes, max_depth: int) -> None:
-    """Refuse `raw` unless it is UTF-8 JSON within the depth, every string within the text rules."""
+def _utf8(raw: bytes) -> str:
+    """The body as text; 422 `body_not_utf8` naming the first byte that starts no character."""
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _unprocessable("body", "body_not_utf8",
                              f"the body is not UTF-8: byte {exc.start} ({raw[exc.start]:#04x}) starts no "
                              "character") from None
+
+
+def check_json(raw: bytes, max_depth: int) -> None:
+    """Refuse `raw` unless it is UTF-8 JSON within the depth, every string within the text rules."""
+    text = _utf8(raw)
     try:
         document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
     except RecursionError:
@@ -111,12 +116,7 @@ def check_json(raw: bytes, max_depth: int) -> None:
 
 def check_text_body(raw: bytes) -> None:
     """A body read as text (YAML): UTF-8, and within the text rules."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _unprocessable("body", "body_not_utf8",
-                             f"the body is not UTF-8: byte {exc.start} ({raw[exc.start]:#04x}) starts no "
-                             "character") from None
+    text = _utf8(raw)
     fault = text_fault(text)
     if fault is not None:
         raise _unprocessable("body", *fault)
