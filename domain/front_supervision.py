@@ -398,7 +398,7 @@ def _pending(state: SupervisionState, key: str) -> DeadlineState | None:
     return d if d is not None and d.pending else None
 
 
-def decide(state: SupervisionState | None, command: Command, actor: Actor, now: datetime) -> list[Event]:
+def decide(state: SupervisionState | None, command: FrontCommand, actor: Actor, now: datetime) -> list[Event]:
     """The events a command produces on `state` at `now`, or a `DomainError` naming the rule that refuses it.
 
     Pure: nothing is read but the arguments. A refused command produces nothing.

@@ -168,7 +168,7 @@ def cycle_deadlines(document: PlanDocument, reports: ReportCalendar, today: date
     return out
 
 
-def decide(state: PlanCaseState | None, command: Command, actor: Actor, now: datetime) -> list[Event]:
+def decide(state: PlanCaseState | None, command: PlanCommand, actor: Actor, now: datetime) -> list[Event]:
     if isinstance(command, ImportPlan):
         return _import(state, command, actor, now)
     if state is None:

@@ -451,7 +451,7 @@ def commission(state: TaskState) -> set[str]:
     return bodies
 
 
-def decide(state: TaskState | None, command: Command, actor: Actor, now: datetime) -> list[Event]:
+def decide(state: TaskState | None, command: PlanTaskCommand, actor: Actor, now: datetime) -> list[Event]:
     """The events a command produces on `state` at `now`, or a `DomainError` naming the rule that refuses it."""
     if isinstance(command, Assign):
         return _assign(state, command, actor, now)

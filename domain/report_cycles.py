@@ -84,7 +84,7 @@ class CycleState(BaseModel):
     deadlines: dict[str, DeadlineState] = Field(default_factory=dict)
 
 
-def decide(state: CycleState | None, command: Command, actor: Actor, now: datetime) -> list[Event]:
+def decide(state: CycleState | None, command: CycleCommand, actor: Actor, now: datetime) -> list[Event]:
     env = envelope(command, actor, now, BASIS)
     if isinstance(command, OpenCycle):
         require(state is None, "cycle.exists", "the cycle is already open")

@@ -74,7 +74,7 @@ class Receiver:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         self._connections.add(writer)
         try:
             while True:
@@ -103,7 +103,7 @@ class Receiver:
             return
         finally:
             self._connections.discard(writer)
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.transport.abort()
 
     async def _read(self, reader: asyncio.StreamReader) -> Received | None:

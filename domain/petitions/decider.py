@@ -226,7 +226,7 @@ def _pending(state: PetitionState, key: str) -> DeadlineState | None:
 # -- decide -------------------------------------------------------------------------------------------
 
 
-def decide(state: PetitionState | None, command: c.Command, actor: Actor, now: datetime, *,
+def decide(state: PetitionState | None, command: c.PetitionCommand, actor: Actor, now: datetime, *,
            revised: bool = True, completed: bool = True) -> list[Event]:
     """The events a command produces on `state` at `now`, or a `DomainError` naming the rule that refuses it.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -109,7 +110,7 @@ async def world(store: EventStore, api: Api) -> World:
                  await token(store, "body", body_b))
 
 
-async def call(api: Api, endpoint: str, world: World, tok: str | None):
+async def call(api: Api, endpoint: str, world: World, tok: str | None) -> httpx.Response:
     method, path, _ = ENDPOINTS[endpoint]
     if endpoint == "receive petition":
         return await api.post(path, tok, json=petition(world.source))
@@ -157,7 +158,7 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None):
     return await api.get(url, tok)
 
 
-def assert_error(response, status: int, code: str) -> None:
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
@@ -178,7 +179,7 @@ def test_the_matrix_covers_every_endpoint_and_only_the_probes_need_no_token(api:
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api, world: World, endpoint) -> None:
+async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api, world: World, endpoint: str) -> None:
     response = await call(api, endpoint, world, None)
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -186,7 +187,7 @@ async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "dv_no_scheme", "Bearer dv_unknown_token_xyz"])
-async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint, header) -> None:
+async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint: str, header: str) -> None:
     method, path, _ = ENDPOINTS[endpoint]
     url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION)
     response = await api.http.request(method, url, headers={"Authorization": header})
@@ -196,7 +197,7 @@ async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpo
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_each_role_is_admitted_only_where_allowed(api: Api, world: World, endpoint, role) -> None:
+async def test_each_role_is_admitted_only_where_allowed(api: Api, world: World, endpoint: str, role: str) -> None:
     response = await call(api, endpoint, world, world.tokens[role])
     allowed = ENDPOINTS[endpoint][2]
     if role in allowed:
@@ -209,14 +210,14 @@ async def test_each_role_is_admitted_only_where_allowed(api: Api, world: World, 
 
 
 @pytest.mark.parametrize("path", ["/v1/cases/{case}", "/v1/cases/{case}/history"])
-async def test_a_body_token_is_refused_another_bodys_case(api: Api, world: World, path) -> None:
+async def test_a_body_token_is_refused_another_bodys_case(api: Api, world: World, path: str) -> None:
     response = await api.get(path.format(case=world.case_b), world.tokens["body"])
     assert_error(response, 403, "forbidden")
     assert world.body_a in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("path", ["/v1/cases/{case}", "/v1/cases/{case}/history"])
-async def test_a_body_token_reads_the_cases_it_leads_or_coordinates(api: Api, world: World, path) -> None:
+async def test_a_body_token_reads_the_cases_it_leads_or_coordinates(api: Api, world: World, path: str) -> None:
     for case in (world.case_a, world.case_coord):
         response = await api.get(path.format(case=case), world.tokens["body"])
         assert response.status_code == 200, response.text

@@ -63,7 +63,7 @@ async def senders(store: EventStore, bodies: dict[Relation, str], source: str) -
         else:
             continue  # the receiving body of a plan task; the system has no token
         out.append(Sender(relation, await token(store, role, body, label),
-                          Actor(id=label, role=role, body=body)))  # type: ignore[arg-type]
+                          Actor(id=label, role=role, body=body)))
     return out
 
 

@@ -6,6 +6,7 @@ import itertools
 import json
 import unicodedata
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest_asyncio
 
@@ -22,8 +23,8 @@ async def supervisor(store: EventStore) -> str:
     return await token(store, "supervisor", label="cases-supervisor")
 
 
-async def list_all(api: Api, tok: str, **params) -> list[dict]:
-    items: list[dict] = []
+async def list_all(api: Api, tok: str, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
     cursor = None
     while True:
         query = {**params, **({"cursor": cursor} if cursor else {})}
@@ -171,7 +172,7 @@ async def test_the_list_filters_by_kind_status_body_district_overdue_and_receive
 
     mine = {c1, c2, c3, c4}
 
-    async def ids(**params) -> set[str]:  # among the test's own cases
+    async def ids(**params: Any) -> set[str]:  # among the test's own cases
         return mine & {c["case_id"] for c in await list_all(api, supervisor, kind=kind, **params)}
 
     assert await ids() == {c1, c2, c3, c4}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest_asyncio
 
@@ -13,7 +14,7 @@ from .support import Api, seed_case, token, unique, unique_body
 ICT = timezone(timedelta(hours=7))
 
 
-def groups(answer: dict, name: str) -> dict:
+def groups(answer: dict[str, Any], name: str) -> dict[str, Any]:
     return {g["value"]: (g["count"], g["overdue"]) for g in answer[name]}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
@@ -27,7 +28,7 @@ async def supervisor(store: EventStore) -> str:
     return await token(store, "supervisor", label="errors-supervisor")
 
 
-def fields_of(response) -> dict[str, str]:
+def fields_of(response: httpx.Response) -> dict[str, str]:
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "validation_failed"
@@ -77,7 +78,9 @@ async def test_a_body_that_is_not_an_object_is_422_naming_the_body(api: Api, adm
         ({"received_from": "2026-03-02", "received_to": "2026-03-01"}, "received_to", "date_range"),
     ],
 )
-async def test_bad_list_parameters_are_422_naming_the_parameter(api: Api, supervisor, params, field, rule) -> None:
+async def test_bad_list_parameters_are_422_naming_the_parameter(
+    api: Api, supervisor: str, params: dict[str, str], field: str, rule: str
+) -> None:
     response = await api.get("/v1/cases", supervisor, params=params)
     assert fields_of(response) == {field: rule}
 
@@ -126,7 +129,7 @@ async def failing(api_settings: Settings, database_url: str, temporal_env: Workf
         yield client
 
 
-async def test_an_unexpected_error_is_500_without_internals(failing: Api, caplog) -> None:
+async def test_an_unexpected_error_is_500_without_internals(failing: Api, caplog: pytest.LogCaptureFixture) -> None:
     response = await failing.get("/boom")
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal", "message": "internal error; it has been logged"}}

@@ -151,7 +151,7 @@ def role_of(label: str) -> str | None:
     return None if label in OPEN else ROLE.get(label, "supervisor")
 
 
-def positive(case: schemathesis.Case, location: str) -> bool:
+def positive(case: schemathesis.Case[Any], location: str) -> bool:
     meta = case.meta
     if meta is None:
         return False
@@ -189,7 +189,7 @@ def in_the_future(moment: Any) -> bool:
     return parsed is not None and parsed.tzinfo is not None and parsed > datetime.now(UTC)
 
 
-def supply(case: schemathesis.Case) -> None:
+def supply(case: schemathesis.Case[Any]) -> None:
     """Put in `case` what the fuzz cannot invent (see the module); in place, before it is sent (the cases of
     the explicit and coverage phases are drawn when the module is collected, before the fixtures make these)."""
     label = f"{case.operation.method.upper()} {case.operation.path}"
@@ -297,7 +297,7 @@ def one_ast_parse_at_a_time() -> Iterator[None]:
                 if enabled:
                     gc.enable()
 
-    ast.parse = parse  # type: ignore[assignment]
+    ast.parse = parse
     try:
         yield
     finally:
@@ -336,7 +336,7 @@ def test_every_operation_is_fuzzed() -> None:
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_operation(case: schemathesis.Case, fuzz_app: FastAPI, fuzz_tokens: dict[str, str]) -> None:
+def test_operation(case: schemathesis.Case[Any], fuzz_app: FastAPI, fuzz_tokens: dict[str, str]) -> None:
     role = role_of(f"{case.operation.method.upper()} {case.operation.path}")
     headers = {"Authorization": f"Bearer {fuzz_tokens[role]}"} if role else {}
     supply(case)

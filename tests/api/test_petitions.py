@@ -6,7 +6,9 @@ import asyncio
 import itertools
 import json
 import uuid
+from typing import Any
 
+import httpx
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,7 +35,8 @@ async def tokens(store: EventStore) -> Tokens:
     )
 
 
-async def command(api: Api, tok: str, case_id: str, body: dict, key: str | None = None):
+async def command(api: Api, tok: str, case_id: str, body: dict[str, Any],
+                  key: str | None = None) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key else {}
     return await api.post(f"/v1/cases/{case_id}/commands", tok, json=body, headers=headers)
 
@@ -46,7 +49,7 @@ async def test_a_complaint_goes_from_receipt_to_archive_with_a_verifying_history
     first = opened.json()["deadlines"][0]
     assert first["key"] == "complaint.acceptance" and "Khiếu nại" in first["legal_basis"]
 
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"type": "classify", "lead_body": "UBND_TINH", "subject_category": "đất đai"},
         {"type": "accept", "decision_no": "15/QĐ-UBND"},
         {"type": "request_coordination", "subject": "Cung cấp hồ sơ thu hồi đất",

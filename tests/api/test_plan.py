@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from typing import Any
 
+import httpx
 import pytest_asyncio
 
 from domain.plan_cases import task_case_id
@@ -26,12 +28,12 @@ async def tokens(store: EventStore) -> Tokens:
                   supervisor=await token(store, "supervisor"))
 
 
-async def import_(api: Api, tok: str, text: str, **params: str):
+async def import_(api: Api, tok: str, text: str, **params: str) -> httpx.Response:
     return await api.http.post("/v1/plan/import", content=text.encode(), params=params,
                                headers={"Authorization": f"Bearer {tok}", "Content-Type": "application/yaml"})
 
 
-async def command(api: Api, tok: str, case_id: str, body: dict):
+async def command(api: Api, tok: str, case_id: str, body: dict[str, Any]) -> httpx.Response:
     return await api.post(f"/v1/cases/{case_id}/commands", tok, json=body)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest_asyncio
 
 from api.identities import IdentityVault
@@ -47,13 +49,13 @@ async def open_denunciation(api: Api, tokens: Tokens) -> str:
     return str(opened.json()["case_id"])
 
 
-async def reads_of(api: Api, tok: str, case_id: str) -> dict:
+async def reads_of(api: Api, tok: str, case_id: str) -> dict[str, Any]:
     response = await api.get(f"/v1/cases/{case_id}/reads", tok)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
-async def identity_reads(store: EventStore, case_id: str) -> list[dict]:
+async def identity_reads(store: EventStore, case_id: str) -> list[dict[str, Any]]:
     rows = await store.pool.fetch("SELECT * FROM identity_reads WHERE case_id = $1 ORDER BY id", case_id)
     return [dict(r) for r in rows]
 
@@ -147,6 +149,7 @@ async def test_another_body_a_coordinating_body_and_other_roles_get_403_and_noth
         response = await api.get(f"/v1/cases/{case_id}/petitioner", tok, params=params)
         assert response.status_code == 403, response.text
         assert response.json()["error"]["code"] == "forbidden"
+        assert sealed.ref is not None
         for private in (SECRET_NAME, SECRET_PHONE, sealed.ref):
             assert private not in response.text
     assert await identity_reads(store, case_id) == []

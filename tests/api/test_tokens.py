@@ -77,7 +77,9 @@ async def test_ensure_token_refuses_a_weak_token(store: EventStore) -> None:
     ("role", "body_id", "field"),
     [("king", None, "role"), ("body", None, "body_id"), ("supervisor", "b", "body_id"), ("admin", None, "label")],
 )
-async def test_issue_token_refuses_a_bad_role_or_scope_naming_the_field(store: EventStore, role, body_id, field):
+async def test_issue_token_refuses_a_bad_role_or_scope_naming_the_field(
+    store: EventStore, role: str, body_id: str | None, field: str
+) -> None:
     label = "  " if field == "label" else None
     with pytest.raises(ValueError, match=f"^{field}: "):
         await issue_token(store.pool, role, body_id, label)
@@ -89,7 +91,7 @@ def test_a_principal_of_role_body_needs_a_body_id_and_others_forbid_it() -> None
     with pytest.raises(ValidationError, match="body_id"):
         Principal(role="operator", body_id="b", label="x", id="abc")
     with pytest.raises(ValidationError, match="role"):
-        Principal(role="root", label="x", id="abc")  # type: ignore[arg-type]
+        Principal(role="root", label="x", id="abc")
     principal = Principal(role="body", body_id="b", label="x", id="abc")
     with pytest.raises(ValidationError):
         principal.role = "admin"  # type: ignore[misc]

@@ -50,7 +50,9 @@ async def traced_api(spans: InMemorySpanExporter, database_url: str, store: Even
     try:
         # The client as `worker.connect` makes it when traces are on: the tracing interceptor, for the API's
         # calls and for the worker built on it.
-        client = Client(**{**env.client.config(), "interceptors": temporal_interceptors()})
+        config = env.client.config()
+        config["interceptors"] = temporal_interceptors()
+        client = Client(**config)
         settings = Settings.from_env({"TEMPORAL_ADDRESS": client.service_client.config.target_host,
                                       "DANVAN_DB_POOL_MAX": "4"})
         async with build_worker(client, store):
@@ -105,7 +107,7 @@ async def test_one_command_is_one_trace_from_http_through_the_update_and_activit
     activity = [s for s in trace if s.name == "RunActivity:append_events"]
     assert activity, names
     sql = [s for s in trace if s.attributes is not None and s.attributes.get("db.system") == "postgresql"]
-    appends = [s for s in sql if "danvan_append" in str(s.attributes.get("db.statement", ""))]
+    appends = [s for s in sql if "danvan_append" in str((s.attributes or {}).get("db.statement", ""))]
     assert appends, [s.name for s in sql]
     # The append's statement under the activity, under the Update, under the HTTP request: one trace.
     chain = ancestors(appends[0], by_id)

@@ -276,7 +276,7 @@ async def test_giving_up_after_the_retry_window_then_resuming(api_settings: Sett
         await append(store, case_id, 1, source)
 
         async def failing() -> bool:
-            return (await short.get(f"/v1/subscriptions/{sub['id']}", tok)).json()["status"] == "failing"
+            return bool((await short.get(f"/v1/subscriptions/{sub['id']}", tok)).json()["status"] == "failing")
 
         await until(failing, "the subscription to be marked failing", 30)
         shown = (await short.get(f"/v1/subscriptions/{sub['id']}", tok)).json()

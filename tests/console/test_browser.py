@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import openpyxl
+from playwright.async_api import Browser
 
 from eventstore import EventStore
 
@@ -28,7 +29,7 @@ from .support import Tokens, command, final_answer, open_case, open_petition, st
 
 
 async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and_downloads_a_report(
-    api: Api, tokens: Tokens, base_url: str, browser, tmp_path: Path
+    api: Api, tokens: Tokens, base_url: str, browser: Browser, tmp_path: Path
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     district = unique("Thanh Miện")
@@ -133,7 +134,7 @@ async def test_a_supervisor_signs_in_finds_a_case_reads_it_switches_language_and
 
 
 async def test_an_operator_finds_a_case_stalled_by_a_fault_in_the_queue_and_retries_it(
-    api: Api, tokens: Tokens, store: EventStore, base_url: str, browser
+    api: Api, tokens: Tokens, store: EventStore, base_url: str, browser: Browser
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     reason = "Sự cố cơ sở dữ liệu đã khắc phục, thử lại bước ghi hồ sơ"

@@ -138,6 +138,7 @@ async def test_the_denouncers_identity_is_shown_only_to_the_lead_body_and_superv
             refused = await reader.post_form(f"/console/cases/{case_id}/identity",
                                              {"csrf": csrf_of(page.text), "purpose": purpose})
             assert refused.status_code == 403
+            assert sealed.ref is not None
             assert SECRET_NAME not in refused.text and sealed.ref not in refused.text
     assert await identity_reads(store, case_id) == []
 

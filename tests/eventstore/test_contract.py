@@ -35,7 +35,8 @@ from tests.conftest import migrated_database
 T0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 
 
-def ev(n: int = 0, *, data: dict | None = None, type_: str = "Noted", event_id: uuid.UUID | None = None) -> NewEvent:
+def ev(n: int = 0, *, data: dict[str, Any] | None = None, type_: str = "Noted",
+       event_id: uuid.UUID | None = None) -> NewEvent:
     return NewEvent(
         event_id=event_id or uuid.uuid4(),
         type=type_,

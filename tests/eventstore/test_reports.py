@@ -24,7 +24,7 @@ from activities.rules import build_calendar, load_calendar_overrides, load_deadl
 from domain import plan_tasks as pt
 from domain.calendar import VN_TZ
 from domain.common import SYSTEM, Actor, Event
-from domain.deadlines import CaseRules
+from domain.deadlines import CaseRules, MarkDeadline
 from domain.petitions import commands as c
 from domain.petitions.decider import decide, fold
 from domain.petitions.model import Petitioner, PetitionIntake, PetitionKind, PetitionState
@@ -86,7 +86,7 @@ class Petition:
         await self._store(decide(None, c.Receive(case_id=self.case_id, intake=intake, rules=RULES), SYSTEM, at))
         return self
 
-    async def do(self, command: c.Command, at: datetime) -> Petition:
+    async def do(self, command: c.PetitionCommand, at: datetime) -> Petition:
         assert self.state is not None
         await self._store(decide(self.state, command, OFFICER, at))
         return self
@@ -101,7 +101,7 @@ class Petition:
         assert self.state is not None
         await self.do(c.RecordVerification(findings="Kết quả xác minh.", demand_matches_findings=True), at)
         outcome = {K.COMPLAINT: "not_upheld", K.DENUNCIATION: "no_violation"}.get(self.state.kind, "answered")
-        return await self.do(c.Decide(outcome=outcome, decision_no="45/QĐ-UBND", summary="Trả lời."), at)  # type: ignore[arg-type]
+        return await self.do(c.Decide(outcome=outcome, decision_no="45/QĐ-UBND", summary="Trả lời."), at)
 
     async def _store(self, events: list[Event]) -> None:
         assert events
@@ -132,7 +132,7 @@ class Task:
         await self._store(pt.decide(None, pt.Assign(case_id=self.case_id, spec=spec, rules=rules), SYSTEM, at))
         return self
 
-    async def do(self, command: pt.Command, at: datetime, actor: Actor = SYSTEM) -> Task:
+    async def do(self, command: pt.PlanTaskCommand, at: datetime, actor: Actor = SYSTEM) -> Task:
         assert self.state is not None
         await self._store(pt.decide(self.state, command, actor, at))
         return self
@@ -314,14 +314,14 @@ async def test_deadlines_missed_in_the_period_are_counted_by_kind_and_rule(store
     # misses its publication (7 working days: Wed 11 Mar); a third misses its resolution after the period.
     complaint = await (await (await Petition(store, district).receive(vn("2026-01-05"))).classify(
         vn("2026-01-05"))).accept(vn("2026-01-06"))
-    await complaint.do(c.MarkDeadline(key="complaint.resolution", stage="breached"), vn("2026-02-06", 0, 1))
+    await complaint.do(MarkDeadline(key="complaint.resolution", stage="breached"), vn("2026-02-06", 0, 1))
     denunciation = await (await (await Petition(store, district, K.DENUNCIATION).receive(vn("2026-02-02"))).classify(
         vn("2026-02-02"))).accept(vn("2026-02-02"))
     await denunciation.resolve(vn("2026-03-02"))
-    await denunciation.do(c.MarkDeadline(key="denunciation.publication", stage="breached"), vn("2026-03-12", 0, 1))
+    await denunciation.do(MarkDeadline(key="denunciation.publication", stage="breached"), vn("2026-03-12", 0, 1))
     later = await (await (await Petition(store, district).receive(vn("2026-06-01"))).classify(
         vn("2026-06-01"))).accept(vn("2026-06-02"))
-    await later.do(c.MarkDeadline(key="complaint.resolution", stage="breached"), vn("2026-07-03", 0, 1))
+    await later.do(MarkDeadline(key="complaint.resolution", stage="breached"), vn("2026-07-03", 0, 1))
     after = missed(await period_report(store.pool, H1, plan_id=None, as_of=await db_now(store)))
     added = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
     assert added == {("complaint", "complaint.resolution"): 1, ("denunciation", "denunciation.publication"): 1}
@@ -343,13 +343,13 @@ async def test_each_tasks_report_is_on_time_late_missing_or_not_requested_and_co
     late = await Task(store, plan, "II.2", [a, b], title_vi="Đổi mới phương thức dân vận khéo").assign(
         vn("2026-01-05"))
     await late.request("2026-H1", vn("2026-05-16"))
-    await late.do(pt.MarkDeadline(key="report.2026-H1", stage="breached"), vn("2026-06-16"))  # urged automatically
+    await late.do(MarkDeadline(key="report.2026-H1", stage="breached"), vn("2026-06-16"))  # urged automatically
     await late.submit("2026-H1", vn("2026-06-18"), body=b)
     missing = await Task(store, plan, "I.1", [b]).assign(vn("2026-01-05"))
     await missing.request("2026-H1", vn("2026-05-16"))
-    await missing.do(pt.MarkDeadline(key="report.2026-H1", stage="breached"), vn("2026-06-16"))
+    await missing.do(MarkDeadline(key="report.2026-H1", stage="breached"), vn("2026-06-16"))
     await missing.do(pt.Urge(period="2026-H1", doc_no="15/CV-BDV"), vn("2026-06-17"), COMMISSION)
-    await missing.do(pt.MarkDeadline(key="report.2026-H1.urge", stage="breached"), vn("2026-06-30"))
+    await missing.do(MarkDeadline(key="report.2026-H1.urge", stage="breached"), vn("2026-06-30"))
     await Task(store, plan, "III.1", [b]).assign(vn("2026-01-05"))  # never asked for this period's report
     # Another plan's task and another period's request are not this report's.
     await (await Task(store, unique("KH-OTHER"), "I.1", [a]).assign(vn("2026-01-05"))).request(

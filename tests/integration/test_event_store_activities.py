@@ -37,7 +37,7 @@ class AppendThroughActivityWorkflow:
 
     @workflow.run
     async def run(self, request: DemoInput) -> DemoResult:
-        options = {"start_to_close_timeout": timedelta(seconds=10)}
+        timeout = timedelta(seconds=10)
         event = NewEvent(
             event_id=workflow.uuid4(), type="Noted", occurred_at=workflow.now(), actor="test",
             data={"text": request.text},
@@ -49,7 +49,7 @@ class AppendThroughActivityWorkflow:
         try:
             first = await workflow.execute_activity_method(
                 EventStoreActivities.append_events, append,
-                retry_policy=RetryPolicy(maximum_attempts=3), **options,
+                retry_policy=RetryPolicy(maximum_attempts=3), start_to_close_timeout=timeout,
             )
         except ActivityError as exc:
             cause = exc.cause
@@ -57,9 +57,11 @@ class AppendThroughActivityWorkflow:
                 first_version=-1, first_duplicate=False, retried_duplicate=False, read_back=[],
                 error_type=cause.type if isinstance(cause, ApplicationError) else None,
             )
-        again = await workflow.execute_activity_method(EventStoreActivities.append_events, append, **options)
+        again = await workflow.execute_activity_method(EventStoreActivities.append_events, append,
+                                                       start_to_close_timeout=timeout)
         read = await workflow.execute_activity_method(
-            EventStoreActivities.read_stream, ReadStreamInput(stream_id=request.stream_id), **options
+            EventStoreActivities.read_stream, ReadStreamInput(stream_id=request.stream_id),
+            start_to_close_timeout=timeout,
         )
         return DemoResult(
             first_version=first.version, first_duplicate=first.duplicate, retried_duplicate=again.duplicate,

@@ -293,7 +293,7 @@ async def test_no_identity_in_clear_in_temporal_postgresql_logs_or_any_answer_bu
         assert preflight.headers["access-control-allow-credentials"] == "true"
         foreign = await http.options("/v1/cases", headers={"Origin": stack.ui, "Access-Control-Request-Method": "GET"})
         assert "access-control-allow-origin" not in foreign.headers
-        empty = {"payloads": []}
+        empty: dict[str, list[Any]] = {"payloads": []}
         conn = await asyncpg.connect(stack.database_url)
         try:  # a signed-in console session of each role, as signing in makes one
             sessions = {role: await create_session(conn, hash_token(stack.tokens[role]), absolute=600)

@@ -59,7 +59,7 @@ class UpProcess:
         pid_file = self.home / "pgdata" / "postmaster.pid"
         if pid_file.exists():  # pg_ctl detaches the postmaster: find it by its pid file
             found.append(psutil.Process(int(pid_file.read_text().split()[0])))
-        return found
+        return list(found)
 
     def interrupt(self, timeout: float = 90) -> int:
         self.proc.send_signal(signal.SIGINT)

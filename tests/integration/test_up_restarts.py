@@ -38,7 +38,11 @@ class Lines:
         self.queue: Queue[str] = Queue()
         assert up.proc.stdout is not None
         stdout = up.proc.stdout
-        threading.Thread(target=lambda: [self.queue.put(line) for line in stdout], daemon=True).start()
+        def pump() -> None:
+            for line in stdout:
+                self.queue.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
 
     def wait_for(self, *parts: str, timeout: float = 90) -> str:
         deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -314,7 +315,7 @@ async def drive(client: Client, task_queue: str, case: CasePlan, traffic: Traffi
             {"command": step.payload, "actor": OFFICER, "command_id": step.command_id}
         )
         result = await with_retries(traffic, f"{case_id}/{step.payload['type']}/{step.command_id}",
-                                    lambda r=request: send_command(client, case_id, r), give_up_at)
+                                    functools.partial(send_command, client, case_id, request), give_up_at)
         # A retry of an applied command answers `duplicate` with no events; the first answer names them.
         assert result.duplicate or result.events == step.events, (case_id, step.payload, result)
         traffic.answered += 1
@@ -368,7 +369,7 @@ async def check_case(client: Client, store: EventStore, case: CasePlan, replays:
         snapshot = await handle.query(PetitionWorkflow.state_snapshot)
     if snapshot is None or snapshot.model_dump(mode="json") != folded.model_dump(mode="json"):
         problems.append(f"{case_id}: workflow state {snapshot} != fold of the stream {folded}")
-    if result.model_dump(mode="json") != case_view(folded).model_dump(mode="json"):
+    if result is None or result.model_dump(mode="json") != case_view(folded).model_dump(mode="json"):
         problems.append(f"{case_id}: workflow result {result} != view of the fold {case_view(folded)}")
     return problems
 
@@ -456,10 +457,10 @@ async def read_evidence(client: Client, case_ids: list[str], old: str, new: str)
                 if started.attempt > 1 and started.scheduled_event_id in appends:
                     retried.add(started.scheduled_event_id)
             elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                attrs = ev.activity_task_completed_event_attributes
-                if attrs.scheduled_event_id in retried:
+                completed = ev.activity_task_completed_event_attributes
+                if completed.scheduled_event_id in retried:
                     # An AppendResult, as the worker wrote it: encrypted by the payload codec.
-                    result = json.loads(opened(client.data_converter, attrs.result.payloads[0]).data)
+                    result = json.loads(opened(client.data_converter, completed.result.payloads[0]).data)
                     outcome = "stored" if result["duplicate"] else "appended"
                     evidence.appends_retried.setdefault(case_id, []).append(outcome)
             elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:

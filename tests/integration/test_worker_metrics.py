@@ -15,6 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ def start_worker(log: Path, task_queue: str, env: dict[str, str]) -> subprocess.
         )
 
 
-async def scrape(url: str, timeout: float = 30) -> dict[str, list]:
+async def scrape(url: str, timeout: float = 30) -> dict[str, list[Any]]:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=2) as http:
         while True:
@@ -90,8 +91,8 @@ async def test_a_worker_serves_temporal_and_danvan_series_after_running_a_case(
         families = await scrape(f"http://127.0.0.1:{port}/metrics")
 
         def total(family: str, sample: str, **labels: str) -> float:
-            return sum(s.value for s in families.get(family, []) if s.name == sample
-                       and all(s.labels.get(k) == v for k, v in labels.items()))
+            return float(sum(s.value for s in families.get(family, []) if s.name == sample
+                             and all(s.labels.get(k) == v for k, v in labels.items())))
 
         # The SDK's own telemetry: workflow and activity task latencies of this worker's task queue.
         assert total("temporal_workflow_task_execution_latency", "temporal_workflow_task_execution_latency_count",

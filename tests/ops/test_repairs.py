@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.common import Actor
 from eventstore import EventStore
-from ops.repairs import RepairRefused, bulk_retry, nudge, plan_reset, reassign, reset, retry
+from ops.repairs import RepairOutcome, RepairRefused, bulk_retry, nudge, plan_reset, reassign, reset, retry
 from ops.stalled import StallPolicy, find_stalled, idle_stalls, inspect_case
 from worker import build_worker
 from workflows.client import open_petition, send_command
@@ -47,7 +47,7 @@ async def open_case(client: Client, task_queue: str, received_at: datetime | Non
     return opened.case.case_id
 
 
-async def do(client: Client, case_id: str, payload: dict, command_id: str | None = None) -> object:
+async def do(client: Client, case_id: str, payload: dict[str, Any], command_id: str | None = None) -> object:
     return await send_command(client, case_id, command(payload, command_id=command_id or uuid.uuid4().hex))
 
 
@@ -171,10 +171,11 @@ async def test_nudge_and_reassign_are_recorded_with_the_operator_and_refused_whe
     notice = (await store.read_stream(case_id))[-1]
     assert notice.data["body"] == "UBND_TINH" and "Quá hạn trả lời" in notice.data["notice"]
 
-    for action, kwargs, rule in [
+    bad_bodies: list[tuple[Callable[..., Awaitable[RepairOutcome]], dict[str, str], str]] = [
         (nudge, {"body": "SO_NOI_VU"}, "repair.nudge.body"),
         (reassign, {"body": "KHONG_CO"}, "assign.body"),
-    ]:
+    ]
+    for action, kwargs, rule in bad_bodies:
         with pytest.raises(RepairRefused) as refused:
             await action(client, case_id, OPERATOR, "Lý do đủ dài để ghi nhận", **kwargs)
         assert refused.value.rule.startswith(rule), refused.value.rule
@@ -188,7 +189,8 @@ async def test_nudge_and_reassign_are_recorded_with_the_operator_and_refused_whe
     stored = await store.read_stream(case_id)
     assert len(stored) == count + 2
     assert stored[-1].actor == "operator:Nguyễn Thị Vận hành" and stored[-1].data["body"] == "SO_NOI_VU"
-    assert (await store.get_case(case_id)).lead_body == "SO_NOI_VU"
+    record = await store.get_case(case_id)
+    assert record is not None and record.lead_body == "SO_NOI_VU"
     await assert_clean_stream(store, client, case_id)
 
 

@@ -655,7 +655,7 @@ async def webhook_subscription_delivered_paused_replayed(r: Recorder) -> None:
         handle = r.client.get_workflow_handle_for(SubscriptionWorkflow.run, workflow_id)
 
         async def continued() -> bool:
-            return (await handle.describe()).run_id != first_run
+            return bool((await handle.describe()).run_id != first_run)
 
         await r.until(continued, "the workflow to continue as new", 60)
         await append(3)

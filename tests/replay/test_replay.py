@@ -119,7 +119,7 @@ class PetitionWorkflowThatPausesBeforeAppending(PetitionWorkflow):
     activity, so every recorded case would fail on its next task after a deployment."""
 
     @workflow.run
-    async def run(self, start: PetitionStart) -> CaseView:
+    async def run(self, start: PetitionStart) -> CaseView | None:
         return await super().run(start)
 
     async def apply(self, command: Any, actor: Actor, command_id: str | None, keyed: Any = None) -> list[Event]:
@@ -132,7 +132,7 @@ class PetitionWorkflowThatPausesBehindAPatch(PetitionWorkflow):
     """The same change done right: behind `workflow.patched`, recorded cases keep their old path."""
 
     @workflow.run
-    async def run(self, start: PetitionStart) -> CaseView:
+    async def run(self, start: PetitionStart) -> CaseView | None:
         return await super().run(start)
 
     async def apply(self, command: Any, actor: Actor, command_id: str | None, keyed: Any = None) -> list[Event]:

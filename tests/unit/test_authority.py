@@ -10,9 +10,10 @@ rules are written out by hand below, so that an edit of the table that breaks th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pydantic import TypeAdapter
@@ -39,7 +40,7 @@ from domain.common import SYSTEM, Actor, DomainError
 from domain.petitions import commands as c
 from domain.petitions.decider import decide, fold
 from domain.petitions.model import Petitioner, PetitionIntake, PetitionState
-from tests.authority_cases import PETITION_BODIES, PETITION_SAMPLES, STRANGER, TASK_BODIES, TASK_SAMPLES
+from tests.authority_cases import PETITION_BODIES, PETITION_SAMPLES, STRANGER, TASK_BODIES, TASK_SAMPLES, Sample
 
 R = Relation
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def sender(relation: Relation, bodies: dict[Relation, str], source: str = SOURCE
     if relation == R.INTAKE:
         return Actor(id=source, role="intake")
     if relation in ROLE_OF:
-        return Actor(id=f"{relation.value}-01", role=ROLE_OF[relation])  # type: ignore[arg-type]
+        return Actor(id=f"{relation.value}-01", role=ROLE_OF[relation])
     return Actor(id=f"can-bo-{relation.value}", role="body", body=bodies[relation])
 
 
@@ -110,10 +111,23 @@ def verdict(table: Table, facts: CaseFacts, command: Any, actor: Actor) -> bool:
     return True
 
 
+class KindSpec(NamedTuple):
+    """What the matrix needs of a kind: its table, a case of it, its relations, bodies and sample commands."""
+
+    table: Table
+    state: Any
+    facts_of: Callable[[Any], CaseFacts]
+    bodies: dict[Relation, str]
+    samples: dict[str, Sample]
+    adapter: TypeAdapter[Any]
+    commands: list[str]
+
+
 KINDS = {
-    "petition": (PETITION, PETITION_STATE, petition_facts, PETITION_BODIES, PETITION_SAMPLES, PETITION_COMMAND,
-                 c.COMMAND_TYPES),
-    "plan_task": (PLAN_TASK, TASK_STATE, task_facts, TASK_BODIES, TASK_SAMPLES, TASK_COMMAND, pt.COMMAND_TYPES),
+    "petition": KindSpec(PETITION, PETITION_STATE, petition_facts, PETITION_BODIES, PETITION_SAMPLES,
+                         PETITION_COMMAND, c.COMMAND_TYPES),
+    "plan_task": KindSpec(PLAN_TASK, TASK_STATE, task_facts, TASK_BODIES, TASK_SAMPLES, TASK_COMMAND,
+                          pt.COMMAND_TYPES),
 }
 MATRIX = [(kind, command, relation) for kind, spec in KINDS.items() for command in spec[6] for relation in Relation
           if relation in spec[3] or relation in ROLE_OF or relation == R.INTAKE]

@@ -11,6 +11,7 @@ holds the same table.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from activities.rules import build_calendar, load_calendar_overrides, load_deadl
 from domain import coordination as co
 from domain.calendar import VN_TZ
 from domain.common import SYSTEM, Actor, DomainError, Event
-from domain.deadlines import CaseRules
+from domain.deadlines import CaseRules, MarkDeadline
 from domain.petitions import commands as c
 from domain.petitions import events as e
 from domain.petitions.decider import decide, fold
@@ -42,7 +43,7 @@ class Case:
     """A case decided command by command, as the workflow does, with `completed` chosen per case."""
 
     def __init__(self, kind: PetitionKind, received: datetime, *, instance: int = 1, completed: bool = True,
-                 **intake: object) -> None:
+                 **intake: Any) -> None:
         self.completed = completed
         fields: dict[str, object] = {
             "source": "mot-cua-tinh", "external_ref": "HD-2027-0001", "kind": kind, "received_at": received,
@@ -73,11 +74,11 @@ class Case:
         return self.state.deadlines[key].outcome
 
     def timer(self, key: str, stage: str, at: datetime) -> list[str]:
-        return [ev.event_type() for ev in self.do(c.MarkDeadline(key=key, stage=stage), at, SYSTEM)]  # type: ignore[arg-type]
+        return [ev.event_type() for ev in self.do(MarkDeadline(key=key, stage=stage), at, SYSTEM)]
 
 
 def accepted(kind: PetitionKind, at: str = "2027-01-04", *, remote: bool = False, completed: bool = True,
-             **intake: object) -> Case:
+             **intake: Any) -> Case:
     case = Case(kind, vn(at, 8), completed=completed, **intake)
     case.do(c.Classify(lead_body="UBND_TINH", remote_area=remote), vn(at, 10))
     case.do(c.Accept(decision_no="1/QĐ-TL"), vn(at, 11))
@@ -88,7 +89,7 @@ def concluded(kind: PetitionKind, on: str, **kw: object) -> Case:
     case = accepted(kind, **kw)  # type: ignore[arg-type]
     case.do(c.RecordVerification(findings="Kết quả xác minh.", demand_matches_findings=True), vn(on, 8))
     outcome = {K.COMPLAINT: "not_upheld", K.DENUNCIATION: "no_violation"}.get(kind, "answered")
-    case.do(c.Decide(outcome=outcome, decision_no="9/QĐ-GQ", summary="Kết luận."), vn(on, 9))  # type: ignore[arg-type]
+    case.do(c.Decide(outcome=outcome, decision_no="9/QĐ-GQ", summary="Kết luận."), vn(on, 9))
     return case
 
 
@@ -270,7 +271,7 @@ def test_a_complaint_decision_takes_effect_and_is_carried_out_from_then() -> Non
     # Warned 5 days before (end of Sat 6 Feb), reached once Thu 11 Feb has ended: never a breach.
     assert case.timer("complaint.decision_effect", "approaching", vn("2027-02-07", 0, 0, 1)) == ["DeadlineApproaching"]
     assert case.timer("complaint.decision_effect", "breached", vn("2027-02-11", 23, 59)) == []
-    [effect] = case.do(c.MarkDeadline(key="complaint.decision_effect", stage="breached"), vn("2027-02-12", 0, 0, 1),
+    [effect] = case.do(MarkDeadline(key="complaint.decision_effect", stage="breached"), vn("2027-02-12", 0, 0, 1),
                        SYSTEM)
     assert isinstance(effect, e.DecisionTookEffect)
     assert (effect.effective_on, effect.legal_basis, effect.decision_no) == (
@@ -326,7 +327,7 @@ def test_a_recommendation_forwarded_by_the_reception_board_owes_its_two_notices(
 
 
 def test_a_deputys_recommendation_owes_the_notice_but_a_letter_by_post_does_not() -> None:
-    def keys(kind: PetitionKind, **intake: object) -> set[str]:
+    def keys(kind: PetitionKind, **intake: Any) -> set[str]:
         return set(Case(kind, vn("2027-01-04"), **intake).state.deadlines)
 
     assert "reception.forwarder_notice" in keys(K.RECOMMENDATION, channel="deputy_forwarded")

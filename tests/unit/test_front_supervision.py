@@ -17,7 +17,7 @@ from activities.rules import build_calendar, load_calendar_overrides, load_deadl
 from domain import front_supervision as fs
 from domain.calendar import VN_TZ, end_of_day
 from domain.common import SYSTEM, Actor, DomainError, Event
-from domain.deadlines import CaseRules, Deadline, compute_deadline
+from domain.deadlines import CaseRules, Deadline, MarkDeadline, compute_deadline
 
 RULES = CaseRules(policy=load_deadline_policy(), calendar=build_calendar(2025, 2027, load_calendar_overrides()))
 OFFICER = Actor(id="ttmt-01", role="body", body="UBMTTQ_TINH")
@@ -56,7 +56,7 @@ def open_command(trigger: fs.Trigger, *, watched: Deadline | None = WATCHED,
                    resolver=resolver, trigger=trigger, rules=RULES, watched_due=watched)
 
 
-def step(state: fs.SupervisionState, command: fs.Command, now: datetime,
+def step(state: fs.SupervisionState, command: fs.FrontCommand, now: datetime,
          actor: Actor = OFFICER) -> tuple[fs.SupervisionState, list[Event]]:
     events = fs.decide(state, command, actor, now)
     new = fs.fold(events, state)
@@ -64,7 +64,7 @@ def step(state: fs.SupervisionState, command: fs.Command, now: datetime,
     return new, events
 
 
-def refused(state: fs.SupervisionState | None, command: fs.Command, now: datetime, actor: Actor = OFFICER) -> str:
+def refused(state: fs.SupervisionState | None, command: fs.FrontCommand, now: datetime, actor: Actor = OFFICER) -> str:
     """The rule that refuses `command`; a refusal is an exception, so it returns no events at all."""
     with pytest.raises(DomainError) as info:
         fs.decide(state, command, actor, now)
@@ -88,7 +88,7 @@ def test_forwarded_watch_climbs_to_satisfied_and_closes_on_real_dates() -> None:
     assert s.next_due == mirror
 
     # The timer at the reminder moment: the internal reminder, by the system (§4 step 2).
-    s, events = step(s, fs.MarkDeadline(key="complaint.resolution", stage="approaching"), at(date(2026, 2, 9), 0, 1),
+    s, events = step(s, MarkDeadline(key="complaint.resolution", stage="approaching"), at(date(2026, 2, 9), 0, 1),
                      SYSTEM)
     assert names(events) == ["DeadlineApproaching", "FrontReminded"]
     assert s.status == S.REMINDED and s.reminders[0].automatic and s.reminders[0].actor == "system:danvan"
@@ -98,7 +98,7 @@ def test_forwarded_watch_climbs_to_satisfied_and_closes_on_real_dates() -> None:
 
     # Breached on Thu 12 Feb: the urge period starts, counted from that day in working days:
     # Fri 13, (Tết 16-20 Feb and two weekends off), Mon 23, Tue 24, Wed 25, Thu 26 Feb.
-    s, events = step(s, fs.MarkDeadline(key="complaint.resolution", stage="breached"), just_after(mirror), SYSTEM)
+    s, events = step(s, MarkDeadline(key="complaint.resolution", stage="breached"), just_after(mirror), SYSTEM)
     assert names(events) == ["DeadlineBreached"]
     urge_due = s.deadlines[fs.URGE_AFTER_BREACH].deadline
     assert urge_due.due_on == date(2026, 2, 26) and urge_due.unit == "working"
@@ -132,7 +132,7 @@ def test_forwarded_watch_climbs_to_satisfied_and_closes_on_real_dates() -> None:
     s, events = step(s, fs.Close(), at(date(2026, 4, 29)))
     assert names(events) == ["FrontSupervisionClosed"] and s.status == S.CLOSED
     assert s.version == 9
-    for command in (fs.Close(reason="again"), fs.Remind(), fs.MarkDeadline(key=fs.URGE_AFTER_BREACH,
+    for command in (fs.Close(reason="again"), fs.Remind(), MarkDeadline(key=fs.URGE_AFTER_BREACH,
                                                                             stage="breached")):
         assert refused(s, command, at(date(2026, 5, 10))) == "supervision.closed"
 
@@ -140,7 +140,7 @@ def test_forwarded_watch_climbs_to_satisfied_and_closes_on_real_dates() -> None:
 def test_a_manual_reminder_also_moves_a_watch_to_reminded_and_the_timer_then_adds_no_second_one() -> None:
     s, events = step(opened(), fs.Remind(), at(date(2026, 2, 5)))
     assert names(events) == ["FrontReminded"] and s.status == S.REMINDED and not s.reminders[0].automatic
-    s, events = step(s, fs.MarkDeadline(key="complaint.resolution", stage="approaching"), at(date(2026, 2, 9)),
+    s, events = step(s, MarkDeadline(key="complaint.resolution", stage="approaching"), at(date(2026, 2, 9)),
                      SYSTEM)
     assert names(events) == ["DeadlineApproaching"]
 
@@ -201,12 +201,12 @@ def test_an_unanswered_recommendation_is_escalated_by_the_system_when_its_period
     due = s.deadlines[ANSWER].deadline
     assert due.due_on == date(2026, 4, 22)  # a complaint: 7 days (Luật Khiếu nại 2011, Điều 66 khoản 2)
 
-    s, events = step(s, fs.MarkDeadline(key=ANSWER, stage="approaching"), at(date(2026, 4, 21), 0, 1), SYSTEM)
+    s, events = step(s, MarkDeadline(key=ANSWER, stage="approaching"), at(date(2026, 4, 21), 0, 1), SYSTEM)
     assert names(events) == ["DeadlineApproaching"] and s.status == S.RECOMMENDATION_SENT
     # A timer that fires early (before the end of the last day) is not a breach.
-    assert fs.decide(s, fs.MarkDeadline(key=ANSWER, stage="breached"), SYSTEM, at(date(2026, 4, 22), 23, 59)) == []
+    assert fs.decide(s, MarkDeadline(key=ANSWER, stage="breached"), SYSTEM, at(date(2026, 4, 22), 23, 59)) == []
 
-    s, events = step(s, fs.MarkDeadline(key=ANSWER, stage="breached"), just_after(due), SYSTEM)
+    s, events = step(s, MarkDeadline(key=ANSWER, stage="breached"), just_after(due), SYSTEM)
     assert names(events) == ["DeadlineBreached", "FrontEscalated"]
     escalated = events[1]
     assert isinstance(escalated, fs.FrontEscalated)
@@ -217,7 +217,7 @@ def test_an_unanswered_recommendation_is_escalated_by_the_system_when_its_period
     # Too late to answer through the ladder: the matter is with the Party committee.
     assert refused(s, fs.RecordResponse(body=RESOLVER, summary="muộn"), at(date(2026, 4, 24))) == "response.state"
     # The same timer firing again on replay changes nothing.
-    assert fs.decide(s, fs.MarkDeadline(key=ANSWER, stage="breached"), SYSTEM, at(date(2026, 4, 24))) == []
+    assert fs.decide(s, MarkDeadline(key=ANSWER, stage="breached"), SYSTEM, at(date(2026, 4, 24))) == []
 
 
 def test_the_recommendation_on_another_kind_of_case_keeps_the_policy_period() -> None:
@@ -289,7 +289,7 @@ def test_the_cases_row_names_the_front_the_bodies_the_deadlines_with_their_bases
     s = opened("breach", when=at(date(2026, 2, 12), 8))
     s, _ = step(s, fs.Urge(doc_no="3/MTTQ-BTT"), at(date(2026, 2, 13)))
     s, _ = step(s, fs.SendRecommendation(to_body=RESOLVER, doc_no="22/KN-MTTQ"), at(date(2026, 4, 15)))
-    s, _ = step(s, fs.MarkDeadline(key=ANSWER, stage="breached"), at(date(2026, 4, 23)), SYSTEM)
+    s, _ = step(s, MarkDeadline(key=ANSWER, stage="breached"), at(date(2026, 4, 23)), SYSTEM)
     row = fs.supervision_row(s)
     assert row["kind"] == "front_supervision" and row["status"] == "escalated"
     assert row["lead_body"] == "UBMTTQ_TINH" and row["bodies"] == ["UBMTTQ_TINH", "UBND_TINH", "TINH_UY"]
@@ -314,7 +314,7 @@ _respond = st.builds(fs.RecordResponse, body=st.sampled_from(BODIES), summary=st
 _escalate = st.builds(fs.Escalate, target=st.sampled_from(["party_committee", "hdnd_supervision"]),
                       to_body=st.sampled_from(["TINH_UY", "HDND_TINH"]))
 _close = st.builds(fs.Close, reason=st.none() | st.just("đã giải quyết"))
-_deadline = st.builds(fs.MarkDeadline, key=st.sampled_from(KEYS), stage=st.sampled_from(["approaching", "breached"]))
+_deadline = st.builds(MarkDeadline, key=st.sampled_from(KEYS), stage=st.sampled_from(["approaching", "breached"]))
 _reopen = st.builds(fs.Open, supervision_id=st.just("X-front"), case_id=st.just("X"), case_kind=st.just("complaint"),
                     trigger=st.sampled_from(["breach", "front_forwarded", "manual"]), rules=st.just(RULES))
 #: Every command type, weighted so that runs climb the ladder (closing is rare, timers and letters common).
@@ -349,7 +349,7 @@ def test_any_command_sequence_is_refused_whole_or_folds_to_the_state_built_step_
     assert state is not None
     for command, gap in script:
         now += gap
-        actor = SYSTEM if isinstance(command, fs.MarkDeadline) else OFFICER
+        actor = SYSTEM if isinstance(command, MarkDeadline) else OFFICER
         before = state
         try:
             events = fs.decide(state, command, actor, now)

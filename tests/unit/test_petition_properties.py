@@ -32,7 +32,8 @@ from activities.rules import build_calendar, load_calendar_overrides, load_deadl
 from domain import coordination as co
 from domain.calendar import VN_TZ, local_date
 from domain.common import SYSTEM, Actor, DomainError, Event
-from domain.deadlines import CaseRules
+from domain.coordination import Respond
+from domain.deadlines import CaseRules, MarkDeadline
 from domain.petitions import COMMAND_TYPES, REGISTRY, decide, evolve, fold
 from domain.petitions import commands as c
 from domain.petitions.model import (
@@ -151,7 +152,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "assign": st.builds(c.Assign, body=bodies, officer=st.one_of(st.none(), st.sampled_from(["le.van.cuong", "an"]))),
     "request_coordination": st.builds(co.RequestCoordination, subject=vietnamese(),
                                       bodies=st.lists(_target, min_size=1, max_size=3)),
-    "respond": st.builds(c.Respond, request_id=st.sampled_from(["R1", "R2", "R3"]), body=bodies,
+    "respond": st.builds(Respond, request_id=st.sampled_from(["R1", "R2", "R3"]), body=bodies,
                          response=vietnamese()),
     "record_verification": st.builds(c.RecordVerification, findings=vietnamese(),
                                      demand_matches_findings=st.sampled_from([None, True, False])),
@@ -172,7 +173,7 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "archive": st.builds(c.Archive, archive_ref=st.sampled_from(["HS-2026-001", "LT/2027/15"])),
     "start_front_supervision": st.builds(c.StartFrontSupervision,
                                          trigger=st.sampled_from(["breach", "front_forwarded", "manual"])),
-    "deadline": st.builds(c.MarkDeadline, key=st.sampled_from(DEADLINE_KEYS),
+    "deadline": st.builds(MarkDeadline, key=st.sampled_from(DEADLINE_KEYS),
                           stage=st.sampled_from(["approaching", "breached"])),
 }
 assert set(STRATEGIES) == set(ALL_TYPES), "every command type needs a strategy"
@@ -193,7 +194,7 @@ CLOCK_STEP = st.one_of(
 )
 
 
-def draw_command(data: st.DataObject, kind: str, state: PetitionState, guided: bool) -> c.Command:
+def draw_command(data: st.DataObject, kind: str, state: PetitionState, guided: bool) -> c.PetitionCommand:
     """Plausible random fields for a command of type `kind`; `guided` leans towards what the state allows."""
     if guided and kind == "respond":
         asked = [(rid, b) for rid, r in state.coordination.items() for b in r.bodies]
@@ -204,7 +205,7 @@ def draw_command(data: st.DataObject, kind: str, state: PetitionState, guided: b
         pending = sorted(k for k, d in state.deadlines.items() if d.pending)
         if pending:
             key = pending[data.draw(index, label="pending") % len(pending)]
-            return c.MarkDeadline(key=key, stage=data.draw(STAGE, label="stage"))
+            return MarkDeadline(key=key, stage=data.draw(STAGE, label="stage"))
     if guided and kind == "decide":
         return data.draw(GUIDED_DECIDE[state.kind], label="command")
     if guided and kind == "notify":
@@ -216,17 +217,17 @@ def draw_command(data: st.DataObject, kind: str, state: PetitionState, guided: b
         if not targets:
             return request
         return request.model_copy(update={"bodies": list(targets.values())})
-    command: c.Command = data.draw(STRATEGIES[kind], label="command")
+    command: c.PetitionCommand = data.draw(STRATEGIES[kind], label="command")
     if guided and kind in ("extend", "suspend") and not command.reason:
         # With a reason, so that they are mostly accepted.
         return command.model_copy(update={"reason": TEXTS[3]})
     return command
 
 
-def next_instant(data: st.DataObject, now: datetime, command: c.Command, state: PetitionState) -> datetime:
+def next_instant(data: st.DataObject, now: datetime, command: c.PetitionCommand, state: PetitionState) -> datetime:
     """The clock moves forward: by minutes, hours or days, or (for a timer) to the moment it is set for."""
     later = now + data.draw(CLOCK_STEP, label="clock step")
-    if isinstance(command, c.MarkDeadline) and command.key in state.deadlines and data.draw(booleans):
+    if isinstance(command, MarkDeadline) and command.key in state.deadlines and data.draw(booleans):
         d = state.deadlines[command.key].deadline
         later = max(now, d.warn_at if command.stage == "approaching" else d.due_at + timedelta(seconds=1))
     return min(later, LAST_INSTANT)
@@ -397,16 +398,17 @@ def test_an_archived_case_refuses_every_further_command(
     now = intake.received_at + timedelta(hours=1)
     lead = "THANH_TRA_TINH" if state.lead_body != "THANH_TRA_TINH" else "UBND_TINH"
     kind = intake.kind
-    path: list[c.Command] = {
+    paths: dict[str, list[c.PetitionCommand]] = {
         "redirect": [c.Redirect(guidance="Gửi UBND xã.")],
         "reject": [c.Classify(lead_body=lead), c.Reject(reasons=["Quá thời hiệu"])],
         "withdraw": [c.Withdraw()],
         "forward_close": [c.Forward(to_body=lead, notice_no="1/PC"), c.Close()],
         "decide_close": [c.Classify(kind=kind, lead_body=lead), c.Accept(decision_no="1/QĐ"),
-                         c.Decide(outcome=VALID_OUTCOMES[kind][0], decision_no="2/QĐ", summary="x"),  # type: ignore[arg-type]
+                         c.Decide(outcome=VALID_OUTCOMES[kind][0], decision_no="2/QĐ", summary="x"),
                          c.Notify(about="decision", recipients=["A"], doc_no="2/QĐ"), c.Close()],
         "split": [c.Split(parts=[c.SplitPart(kind=kind, subject="a", content="b")] * 2)],
-    }[ending]
+    }
+    path = paths[ending]
     for command in [*path, c.Archive(archive_ref="HS-1")]:
         try:
             events = decide(state, command, OFFICER, now)

@@ -9,8 +9,9 @@ import pytest
 from activities.rules import build_calendar, load_bodies, load_calendar_overrides, load_deadline_policy, load_routing
 from domain.common import Actor, DomainError
 from domain.deadlines import CaseRules
-from domain.petitions import Petitioner, PetitionIntake, decide, fold
+from domain.petitions import Petitioner, PetitionIntake, PetitionState, decide, fold
 from domain.petitions import commands as c
+from domain.petitions import events as e
 
 VN = timezone(timedelta(hours=7))
 BODIES = load_bodies()
@@ -19,19 +20,22 @@ RULES = CaseRules(policy=load_deadline_policy(), calendar=build_calendar(2024, 2
 OFFICER = Actor(id="can-bo", role="body", body="UBND_TINH")
 
 
-def received(kind: str, when: datetime, **intake: object):
+def received(kind: str, when: datetime, **intake: object) -> PetitionState:
     data = {"source": "s", "external_ref": f"r-{when.isoformat()}", "kind": kind, "received_at": when,
             "petitioner": Petitioner(name="Lê Văn Cường", address="Thanh Hà"), "subject": "Đất đai",
             "content": "Nội dung", **intake}
     events = decide(None, c.Receive(case_id="pet-r", intake=PetitionIntake.model_validate(data), rules=RULES),
                     OFFICER, when)
-    return fold(events)
+    state = fold(events)
+    assert state is not None
+    return state
 
 
 def test_a_complaint_classified_without_a_body_is_routed_by_the_recorded_table() -> None:
     when = datetime(2026, 3, 2, 9, tzinfo=VN)
     state = received("complaint", when)
     (event,) = decide(state, c.Classify(level="province"), OFFICER, when)
+    assert isinstance(event, e.Classified)
     assert event.lead_body == "UBND_TINH"
     assert event.routed is not None and event.routed.legal_basis
     assert event.legal_basis == event.routed.legal_basis
@@ -40,6 +44,7 @@ def test_a_complaint_classified_without_a_body_is_routed_by_the_recorded_table()
 def test_a_named_body_wins_over_the_routing_table() -> None:
     when = datetime(2026, 3, 2, 9, tzinfo=VN)
     (event,) = decide(received("complaint", when), c.Classify(lead_body="THANH_TRA_TINH"), OFFICER, when)
+    assert isinstance(event, e.Classified)
     assert event.lead_body == "THANH_TRA_TINH" and event.routed is None
 
 
@@ -56,8 +61,9 @@ def test_a_body_dissolved_in_the_2025_reorganisation_is_refused_naming_why() -> 
 def test_the_same_district_body_was_valid_before_the_reorganisation() -> None:
     when = datetime(2025, 3, 3, 9, tzinfo=VN)
     state = received("complaint", when)
-    state = fold(decide(state, c.Classify(lead_body="UBND_TINH"), OFFICER, when), state)
-    (event,) = decide(state, c.Assign(body="UBND_HUYEN:nam-sach"), OFFICER, when)
+    classified = fold(decide(state, c.Classify(lead_body="UBND_TINH"), OFFICER, when), state)
+    (event,) = decide(classified, c.Assign(body="UBND_HUYEN:nam-sach"), OFFICER, when)
+    assert isinstance(event, e.Assigned)
     assert event.body == "UBND_HUYEN:nam-sach"
 
 

@@ -46,7 +46,8 @@ from domain import plan_tasks as pt
 from domain.authority import PLAN_TASK, authorize, for_command, task_facts
 from domain.calendar import VN_TZ
 from domain.common import SYSTEM, Actor, DomainError, Event
-from domain.coordination import CoordinationTarget
+from domain.coordination import CoordinationTarget, RequestCoordination, Respond
+from domain.deadlines import MarkDeadline
 
 RULES = asyncio.run(RulesActivities().load_plan_rules(PlanRulesRequest(start_on=date(2026, 1, 5),
                                                                        until=date(2030, 12, 31))))
@@ -66,7 +67,7 @@ PERIODS = [f"{year}{half}" for year in range(2026, 2031) for half in ("-H1", "")
 PHASES = {"assigned", "active", "report_due", "overdue_report", "urged", "report_submitted", "final_review", "closed"}
 ALL_TYPES = [*pt.COMMAND_TYPES, "deadline"]
 #: Commands naming the body they are done for: only that body's staff (or the commission's) may send them.
-BODY_BOUND = (pt.Acknowledge, pt.Respond, pt.RecordProgress, pt.SubmitReport, pt.SubmitSubplan)
+BODY_BOUND = (pt.Acknowledge, Respond, pt.RecordProgress, pt.SubmitReport, pt.SubmitSubplan)
 
 COMMISSION = Actor(id="nguyen.van.binh", role="body", body=COMMISSION_BODY)
 ADMIN = Actor(id="quan.tri", role="admin")
@@ -121,7 +122,7 @@ request_id = st.sampled_from(["R1", "R2", "R3"])
 _target = st.builds(CoordinationTarget, body=named, side=st.sampled_from(["party", "state", "front"]),
                     days=st.integers(1, 45), unit=st.sampled_from(["calendar", "working"]))
 FIXED: dict[str, st.SearchStrategy[Any]] = {
-    "request_coordination": st.builds(pt.RequestCoordination, subject=vietnamese(),
+    "request_coordination": st.builds(RequestCoordination, subject=vietnamese(),
                                       bodies=st.lists(_target, min_size=1, max_size=3)),
     "request_report": st.builds(pt.RequestReport, period=period),
     "interim_review": st.builds(pt.InterimReview, summary=vietnamese()),
@@ -167,11 +168,11 @@ def pick(data: st.DataObject, options: list[str], fallback: st.SearchStrategy[st
     return options[data.draw(index, label=label) % len(options)]
 
 
-def draw_command(data: st.DataObject, kind: str, state: pt.TaskState) -> pt.Command:
+def draw_command(data: st.DataObject, kind: str, state: pt.TaskState) -> pt.PlanTaskCommand:
     """Plausible random fields for a command of type `kind`, mostly taken from what the task holds."""
     if kind in FIXED:
-        command: pt.Command = data.draw(FIXED[kind], label="command")
-        if isinstance(command, pt.RequestCoordination) and data.draw(from_state, label="distinct bodies"):
+        command: pt.PlanTaskCommand = data.draw(FIXED[kind], label="command")
+        if isinstance(command, RequestCoordination) and data.draw(from_state, label="distinct bodies"):
             unique = {t.body: t for t in command.bodies}
             command = command.model_copy(update={"bodies": list(unique.values())})
         return command
@@ -181,7 +182,7 @@ def draw_command(data: st.DataObject, kind: str, state: pt.TaskState) -> pt.Comm
     if kind == "respond":
         asked = [f"{rid}|{b}" for rid, r in state.coordination.items() for b in r.bodies if b not in r.responses]
         rid, body = pick(data, asked, any_asked, "asked").split("|")
-        return pt.Respond(request_id=rid, body=body, response=data.draw(summary))
+        return Respond(request_id=rid, body=body, response=data.draw(summary))
     if kind == "record_progress":
         return pt.RecordProgress(body=pick(data, state.bodies, named, "body"), summary=data.draw(summary),
                                  evidence_refs=data.draw(evidence))
@@ -208,10 +209,10 @@ def draw_command(data: st.DataObject, kind: str, state: pt.TaskState) -> pt.Comm
     aim_at_pending: bool = data.draw(from_state, label="a pending key")
     if pending and aim_at_pending:
         keys = pending
-    return pt.MarkDeadline(key=keys[data.draw(index, label="key") % len(keys)], stage=data.draw(stage))
+    return MarkDeadline(key=keys[data.draw(index, label="key") % len(keys)], stage=data.draw(stage))
 
 
-def subject_of(command: pt.Command, state: pt.TaskState) -> str:
+def subject_of(command: pt.PlanTaskCommand, state: pt.TaskState) -> str:
     """The body a command is about: the body it names, the body it takes a part from, or else the first lead."""
     if isinstance(command, pt.Reassign):
         return command.from_body
@@ -219,8 +220,8 @@ def subject_of(command: pt.Command, state: pt.TaskState) -> str:
     return body if isinstance(body, str) else state.lead[0]
 
 
-def draw_actor(data: st.DataObject, command: pt.Command, state: pt.TaskState) -> Actor:
-    kinds = TIMER_ACTOR_KIND if isinstance(command, pt.MarkDeadline) else ACTOR_KIND
+def draw_actor(data: st.DataObject, command: pt.PlanTaskCommand, state: pt.TaskState) -> Actor:
+    kinds = TIMER_ACTOR_KIND if isinstance(command, MarkDeadline) else ACTOR_KIND
     kind = data.draw(kinds, label="actor")
     subject = subject_of(command, state)
     if kind == "right":
@@ -231,10 +232,10 @@ def draw_actor(data: st.DataObject, command: pt.Command, state: pt.TaskState) ->
     return {"commission": COMMISSION, "system": SYSTEM, "admin": ADMIN}[kind]
 
 
-def next_instant(data: st.DataObject, now: datetime, command: pt.Command, state: pt.TaskState) -> datetime:
+def next_instant(data: st.DataObject, now: datetime, command: pt.PlanTaskCommand, state: pt.TaskState) -> datetime:
     """The clock moves forward: by minutes, hours, days or months, or (for a timer) to the moment it is set for."""
     later = now + data.draw(CLOCK_STEP, label="clock step")
-    if isinstance(command, pt.MarkDeadline) and data.draw(booleans, label="timer moment"):
+    if isinstance(command, MarkDeadline) and data.draw(booleans, label="timer moment"):
         d = state.deadlines[command.key].deadline
         later = max(now, d.warn_at if command.stage == "approaching" else d.due_at + timedelta(seconds=1))
     return min(later, LAST_INSTANT)
@@ -285,7 +286,7 @@ def owner(key: str, state: pt.TaskState) -> set[str]:
     return set(state.lead)
 
 
-def check_not_for_another_body(state: pt.TaskState, command: pt.Command, actor: Actor, now: datetime,
+def check_not_for_another_body(state: pt.TaskState, command: pt.PlanTaskCommand, actor: Actor, now: datetime,
                                refusal: DomainError | None) -> None:
     """(f), first half: a body-bound command naming another body, sent by a body's staff, is refused."""
     if not (actor.role == "body" and actor.body != COMMISSION_BODY and isinstance(command, BODY_BOUND)
@@ -348,14 +349,14 @@ def assign(spec: pt.TaskSpec, at: datetime) -> tuple[pt.TaskState, list[Event]]:
     return state, opening
 
 
-def validated(state: pt.TaskState, command: pt.Command, actor: Actor, now: datetime) -> list[Event]:
+def validated(state: pt.TaskState, command: pt.PlanTaskCommand, actor: Actor, now: datetime) -> list[Event]:
     """What the workflow's validator does with a command from outside: the authority table, then `decide`."""
     if command.type not in pt.INTERNAL:
         authorize(PLAN_TASK, command.type, actor, for_command(PLAN_TASK, command, task_facts(state)))
     return pt.decide(state, command, actor, now)
 
 
-def step(run: Run, command: pt.Command, actor: Actor, now: datetime) -> None:
+def step(run: Run, command: pt.PlanTaskCommand, actor: Actor, now: datetime) -> None:
     """Send one command and check (a), (b), (d)-(h) on what it did."""
     state = run.state
     before = snapshot(state)
@@ -515,7 +516,7 @@ def _task(lead: list[str], coordinators: list[str], cadence: list[str]) -> pt.Ta
     return assign(spec, T0)[0]
 
 
-def _apply(state: pt.TaskState, command: pt.Command, actor: Actor = COMMISSION) -> pt.TaskState:
+def _apply(state: pt.TaskState, command: pt.PlanTaskCommand, actor: Actor = COMMISSION) -> pt.TaskState:
     new = pt.fold(pt.decide(state, command, actor, T0 + timedelta(hours=1)), state)
     assert new is not None
     return new

@@ -11,6 +11,7 @@ from activities.rules import PlanRulesRequest, RulesActivities
 from domain import plan_tasks as pt
 from domain.authority import PLAN_TASK, authorize, for_command, task_facts
 from domain.common import SYSTEM, Actor, DomainError
+from domain.deadlines import MarkDeadline
 
 RULES = asyncio.run(RulesActivities().load_plan_rules(PlanRulesRequest(start_on=date(2026, 1, 5),
                                                                        until=date(2030, 12, 31))))
@@ -29,7 +30,7 @@ def assigned(**spec: object) -> pt.TaskState:
     return state
 
 
-def apply(state: pt.TaskState, command: pt.Command, actor: Actor = LEAD, at: datetime = T0) -> pt.TaskState:
+def apply(state: pt.TaskState, command: pt.PlanTaskCommand, actor: Actor = LEAD, at: datetime = T0) -> pt.TaskState:
     folded = pt.fold(pt.decide(state, command, actor, at), state)
     assert folded is not None
     return folded
@@ -50,17 +51,19 @@ def test_a_report_submitted_after_its_due_day_is_late_and_one_missed_is_urged_th
     due = state.deadlines["report.2026-H1"].deadline
     assert due.due_on == date(2026, 6, 15) and state.phase == "report_due"
     after = due.due_at + timedelta(seconds=1)
-    events = pt.decide(state, pt.MarkDeadline(key="report.2026-H1", stage="breached"), SYSTEM, after)
+    events = pt.decide(state, MarkDeadline(key="report.2026-H1", stage="breached"), SYSTEM, after)
     assert [type(e).__name__ for e in events] == ["DeadlineBreached", "ReportUrged"]
-    state = pt.fold(events, state)
-    assert state is not None and state.phase == "urged"
+    urged = pt.fold(events, state)
+    assert urged is not None and urged.phase == "urged"
+    state = urged
     urge = state.deadlines["report.2026-H1.urge"].deadline
-    events = pt.decide(state, pt.MarkDeadline(key="report.2026-H1.urge", stage="breached"), SYSTEM,
+    events = pt.decide(state, MarkDeadline(key="report.2026-H1.urge", stage="breached"), SYSTEM,
                        urge.due_at + timedelta(seconds=1))
     assert [type(e).__name__ for e in events] == ["DeadlineBreached", "ReportEscalated"]
-    assert events[1].to_body == "BTGDV_TU"
-    state = pt.fold(events, state)
-    assert state is not None
+    assert isinstance(events[1], pt.ReportEscalated) and events[1].to_body == "BTGDV_TU"
+    escalated = pt.fold(events, state)
+    assert escalated is not None
+    state = escalated
     state = apply(state, pt.SubmitReport(period="2026-H1", body="UBND_TINH", summary="Báo cáo"), LEAD,
                   urge.due_at + timedelta(days=1))
     assert state.reports["2026-H1"].on_time is False and state.phase == "report_submitted"

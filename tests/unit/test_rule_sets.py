@@ -134,16 +134,19 @@ def test_two_complaints_a_day_apart_follow_two_sets(tmp_path: Path) -> None:
     assert friday.deadlines["complaint.acceptance"].deadline.due_on == date(2026, 8, 10)  # type: ignore[attr-defined]
     assert monday.deadlines["complaint.acceptance"].deadline.due_on == date(2026, 8, 22)  # type: ignore[attr-defined]
     view = case_view(monday)  # type: ignore[arg-type]
+    assert view.rules is not None
     assert (view.rules.version, view.rules.valid_from, view.rules.title) == ("6", "2026-08-01", "Bộ quy tắc thử nghiệm")
     assert view.rules.digest == sets.sets[2].digest
     old = case_view(friday)  # type: ignore[arg-type]
+    assert old.rules is not None
     assert (old.rules.version, old.rules.valid_from, old.rules.digest) == ("4", None, sets.sets[0].digest)
 
 
 def test_a_case_recorded_before_sets_had_digests_shows_none() -> None:
     policy = load_deadline_policy().model_copy(update={"digest": ""})
     state = received("2026-07-31", CaseRules(policy=policy, calendar=CALENDAR))
-    assert case_view(state).rules.digest is None  # type: ignore[arg-type]
+    rules = case_view(state).rules  # type: ignore[arg-type]
+    assert rules is not None and rules.digest is None
 
 
 @pytest.mark.parametrize(("amendment", "message"), [

@@ -15,7 +15,6 @@ from activities.rules import (
     DEADLINES_FILE,
     OVERRIDES_FILE,
     CalendarOverrideError,
-    CaseRules,
     CaseRulesRequest,
     RulesActivities,
     RulesFileError,
@@ -23,7 +22,7 @@ from activities.rules import (
     load_calendar_overrides,
     load_deadline_policy,
 )
-from domain.deadlines import compute_deadline
+from domain.deadlines import CaseRules, compute_deadline
 
 # The keys the workflows rely on (docs/legal-reference.md §3.0-3.5, §4; docs/architecture.md, petition case).
 REQUIRED_KEYS = {

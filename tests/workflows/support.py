@@ -6,10 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+
 from domain.common import Actor
 from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
 from domain.petitions.commands import CommandRequest
+from domain.petitions.views import CaseView
 from eventstore import EventStore
+from workflows.petition import PetitionWorkflow
+from workflows.plan_task import PlanTaskWorkflow, TaskView
 
 OFFICER = Actor(id="can-bo-01", role="body", body="UBND_TINH")
 
@@ -44,3 +49,17 @@ async def folded(store: EventStore, case_id: str) -> Any:
                        legal_basis=e.legal_basis, data=e.data)
         for e in events
     )
+
+
+async def case_view(handle: WorkflowHandle[Any, Any]) -> CaseView:
+    """The view of an opened petition case; the test fails if the case is not open yet."""
+    view = await handle.query(PetitionWorkflow.view)
+    assert view is not None, f"{handle.id} is not open"
+    return view
+
+
+async def task_view(handle: WorkflowHandle[Any, Any]) -> TaskView:
+    """The view of an assigned plan task; the test fails if the task is not assigned yet."""
+    view = await handle.query(PlanTaskWorkflow.view)
+    assert view is not None, f"{handle.id} is not assigned"
+    return view

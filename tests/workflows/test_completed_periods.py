@@ -28,7 +28,7 @@ from worker import build_worker
 from workflows.client import CommandRefused, send_command
 from workflows.petition import PetitionStart, PetitionWorkflow
 
-from .support import OFFICER, command, folded, intake
+from .support import OFFICER, case_view, command, folded, intake
 
 INSPECTOR = Actor(id="thanh-tra-01", role="body", body="THANH_TRA_TINH")
 LAND_OFFICE = Actor(id="so-tn-01", role="body", body="SO_TAI_NGUYEN")
@@ -55,7 +55,7 @@ async def skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
     await env.sleep(moment - now)
 
 
-async def until_open(handle: WorkflowHandle) -> None:
+async def until_open(handle: WorkflowHandle[Any, Any]) -> None:
     for _ in range(200):
         try:
             if await handle.query(PetitionWorkflow.view) is not None:
@@ -66,7 +66,7 @@ async def until_open(handle: WorkflowHandle) -> None:
     raise AssertionError("the case did not open")
 
 
-async def opened(env: WorkflowEnvironment, task_queue: str, kind: str, **overrides: Any) -> WorkflowHandle:
+async def opened(env: WorkflowEnvironment, task_queue: str, kind: str, **overrides: Any) -> WorkflowHandle[Any, Any]:
     await skip_to(env, vn("2027-01-04"))
     petition = intake(kind, await env.get_current_time(), **overrides)
     handle = await env.client.start_workflow(PetitionWorkflow.run, PetitionStart(intake=petition),
@@ -98,8 +98,8 @@ async def conclude(client: Client, case_id: str, outcome: str, actor: Actor = OF
                                "summary": "Kết luận sau xác minh."}, actor)
 
 
-async def deadline(handle: WorkflowHandle, key: str) -> Any:
-    view = await handle.query(PetitionWorkflow.view)
+async def deadline(handle: WorkflowHandle[Any, Any], key: str) -> Any:
+    view = await case_view(handle)
     return next(d for d in view.deadlines if d.key == key)
 
 
@@ -135,7 +135,7 @@ async def test_a_denunciation_owes_its_suspension_notice_then_its_conclusions_de
     await skip_to(env, vn("2027-02-13", 1))
     assert await marks(store, case, "denunciation.suspension_notice") == ["DeadlineApproaching", "DeadlineBreached"]
     assert await overdue(store, case)
-    assert (await handle.query(PetitionWorkflow.view)).front_supervision is None
+    assert (await case_view(handle)).front_supervision is None
     # Mon 15 Feb: the notice is sent (late) while the case is suspended; then it resumes.
     await skip_to(env, vn("2027-02-15"))
     await do(env.client, case, {"type": "notify", "about": "suspension", "doc_no": "3/QĐ-TĐC",
@@ -181,8 +181,8 @@ async def test_a_complaint_decision_takes_effect_after_30_days_and_is_carried_ou
     assert await marks(store, case, "complaint.decision_effect") == ["DeadlineApproaching"]
     await skip_to(env, vn("2027-02-12", 1))
     assert await marks(store, case, "complaint.decision_effect") == ["DeadlineApproaching", "DecisionTookEffect"]
-    view = await handle.query(PetitionWorkflow.view)
-    assert view.decision["in_effect_on"] == "2027-02-11" and not view.overdue
+    view = await case_view(handle)
+    assert view.decision is not None and view.decision["in_effect_on"] == "2027-02-11" and not view.overdue
     assert not await overdue(store, case)
     assert await refused(env.client, case, {"type": "appeal"}) == "complaint.decision_in_effect"
     result = await do(env.client, case, implement)
@@ -236,7 +236,7 @@ async def test_a_repeated_denunciation_is_handled_by_the_superior_within_20_days
     assert result.events == ["EscalatedSecondInstance"]
     second = env.client.get_workflow_handle_for(PetitionWorkflow.run, f"{first}-L2")
     await until_open(second)
-    view = await second.query(PetitionWorkflow.view)
+    view = await case_view(second)
     assert (view.kind, view.instance) == ("denunciation", 2)
     # Received Wed 20 Jan + 20 = Tue 9 Feb, in Tết -> Thu 11 Feb (Luật Tố cáo 2018, Điều 37 khoản 2).
     repeated = await deadline(second, "denunciation.repeated")
@@ -244,7 +244,7 @@ async def test_a_repeated_denunciation_is_handled_by_the_superior_within_20_days
     await skip_to(env, vn("2027-02-12", 1))
     assert await marks(store, second.id, "denunciation.repeated") == ["DeadlineApproaching", "DeadlineBreached"]
     assert await overdue(store, second.id)
-    assert (await second.query(PetitionWorkflow.view)).front_supervision == f"{second.id}-front"
+    assert (await case_view(second)).front_supervision == f"{second.id}-front"
     await accept(env.client, second.id, INSPECTOR)
     assert (await deadline(second, "denunciation.repeated")).outcome == "late"
     assert not await overdue(store, second.id)

@@ -51,7 +51,7 @@ async def folded(store: EventStore, stream_id: str) -> fs.SupervisionState | Non
 
 
 async def execute(
-    handle: WorkflowHandle[Any, Any], command: fs.Command, command_id: str | None = None
+    handle: WorkflowHandle[Any, Any], command: fs.FrontCommand, command_id: str | None = None
 ) -> FrontCommandResult:
     request = fs.FrontCommandRequest.model_validate(
         {"command": command, "actor": FRONT_OFFICER, "command_id": command_id or uuid.uuid4().hex}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -18,9 +19,9 @@ from domain.common import Actor
 from eventstore import EventStore
 from worker import build_worker
 from workflows.client import CommandRefused, send_command
-from workflows.petition import PetitionStart, PetitionWorkflow
+from workflows.petition import CommandResult, PetitionStart, PetitionWorkflow
 
-from .support import OFFICER, command, folded, intake
+from .support import OFFICER, case_view, command, folded, intake
 
 
 @pytest_asyncio.fixture
@@ -35,7 +36,7 @@ async def running(time_skipping_env: WorkflowEnvironment, store: EventStore, tas
         yield worker
 
 
-async def start(env: WorkflowEnvironment, task_queue: str, kind: str, **overrides: object) -> WorkflowHandle:
+async def start(env: WorkflowEnvironment, task_queue: str, kind: str, **overrides: object) -> WorkflowHandle[Any, Any]:
     now = await env.get_current_time()
     petition = intake(kind, now, **overrides)
     case_id = f"pet-ts-{petition.external_ref}"
@@ -45,7 +46,7 @@ async def start(env: WorkflowEnvironment, task_queue: str, kind: str, **override
     return handle
 
 
-async def until_open(client: Client, handle: WorkflowHandle) -> None:
+async def until_open(client: Client, handle: WorkflowHandle[Any, Any]) -> None:
     """Wait until the case's first event is stored (a query before the first workflow task may fail)."""
     for _ in range(200):
         try:
@@ -57,11 +58,12 @@ async def until_open(client: Client, handle: WorkflowHandle) -> None:
     raise AssertionError("the case did not open")
 
 
-async def do(client: Client, case_id: str, payload: dict, actor: Actor = OFFICER) -> object:
+async def do(client: Client, case_id: str, payload: dict[str, Any], actor: Actor = OFFICER) -> CommandResult:
     return await send_command(client, case_id, command(payload, actor))
 
 
-async def accepted(env: WorkflowEnvironment, task_queue: str, kind: str, **classify: object) -> WorkflowHandle:
+async def accepted(env: WorkflowEnvironment, task_queue: str, kind: str,
+                   **classify: object) -> WorkflowHandle[Any, Any]:
     handle = await start(env, task_queue, kind)
     await until_open(env.client, handle)
     await do(env.client, handle.id, {"type": "classify", "lead_body": "UBND_TINH", **classify})
@@ -74,12 +76,12 @@ async def test_a_complaint_not_decided_in_30_days_breaches_and_starts_front_supe
 ) -> None:
     env = time_skipping_env
     handle = await accepted(env, task_queue, "complaint")
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     resolution = next(d for d in view.deadlines if d.key == "complaint.resolution")
     assert resolution.amount == 30 and resolution.unit == "calendar"
     assert resolution.legal_basis.startswith("Luật Khiếu nại")
     await env.sleep(timedelta(days=47))
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     resolution = next(d for d in view.deadlines if d.key == "complaint.resolution")
     assert resolution.breached and resolution.approached and view.overdue
     assert view.front_supervision == f"{handle.id}-front"
@@ -94,7 +96,7 @@ async def test_a_complex_complaint_gets_45_days(
     time_skipping_env: WorkflowEnvironment, store: EventStore, task_queue: str, running: Worker
 ) -> None:
     handle = await accepted(time_skipping_env, task_queue, "complaint", complex=True)
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     resolution = next(d for d in view.deadlines if d.key == "complaint.resolution")
     assert (resolution.amount, resolution.variant) == (45, "complex")
 
@@ -109,12 +111,12 @@ async def test_a_denunciations_third_extension_is_refused(
     for n in (1, 2):
         await send_command(env.client, handle.id, command({
             "type": "extend", "decision_no": f"{n}/QĐ-GH", "decision_date": today, "reason": "vụ việc phức tạp"}))
-    version = (await handle.query(PetitionWorkflow.view)).version
+    version = (await case_view(handle)).version
     with pytest.raises(CommandRefused) as refused:
         await send_command(env.client, handle.id, command({
             "type": "extend", "decision_no": "3/QĐ-GH", "decision_date": today, "reason": "vụ việc phức tạp"}))
     assert refused.value.rule == "denunciation.extension_limit"
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     resolution = next(d for d in view.deadlines if d.key == "denunciation.resolution")
     assert resolution.extensions == 2 and view.version == version
     assert await store.stream_version(handle.id) == version
@@ -148,7 +150,7 @@ async def test_a_second_instance_appeal_starts_its_own_45_day_clock(
     assert second_id in result.case.linked_cases
     second = env.client.get_workflow_handle_for(PetitionWorkflow.run, second_id)
     await until_open(env.client, second)
-    view = await second.query(PetitionWorkflow.view)
+    view = await case_view(second)
     assert view.instance == 2 and view.parent_case_id == handle.id
     # The second instance is received by the body it was appealed to, which handles it.
     inspector = Actor(id="thanh-tra-01", role="body", body="THANH_TRA_TINH")
@@ -188,11 +190,11 @@ async def test_a_long_case_continues_as_new_keeping_its_state_and_its_pending_ti
         await send_command(env.client, handle.id, command(
             {"type": "assign", "body": "UBND_TINH", "officer": "Cán bộ khác"}, command_id="assign-3"))
     assert reused.value.rule == "idempotency.key_reused"
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     assert view.version == 3 + 30 and view.officer == "Cán bộ số 29"
     # The resolution deadline set before the hand-overs still fires after them.
     await env.sleep(timedelta(days=45))
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     assert next(d for d in view.deadlines if d.key == "recommendation.resolution").breached
     stored = await store.read_stream(handle.id)
     assert [e.version for e in stored] == list(range(1, len(stored) + 1))
@@ -220,7 +222,7 @@ async def test_a_command_that_moves_no_deadline_leaves_the_timer_running_and_ups
     # The resolution timer armed before these commands is the one that fires.
     await env.sleep(timedelta(days=20))
     await env.sleep(timedelta(days=20))
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     assert next(d for d in view.deadlines if d.key == "complaint.resolution").breached
     stored = await store.read_stream(handle.id)
     assert [e.type for e in stored].count("DeadlineBreached") == 1
@@ -242,8 +244,8 @@ def vn(day: str, hour: int = 9) -> datetime:
     return datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=VN_TZ).replace(hour=hour)
 
 
-async def view_of(handle: WorkflowHandle) -> object:
-    return await handle.query(PetitionWorkflow.view)
+async def view_of(handle: WorkflowHandle[Any, Any]) -> object:
+    return await case_view(handle)
 
 
 async def test_a_suspended_denunciation_does_not_breach_and_breaches_on_the_recomputed_day(
@@ -254,7 +256,7 @@ async def test_a_suspended_denunciation_does_not_breach_and_breaches_on_the_reco
     handle = await accepted(env, task_queue, "denunciation")
     await do(env.client, handle.id, {"type": "notify", "about": "acceptance", "recipients": ["Người tố cáo"],
                                      "doc_no": "2/TB"})
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     resolution = next(d for d in view.deadlines if d.key == "denunciation.resolution")
     assert resolution.due_on == "2027-02-03"  # Mon 4 Jan + 30 = Wed 3 Feb
     # An ordinary case is not extended (Luật Tố cáo 2018, Điều 30).
@@ -270,22 +272,22 @@ async def test_a_suspended_denunciation_does_not_breach_and_breaches_on_the_reco
     await do(env.client, handle.id, {"type": "notify", "about": "suspension", "doc_no": "3/QĐ-TĐC",
                                      "recipients": ["Người tố cáo", "Người bị tố cáo"]})
     await skip_to(env, vn("2027-02-11"))
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     types = [e.type for e in await store.read_stream(handle.id)]
     assert "DeadlineBreached" not in types and not view.overdue and view.front_supervision is None
     assert view.suspended and view.next_due_at is None
 
     # Resumed Thu 11 Feb: 12, 13 Feb -> Sat 13 Feb -> Mon 15 Feb (4 Jan + 30 + 10 days not counted).
     result = await do(env.client, handle.id, {"type": "resume", "reason": "Đã có kết quả giám định"})
-    assert result.events == ["Resumed"]  # type: ignore[attr-defined]
+    assert result.events == ["Resumed"]
     [resumed] = [e for e in await store.read_stream(handle.id) if e.type == "Resumed"]
     assert [(d["key"], d["due_on"]) for d in resumed.data["deadlines"]] == [("denunciation.resolution", "2027-02-15")]
     assert resumed.legal_basis == "Luật Tố cáo 2018, Điều 34 khoản 2"
 
     await skip_to(env, vn("2027-02-15", 23))
-    assert not (await handle.query(PetitionWorkflow.view)).overdue
+    assert not (await case_view(handle)).overdue
     await skip_to(env, vn("2027-02-16", 1))
-    view = await handle.query(PetitionWorkflow.view)
+    view = await case_view(handle)
     resolution = next(d for d in view.deadlines if d.key == "denunciation.resolution")
     assert resolution.breached and resolution.due_on == "2027-02-15" and view.overdue
     assert view.front_supervision == f"{handle.id}-front"
@@ -303,7 +305,7 @@ async def test_an_especially_complex_denunciation_is_extended_twice_from_accepta
                                      "doc_no": "2/TB"})
 
     async def due() -> str:
-        view = await handle.query(PetitionWorkflow.view)
+        view = await case_view(handle)
         return next(d.due_on for d in view.deadlines if d.key == "denunciation.resolution")
 
     with pytest.raises(CommandRefused) as refused:
@@ -322,6 +324,6 @@ async def test_an_especially_complex_denunciation_is_extended_twice_from_accepta
     assert refused.value.rule == "denunciation.extension_limit"
     # It breaches after the extended end, not after the first one.
     await skip_to(env, vn("2027-03-08"))
-    assert not (await handle.query(PetitionWorkflow.view)).overdue
+    assert not (await case_view(handle)).overdue
     await skip_to(env, vn("2027-04-06", 1))
-    assert (await handle.query(PetitionWorkflow.view)).overdue
+    assert (await case_view(handle)).overdue

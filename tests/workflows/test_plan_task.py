@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -17,8 +18,9 @@ from domain import plan_tasks as pt
 from domain.common import Actor
 from domain.plan_cases import task_case_id
 from eventstore import EventStore
+from tests.workflows.support import task_view
 from worker import build_worker
-from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow
+from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow, TaskCommandResult
 
 COMMISSION = Actor(id="phong-dthth", role="body", body="PHONG_DTHTH")
 LEAD = Actor(id="ubnd", role="body", body="UBND_TINH")
@@ -35,7 +37,7 @@ async def env(own_time_skipping_env: WorkflowEnvironment, store: EventStore, tas
         yield own_time_skipping_env
 
 
-async def started(env: WorkflowEnvironment, task_queue: str, task_id: str) -> WorkflowHandle:
+async def started(env: WorkflowEnvironment, task_queue: str, task_id: str) -> WorkflowHandle[Any, Any]:
     spec = pt.TaskSpec(task_id=task_id, **SPEC)
     handle = await env.client.start_workflow(
         PlanTaskWorkflow.run, PlanTaskStart(spec=spec, term_end=date(2030, 12, 31)),
@@ -51,7 +53,7 @@ async def started(env: WorkflowEnvironment, task_queue: str, task_id: str) -> Wo
     raise AssertionError("the task did not open")
 
 
-async def refused(handle: WorkflowHandle, command: dict, actor: Actor = LEAD) -> str:
+async def refused(handle: WorkflowHandle[Any, Any], command: dict[str, Any], actor: Actor = LEAD) -> str:
     """The rule that refused the command (it travels as the type of the update's ApplicationError)."""
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await send(handle, command, actor)
@@ -59,7 +61,7 @@ async def refused(handle: WorkflowHandle, command: dict, actor: Actor = LEAD) ->
     return caught.value.cause.type or ""
 
 
-async def send(handle: WorkflowHandle, command: dict, actor: Actor = LEAD):
+async def send(handle: WorkflowHandle[Any, Any], command: dict[str, Any], actor: Actor = LEAD) -> TaskCommandResult:
     request = pt.TaskCommandRequest.model_validate({"command": command, "actor": actor})
     return await handle.execute_update(PlanTaskWorkflow.execute, request)
 
@@ -73,7 +75,7 @@ async def test_an_ignored_acknowledgement_is_escalated_to_the_commission(
     await send(handle, {"type": "acknowledge", "body": "UBMTTQ_TINH"},
                Actor(id="mttq", role="body", body="UBMTTQ_TINH"))
     await env.sleep(timedelta(days=20))
-    view = await handle.query(PlanTaskWorkflow.view)
+    view = await task_view(handle)
     assert view.acknowledged == ["UBMTTQ_TINH", "UBND_TINH"]
     events = [(e.type, e.data) for e in await store.read_stream(handle.id)]
     escalated = [data for kind, data in events if kind == "AcknowledgementEscalated"]
@@ -88,11 +90,11 @@ async def test_a_missed_report_is_urged_then_escalated_and_a_late_one_is_recorde
     now = await env.get_current_time()
     period = str(now.year) if now.month > 6 else f"{now.year}-H1"
     await send(handle, {"type": "request_report", "period": period}, COMMISSION)
-    view = await handle.query(PlanTaskWorkflow.view)
+    view = await task_view(handle)
     assert view.phase == "report_due"
     due = date.fromisoformat(view.reports[period].due_on)
     await env.sleep(timedelta(days=(due - now.date()).days + 2))
-    view = await handle.query(PlanTaskWorkflow.view)
+    view = await task_view(handle)
     assert view.phase == "urged" and view.reports[period].urged == 1
     await env.sleep(timedelta(days=10))
     types = [e.type for e in await store.read_stream(handle.id)]

@@ -7,9 +7,11 @@ import asyncio
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.plan_loader import parse_plan
@@ -18,6 +20,7 @@ from domain import plan_tasks as pt
 from domain.common import Actor
 from domain.plan_cases import cycle_case_id, plan_case_id, task_case_id
 from eventstore import EventStore
+from tests.workflows.support import task_view
 from worker import build_worker
 from workflows.plan_client import import_plan, plan_progress
 from workflows.plan_task import PlanTaskWorkflow
@@ -126,7 +129,7 @@ async def test_a_five_year_term_runs_ten_cycles_with_a_missed_report_an_ignored_
                 pass
             await asyncio.sleep(0.1)
 
-        async def send(handle, command: dict, actor: Actor) -> pt.ReportEntry | None:
+        async def send(handle: WorkflowHandle[Any, Any], command: dict[str, Any], actor: Actor) -> None:
             request = pt.TaskCommandRequest.model_validate({"command": command, "actor": actor})
             await handle.execute_update(PlanTaskWorkflow.execute, request)
 
@@ -139,7 +142,7 @@ async def test_a_five_year_term_runs_ten_cycles_with_a_missed_report_an_ignored_
             await advance(env, calendar.request_on(period) + timedelta(days=1))
             for handle, body, actor in ((h1, "SO_NOI_VU", snv), (h2, "UBND_TINH", ubnd)):
                 for _ in range(50):
-                    view = await handle.query(PlanTaskWorkflow.view)
+                    view = await task_view(handle)
                     if period.id in view.reports:
                         break
                     await asyncio.sleep(0.1)
@@ -170,7 +173,7 @@ async def test_a_five_year_term_runs_ten_cycles_with_a_missed_report_an_ignored_
         reassigned = [(e.data["from_body"], e.data["to_body"]) for e in t2_events if e.type == "TaskReassigned"]
         assert reassigned == [("SO_CU", "SO_MOI")]
         assert "BodiesReplaced" in plan_events
-        view = await h2.query(PlanTaskWorkflow.view)
+        view = await task_view(h2)
         assert view.coordinators == ["SO_MOI"]
         # Histories stay bounded: with a low limit, the plan and its tasks continued as new during the term,
         # carrying their state and pending deadlines (the reports and escalations above came after hand-overs).

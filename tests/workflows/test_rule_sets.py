@@ -21,7 +21,7 @@ from worker import build_worker
 from workflows.client import send_command
 from workflows.petition import PetitionStart, PetitionWorkflow
 
-from .support import OFFICER, command, intake
+from .support import OFFICER, case_view, command, intake
 
 #: A set in force from Fri 1 Jan 2027: complaints accepted in 5 days and resolved in 40.
 NEW_SET = '''
@@ -49,7 +49,7 @@ async def skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
     await env.sleep(moment - now)
 
 
-async def open_case(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle:
+async def open_case(env: WorkflowEnvironment, task_queue: str) -> WorkflowHandle[Any, Any]:
     petition = intake("complaint", await env.get_current_time())
     handle = await env.client.start_workflow(PetitionWorkflow.run, PetitionStart(intake=petition),
                                              id=f"pet-rs-{petition.external_ref}", task_queue=task_queue)
@@ -87,7 +87,8 @@ async def test_a_set_published_later_changes_no_open_case_and_applies_to_the_nex
     async with build_worker(env.client, store, task_queue=task_queue, rules=RulesActivities(deadlines_path=before),
                             max_cached_workflows=0):
         received = await open_case(env, task_queue)
-        view = await received.query(PetitionWorkflow.view)
+        view = await case_view(received)
+        assert view.rules is not None
         assert (view.rules.version, view.rules.digest) == ("4", old_set.digest)
         assert key(view, "complaint.acceptance").amount == 10
 
@@ -103,7 +104,8 @@ async def test_a_set_published_later_changes_no_open_case_and_applies_to_the_nex
         assert row is not None and row.summary["rules"]["digest"] == old_set.digest
 
         fresh = await open_case(env, task_queue)
-        view = await fresh.query(PetitionWorkflow.view)
+        view = await case_view(fresh)
+        assert view.rules is not None
         assert (view.rules.version, view.rules.valid_from, view.rules.digest) == ("6", "2027-01-01", new_set.digest)
         assert (key(view, "complaint.acceptance").amount, key(view, "complaint.acceptance").due_on) == (5, "2027-01-11")
         result = await accept(env, fresh.id)
