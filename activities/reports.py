@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.rules import load_report_calendar
 from domain.reporting import PeriodReport, ReportCalendar
 from eventstore import EventStore
-from eventstore.reports import period_report
+from readside.reports import period_report
 
 
 class CompileReportRequest(BaseModel):
@@ -36,7 +36,7 @@ class ReportActivities:
 
     @activity.defn(name="compile_report")
     async def compile_report(self, request: CompileReportRequest) -> PeriodReport:
-        """The period's figures as of `request.as_of` (`eventstore.reports.period_report`), marked `compiled`.
+        """The period's figures as of `request.as_of` (`readside.reports.period_report`), marked `compiled`.
 
         Reading only, so a retry is harmless and gives the same figures (the same `as_of`). A period the report
         calendar does not know, or a malformed one, is final: a non-retryable `ApplicationError` of type

@@ -618,8 +618,8 @@ async def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
     from activities.rules import load_report_calendar
     from eventstore import create_pool
-    from eventstore.report_output import report_table, report_xlsx, report_zip, table_csv
-    from eventstore.reports import current_report
+    from readside.report_output import report_table, report_xlsx, report_zip, table_csv
+    from readside.reports import current_report
 
     if args.table is not None and args.format != "csv":
         raise BadUsage("--table: only with --format csv (an XLSX has every table, one sheet each)")

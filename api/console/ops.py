@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from domain.petitions.model import PetitionKind
-from eventstore.reports import current_report
+from readside.reports import current_report
 
 from ..deps import AppSettings, Store, Temporal
 from ..queries import LOCAL_TZ

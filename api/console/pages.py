@@ -2,7 +2,7 @@
 (The stalled-cases queue and its repairs are in `api.console.stalled`.)
 
 Each page reads through the same code as the matching API endpoint (`api.queries`, `CaseQuery`, the event
-store, `api.timeline`, `eventstore.reports`) and applies the same rules (`api.auth` scoping, `api.identities`
+store, `api.timeline`, `readside.reports`) and applies the same rules (`api.auth` scoping, `api.identities`
 clearance), so the console can show nothing the token could not read through the API.
 
 Read audit: a denunciation's case page is recorded in `case_reads` before it is sent, like `GET /v1/cases/{id}`
@@ -28,9 +28,9 @@ from danvan import waits
 from domain.plan import PLAN_ID_PATTERN
 from domain.reporting import PeriodReport
 from eventstore import EventStore
-from eventstore.report_output import report_xlsx, report_zip, xlsx_file_name
-from eventstore.reports import current_report, for_body
 from integrity.lookup import read_signed
+from readside.report_output import report_xlsx, report_zip, xlsx_file_name
+from readside.reports import current_report, for_body
 
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
@@ -498,7 +498,7 @@ async def report_csv_file(
     request: Request, store: Store, principal: Reader,
     period: Annotated[str, Path(max_length=20)], plan: PlanText = None, as_of: AsOfText = None,
 ) -> Response:
-    """The same report as one CSV per table in a ZIP (`eventstore.report_output.report_zip`), as a download."""
+    """The same report as one CSV per table in a ZIP (`readside.report_output.report_zip`), as a download."""
     report = await _report(request, store, principal, period, plan, as_of)
     return Response(report_zip(report), media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="report-{report.period}-csv.zip"',
@@ -510,7 +510,7 @@ async def report_xlsx_file(
     request: Request, store: Store, principal: Reader,
     period: Annotated[str, Path(max_length=20)], plan: PlanText = None, as_of: AsOfText = None,
 ) -> Response:
-    """The same report as an XLSX workbook, one sheet per table (`eventstore.report_output.report_xlsx`)."""
+    """The same report as an XLSX workbook, one sheet per table (`readside.report_output.report_xlsx`)."""
     report = await _report(request, store, principal, period, plan, as_of)
     return Response(report_xlsx(report),
                     media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

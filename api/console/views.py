@@ -1,7 +1,7 @@
 """What the console's pages show, shaped from what the API already reads: the `cases` projection row of a case
 (its `summary` carries the deadlines of every kind of case), its recorded events, and the reference data of
 `policy/` (deadline titles, body names). No SQL here: the pages read through `api.queries`, the event store
-and `eventstore.reports`.
+and `readside.reports`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from domain.bodies import BodyRegistry, UnknownBody
 from domain.coordination import SUB_DEADLINE_BASIS
 from domain.deadlines import DeadlinePolicy
 from eventstore import CaseRecord, Pool, RecordedEvent
-from eventstore.reports import task_order
 from ops.stalled import Stalled
+from readside.reports import task_order
 
 from ..queries import LOCAL_TZ, CaseCursor, CaseFilter, list_cases
 from ..timeline import DomainEntry, ProcessEntry

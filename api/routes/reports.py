@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from activities.rules import load_report_calendar
 from domain.reporting import Period, PeriodReport, ReportCalendar
-from eventstore.report_output import (
+from readside.report_output import (
     TABLES,
     TableName,
     csv_file_name,
@@ -21,7 +21,7 @@ from eventstore.report_output import (
     table_csv,
     xlsx_file_name,
 )
-from eventstore.reports import current_report, for_body
+from readside.reports import current_report, for_body
 
 from ..auth import require
 from ..deps import Store
@@ -91,7 +91,7 @@ async def get_report(
     compiled yet, the figures as of now.
 
     The report has five tables: `tasks`, `bodies`, `petitions`, `petition_totals` and `deadlines_missed`
-    (`eventstore.report_output`). `format=csv&table=NAME`: that table as CSV, the JSON's field names as its
+    (`readside.report_output`). `format=csv&table=NAME`: that table as CSV, the JSON's field names as its
     header row, `report-<period>-<table>.csv`; `format=csv` without `table`: the five CSVs in one ZIP,
     `report-<period>-csv.zip`; `format=xlsx`: a workbook with a sheet saying what the report is and one sheet per
     table, Vietnamese heads, `report-<period>.xlsx`. `table` with another format: 422 naming `table`. A malformed

@@ -15,9 +15,9 @@ import pytest_asyncio
 from domain.calendar import in_vietnam
 from domain.reporting import PeriodReport, ReportCalendar
 from eventstore import EventStore, NewEvent
-from eventstore.report_output import COLUMNS, TABLE_TITLES_VI, TABLES
-from eventstore.reports import period_report, report_stream_id
-from tests.eventstore.test_reports import CALENDAR, H1, Petition, Task, db_now, vn
+from readside.report_output import COLUMNS, TABLE_TITLES_VI, TABLES
+from readside.reports import period_report, report_stream_id
+from tests.readside.test_reports import CALENDAR, H1, Petition, Task, db_now, vn
 
 from .support import Api, token, unique
 

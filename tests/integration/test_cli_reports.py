@@ -13,9 +13,9 @@ import openpyxl
 
 from danvan.cli import build_parser
 from eventstore import EventStore
-from eventstore.report_output import COLUMNS, TABLES
+from readside.report_output import COLUMNS, TABLES
 from tests.cli import Cli
-from tests.eventstore.test_reports import Task, unique, vn
+from tests.readside.test_reports import Task, unique, vn
 
 TITLE = ("Đổi mới nội dung, phương thức công tác dân vận của hệ thống chính trị, phát huy vai trò làm chủ của "
          "Nhân dân ở cơ sở")

@@ -31,8 +31,8 @@ from domain.petitions.model import Petitioner, PetitionIntake, PetitionKind, Pet
 from domain.petitions.views import case_row
 from domain.reporting import PeriodReport, PetitionFigures
 from eventstore import CaseRow, EventStore, NewEvent
-from eventstore.report_output import COLUMNS, TABLES, report_table, report_xlsx, report_zip, table_csv
-from eventstore.reports import compiled_report, current_report, period_report, report_stream_id
+from readside.report_output import COLUMNS, TABLES, report_table, report_xlsx, report_zip, table_csv
+from readside.reports import compiled_report, current_report, period_report, report_stream_id
 
 RULES = CaseRules(policy=load_deadline_policy(), calendar=build_calendar(2025, 2027, load_calendar_overrides()))
 CALENDAR = load_report_calendar()

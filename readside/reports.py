@@ -1,5 +1,5 @@
 """The period reports of the action plan (`2026-H1`, `2026-H2`, `2026`), counted from the event store; written
-out as CSV, ZIP, XLSX or text by `eventstore.report_output`.
+out as CSV, ZIP, XLSX or text by `readside.report_output`.
 
 A report counts only events recorded up to `as_of` (the `recorded_at` column, set by the database when the
 event was appended), so asking again later with the same `as_of` gives the same figures, whatever has been
@@ -18,10 +18,12 @@ What is counted (petitions, by kind and district; Vietnam days, UTC+7, the perio
 - deadlines missed: the `DeadlineBreached` events of petitions that occurred in the period, by kind and rule
   (the deadline's key; every coordinating body's sub-deadline under `coordination`).
 
-Plan tasks (optionally of one plan, `cases.source`): each task's report for the period from its own events up
-to `as_of` (see `_task_figures`), and per lead body the tasks it leads and how their reports stand.
+Plan tasks (optionally of one plan, `cases.source`): each task's events up to `as_of` folded by the plan task's
+own `fold` (`domain.plan_tasks`), so the report reads the period's report entry exactly as the task's state holds
+it (see `task_figures`), and per lead body the tasks it leads and how their reports stand.
 
-Each figure is one SQL statement (one round trip), asyncpg-parameterised; the SQL text has no user value in it.
+Each figure is one SQL statement (one round trip), asyncpg-parameterised; the SQL text has no user value in it,
+and the event types it counts are the domain's own classes' names, passed as parameters.
 
 `recorded_at` is the start of the appending transaction, which becomes visible only when it commits: an `as_of`
 of this very instant can miss an append still committing, which a later call with the same `as_of` would count.
@@ -37,7 +39,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from domain import plan_tasks as pt
 from domain.calendar import VN_TZ
+from domain.deadlines import DeadlineBreached
+from domain.petitions import events as pe
 from domain.petitions.model import PetitionKind
 from domain.reporting import (
     BodyFigures,
@@ -47,8 +52,7 @@ from domain.reporting import (
     PetitionFigures,
     TaskReportFigures,
 )
-
-from .store import translate_errors
+from eventstore import translate_errors
 
 #: The kind of the grand total row of `petition_totals`.
 ALL_KINDS = "all"
@@ -62,22 +66,22 @@ WITH petitions AS (
            r.data #>> '{intake,district}' AS district,
            (r.data #>> '{intake,received_at}')::timestamptz AS received_at
       FROM events r
-     WHERE r.type = 'PetitionReceived' AND r.recorded_at <= $3
+     WHERE r.type = $4 AND r.recorded_at <= $3
 ),
 facts AS (
     SELECT p.stream_id, 'received' AS fact
       FROM petitions p
      WHERE p.received_at >= $1 AND p.received_at < $2
        AND NOT EXISTS (SELECT 1 FROM events s
-                        WHERE s.stream_id = p.stream_id AND s.type = 'PetitionSplit' AND s.recorded_at <= $3)
+                        WHERE s.stream_id = p.stream_id AND s.type = $5 AND s.recorded_at <= $3)
     UNION ALL
     SELECT e.stream_id,
-           CASE WHEN e.type = 'AcceptanceDecided' THEN 'accepted'
+           CASE WHEN e.type = $6 THEN 'accepted'
                 ELSE 'resolved:' || coalesce(e.data ->> 'resolution_outcome', '') END
       FROM events e
-     WHERE e.type IN ('AcceptanceDecided', 'DecisionIssued')
+     WHERE e.type IN ($6, $7)
        AND e.occurred_at >= $1 AND e.occurred_at < $2 AND e.recorded_at <= $3
-       AND (e.type = 'DecisionIssued' OR (e.data ->> 'accepted')::boolean)
+       AND (e.type = $7 OR (e.data ->> 'accepted')::boolean)
 )
 SELECT coalesce(k.kind, p.intake_kind) AS kind,
        p.district,
@@ -91,7 +95,7 @@ SELECT coalesce(k.kind, p.intake_kind) AS kind,
   LEFT JOIN LATERAL (
         SELECT c.data ->> 'kind' AS kind
           FROM events c
-         WHERE c.stream_id = p.stream_id AND c.type = 'Classified' AND c.recorded_at <= $3
+         WHERE c.stream_id = p.stream_id AND c.type = $8 AND c.recorded_at <= $3
          ORDER BY c.version DESC
          LIMIT 1) k ON true
  GROUP BY 1, 2
@@ -102,43 +106,29 @@ SELECT coalesce(k.kind, r.data #>> '{intake,kind}') AS kind,
        CASE WHEN b.data ->> 'key' LIKE 'coordination.%' THEN 'coordination' ELSE b.data ->> 'key' END AS rule,
        count(*) AS missed
   FROM events b
-  JOIN events r ON r.stream_id = b.stream_id AND r.version = 1 AND r.type = 'PetitionReceived'
+  JOIN events r ON r.stream_id = b.stream_id AND r.version = 1 AND r.type = $4
   LEFT JOIN LATERAL (
         SELECT c.data ->> 'kind' AS kind
           FROM events c
-         WHERE c.stream_id = b.stream_id AND c.type = 'Classified' AND c.recorded_at <= $3
+         WHERE c.stream_id = b.stream_id AND c.type = $5 AND c.recorded_at <= $3
          ORDER BY c.version DESC
          LIMIT 1) k ON true
- WHERE b.type = 'DeadlineBreached' AND b.occurred_at >= $1 AND b.occurred_at < $2 AND b.recorded_at <= $3
+ WHERE b.type = $6 AND b.occurred_at >= $1 AND b.occurred_at < $2 AND b.recorded_at <= $3
  GROUP BY 1, 2
 """
 
-# One row per (task, relevant event), the task's row alone when none: only the few fields a report needs are
-# taken out of the event data (a TaskAssigned carries the whole rule set, calendar included).
+# Every event of the plan tasks (of one plan, or all) recorded up to `as_of`, in stream order, to be folded.
 _TASKS_SQL = """
-SELECT c.case_id, c.external_ref AS task_id, c.title, c.summary -> 'lead' AS summary_lead,
-       e.version, e.type, e.occurred_at,
-       CASE e.type
-           WHEN 'TaskAssigned' THEN jsonb_build_object(
-               'lead', e.data #> '{spec,lead}', 'task_id', e.data #> '{spec,task_id}',
-               'title_vi', e.data #> '{spec,title_vi}')
-           WHEN 'TaskReassigned' THEN jsonb_build_object(
-               'from_body', e.data -> 'from_body', 'to_body', e.data -> 'to_body')
-           WHEN 'ReportRequested' THEN jsonb_build_object(
-               'from_bodies', e.data -> 'from_bodies', 'due_on', e.data #> '{deadline,due_on}')
-           WHEN 'ReportSubmitted' THEN jsonb_build_object('body', e.data -> 'body', 'on_time', e.data -> 'on_time')
-           ELSE '{}'::jsonb
-       END AS facts
+SELECT e.stream_id, e.version, e.type, e.occurred_at, e.actor, e.reason, e.legal_basis, e.data
   FROM cases c
-  LEFT JOIN events e
-         ON e.stream_id = c.case_id AND e.recorded_at <= $2
-        AND (e.type IN ('TaskAssigned', 'TaskReassigned')
-             OR (e.type IN ('ReportRequested', 'ReportSubmitted', 'ReportUrged', 'ReportEscalated')
-                 AND e.data ->> 'period' = $3))
- WHERE c.kind = 'plan_task' AND ($1::text IS NULL OR c.source = $1)
-   AND EXISTS (SELECT 1 FROM events f WHERE f.stream_id = c.case_id AND f.version = 1 AND f.recorded_at <= $2)
- ORDER BY c.case_id, e.version
+  JOIN events e ON e.stream_id = c.case_id AND e.recorded_at <= $2
+ WHERE c.kind = $3 AND ($1::text IS NULL OR c.source = $1)
+ ORDER BY e.stream_id, e.version
 """
+
+#: The event types the petition figures count, as the domain names them.
+_PETITION_TYPES = (pe.PetitionReceived, pe.PetitionSplit, pe.AcceptanceDecided, pe.DecisionIssued, pe.Classified)
+_MISSED_TYPES = (pe.PetitionReceived, pe.Classified, DeadlineBreached)
 
 _COMPILED_SQL = """
 SELECT e.stream_id, e.data
@@ -194,9 +184,9 @@ async def period_report(pool: Any, period: Period, *, plan_id: str | None, as_of
     start, end = period_bounds(period)
     with translate_errors():
         petition_rows, task_rows, missed_rows = await asyncio.gather(
-            pool.fetch(_PETITIONS_SQL, start, end, as_of),
-            pool.fetch(_TASKS_SQL, plan_id, as_of, period.id),
-            pool.fetch(_MISSED_SQL, start, end, as_of),
+            pool.fetch(_PETITIONS_SQL, start, end, as_of, *(c.event_type() for c in _PETITION_TYPES)),
+            pool.fetch(_TASKS_SQL, plan_id, as_of, pt.CASE_KIND),
+            pool.fetch(_MISSED_SQL, start, end, as_of, *(c.event_type() for c in _MISSED_TYPES)),
         )
     petitions = sorted(
         (
@@ -208,7 +198,7 @@ async def period_report(pool: Any, period: Period, *, plan_id: str | None, as_of
         ),
         key=lambda f: (f.kind, f.district is None, f.district or ""),
     )
-    tasks = _tasks(task_rows)
+    tasks = _tasks(task_rows, period.id)
     return PeriodReport(
         period=period.id, title_vi=period.title_vi, starts_on=period.starts_on, ends_on=period.ends_on,
         due_on=period.due_on, plan_id=plan_id, as_of=as_of, compiled=False, tasks=tasks, bodies=body_figures(tasks),
@@ -236,61 +226,24 @@ def petition_totals(petitions: Iterable[PetitionFigures]) -> list[PetitionFigure
     return [PetitionFigures(kind=k, **sums[k]) for k in order] + [PetitionFigures(kind=ALL_KINDS, **total)]
 
 
-def _replace(bodies: Sequence[str], old: str, new: str) -> list[str]:
-    """`bodies` with `old` replaced by `new`, once each (as the plan task's own fold does on a reassignment)."""
-    out: list[str] = []
-    for body in bodies:
-        body = new if body == old else body
-        if body not in out:
-            out.append(body)
-    return out
-
-
-def _task_figures(case_id: str, row: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> TaskReportFigures:
-    """One task's report for the period from its events up to `as_of`, in version order.
-
-    The lead is the task's as assigned (`TaskAssigned.spec.lead`) with every reassignment up to `as_of` applied,
-    else the `cases` row's `summary.lead`; once the period's report was requested it is the bodies it was
-    requested from (reassignments after the request move it, as in the task's own state). A report submitted
-    again after being returned counts as its last submission says (on time or late), like the task's state.
-    """
-    task_id: str = row["task_id"] or case_id
-    title: str = row["title"] or ""
-    lead: list[str] = list(_json(row["summary_lead"]) or [])
-    requested: list[str] | None = None
-    due_on: date | None = None
-    submitted: tuple[datetime, str | None, bool] | None = None
-    urged, escalated = 0, False
-    for ev in events:
-        facts = _json(ev["facts"]) or {}
-        kind = ev["type"]
-        if kind == "TaskAssigned":
-            lead = list(facts.get("lead") or lead)
-            task_id = facts.get("task_id") or task_id
-            title = facts.get("title_vi") or title
-        elif kind == "TaskReassigned":
-            lead = _replace(lead, facts["from_body"], facts["to_body"])
-            if requested is not None:
-                requested = _replace(requested, facts["from_body"], facts["to_body"])
-        elif kind == "ReportRequested" and requested is None:
-            requested = list(facts.get("from_bodies") or lead)
-            due_on = date.fromisoformat(facts["due_on"]) if facts.get("due_on") else None
-        elif kind == "ReportSubmitted":
-            submitted = (ev["occurred_at"], facts.get("body"), bool(facts.get("on_time")))
-        elif kind == "ReportUrged":
-            urged += 1
-        elif kind == "ReportEscalated":
-            escalated = True
-    if requested is None:
+def task_figures(state: pt.TaskState, period_id: str) -> TaskReportFigures:
+    """One task's report for the period, as its state holds it: the bodies it was requested from (moved by any
+    reassignment since, as the task's fold moves them), else the task's leads when it was not requested; a report
+    submitted again after being returned counts as its last submission says (on time or late)."""
+    entry = state.reports.get(period_id)
+    if entry is None:
         report = "not_requested"
-    elif submitted is None:
+    elif entry.submitted_at is None:
         report = "missing"
     else:
-        report = "submitted_on_time" if submitted[2] else "submitted_late"
+        report = "submitted_on_time" if entry.on_time else "submitted_late"
     return TaskReportFigures(
-        case_id=case_id, task_id=task_id, title_vi=title, lead=requested if requested is not None else lead,
-        report=report, due_on=due_on, submitted_at=submitted[0] if submitted else None,
-        submitted_by=submitted[1] if submitted else None, urged=urged, escalated=escalated,
+        case_id=state.case_id, task_id=state.spec.task_id, title_vi=state.spec.title_vi,
+        lead=list(entry.from_bodies if entry is not None else state.lead), report=report,
+        due_on=date.fromisoformat(entry.due_on) if entry is not None else None,
+        submitted_at=entry.submitted_at if entry is not None else None,
+        submitted_by=entry.submitted_by if entry is not None else None,
+        urged=entry.urged if entry is not None else 0, escalated=entry.escalated if entry is not None else False,
     )
 
 
@@ -302,13 +255,15 @@ def task_order(task_id: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _NUMBER.split(task_id) if part)
 
 
-def _tasks(rows: Sequence[Mapping[str, Any]]) -> list[TaskReportFigures]:
-    by_case: dict[str, tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = {}
+def _tasks(rows: Sequence[Mapping[str, Any]], period_id: str) -> list[TaskReportFigures]:
+    """The figures of each task whose events are `rows` (in stream and version order), through its fold."""
+    streams: dict[str, list[Any]] = {}
     for r in rows:
-        _, events = by_case.setdefault(r["case_id"], (r, []))
-        if r["type"] is not None:
-            events.append(r)
-    tasks = [_task_figures(case_id, first, events) for case_id, (first, events) in by_case.items()]
+        streams.setdefault(r["stream_id"], []).append(pt.REGISTRY.parse(
+            r["type"], occurred_at=r["occurred_at"], actor=r["actor"], reason=r["reason"],
+            legal_basis=r["legal_basis"], data=_json(r["data"])))
+    states = [state for events in streams.values() if (state := pt.fold(events)) is not None]
+    tasks = [task_figures(state, period_id) for state in states]
     return sorted(tasks, key=lambda t: (task_order(t.task_id), t.task_id, t.case_id))
 
 
