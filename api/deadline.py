@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Collection
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,58 +47,70 @@ class RequestDeadline:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
-        if (scope["method"], scope["path"]) in self.exempt:
-            # No deadline for the whole, but each wait is still bounded as in any request.
-            token = waits.current.set(waits.Waits(float("inf"), self.timeout))
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                waits.current.reset(token)
-            return
+        elif (scope["method"], scope["path"]) in self.exempt:
+            await self._unbounded(scope, receive, send)
+        else:
+            await self._bounded(scope, receive, send)
+
+    async def _unbounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """No deadline for the whole, but each wait is still bounded as in any request."""
+        token = waits.current.set(waits.Waits(float("inf"), self.timeout))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            waits.current.reset(token)
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
         state = waits.Waits(loop.time() + self.timeout, self.timeout)
+        guard = _Guard(task, state, send)
         token = waits.current.set(state)
-        started = False
-        named: str | None = None
-
-        def expire() -> None:
-            nonlocal named
-            # Decided now, while the request still waits: once cancelled, its stack unwinds and counts out.
-            named = "PostgreSQL" if state.postgres > 0 else "Temporal"
-            task.cancel()
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if named is not None and not started:
-                return  # the deadline has passed: the 503 below is the answer, not what unwinding produced
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        timer = loop.call_at(state.deadline, expire)
+        timer = loop.call_at(state.deadline, guard.expire)
         try:
-            await self.app(scope, receive, guarded_send)
+            await self.app(scope, receive, guard.send)
         except asyncio.CancelledError:
-            if named is None or task.cancelling() > 1:
+            if guard.named is None or task.cancelling() > 1:
                 raise  # cancelled by someone else (the server shutting down)
         except Exception:
-            if named is None:
+            if guard.named is None:
                 raise
             # Cancellation that a library turned into an error of its own (the Temporal SDK does): the
             # deadline's answer still stands.
         finally:
             timer.cancel()
             waits.current.reset(token)
-        if named is None:
+        if guard.named is None:
             return
         task.uncancel()
-        log.warning("%s %s: no answer from %s within %g s", scope["method"], scope["path"], named, self.timeout)
-        if started:
+        log.warning("%s %s: no answer from %s within %g s", scope["method"], scope["path"], guard.named,
+                    self.timeout)
+        if guard.started:
             return  # the answer had begun before the deadline: nothing more can be said on this connection
-        await _answer_unavailable(send, scope, named, self.timeout, state.note)
+        await _answer_unavailable(send, scope, guard.named, self.timeout, state.note)
+
+
+class _Guard:
+    """One bounded request: cancels it when its deadline passes, naming the service it was waiting on, and
+    holds back what its unwinding would send once the deadline's answer is due."""
+
+    def __init__(self, task: asyncio.Task[Any], state: waits.Waits, send: Send) -> None:
+        self.task, self.state, self._send = task, state, send
+        self.started = False
+        self.named: str | None = None
+
+    def expire(self) -> None:
+        # Decided now, while the request still waits: once cancelled, its stack unwinds and counts out.
+        self.named = "PostgreSQL" if self.state.postgres > 0 else "Temporal"
+        self.task.cancel()
+
+    async def send(self, message: Message) -> None:
+        if self.named is not None and not self.started:
+            return  # the deadline has passed: the 503 is the answer, not what unwinding produced
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 async def _answer_unavailable(send: Send, scope: Scope, named: str, timeout: float, note: str | None) -> None:

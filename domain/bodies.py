@@ -234,6 +234,12 @@ class Body(_Compact):
 
     @model_validator(mode="after")
     def _consistent(self) -> Body:
+        problems = [*self._window_problems(), *self._relation_problems(), *self._family_problems()]
+        if problems:
+            raise ValueError(f"{self.code}: " + "; ".join(problems))
+        return self
+
+    def _window_problems(self) -> list[str]:
         problems = []
         if not self.name_vi or not self.name_en:
             problems.append("name_vi and name_en must not be empty")
@@ -241,34 +247,38 @@ class Body(_Compact):
             problems.append(f"valid_from {self.valid_from} must be before valid_to {self.valid_to}")
         if self.successor is not None and self.valid_to is None:
             problems.append(f"successor {self.successor} given but no valid_to: when did it take over?")
-        for name, value in (("successor", self.successor), ("parent", self.parent)):
-            if value == self.code:
-                problems.append(f"{name} is the body itself")
+        return problems
+
+    def _relation_problems(self) -> list[str]:
+        problems = [f"{name} is the body itself" for name, value in (("successor", self.successor),
+                                                                      ("parent", self.parent)) if value == self.code]
         if self.code in self.predecessors or self.code in self.members:
             problems.append("a body cannot be its own predecessor or member")
         for name, values in (("predecessors", self.predecessors), ("members", self.members)):
-            for value in values:
-                if not re.match(BODY_CODE_PATTERN, value):
-                    problems.append(f"{name}: {value!r} is not a body code")
+            problems += [f"{name}: {value!r} is not a body code" for value in values
+                         if not re.match(BODY_CODE_PATTERN, value)]
             if len(set(values)) != len(values):
                 problems.append(f"{name} lists a body twice")
+        return problems
+
+    def _family_problems(self) -> list[str]:
+        problems = []
         if (self.instance_name_vi is None) != (self.instance_name_en is None):
             problems.append("instance_name_vi and instance_name_en go together (both or neither)")
-        if self.instance_name_vi is not None:
-            if ":" in self.code:
-                problems.append("an instance cannot itself be a family (no instance_name_* on X:suffix codes)")
-            if self.level != "district":
-                problems.append(f"a family has one instance per district, so its level is district, not {self.level}")
-            for template in (self.instance_name_vi, self.instance_name_en or ""):
-                unknown = _template_fields(template) - _TEMPLATE_FIELDS
-                if unknown:
-                    problems.append(
-                        f"instance name {template!r} uses {', '.join(sorted(unknown))}; "
-                        f"allowed: {', '.join('{' + f + '}' for f in sorted(_TEMPLATE_FIELDS))}"
-                    )
-        if problems:
-            raise ValueError(f"{self.code}: " + "; ".join(problems))
-        return self
+        if self.instance_name_vi is None:
+            return problems
+        if ":" in self.code:
+            problems.append("an instance cannot itself be a family (no instance_name_* on X:suffix codes)")
+        if self.level != "district":
+            problems.append(f"a family has one instance per district, so its level is district, not {self.level}")
+        for template in (self.instance_name_vi, self.instance_name_en or ""):
+            unknown = _template_fields(template) - _TEMPLATE_FIELDS
+            if unknown:
+                problems.append(
+                    f"instance name {template!r} uses {', '.join(sorted(unknown))}; "
+                    f"allowed: {', '.join('{' + f + '}' for f in sorted(_TEMPLATE_FIELDS))}"
+                )
+        return problems
 
     @property
     def family(self) -> str:
@@ -308,46 +318,11 @@ class BodyRegistry(_Compact):
     @model_validator(mode="after")
     def _build(self) -> BodyRegistry:
         problems: list[str] = []
-        districts: dict[str, District] = {}
-        for index, district in enumerate(self.districts):
-            if district.slug in districts:
-                problems.append(f"districts[{index}] ({district.slug}): the district is listed twice")
-            districts[district.slug] = district
-
-        explicit: dict[str, int] = {}
-        for index, body in enumerate(self.bodies):
-            if body.code in explicit:
-                problems.append(f"bodies[{index}] ({body.code}): duplicate code, already bodies[{explicit[body.code]}]")
-            else:
-                explicit[body.code] = index
+        districts = self._district_index(problems)
+        explicit = self._explicit_codes(problems)
         where = {code: f"bodies[{index}] ({code})" for code, index in explicit.items()}
-
-        families = {body.code for body in self.bodies if body.is_family}
-        index_: dict[str, Body] = {}
-        for body in self.bodies:
-            index_.setdefault(body.code, body)
-            if body.is_family:
-                for district in districts.values():
-                    instance = f"{body.code}:{district.slug}"
-                    if instance not in explicit:
-                        index_[instance] = self._instance(body, district, families)
-                        where[instance] = f"{instance} (made from the family {body.code})"
-
-        def check_ref(code: str, name: str, value: str) -> None:
-            if value not in index_:
-                problems.append(f"{where[code]}: {name} {value!r} is not a body of the registry")
-
-        for code, body in index_.items():
-            if ":" in code and body.family not in index_:
-                problems.append(f"{where[code]}: its family {body.family!r} is not a body of the registry")
-            if body.parent is not None:
-                check_ref(code, "parent", body.parent)
-            if body.successor is not None:
-                check_ref(code, "successor", body.successor)
-            for predecessor in body.predecessors:
-                check_ref(code, "predecessor", predecessor)
-            for member in body.members:
-                check_ref(code, "member", member)
+        index_ = self._expand(districts, explicit, where)
+        problems += self._reference_problems(index_, where)
         if not problems:
             problems += self._check_chains(index_, where)
         if problems:
@@ -356,6 +331,53 @@ class BodyRegistry(_Compact):
         self._index = index_
         self._districts = districts
         return self
+
+    def _district_index(self, problems: list[str]) -> dict[str, District]:
+        districts: dict[str, District] = {}
+        for index, district in enumerate(self.districts):
+            if district.slug in districts:
+                problems.append(f"districts[{index}] ({district.slug}): the district is listed twice")
+            districts[district.slug] = district
+        return districts
+
+    def _explicit_codes(self, problems: list[str]) -> dict[str, int]:
+        """Each code written in the file, with the index of its first entry."""
+        explicit: dict[str, int] = {}
+        for index, body in enumerate(self.bodies):
+            if body.code in explicit:
+                problems.append(f"bodies[{index}] ({body.code}): duplicate code, already bodies[{explicit[body.code]}]")
+            else:
+                explicit[body.code] = index
+        return explicit
+
+    def _expand(self, districts: dict[str, District], explicit: dict[str, int], where: dict[str, str]
+                ) -> dict[str, Body]:
+        """Every body by code: those written, and each family's instance for every district not written out."""
+        families = {body.code for body in self.bodies if body.is_family}
+        index_: dict[str, Body] = {}
+        for body in self.bodies:
+            index_.setdefault(body.code, body)
+            if not body.is_family:
+                continue
+            for district in districts.values():
+                instance = f"{body.code}:{district.slug}"
+                if instance not in explicit:
+                    index_[instance] = self._instance(body, district, families)
+                    where[instance] = f"{instance} (made from the family {body.code})"
+        return index_
+
+    @staticmethod
+    def _reference_problems(index_: dict[str, Body], where: dict[str, str]) -> list[str]:
+        """Each family, parent, successor, predecessor and member named by a body that is not in the registry."""
+        problems: list[str] = []
+        for code, body in index_.items():
+            if ":" in code and body.family not in index_:
+                problems.append(f"{where[code]}: its family {body.family!r} is not a body of the registry")
+            named = [("parent", body.parent), ("successor", body.successor),
+                     *(("predecessor", p) for p in body.predecessors), *(("member", m) for m in body.members)]
+            problems += [f"{where[code]}: {name} {value!r} is not a body of the registry"
+                         for name, value in named if value is not None and value not in index_]
+        return problems
 
     @staticmethod
     def _instance(family: Body, district: District, families: set[str]) -> Body:
@@ -387,36 +409,9 @@ class BodyRegistry(_Compact):
 
     @staticmethod
     def _check_chains(index: dict[str, Body], where: dict[str, str]) -> list[str]:
-        problems: list[str] = []
-        for attribute in ("successor", "parent"):
-            reported: set[str] = set()
-            for start in index:
-                seen: list[str] = []
-                code: str | None = start
-                while code is not None and code not in seen:
-                    seen.append(code)
-                    code = getattr(index[code], attribute)
-                if code is not None:
-                    cycle = seen[seen.index(code) :]
-                    if not reported & set(cycle):
-                        reported |= set(cycle)
-                        problems.append(f"{where[code]}: {attribute} cycle {' -> '.join([*cycle, code])}")
+        problems = [*_cycles(index, where, "successor"), *_cycles(index, where, "parent")]
         for code, body in index.items():
-            if body.successor is not None:
-                successor = index[body.successor]
-                assert body.valid_to is not None  # Body's own validator
-                if successor.valid_from is not None and successor.valid_from > body.valid_to:
-                    problems.append(
-                        f"{where[code]}: ends on {body.valid_to} but its successor {successor.code} starts only on "
-                        f"{successor.valid_from}; nothing would be in force in between"
-                    )
-                if successor.valid_to is not None and successor.valid_to <= body.valid_to:
-                    problems.append(
-                        f"{where[code]}: its successor {successor.code} has already ended ({successor.window()})"
-                    )
-            for predecessor in body.predecessors:
-                if index[predecessor].valid_to is None:
-                    problems.append(f"{where[code]}: predecessor {predecessor} has no valid_to (it has not ended)")
+            problems += _succession_problems(index, body, where[code])
         return problems
 
     # -- lookups --------------------------------------------------------------------------------------------
@@ -690,3 +685,40 @@ class RoutingTable(_Compact):
             legal_basis=rule.legal_basis,
             replaced_from=code if actual != code else None,
         )
+
+
+def _cycles(index: dict[str, Body], where: dict[str, str], attribute: str) -> list[str]:
+    """Each cycle of `attribute` links (successor or parent) among the bodies of `index`, reported once."""
+    problems: list[str] = []
+    reported: set[str] = set()
+    for start in index:
+        seen: list[str] = []
+        code: str | None = start
+        while code is not None and code not in seen:
+            seen.append(code)
+            code = getattr(index[code], attribute)
+        if code is None:
+            continue
+        cycle = seen[seen.index(code) :]
+        if not reported & set(cycle):
+            reported |= set(cycle)
+            problems.append(f"{where[code]}: {attribute} cycle {' -> '.join([*cycle, code])}")
+    return problems
+
+
+def _succession_problems(index: dict[str, Body], body: Body, where: str) -> list[str]:
+    """A successor not in force when `body` ends, or ended already; a predecessor that has not ended."""
+    problems: list[str] = []
+    if body.successor is not None:
+        successor = index[body.successor]
+        assert body.valid_to is not None  # Body's own validator
+        if successor.valid_from is not None and successor.valid_from > body.valid_to:
+            problems.append(
+                f"{where}: ends on {body.valid_to} but its successor {successor.code} starts only on "
+                f"{successor.valid_from}; nothing would be in force in between"
+            )
+        if successor.valid_to is not None and successor.valid_to <= body.valid_to:
+            problems.append(f"{where}: its successor {successor.code} has already ended ({successor.window()})")
+    problems += [f"{where}: predecessor {predecessor} has no valid_to (it has not ended)"
+                 for predecessor in body.predecessors if index[predecessor].valid_to is None]
+    return problems

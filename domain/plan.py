@@ -331,98 +331,26 @@ class PlanDocument(_Model):
 
     def _checked(self) -> PlanDocument:
         """This document with inheritance resolved, or `PlanError` with every problem the rules find."""
-        problems: list[PlanProblem] = []
         lists = {"tasks": self.tasks, "standing_duties": self.standing_duties}
-
+        problems: list[PlanProblem] = []
         if self.term_start >= self.term_end:
             problems.append(
                 PlanProblem(None, "term_order", f"term_start {self.term_start} is not before term_end {self.term_end}")
             )
-
-        first: dict[str, str] = {}
-        for name, tasks in lists.items():
-            for index, task in enumerate(tasks):
-                where = f"{name}[{index}]"
-                if task.id in first:
-                    problems.append(
-                        PlanProblem(task.id, "id_unique", f"the id is already used at {first[task.id]}", where)
-                    )
-                else:
-                    first[task.id] = where
-                if task.parent != parent_of(task.id):
-                    expected = parent_of(task.id) or "none (a top-level task)"
-                    problems.append(
-                        PlanProblem(
-                            task.id, "parent_matches_id", f"parent is {task.parent}, the id says {expected}", where
-                        )
-                    )
-
-        sections: dict[str, str] = {}
-        for name, tasks in lists.items():
-            if not tasks:
-                continue
-            section = section_of(tasks[0].id)
-            for index, task in enumerate(tasks):
-                if section_of(task.id) != section:
-                    problems.append(
-                        PlanProblem(
-                            task.id,
-                            "section",
-                            f"{name} are of section {section} (from {tasks[0].id}), this one is of "
-                            f"{section_of(task.id)}",
-                            f"{name}[{index}]",
-                        )
-                    )
-            if section in sections:
-                problems.append(
-                    PlanProblem(
-                        tasks[0].id, "section", f"{name} use section {section}, as {sections[section]} do", f"{name}[0]"
-                    )
-                )
-            sections.setdefault(section, name)
-
+        first = _id_problems(lists, problems)
+        problems += _section_problems(lists)
         resolved: dict[str, list[PlanTask]] = {}
-        orphans: set[str] = set()
         for name, tasks in lists.items():
             other = "standing_duties" if name == "tasks" else "tasks"
-            ids = {task.id for task in tasks}
-            other_ids = {task.id for task in lists[other]}
-            positions = {id(task): index for index, task in enumerate(tasks)}
-            done: dict[str, PlanTask] = {}
-            for task in _preorder(tasks):
-                index = positions[id(task)]
-                where = f"{name}[{index}]"
-                parent = done.get(task.parent) if task.parent is not None else None
-                if task.parent is not None and task.parent not in ids:
-                    elsewhere = (
-                        f" (it is in {other}; a task and its subtasks are in one list)"
-                        if (task.parent in other_ids)
-                        else ""
-                    )
-                    problems.append(
-                        PlanProblem(
-                            task.id, "parent_exists", f"parent {task.parent} is not in {name}{elsewhere}", where
-                        )
-                    )
-                    orphans.add(task.id)
-                elif task.parent is not None and task.parent in orphans:
-                    orphans.add(task.id)  # its lead and cadence would come from the missing ancestor
-                task, inheritance_problems = _inherit(task, parent, where)
-                problems.extend(inheritance_problems)
-                done[task.id] = task
-            resolved[name] = [done[task.id] for task in tasks if task.id in done]
-            for index, task in enumerate(resolved[name]):
-                problems.extend(_task_problems(task, f"{name}[{index}]", orphan=task.id in orphans))
+            resolved[name] = _resolved(name, tasks, lists[other], other, problems)
+        problems += _same_as_problems(resolved, set(first))
+        problems += self._reporting_problems(set(first))
+        if problems:
+            raise PlanError(problems)
+        return self.model_copy(update={"tasks": resolved["tasks"], "standing_duties": resolved["standing_duties"]})
 
-        all_ids = set(first)
-        for name, tasks in resolved.items():
-            for index, task in enumerate(tasks):
-                if task.same_as is not None and (task.same_as not in all_ids or task.same_as == task.id):
-                    problems.append(
-                        PlanProblem(
-                            task.id, "same_as_exists", f"same_as {task.same_as} is not another task", f"{name}[{index}]"
-                        )
-                    )
+    def _reporting_problems(self, all_ids: set[str]) -> list[PlanProblem]:
+        problems: list[PlanProblem] = []
         for index, line in enumerate(self.reporting):
             if line.task is not None and line.task not in all_ids:
                 problems.append(
@@ -432,10 +360,7 @@ class PlanDocument(_Model):
                 )
             if len(set(line.cadence)) != len(line.cadence):
                 problems.append(PlanProblem(None, "no_repeats", "cadence lists a value twice", f"reporting[{index}]"))
-
-        if problems:
-            raise PlanError(problems)
-        return self.model_copy(update={"tasks": resolved["tasks"], "standing_duties": resolved["standing_duties"]})
+        return problems
 
     @classmethod
     def from_data(cls, data: Any, registry: BodyRegistry | None = None) -> PlanDocument:
@@ -727,3 +652,81 @@ def problems_from_validation(exc: ValidationError, data: Any) -> list[PlanProble
             rule = "field_value"
         problems.append(PlanProblem(task_id, rule, message, _path(loc)))
     return problems
+
+
+def _id_problems(lists: dict[str, list[PlanTask]], problems: list[PlanProblem]) -> dict[str, str]:
+    """Where each id is first used; a repeated id and a parent that the id does not imply are `problems`."""
+    first: dict[str, str] = {}
+    for name, tasks in lists.items():
+        for index, task in enumerate(tasks):
+            where = f"{name}[{index}]"
+            if task.id in first:
+                problems.append(PlanProblem(task.id, "id_unique", f"the id is already used at {first[task.id]}", where))
+            else:
+                first[task.id] = where
+            if task.parent != parent_of(task.id):
+                expected = parent_of(task.id) or "none (a top-level task)"
+                problems.append(
+                    PlanProblem(task.id, "parent_matches_id", f"parent is {task.parent}, the id says {expected}", where)
+                )
+    return first
+
+
+def _section_problems(lists: dict[str, list[PlanTask]]) -> list[PlanProblem]:
+    """Each list is of one section (that of its first task), and no two lists share one."""
+    problems: list[PlanProblem] = []
+    sections: dict[str, str] = {}
+    for name, tasks in lists.items():
+        if not tasks:
+            continue
+        section = section_of(tasks[0].id)
+        problems += [
+            PlanProblem(task.id, "section", f"{name} are of section {section} (from {tasks[0].id}), this one is of "
+                        f"{section_of(task.id)}", f"{name}[{index}]")
+            for index, task in enumerate(tasks) if section_of(task.id) != section
+        ]
+        if section in sections:
+            problems.append(
+                PlanProblem(tasks[0].id, "section", f"{name} use section {section}, as {sections[section]} do",
+                            f"{name}[0]")
+            )
+        sections.setdefault(section, name)
+    return problems
+
+
+def _resolved(name: str, tasks: list[PlanTask], other_tasks: list[PlanTask], other: str,
+              problems: list[PlanProblem]) -> list[PlanTask]:
+    """The tasks of list `name` with what each inherits from its parent, parents first; a parent missing from the
+    list, an inheritance problem and a task's own problems are `problems`."""
+    ids = {task.id for task in tasks}
+    other_ids = {task.id for task in other_tasks}
+    positions = {id(task): index for index, task in enumerate(tasks)}
+    done: dict[str, PlanTask] = {}
+    orphans: set[str] = set()
+    for task in _preorder(tasks):
+        where = f"{name}[{positions[id(task)]}]"
+        parent = done.get(task.parent) if task.parent is not None else None
+        if task.parent is not None and task.parent not in ids:
+            elsewhere = (f" (it is in {other}; a task and its subtasks are in one list)"
+                         if task.parent in other_ids else "")
+            problems.append(
+                PlanProblem(task.id, "parent_exists", f"parent {task.parent} is not in {name}{elsewhere}", where)
+            )
+            orphans.add(task.id)
+        elif task.parent is not None and task.parent in orphans:
+            orphans.add(task.id)  # its lead and cadence would come from the missing ancestor
+        task, inheritance_problems = _inherit(task, parent, where)
+        problems.extend(inheritance_problems)
+        done[task.id] = task
+    resolved = [done[task.id] for task in tasks if task.id in done]
+    for index, task in enumerate(resolved):
+        problems.extend(_task_problems(task, f"{name}[{index}]", orphan=task.id in orphans))
+    return resolved
+
+
+def _same_as_problems(resolved: dict[str, list[PlanTask]], all_ids: set[str]) -> list[PlanProblem]:
+    return [
+        PlanProblem(task.id, "same_as_exists", f"same_as {task.same_as} is not another task", f"{name}[{index}]")
+        for name, tasks in resolved.items() for index, task in enumerate(tasks)
+        if task.same_as is not None and (task.same_as not in all_ids or task.same_as == task.id)
+    ]

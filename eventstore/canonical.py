@@ -30,29 +30,41 @@ from .models import CaseRow, NewEvent
 def nfc(value: Any) -> Any:
     """Return `value` with every string (keys included) in NFC and integral floats turned into ints."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidEventError("text must not contain the NUL character")
-        # Most text is NFC already; the check is much cheaper than normalising.
-        if value.isascii() or unicodedata.is_normalized("NFC", value):
-            return value
-        return unicodedata.normalize("NFC", value)
+        return _nfc_text(value)
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
-        if not -_INT_LIMIT < value < _INT_LIMIT:
-            raise InvalidEventError(f"integer of more than {_INT_DIGITS} digits cannot be stored")
-        return value
+        return _checked_int(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidEventError(f"number {value!r} cannot be stored (not finite)")
-        # An integral float is written as the exact integer it is (1e300 as its 301 digits), which jsonb keeps
-        # exactly and `eventstore.store.loads` reads back exactly.
-        return int(value) if value.is_integer() else value
+        return _number(value)
     if isinstance(value, dict):
         return {nfc(str(k)): nfc(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [nfc(v) for v in value]
     raise InvalidEventError(f"value of type {type(value).__name__} is not JSON data")
+
+
+def _nfc_text(value: str) -> str:
+    if "\x00" in value:
+        raise InvalidEventError("text must not contain the NUL character")
+    # Most text is NFC already; the check is much cheaper than normalising.
+    if value.isascii() or unicodedata.is_normalized("NFC", value):
+        return value
+    return unicodedata.normalize("NFC", value)
+
+
+def _checked_int(value: int) -> int:
+    if not -_INT_LIMIT < value < _INT_LIMIT:
+        raise InvalidEventError(f"integer of more than {_INT_DIGITS} digits cannot be stored")
+    return value
+
+
+def _number(value: float) -> int | float:
+    if not math.isfinite(value):
+        raise InvalidEventError(f"number {value!r} cannot be stored (not finite)")
+    # An integral float is written as the exact integer it is (1e300 as its 301 digits), which jsonb keeps
+    # exactly and `eventstore.store.loads` reads back exactly.
+    return int(value) if value.is_integer() else value
 
 
 _NO_OFFSET = timedelta(0)

@@ -20,7 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.eventstore import AppendEventsInput
@@ -56,7 +58,6 @@ async def _run_ids(client: Client, workflow_id: str) -> list[str | None]:
 async def recorded_appends(client: Client, stream_id: str) -> dict[int, NewEvent] | None:
     """Version -> event, for every event a completed append of the case's workflow wrote; None when Temporal
     has no workflow by that id."""
-    converter = client.data_converter
     record: dict[int, NewEvent] = {}
     found = False
     for run_id in await _run_ids(client, stream_id):
@@ -68,24 +69,30 @@ async def recorded_appends(client: Client, stream_id: str) -> dict[int, NewEvent
                 continue
             raise
         found = True
-        scheduled: dict[int, AppendEventsInput] = {}
-        for event in history.events:
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                attrs = event.activity_task_scheduled_event_attributes
-                if attrs.activity_type.name == APPEND_ACTIVITY:
-                    [request] = await converter.decode(attrs.input.payloads, [AppendEventsInput])
-                    scheduled[event.event_id] = request
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                done = event.activity_task_completed_event_attributes
-                request = scheduled.get(done.scheduled_event_id)
-                if request is None or request.stream_id != stream_id:
-                    continue
-                [result] = await converter.decode(done.result.payloads, [AppendResult])
-                if result.version != request.expected_version + len(request.events):
-                    continue  # not what this append wrote (cannot happen with the store's own append)
-                for i, new in enumerate(request.events, start=1):
-                    record.setdefault(request.expected_version + i, new)
+        await _appends_of_run(client.data_converter, stream_id, history.events, record)
     return record if found else None
+
+
+async def _appends_of_run(converter: DataConverter, stream_id: str, events: Iterable[HistoryEvent],
+                          record: dict[int, NewEvent]) -> None:
+    """Into `record`: what each completed append of one run's history wrote to `stream_id`, by version."""
+    scheduled: dict[int, AppendEventsInput] = {}
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == APPEND_ACTIVITY:
+                [request] = await converter.decode(attrs.input.payloads, [AppendEventsInput])
+                scheduled[event.event_id] = request
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done = event.activity_task_completed_event_attributes
+            request = scheduled.get(done.scheduled_event_id)
+            if request is None or request.stream_id != stream_id:
+                continue
+            [result] = await converter.decode(done.result.payloads, [AppendResult])
+            if result.version != request.expected_version + len(request.events):
+                continue  # not what this append wrote (cannot happen with the store's own append)
+            for i, new in enumerate(request.events, start=1):
+                record.setdefault(request.expected_version + i, new)
 
 
 def compare(stream_id: str, stored: Iterable[RecordedEvent], record: dict[int, NewEvent]) -> BrokenStream | None:

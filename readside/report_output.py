@@ -226,54 +226,59 @@ def _info_rows(report: PeriodReport) -> list[tuple[str, Any]]:
 def report_xlsx(report: PeriodReport) -> bytes:
     """The report as an XLSX workbook: `Thông tin`, then one sheet per table (see the module)."""
     from openpyxl import Workbook
-    from openpyxl.cell.cell import Cell, MergedCell
     from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
 
     book = Workbook()
     bold = Font(bold=True)
-
-    def put(cell: Cell | MergedCell, value: Any) -> None:
-        cell.value = value
-        if isinstance(value, str):
-            cell.data_type = "s"  # text, never a formula, whatever it starts with
-        elif isinstance(value, datetime):
-            cell.number_format = INSTANT_FORMAT
-        elif isinstance(value, date):
-            cell.number_format = DATE_FORMAT
-
     info = book.active
     assert info is not None
     info.title = INFO_SHEET
     for r, (label, value) in enumerate(_info_rows(report), start=1):
-        put(info.cell(row=r, column=1), label)
+        _put(info.cell(row=r, column=1), label)
         info.cell(row=r, column=1).font = bold
-        put(info.cell(row=r, column=2), value)
+        _put(info.cell(row=r, column=2), value)
     info.column_dimensions["A"].width = 42
     info.column_dimensions["B"].width = 50
-
     for table in TABLES:
-        sheet = book.create_sheet(TABLE_TITLES_VI[table])
-        columns = COLUMNS[table]
-        widths = [len(_head(c)) for c in columns]
-        for i, column in enumerate(columns, start=1):
-            put(sheet.cell(row=1, column=i), _head(column))
-            sheet.cell(row=1, column=i).font = bold
-        for r, row in enumerate(table_rows(report, table), start=2):
-            for i, column in enumerate(columns, start=1):
-                value = _xlsx_value(column, column.value(row))
-                put(sheet.cell(row=r, column=i), value)
-                shown = 16 if isinstance(value, date) else len(str(value)) if value is not None else 0
-                widths[i - 1] = max(widths[i - 1], shown)
-        for i, width in enumerate(widths, start=1):
-            sheet.column_dimensions[get_column_letter(i)].width = min(width + 2, 60)
-        sheet.freeze_panes = "A2"
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(sheet.max_row, 1)}"
-
+        _table_sheet(book.create_sheet(TABLE_TITLES_VI[table]), report, table, bold)
     book.properties.title = f"{report.title_vi} — {report.period}"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _put(cell: Any, value: Any) -> None:
+    """`value` into an XLSX cell: text always as text (never a formula, whatever it starts with), dates and
+    instants in the report's formats."""
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"
+    elif isinstance(value, datetime):
+        cell.number_format = INSTANT_FORMAT
+    elif isinstance(value, date):
+        cell.number_format = DATE_FORMAT
+
+
+def _table_sheet(sheet: Any, report: PeriodReport, table: TableName, bold: Any) -> None:
+    """One table of the report on `sheet`: its header row in bold and frozen, a filter, columns as wide as their
+    text (up to 60)."""
+    from openpyxl.utils import get_column_letter
+
+    columns = COLUMNS[table]
+    widths = [len(_head(c)) for c in columns]
+    for i, column in enumerate(columns, start=1):
+        _put(sheet.cell(row=1, column=i), _head(column))
+        sheet.cell(row=1, column=i).font = bold
+    for r, row in enumerate(table_rows(report, table), start=2):
+        for i, column in enumerate(columns, start=1):
+            value = _xlsx_value(column, column.value(row))
+            _put(sheet.cell(row=r, column=i), value)
+            shown = 16 if isinstance(value, date) else len(str(value)) if value is not None else 0
+            widths[i - 1] = max(widths[i - 1], shown)
+    for i, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = min(width + 2, 60)
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(sheet.max_row, 1)}"
 
 
 def xlsx_file_name(report: PeriodReport) -> str:
