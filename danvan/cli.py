@@ -338,6 +338,9 @@ def _print_event(e: Any, at: Any = None) -> None:
     when = local_time(at) if at is not None else local_time(e.occurred_at, seconds=False)
     line = f"{e.version:>4}  {when}  {e.type:<28} {e.actor or '-'}"
     print(line)
+    dated = e.data.get("dated") if isinstance(e.data, dict) else None
+    if dated:
+        print(f"        act dated: {dated}")  # the date the written act bears, recorded at `when`
     if e.reason:
         print(f"        reason: {e.reason}")
     if e.legal_basis:
