@@ -567,6 +567,20 @@ def mark_deadline(deadlines: Deadlines, key: str, stage: Literal["approaching", 
 # -- the timer of a case's deadlines, the same for every kind of case -------------------------------------
 
 
+def timer_moments(deadlines: Deadlines) -> list[tuple[datetime, str, Literal["approaching", "breached"]]]:
+    """When each pending deadline warns and is missed (a miss is any instant after `due_at`), in order. A
+    deadline whose clock is stopped has no timer."""
+    moments: list[tuple[datetime, str, Literal["approaching", "breached"]]] = []
+    for key, d in deadlines.items():
+        if not d.pending or d.stopped_on is not None:  # met, or its clock stopped while the case is suspended
+            continue
+        if not d.approached:
+            moments.append((d.deadline.warn_at, key, "approaching"))
+        if not d.breached:
+            moments.append((d.deadline.due_at + timedelta(seconds=1), key, "breached"))
+    return sorted(moments)
+
+
 class MarkDeadline(Text):
     """Internal: a durable timer fired (a deadline approaches or was missed); decided like any command."""
 

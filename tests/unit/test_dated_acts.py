@@ -200,3 +200,12 @@ def test_stored_events_without_a_date_read_as_acts_of_their_recording_day(rules:
     older = accepted.model_copy(update={"dated": None})  # as recorded before acts carried a date
     state = fold([older], case.state)
     assert state is not None and state.acts["accepted"] == date(2026, 3, 9)
+
+
+def test_the_documented_schema_of_an_import_line_is_the_model_s() -> None:
+    import json
+
+    from domain.petitions.imports import ImportedCase
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "import-case.schema.json"
+    assert json.loads(path.read_text(encoding="utf-8")) == ImportedCase.model_json_schema()
