@@ -34,6 +34,7 @@ from .identities import IdentityVault
 from .limits import BodyLimits
 from .metrics import RequestMetrics
 from .routes import cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
+from .routes import imports as imports_route
 from .routes import metrics as metrics_route
 from .routes import subscriptions as subscriptions_route
 from .subscriptions import SecretBox
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(petitions.router)
     app.include_router(reports.router)
     app.include_router(plan.router)
+    app.include_router(imports_route.router)
     app.include_router(ops.router)
     app.include_router(identities.router)
     app.include_router(subscriptions_route.router)  # webhooks out
@@ -140,7 +142,9 @@ def create_app(
     app.add_middleware(RequestDeadline, timeout=settings.request_timeout,
                        exempt={("POST", "/v1/ops/retry"), ("POST", "/console/stalled/retry-all"),
                                # Starts a case per task of the plan (43 for the shipped one), idempotently.
-                               ("POST", "/v1/plan/import")})
+                               ("POST", "/v1/plan/import"),
+                               # Starts a case per line, each bounded, a few at a time.
+                               ("POST", "/v1/import/cases")})
     if settings.trusted_proxies:
         # `X-Forwarded-Proto` and `X-Forwarded-For` believed from these peers only (the console's cookie is
         # Secure behind an HTTPS proxy); uvicorn itself is run without proxy headers (`danvan api`).

@@ -36,6 +36,9 @@ from .errors import FieldError, error_response
 JSON_TYPES = frozenset({"application/json"})
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 YAML_PATHS = frozenset({"/v1/plan/import"})
+#: JSON Lines (one JSON document a line), taken by the import of open cases; each line is checked as it is read.
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/jsonl"})
+NDJSON_PATHS = frozenset({"/v1/import/cases"})
 #: Where the body rules apply: the HTTP API and Temporal's remote codec (the console posts forms).
 BODY_PREFIXES = ("/v1/", "/codec/")
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -236,7 +239,7 @@ class BodyLimits:
         if charset is not None and charset not in {"utf-8", "utf8"}:
             raise Refusal(415, "unsupported_media_type",
                           f"the body is declared as {charset}; send it as UTF-8 (charset=utf-8)")
-        if path in YAML_PATHS and media in YAML_TYPES:
+        if (path in YAML_PATHS and media in YAML_TYPES) or (path in NDJSON_PATHS and media in NDJSON_TYPES):
             check_text_body(body)
             return
         if media not in JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -79,6 +79,9 @@ class DomainEntry(BaseModel):
     #: When it was stored (the database's clock): the append activity's commit, the place it belongs in the process.
     at: datetime
     occurred_at: datetime
+    #: The date the written act bears (`dated`), for the events that record one; the act may have been signed
+    #: days before `occurred_at`, when it was recorded.
+    dated: date | None = None
     version: int
     type: str
     actor: str | None
@@ -469,8 +472,8 @@ def run_info(run_id: str, events: Sequence[HistoryEvent], *, running: bool) -> R
 
 def domain_entries(events: Sequence[RecordedEvent]) -> list[DomainEntry]:
     return [
-        DomainEntry(at=e.recorded_at, occurred_at=e.occurred_at, version=e.version, type=e.type, actor=e.actor,
-                    reason=e.reason, legal_basis=e.legal_basis)
+        DomainEntry(at=e.recorded_at, occurred_at=e.occurred_at, dated=e.data.get("dated"), version=e.version,
+                    type=e.type, actor=e.actor, reason=e.reason, legal_basis=e.legal_basis)
         for e in events
     ]
 

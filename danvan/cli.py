@@ -338,6 +338,9 @@ def _print_event(e: Any, at: Any = None) -> None:
     when = local_time(at) if at is not None else local_time(e.occurred_at, seconds=False)
     line = f"{e.version:>4}  {when}  {e.type:<28} {e.actor or '-'}"
     print(line)
+    dated = e.data.get("dated") if isinstance(e.data, dict) else None
+    if dated:
+        print(f"        act dated: {dated}")  # the date the written act bears, recorded at `when`
     if e.reason:
         print(f"        reason: {e.reason}")
     if e.legal_basis:
@@ -493,6 +496,53 @@ async def cmd_plan_import(settings: Settings, args: argparse.Namespace) -> int:
     if result.diff is not None:
         print(result.diff.summary())
     return 0
+
+
+async def cmd_import_cases(settings: Settings, args: argparse.Namespace) -> int:
+    """Import a JSON Lines file of open cases (`api.imports`), with progress on stderr and the report on stdout."""
+    from activities.rules import RulesActivities
+    from api.identities import IdentityVault
+    from api.imports import Importer, read_lines
+    from eventstore import EventStore
+
+    from .client import connect
+    from .keys import settings_key
+
+    try:
+        from pathlib import Path
+
+        data = await asyncio.to_thread(Path(args.file).read_bytes)
+        lines = [line for line in read_lines(data) if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Refused(f"{args.file}: {exc}") from exc
+    async with database(settings) as url:
+        store = await EventStore.open(url, max_size=10)
+        try:
+            client = await connect(settings.temporal_address, settings.temporal_namespace)
+            rules = RulesActivities(years=(settings.calendar_first_year, settings.calendar_last_year))
+            importer = Importer(client, IdentityVault(store.pool, settings_key(settings)), rules, store=store)
+            total = len(lines)
+
+            def progress(report: Any) -> None:
+                done = report.imported + report.already + report.refused
+                bar = "#" * (30 * done // max(total, 1))
+                print(f"\r  cases [{bar:<30}] {done}/{total} (imported {report.imported}, already "
+                      f"{report.already}, refused {report.refused})", end="", file=sys.stderr, flush=True)
+
+            report = await importer.run(lines, progress)
+            print(file=sys.stderr)
+        finally:
+            await store.close()
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json", exclude={"case_ids"}), ensure_ascii=False, indent=2))
+    else:
+        print(f"{args.file}: {report.lines} line(s): imported {report.imported}, already there {report.already}, "
+              f"refused {report.refused}")
+        for rule, count in report.by_reason.items():
+            print(f"  refused {count} × {rule}")
+        for refusal in report.refusals:
+            print(f"  line {refusal.line}: {refusal.rule}: {refusal.message}")
+    return 1 if report.refused else 0
 
 
 def _operator() -> Any:
@@ -808,6 +858,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the last day of the plan's term, instead of the file's (a plan whose term is over is "
                    "imported with a warning: no report would be requested of its tasks)")
     p.set_defaults(handler=cmd_plan_import, parser=p)
+    imports = sub.add_parser("import", help="Import cases already open.", description="Import cases already open.")
+    import_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")
+    p = import_sub.add_parser("cases", help="Import a JSON Lines file of open cases (idempotent; docs/import.md).",
+                              description="Import a JSON Lines file of open cases, one case a line with its "
+                              "intake and dated steps (idempotent by source and external_ref; docs/import.md).")
+    p.add_argument("file", help="the JSON Lines file, e.g. examples/open-cases.jsonl")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(handler=cmd_import_cases, parser=p)
     token = sub.add_parser("token", help="Manage API tokens.", description="Manage API tokens.")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     p = token_sub.add_parser("create", help="Issue a bearer token (printed once).")

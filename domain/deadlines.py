@@ -456,6 +456,8 @@ class DeadlineState(BaseModel):
     approached: bool = False
     breached: bool = False
     met_at: datetime | None = None
+    #: The date of the written act that met it, when it bears one (a decision signed before it was recorded).
+    met_on: date | None = None
     outcome: Literal["pending", "on_time", "late", "cancelled"] = "pending"
     #: The day its clock stopped, while the case is suspended and its kind's suspension time does not count.
     stopped_on: date | None = None
@@ -481,14 +483,19 @@ def add_deadlines(deadlines: Deadlines, new: Iterable[Deadline]) -> Deadlines:
     return out
 
 
-def meet_deadlines(deadlines: Deadlines, keys: Iterable[str], at: datetime) -> Deadlines:
-    """The pending deadlines among `keys` met at `at`: on time if not after their due instant, else late."""
+def meet_deadlines(deadlines: Deadlines, keys: Iterable[str], at: datetime, on: date | None = None) -> Deadlines:
+    """The pending deadlines among `keys` met at `at`: on time if not after their due instant, else late.
+
+    `on`: the date of the written act that meets them, when it bears one: the act is judged by its own date
+    (a decision signed on the due day and recorded the next morning is on time), and `at` stays the moment it
+    was recorded."""
     out = dict(deadlines)
     for key in keys:
         d = out.get(key)
         if d is not None and d.pending:
-            outcome: Literal["on_time", "late"] = "on_time" if at <= d.deadline.due_at else "late"
-            out[key] = d.model_copy(update={"met_at": at, "outcome": outcome})
+            kept = on <= d.deadline.due_on if on is not None else at <= d.deadline.due_at
+            outcome: Literal["on_time", "late"] = "on_time" if kept else "late"
+            out[key] = d.model_copy(update={"met_at": at, "met_on": on, "outcome": outcome})
     return out
 
 
@@ -558,6 +565,20 @@ def mark_deadline(deadlines: Deadlines, key: str, stage: Literal["approaching", 
 
 
 # -- the timer of a case's deadlines, the same for every kind of case -------------------------------------
+
+
+def timer_moments(deadlines: Deadlines) -> list[tuple[datetime, str, Literal["approaching", "breached"]]]:
+    """When each pending deadline warns and is missed (a miss is any instant after `due_at`), in order. A
+    deadline whose clock is stopped has no timer."""
+    moments: list[tuple[datetime, str, Literal["approaching", "breached"]]] = []
+    for key, d in deadlines.items():
+        if not d.pending or d.stopped_on is not None:  # met, or its clock stopped while the case is suspended
+            continue
+        if not d.approached:
+            moments.append((d.deadline.warn_at, key, "approaching"))
+        if not d.breached:
+            moments.append((d.deadline.due_at + timedelta(seconds=1), key, "breached"))
+    return sorted(moments)
 
 
 class MarkDeadline(Text):

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ReadStreamInput,
     )
     from domain.common import Actor, DomainError, Event, EventRegistry, require
-    from domain.deadlines import DeadlineState
+    from domain.deadlines import DeadlineState, timer_moments
     from domain.idempotency import SeenCommand, fingerprint, from_metadata, key_reused
     from domain.idempotency import metadata as keyed_metadata
     from domain.repairs import RecordRepair, decide_repair
@@ -247,6 +247,12 @@ class CaseMachine(Generic[S]):
         events = self.decide_any(self.state, command, actor, workflow.now())
         if not events:
             return []
+        return await self.store(events, command_id, keyed, retry=lambda: self.apply(command, actor, command_id, keyed))
+
+    async def store(self, events: list[Event], command_id: str | None, keyed: SeenCommand | None,
+                    retry: Callable[[], Any]) -> list[Event]:
+        """Append decided `events` (with the projection, in one transaction), then move the state and the search
+        attributes, and run what they call for. `retry`: decides again after catching up with a reset stream."""
         new_state = self.fold(events, self.state)
         if command_id and keyed is not None:
             metadata = keyed_metadata(command_id, keyed)
@@ -277,7 +283,8 @@ class CaseMachine(Generic[S]):
                 raise  # the stream holds nothing this run does not know: the conflict is not a reset's
             if command_id and command_id in self.seen:
                 return []  # an earlier run of this case applied it: its events are the ones just adopted
-            return await self.apply(command, actor, command_id, keyed)
+            result: list[Event] = await retry()
+            return result
         self.state = new_state
         if command_id:
             self.seen[command_id] = new_state.version
@@ -388,15 +395,7 @@ class CaseMachine(Generic[S]):
         """When each pending deadline warns and is missed (a miss is any instant after `due_at`). A deadline
         whose clock is stopped has no timer; only runs past the patch `legal-periods` of a petition stop one."""
         assert self.state is not None
-        moments: list[tuple[datetime, str, Stage]] = []
-        for key, d in self.state.deadlines.items():
-            if not d.pending or d.stopped_on is not None:  # met, or its clock stopped while the case is suspended
-                continue
-            if not d.approached:
-                moments.append((d.deadline.warn_at, key, "approaching"))
-            if not d.breached:
-                moments.append((d.deadline.due_at + timedelta(seconds=1), key, "breached"))
-        return sorted(moments)
+        return timer_moments(self.state.deadlines)
 
     async def fire_due_timers(self, actor: Actor) -> None:
         now = workflow.now()

@@ -65,16 +65,18 @@ def _refusal(exc: WorkflowUpdateFailedError) -> CommandRefused:
     return CommandRefused("refused", str(cause or exc))
 
 
-async def open_petition(client: Client, intake: PetitionIntake, *, task_queue: str = TASK_QUEUE) -> CommandResult:
+async def open_petition(client: Client, intake: PetitionIntake, *, task_queue: str = TASK_QUEUE,
+                        imported: list[Any] | None = None) -> CommandResult:
     """Start the case and wait until it is open, atomically (update-with-start).
 
     The same `source` + `external_ref` again answers with the same case (`created` false); with other
-    content it is refused with rule `petition.conflict`.
+    content it is refused with rule `petition.conflict`. `imported`: the steps of a case imported open
+    (`domain.petitions.imports`), stored with its receipt.
     """
     case_id = petition_case_id(intake.source, intake.external_ref)
     start = WithStartWorkflowOperation(
         PetitionWorkflow.run,
-        PetitionStart(intake=intake),
+        PetitionStart(intake=intake, imported=imported),
         id=case_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

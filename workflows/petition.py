@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.petitions import commands as c
     from domain.petitions import events as e
     from domain.petitions.decider import decide, fold, intake_digest, same_petition
+    from domain.petitions.imports import ImportedCase, ImportedStep, replay
     from domain.petitions.model import PetitionIntake, PetitionState, PetitionStatus
     from domain.petitions.views import CaseView, case_row, case_view
     from domain.text import faults
@@ -80,6 +81,9 @@ class PetitionStart(BaseModel):
     seen_digests: dict[str, SeenCommand] = Field(default_factory=dict)
     #: Continue as new past this many history events (lower it in tests to exercise the hand-over).
     history_limit: int = Field(default=MAX_HISTORY_EVENTS, ge=50)
+    #: A case imported open (`domain.petitions.imports`): the steps it went through before, replayed through the
+    #: decider at their moments and stored with its receipt in one append.
+    imported: list[ImportedStep] | None = None
 
 
 class ReceiveRequest(BaseModel):
@@ -143,12 +147,27 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=APPEND_RETRY,
         )
+        if start.imported is not None:
+            await self.receive_imported(start, rules)
+            return
         receive = c.Receive(
             case_id=workflow.info().workflow_id, intake=start.intake, instance=start.instance,
             parent_case_id=start.parent_case_id, rules=rules,
         )
         async with self.lock:
             await self.apply(receive, SYSTEM, "receive")
+
+    async def receive_imported(self, start: PetitionStart, rules: Any) -> None:
+        """An imported case: its receipt and every step so far, decided again at their moments on the rules just
+        loaded (as the importer decided them before starting the case), stored in one append."""
+        line = ImportedCase(intake=start.intake, steps=start.imported or [])
+        events = replay(workflow.info().workflow_id, line, rules, workflow.now())
+
+        async def again() -> list[Event]:
+            return []  # a reset run finds its stored events: they are the ones just adopted
+
+        async with self.lock:
+            await self.store(events, "receive", None, retry=again)
 
     # -- the domain, for the machinery ----------------------------------------------------------------
 

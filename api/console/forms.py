@@ -47,6 +47,9 @@ LONG_TEXT = 300
 ROWS = 3
 #: The field every command may carry, shown last: why (a person's reason).
 REASON = "reason"
+#: The date a written act bears (`domain.petitions.commands.DatedAct`), shown before the reason; an extension
+#: names it `decision_date`.
+ACT_DATE, ACT_DATE_ALIAS = "dated", "decision_date"
 #: How a date is written in a form.
 DATE_FORMAT = "dd/mm/yyyy"
 _DAY_FIRST = re.compile(r"^\s*(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{4})\s*$")
@@ -165,10 +168,14 @@ def shape_of(info: FieldInfo) -> Shape:
 
 
 def field_shapes(model: type[BaseModel]) -> dict[str, Shape]:
-    """Every field of `model` a form shows, in the model's order with `reason` last."""
+    """Every field of `model` a form shows, in the model's order with the act's date (`dated`) and `reason` last.
+    An extension's form asks its date once, as `decision_date`."""
     names = [n for n in model.model_fields if n not in HIDDEN_FIELDS]
-    if REASON in names:
-        names = [n for n in names if n != REASON] + [REASON]
+    if ACT_DATE_ALIAS in names:
+        names = [n for n in names if n != ACT_DATE]
+    for last in (ACT_DATE, REASON):
+        if last in names:
+            names = [n for n in names if n != last] + [last]
     return {name: shape_of(model.model_fields[name]) for name in names}
 
 

@@ -273,6 +273,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "timeline.col.reason": ("Lý do", "Reason"),
     "timeline.col.basis": ("Căn cứ", "Legal basis"),
     "timeline.data": ("Dữ liệu của sự kiện", "The event's data"),
+    "timeline.dated": ("văn bản ngày {day}", "act dated {day}"),
     "deadline.basis.sub_deadline": ("thời hạn do cơ quan chủ trì đặt", "sub-deadline set by the lead body"),
     "stall.detail.activity_paused": ("Bước {step} đang bị tạm dừng{why}", "Step {step} is paused{why}"),
     "stall.detail.activity_failing": ("Bước {step} đã lỗi {count} lần{why}", "Step {step} failed {count} times{why}"),
@@ -1010,6 +1011,23 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
             "Ngày của quyết định gia hạn không được trước ngày nhận đơn.",
             "The extension decision may not be dated before the petition was received.",
         ),
+        "extend.decision_date_mismatch": (
+            "Ngày văn bản và ngày quyết định gia hạn khác nhau: chỉ nêu một ngày.",
+            "The act's date and the extension decision's date differ: give one date.",
+        ),
+        "dated.future": (
+            "Ngày ban hành văn bản không được sau ngày hôm nay: chỉ ghi nhận văn bản đã ký.",
+            "The act may not be dated after today: record an act once it is signed.",
+        ),
+        "dated.before_receipt": (
+            "Ngày ban hành văn bản không được trước ngày nhận đơn.",
+            "The act may not be dated before the petition was received.",
+        ),
+        "dated.before_previous_step": (
+            "Ngày ban hành văn bản không được trước ngày của bước mà nó tiếp theo (thụ lý, gia hạn, tạm đình chỉ, "
+            "quyết định...).",
+            "The act may not be dated before the step it follows (acceptance, extension, suspension, decision...).",
+        ),
         "extend.decision_no_reused": (
             "Số quyết định này đã được dùng cho một lần gia hạn khác: mỗi quyết định có số riêng.",
             "This decision number already granted an extension: each decision has its own number.",
@@ -1184,6 +1202,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "days": ("Số ngày", "Days"),
         "deadline": ("Thời hạn", "Deadline"),
         "deadlines": ("Các thời hạn", "Deadlines"),
+        "dated": ("Ngày ban hành văn bản", "Date of the act"),
         "decision_date": ("Ngày quyết định", "Decision date"),
         "decision_no": ("Số quyết định", "Decision number"),
         "demand_matches_findings": ("Yêu cầu đúng với kết quả xác minh", "Demand matches the findings"),
@@ -1444,6 +1463,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "days": ("Số ngày", "Days"),
         "channel": ("Hình thức gửi", "Sent by"),
         "recipients": ("Nơi nhận (mỗi dòng một nơi)", "Recipients"),
+        "dated": ("Ngày ký văn bản (để trống: hôm nay)", "Date the act was signed (blank: today)"),
     },
     "choice.level": {
         "province": ("Cấp tỉnh", "Province"),

@@ -343,6 +343,8 @@ class TimelineRow:
     at: datetime
     version: int | None
     type: str
+    #: The date the written act bears, shown next to the moment it was recorded.
+    dated: date | None = None
     actor: str | None = None
     reason: str | None = None
     legal_basis: str | None = None
@@ -359,6 +361,7 @@ def timeline_rows(entries: Sequence[DomainEntry | ProcessEntry], events: Sequenc
     for entry in entries:
         if isinstance(entry, DomainEntry):
             rows.append(TimelineRow(kind="domain", at=entry.occurred_at, version=entry.version, type=entry.type,
+                                    dated=entry.dated,
                                     actor=entry.actor, reason=entry.reason, legal_basis=entry.legal_basis,
                                     fields=data.get(entry.version, ())))
         else:

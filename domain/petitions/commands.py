@@ -20,6 +20,16 @@ class Command(Text):
     reason: str | None = Field(default=None, max_length=2000)
 
 
+class DatedAct(Command):
+    """A command that records a written act (a decision, a notice, an extension...): the act has its own date,
+    from which the periods it starts are counted and against which its own period is judged met or missed."""
+
+    dated: Date | None = Field(default=None, description=(
+        "the date the written act bears, a calendar day in Vietnam (YYYY-MM-DD); absent: today. Not after today, "
+        "not before the petition's receipt, not before the step it follows (the acceptance a decision follows, "
+        "the suspension a resumption ends...); the periods it starts run from it"))
+
+
 class Receive(Command):
     """Internal: the first command of a case, made by the workflow from its start input."""
 
@@ -60,7 +70,7 @@ class Split(Command):
     parts: list[SplitPart] = Field(min_length=2, max_length=20)
 
 
-class Accept(Command):
+class Accept(DatedAct):
     """Thụ lý: the acceptance decision; starts the resolution period."""
 
     type: Literal["accept"] = "accept"
@@ -68,7 +78,7 @@ class Accept(Command):
     lead_body: BodyCode | None = None
 
 
-class Reject(Command):
+class Reject(DatedAct):
     """Không thụ lý: refusal with written reasons (LKN Art 27)."""
 
     type: Literal["reject"] = "reject"
@@ -76,7 +86,7 @@ class Reject(Command):
     notice_no: str | None = Field(default=None, max_length=100)
 
 
-class Forward(Command):
+class Forward(DatedAct):
     """Chuyển đơn: send to the competent body, with a notice to the petitioner."""
 
     type: Literal["forward"] = "forward"
@@ -84,7 +94,7 @@ class Forward(Command):
     notice_no: str = Field(min_length=1, max_length=100)
 
 
-class Redirect(Command):
+class Redirect(DatedAct):
     """Hướng dẫn: tell the petitioner where to go."""
 
     type: Literal["redirect"] = "redirect"
@@ -116,7 +126,7 @@ class RecordDialogue(Command):
     summary: str = Field(min_length=1, max_length=20000)
 
 
-class Extend(Command):
+class Extend(DatedAct):
     """Gia hạn by written decision (denunciations, Luật Tố cáo 2018 Art 30: none for an ordinary case, once
     for a complex one, twice for an especially complex one, each time by at most 30 days)."""
 
@@ -128,17 +138,17 @@ class Extend(Command):
     especially_complex: Boolean = False
 
 
-class Suspend(Command):
+class Suspend(DatedAct):
     """Tạm đình chỉ, with a reason."""
 
     type: Literal["suspend"] = "suspend"
 
 
-class Resume(Command):
+class Resume(DatedAct):
     type: Literal["resume"] = "resume"
 
 
-class Withdraw(Command):
+class Withdraw(DatedAct):
     """Rút đơn. A denunciation continues when there are signs of violation or the withdrawal was coerced."""
 
     type: Literal["withdraw"] = "withdraw"
@@ -146,7 +156,7 @@ class Withdraw(Command):
     coerced: Boolean = False
 
 
-class Decide(Command):
+class Decide(DatedAct):
     """The decision (complaint), conclusion (denunciation) or written answer (recommendation, voters)."""
 
     type: Literal["decide"] = "decide"
@@ -155,7 +165,7 @@ class Decide(Command):
     summary: str = Field(min_length=1, max_length=20000)
 
 
-class Notify(Command):
+class Notify(DatedAct):
     """Thông báo: a written notice (of acceptance, of the decision) to the parties; denunciations: published.
     `forwarder`: the notice to the Front or the body that forwarded the petition (Luật Khiếu nại 2011, Điều 66
     khoản 2; Luật Tố cáo 2018, Điều 26 khoản 2; Luật Tiếp công dân 2013, Điều 27 khoản 2 and Điều 28 khoản 2).

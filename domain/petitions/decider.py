@@ -8,13 +8,13 @@ package or the policy file say today.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import singledispatch
 from typing import Any
 
 from .. import coordination as co
 from ..bodies import BodyError, NoRoute, RoutingDecision
-from ..calendar import CalendarRangeError, local_date
+from ..calendar import CalendarRangeError, end_of_day, local_date
 from ..common import Actor, DomainError, Event, content_digest, envelope, require
 from ..deadlines import (
     CaseRules,
@@ -114,8 +114,8 @@ LAW = {
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def deadline_for(rules: CaseRules, key: str, start: datetime, *, complex: bool = False, remote: bool = False,
-                 variant: str | None = None) -> Deadline:
+def deadline_for(rules: CaseRules, key: str, start: date | datetime, *, complex: bool = False,
+                 remote: bool = False, variant: str | None = None) -> Deadline:
     """A policy deadline on the case's recorded calendar; a missing rule or a date off the calendar refuses."""
     try:
         return compute_deadline(
@@ -188,7 +188,8 @@ def _first_key(rules: CaseRules, kind: PetitionKind, instance: int, intake: Any,
     return first_deadline_key(kind, instance, in_person=in_person, repeated=repeated)
 
 
-def _owed(rules: CaseRules, key: str, start: datetime, completed: bool, *, remote: bool = False) -> list[Deadline]:
+def _owed(rules: CaseRules, key: str, start: date | datetime, completed: bool, *,
+          remote: bool = False) -> list[Deadline]:
     """The deadline of `key` from `start`, for a case deciding by the periods-completed patch under a recorded
     policy that has the rule; nothing otherwise (cases recorded before either keep the deadlines they had)."""
     if not completed or key not in rules.policy.rules:
@@ -206,7 +207,8 @@ def forwarded(intake: Any) -> bool:
     return bool(intake.forwarded_by_front or intake.channel in FORWARDING_CHANNELS)
 
 
-def _forwarder_notice(rules: CaseRules, key: str, intake: Any, start: datetime, revised: bool) -> list[Deadline]:
+def _forwarder_notice(rules: CaseRules, key: str, intake: Any, start: date | datetime,
+                      revised: bool) -> list[Deadline]:
     """The deadline of the notice to the forwarding body, for a forwarded petition under a policy that has it."""
     if not revised or not forwarded(intake) or key not in rules.policy.rules:
         return []
@@ -253,8 +255,57 @@ def decide(state: PetitionState | None, command: c.PetitionCommand, actor: Actor
     if handler is None:
         raise DomainError("command.unknown", f"`{kind}` is not a command of a petition case")
     wanted = _FLAGS.get(type(command), ())
-    events: list[Event] = handler(state, command, actor, now, **{k: v for k, v in flags.items() if k in wanted})
+    options: dict[str, Any] = {k: v for k, v in flags.items() if k in wanted}
+    if isinstance(command, c.DatedAct):
+        options["on"] = act_date(state, command, now)
+    events: list[Event] = handler(state, command, actor, now, **options)
     return events
+
+
+#: The steps a dated act follows, by command: it may not be dated before the latest of them the case recorded.
+FOLLOWS: dict[str, tuple[str, ...]] = {
+    "extend": ("accepted", "extended", "resumed"),
+    "suspend": ("accepted", "resumed"),
+    "resume": ("suspended",),
+    "withdraw": ("accepted", "suspended", "resumed"),
+    "decide": ("accepted", "extended", "resumed"),
+}
+#: The steps a notice follows, by what it is about.
+NOTICE_FOLLOWS: dict[str, tuple[str, ...]] = {
+    "acceptance": ("accepted",), "decision": ("decided",), "publication": ("decided",),
+    "suspension": ("suspended",), "termination": ("terminated",), "forwarder": ("accepted", "decided"),
+}
+#: How a message names each step.
+STEP_NAMES = {"accepted": "acceptance (thụ lý)", "extended": "extension (gia hạn)",
+              "suspended": "suspension (tạm đình chỉ)", "resumed": "resumption (tiếp tục giải quyết)",
+              "decided": "decision (quyết định, kết luận)", "terminated": "termination (đình chỉ)"}
+
+
+def act_date(state: PetitionState, cmd: c.DatedAct, now: datetime) -> date:
+    """The date of the written act `cmd` records: its `dated`, or today in Vietnam when it gives none.
+
+    A date given is refused after today (`dated.future`), before the petition's day of receipt
+    (`dated.before_receipt`) and before the latest step the act follows (`dated.before_previous_step`: a
+    decision dated before the acceptance, a resumption before the suspension). A command without `dated`
+    decides exactly as before acts carried one."""
+    today = local_date(now)
+    dated = cmd.dated
+    if dated is None:
+        return today
+    require(dated <= today, "dated.future",
+            f"the act is dated {dated.isoformat()}, after today ({today.isoformat()}): record an act once it "
+            "is signed")
+    received = local_date(state.intake.received_at)
+    require(dated >= received, "dated.before_receipt",
+            f"the act is dated {dated.isoformat()}, before the petition was received ({received.isoformat()})")
+    follows = NOTICE_FOLLOWS[cmd.about] if isinstance(cmd, c.Notify) else FOLLOWS.get(getattr(cmd, "type", ""), ())
+    previous = [(state.acts[step], step) for step in follows if step in state.acts]
+    if previous:
+        latest, step = max(previous)
+        require(dated >= latest, "dated.before_previous_step",
+                f"the act is dated {dated.isoformat()}, before the {STEP_NAMES[step]} it follows, dated "
+                f"{latest.isoformat()}")
+    return dated
 
 
 def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: datetime, *,
@@ -386,42 +437,44 @@ def _split(state: PetitionState, cmd: c.Split, actor: Actor, now: datetime) -> l
     return [e.PetitionSplit(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (xử lý đơn)"), children=children)]
 
 
-def _accept(state: PetitionState, cmd: c.Accept, actor: Actor, now: datetime) -> list[Event]:
+def _accept(state: PetitionState, cmd: c.Accept, actor: Actor, now: datetime, *, on: date) -> list[Event]:
+    """Thụ lý: the resolution periods run from the acceptance decision's date (`on`)."""
     require(state.status == S.CLASSIFIED, "accept.state",
             f"only a classified case can be accepted (thụ lý), not one that is {state.status}")
     lead = cmd.lead_body or state.lead_body
     require(lead is not None, "accept.lead_body", "name the competent body (lead_body) that accepts the case")
-    check_body(state, lead, "accept.body", now)
+    check_body(state, lead, "accept.body", end_of_day(on))
     new = [
-        deadline_for(state.rules, key, now, complex=state.complex, remote=state.remote_area)
+        deadline_for(state.rules, key, on, complex=state.complex, remote=state.remote_area)
         for key in resolution_keys(state.kind, state.instance)
     ]
     basis = new[0].legal_basis if new else LAW[state.kind]
-    return [e.AcceptanceDecided(**envelope(cmd, actor, now, basis), accepted=True, decision_no=cmd.decision_no,
-                                lead_body=lead, deadlines=new)]
+    return [e.AcceptanceDecided(**envelope(cmd, actor, now, basis), dated=on, accepted=True,
+                                decision_no=cmd.decision_no, lead_body=lead, deadlines=new)]
 
 
-def _reject(state: PetitionState, cmd: c.Reject, actor: Actor, now: datetime) -> list[Event]:
+def _reject(state: PetitionState, cmd: c.Reject, actor: Actor, now: datetime, *, on: date) -> list[Event]:
     require(state.status == S.CLASSIFIED, "reject.state",
             f"only a classified case can be refused (không thụ lý), not one that is {state.status}")
     basis = "Luật Khiếu nại 2011, Điều 11 và 27" if state.kind == K.COMPLAINT else LAW[state.kind]
-    return [e.AcceptanceDecided(**envelope(cmd, actor, now, basis), accepted=False, decision_no=cmd.notice_no,
-                                reasons=list(cmd.reasons))]
+    return [e.AcceptanceDecided(**envelope(cmd, actor, now, basis), dated=on, accepted=False,
+                                decision_no=cmd.notice_no, reasons=list(cmd.reasons))]
 
 
-def _forward(state: PetitionState, cmd: c.Forward, actor: Actor, now: datetime) -> list[Event]:
+def _forward(state: PetitionState, cmd: c.Forward, actor: Actor, now: datetime, *, on: date) -> list[Event]:
     require(state.status in {S.RECEIVED, S.CLASSIFIED}, "forward.state",
             f"a petition is forwarded before it is accepted, not when {state.status}")
     require(cmd.to_body != state.lead_body, "forward.same_body", "the petition is already with that body")
-    check_body(state, cmd.to_body, "forward.body", now)
-    return [e.Forwarded(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (chuyển đơn)"), to_body=cmd.to_body,
-                        notice_no=cmd.notice_no)]
+    check_body(state, cmd.to_body, "forward.body", end_of_day(on))
+    return [e.Forwarded(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (chuyển đơn)"), dated=on,
+                        to_body=cmd.to_body, notice_no=cmd.notice_no)]
 
 
-def _redirect(state: PetitionState, cmd: c.Redirect, actor: Actor, now: datetime) -> list[Event]:
+def _redirect(state: PetitionState, cmd: c.Redirect, actor: Actor, now: datetime, *, on: date) -> list[Event]:
     require(state.status in {S.RECEIVED, S.CLASSIFIED}, "redirect.state",
             f"a petitioner is redirected before acceptance, not when {state.status}")
-    return [e.Redirected(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (hướng dẫn)"), guidance=cmd.guidance)]
+    return [e.Redirected(**envelope(cmd, actor, now, "TT 05/2021/TT-TTCP (hướng dẫn)"), dated=on,
+                         guidance=cmd.guidance)]
 
 
 def _assign(state: PetitionState, cmd: c.Assign, actor: Actor, now: datetime) -> list[Event]:
@@ -476,24 +529,35 @@ _COMPLEXITY_VI = {"ordinary": "vụ việc thông thường (ordinary)", "comple
                   "especially_complex": "vụ việc đặc biệt phức tạp (especially complex)"}
 
 
+def _decision_date(cmd: c.Extend) -> date | None:
+    """The extension decision's date: `decision_date`, or the act's `dated` (the two, if both given, agree)."""
+    if cmd.dated is not None and cmd.decision_date is not None:
+        require(cmd.dated == cmd.decision_date, "extend.decision_date_mismatch",
+                f"the extension decision is dated {cmd.dated.isoformat()} (dated) and "
+                f"{cmd.decision_date.isoformat()} (decision_date): give one date")
+    return cmd.decision_date or cmd.dated
+
+
 def _extension_decision(state: PetitionState, cmd: c.Extend, now: datetime, basis: str) -> None:
     """The written extension decision: its own number, and a date neither in the future nor before receipt."""
-    require(cmd.decision_date is not None, "extend.decision_date",
-            f"{basis}: an extension is decided in writing; give the decision's date (decision_date)")
-    assert cmd.decision_date is not None
+    decision_date = _decision_date(cmd)
+    require(decision_date is not None, "extend.decision_date",
+            f"{basis}: an extension is decided in writing; give the decision's date (dated)")
+    assert decision_date is not None
     today, received = local_date(now), local_date(state.intake.received_at)
-    require(cmd.decision_date <= today, "extend.decision_date_future",
-            f"the extension decision is dated {cmd.decision_date.isoformat()}, after today ({today.isoformat()})")
-    require(cmd.decision_date >= received, "extend.decision_date_before_receipt",
-            f"the extension decision is dated {cmd.decision_date.isoformat()}, before the petition was received "
+    require(decision_date <= today, "extend.decision_date_future",
+            f"the extension decision is dated {decision_date.isoformat()}, after today ({today.isoformat()})")
+    require(decision_date >= received, "extend.decision_date_before_receipt",
+            f"the extension decision is dated {decision_date.isoformat()}, before the petition was received "
             f"({received.isoformat()})")
     used = [d["decision_no"] for d in state.extension_decisions]
     require(cmd.decision_no.strip() not in used, "extend.decision_no_reused",
             f"decision {cmd.decision_no} already granted an extension of this case: each has its own number")
 
 
-def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime, *,
+def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime, *, on: date,
             revised: bool = True) -> list[Event]:
+    """Gia hạn: decided before the period ends, by the decision's date."""
     require(state.kind != K.COMPLAINT, "complaint.no_extension",
             "Luật Khiếu nại 2011, Điều 28: a complaint's period (30, or 45 days when complex) is not extended")
     require(state.status in HANDLING, "extend.state", f"only a case being resolved can be extended, not {state.status}")
@@ -514,7 +578,9 @@ def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime, *,
             f"{state.kind.value}.extension_limit",
             f"{basis}: at most {allowed} extension(s) of {rule.extension_amount or 0} days for "
             f"{_COMPLEXITY_VI[complexity] if revised else 'a case'}; {current.deadline.extensions} already granted")
-    require(now <= current.deadline.due_at, "extend.after_deadline",
+    decision_date = _decision_date(cmd) if revised else None
+    on = decision_date or on
+    require(on <= current.deadline.due_on, "extend.after_deadline",
             "an extension is decided before the period ends; this one ended on "
             f"{current.deadline.due_on.isoformat()}")
     require(_given(cmd.reason), "extend.reason", "an extension needs its reason (the complexity criterion)")
@@ -525,40 +591,40 @@ def _extend(state: PetitionState, cmd: c.Extend, actor: Actor, now: datetime, *,
                                    complexity=complexity if revised else None, from_start=revised)
     except CalendarRangeError as exc:
         raise DomainError("calendar.out_of_range", str(exc)) from exc
-    return [e.ExtensionGranted(**envelope(cmd, actor, now, basis if revised else rule.legal_basis),
-                               decision_no=cmd.decision_no, deadline=extended,
-                               decision_date=cmd.decision_date if revised else None,
+    return [e.ExtensionGranted(**envelope(cmd, actor, now, basis if revised else rule.legal_basis), dated=on,
+                               decision_no=cmd.decision_no, deadline=extended, decision_date=decision_date,
                                especially_complex=revised and cmd.especially_complex and not state.especially_complex)]
 
 
-def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime, *,
+def _suspend(state: PetitionState, cmd: c.Suspend, actor: Actor, now: datetime, *, on: date,
              revised: bool = True, completed: bool = True) -> list[Event]:
+    """Tạm đình chỉ: the clocks stop on the suspension decision's date (`on`), and its notice runs from it."""
     require(state.open and state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "suspend.state",
             f"a case that is {state.status} cannot be suspended")
     require(not state.suspended, "suspend.already", "the case is already suspended")
     require(_given(cmd.reason), "suspend.reason", "a suspension (tạm đình chỉ) needs its reason")
     rule = state.rules.policy.suspension_counts(state.kind.value) if revised else None
-    clocks = stop_clocks(state.deadlines, now) if rule is not None and not rule.counts else []
+    clocks = stop_clocks(state.deadlines, end_of_day(on)) if rule is not None and not rule.counts else []
     basis = rule.legal_basis if rule is not None else LAW[state.kind]
-    notice = _owed(state.rules, SUSPENSION_NOTICE, now, completed) if state.kind == K.DENUNCIATION else []
-    return [e.Suspended(**envelope(cmd, actor, now, basis), stopped=clocks, deadlines=notice)]
+    notice = _owed(state.rules, SUSPENSION_NOTICE, on, completed) if state.kind == K.DENUNCIATION else []
+    return [e.Suspended(**envelope(cmd, actor, now, basis), dated=on, stopped=clocks, deadlines=notice)]
 
 
-def _resume(state: PetitionState, cmd: c.Resume, actor: Actor, now: datetime) -> list[Event]:
-    """Resume: each stopped period continues from today for what remained of it, on the case's calendar."""
+def _resume(state: PetitionState, cmd: c.Resume, actor: Actor, now: datetime, *, on: date) -> list[Event]:
+    """Resume: each stopped period continues from the resumption's date (`on`) for what remained of it, on the
+    case's calendar."""
     require(state.suspended, "resume.not_suspended", "the case is not suspended")
     rule = state.rules.policy.suspension_counts(state.kind.value)
-    today = local_date(now)
     try:
-        new = [restart_clock(d, today, state.rules.calendar)
+        new = [restart_clock(d, on, state.rules.calendar)
                for _, d in sorted(state.deadlines.items()) if d.pending and d.stopped_on is not None]
     except CalendarRangeError as exc:
         raise DomainError("calendar.out_of_range", str(exc)) from exc
     basis = rule.legal_basis if new and rule is not None else LAW[state.kind]
-    return [e.Resumed(**envelope(cmd, actor, now, basis), deadlines=new)]
+    return [e.Resumed(**envelope(cmd, actor, now, basis), dated=on, deadlines=new)]
 
 
-def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime, *,
+def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime, *, on: date,
               completed: bool = True) -> list[Event]:
     if state.kind == K.DENUNCIATION and state.decided_at is not None:
         raise DomainError("denunciation.withdraw_after_conclusion",
@@ -566,7 +632,7 @@ def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime
                           f"the conclusion was issued on {local_date(state.decided_at).isoformat()}")
     require(state.open, "withdraw.state", f"a case that is {state.status} cannot be withdrawn")
     require(not state.withdrawn, "withdraw.already", "the petition was already withdrawn")
-    env = envelope(cmd, actor, now, LAW[state.kind])
+    env = {**envelope(cmd, actor, now, LAW[state.kind]), "dated": on}
     if state.kind == K.DENUNCIATION:
         require(state.status not in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING}, "denunciation.withdraw_after_conclusion",
                 f"{DENUNCIATION_WITHDRAWAL}: a denunciation may be withdrawn only before the conclusion")
@@ -578,7 +644,7 @@ def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime
                 "the petition was already decided")
     basis = "Luật Khiếu nại 2011, Điều 10" if state.kind == K.COMPLAINT else env["legal_basis"]
     # A denunciation's termination decision is sent to the parties (Luật Tố cáo 2018, Điều 34 khoản 4).
-    notice = _owed(state.rules, SUSPENSION_NOTICE, now, completed) if state.kind == K.DENUNCIATION else []
+    notice = _owed(state.rules, SUSPENSION_NOTICE, on, completed) if state.kind == K.DENUNCIATION else []
     return [
         e.Withdrawn(**{**env, "legal_basis": basis}, continues=False),
         e.Terminated(**{**env, "legal_basis": basis}, ground="withdrawn by the petitioner (đình chỉ)",
@@ -586,8 +652,10 @@ def _withdraw(state: PetitionState, cmd: c.Withdraw, actor: Actor, now: datetime
     ]
 
 
-def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime, *,
+def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime, *, on: date,
             revised: bool = True, completed: bool = True) -> list[Event]:
+    """The decision: the periods it starts run from its date (`on`), and the resolution period it meets is judged
+    by that date."""
     require(state.status in HANDLING, "decide.state",
             f"a decision is issued on an accepted case, not one that is {state.status}")
     require(cmd.outcome in OUTCOMES[state.kind], "decide.outcome",
@@ -600,22 +668,22 @@ def _decide(state: PetitionState, cmd: c.Decide, actor: Actor, now: datetime, *,
     rules = state.rules
     if state.kind == K.COMPLAINT:
         # A second-instance decision is sent within its own period (Luật Khiếu nại 2011, Điều 41 khoản 1).
-        second = _owed(rules, "complaint2.decision_delivery", now, completed) if state.instance == 2 else []
-        new += second or [deadline_for(rules, "complaint.decision_delivery", now)]
-        new += _forwarder_notice(rules, "complaint.forwarder_notice", state.intake, now, revised)
-        new += _owed(rules, DECISION_EFFECT, now, completed, remote=state.remote_area)
+        second = _owed(rules, "complaint2.decision_delivery", on, completed) if state.instance == 2 else []
+        new += second or [deadline_for(rules, "complaint.decision_delivery", on)]
+        new += _forwarder_notice(rules, "complaint.forwarder_notice", state.intake, on, revised)
+        new += _owed(rules, DECISION_EFFECT, on, completed, remote=state.remote_area)
     elif state.kind == K.DENUNCIATION:
-        new += _owed(rules, "denunciation.conclusion_delivery", now, completed)
-        new += _owed(rules, PUBLICATION, now, completed)
+        new += _owed(rules, "denunciation.conclusion_delivery", on, completed)
+        new += _owed(rules, PUBLICATION, on, completed)
     elif _reception_forwarded(state.kind, state.intake):
-        new += _owed(rules, "reception.result_notice", now, completed)
+        new += _owed(rules, "reception.result_notice", on, completed)
     basis = {
         K.COMPLAINT: "Luật Khiếu nại 2011, Điều 31",
         K.DENUNCIATION: "Luật Tố cáo 2018, Điều 35",
     }.get(state.kind, LAW[state.kind])
     running = [d for key, d in state.deadlines.items() if key in RESOLUTION_STAGE and d.pending]
-    kept = None if not running else "on_time" if all(now <= d.deadline.due_at for d in running) else "late"
-    return [e.DecisionIssued(**envelope(cmd, actor, now, basis), form=DECISION_FORM[state.kind],
+    kept = None if not running else "on_time" if all(on <= d.deadline.due_on for d in running) else "late"
+    return [e.DecisionIssued(**envelope(cmd, actor, now, basis), dated=on, form=DECISION_FORM[state.kind],
                              outcome=cmd.outcome, decision_no=cmd.decision_no, summary=cmd.summary, deadlines=new,
                              resolution_outcome=kept)]
 
@@ -633,13 +701,14 @@ def _basis_of_pending(state: PetitionState, keys: Iterable[str]) -> str | None:
 LATER_NOTICES = frozenset({"suspension", "termination", "publication"})
 
 
-def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime, *,
+def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime, *, on: date,
             completed: bool = True) -> list[Event]:
+    """A notice, judged on time or late by its date (`on`)."""
     if state.suspended and cmd.about != "suspension":
         raise DomainError("case.suspended", f"the case is suspended; a notice of {cmd.about} must wait for `resume`")
     if cmd.about in LATER_NOTICES:
         require(completed, "notify.about", f"`{cmd.about}` is not a notice this case gives")
-        return _notify_later(state, cmd, actor, now)
+        return _notify_later(state, cmd, actor, now, on)
     if cmd.about == "forwarder":
         require(forwarded(state.intake), "notify.forwarder_none", "no body forwarded this petition")
         require(state.status not in {S.CLOSED, S.ARCHIVED}, "notify.forwarder_state",
@@ -650,7 +719,7 @@ def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime, *,
         basis = {K.COMPLAINT: "Luật Khiếu nại 2011, Điều 66 khoản 2",
                  K.DENUNCIATION: "Luật Tố cáo 2018, Điều 26 khoản 2"}.get(state.kind, LAW[state.kind])
         basis = _basis_of_pending(state, ("reception.forwarder_notice", "reception.result_notice")) or basis
-        return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about,
+        return [e.NotificationSent(**envelope(cmd, actor, now, basis), dated=on, about=cmd.about,
                                    recipients=list(cmd.recipients), channel=cmd.channel, doc_no=cmd.doc_no)]
     if cmd.about == "acceptance":
         require(state.status in HANDLING, "notify.acceptance_state", "the acceptance is notified after it is decided")
@@ -662,11 +731,12 @@ def _notify(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime, *,
         basis = "Luật Khiếu nại 2011, Điều 32" if state.kind == K.COMPLAINT else LAW[state.kind]
         basis = _basis_of_pending(state, ("complaint2.decision_delivery", "denunciation.conclusion_delivery")) or basis
     published = state.kind == K.DENUNCIATION and cmd.channel == "publication"
-    return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about, recipients=list(cmd.recipients),
+    return [e.NotificationSent(**envelope(cmd, actor, now, basis), dated=on, about=cmd.about,
+                               recipients=list(cmd.recipients),
                                channel=cmd.channel, doc_no=cmd.doc_no, published=published)]
 
 
-def _notify_later(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime) -> list[Event]:
+def _notify_later(state: PetitionState, cmd: c.Notify, actor: Actor, now: datetime, on: date) -> list[Event]:
     """The notice of a denunciation's suspension or termination decision, and the publication of its conclusion."""
     require(state.kind == K.DENUNCIATION, "notify.about_kind",
             f"a notice of {cmd.about} belongs to denunciations (Luật Tố cáo 2018), not to a {state.kind.value}")
@@ -675,7 +745,7 @@ def _notify_later(state: PetitionState, cmd: c.Notify, actor: Actor, now: dateti
                 "notify.publication_state",
                 f"Luật Tố cáo 2018, Điều 40: the conclusion is published once issued; the case is {state.status}")
         basis = _basis_of_pending(state, [PUBLICATION]) or "Luật Tố cáo 2018, Điều 40"
-        return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about,
+        return [e.NotificationSent(**envelope(cmd, actor, now, basis), dated=on, about=cmd.about,
                                    recipients=list(cmd.recipients), channel=cmd.channel, doc_no=cmd.doc_no,
                                    published=True)]
     if cmd.about == "suspension":
@@ -687,7 +757,8 @@ def _notify_later(state: PetitionState, cmd: c.Notify, actor: Actor, now: dateti
                 f"Luật Tố cáo 2018, Điều 34 khoản 4: there is no termination decision to send; the case is "
                 f"{state.status}")
     basis = _basis_of_pending(state, [SUSPENSION_NOTICE]) or "Luật Tố cáo 2018, Điều 34 khoản 4"
-    return [e.NotificationSent(**envelope(cmd, actor, now, basis), about=cmd.about, recipients=list(cmd.recipients),
+    return [e.NotificationSent(**envelope(cmd, actor, now, basis), dated=on, about=cmd.about,
+                               recipients=list(cmd.recipients),
                                channel=cmd.channel, doc_no=cmd.doc_no)]
 
 
@@ -729,8 +800,9 @@ def _appeal(state: PetitionState, cmd: c.Appeal, actor: Actor, now: datetime, *,
                           f"Luật Khiếu nại 2011, Điều 44: the decision took legal effect on "
                           f"{state.in_effect_on.isoformat()}; the window for a second complaint has closed")
     resolution = state.deadlines.get("complaint.resolution")
+    window_from: date | datetime
     if state.status in {S.DECIDED, S.NOTIFIED, S.IMPLEMENTING} and state.decided_at is not None:
-        window_from = state.decided_at
+        window_from = state.decided_on or state.decided_at
     elif state.status in HANDLING and resolution is not None and now > resolution.deadline.due_at:
         window_from = resolution.deadline.due_at  # the first instance let its period pass without a decision
     else:
@@ -827,6 +899,15 @@ def _add_body(bodies: list[str], *more: str | None) -> list[str]:
     return out
 
 
+def _act_on(ev: e.DatedEvent) -> date:
+    """The date of the act an event records: its `dated`, or (recorded before acts carried one) its day."""
+    return ev.dated or local_date(ev.occurred_at)
+
+
+def _acted(s: PetitionState, step: str, ev: e.DatedEvent) -> dict[str, date]:
+    return {**s.acts, step: _act_on(ev)}
+
+
 @singledispatch
 def _apply(event: Event, s: PetitionState) -> dict[str, Any]:
     raise TypeError(f"no evolve rule for {type(event).__name__}")
@@ -871,23 +952,23 @@ def _(ev: e.PetitionSplit, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.AcceptanceDecided, s: PetitionState) -> dict[str, Any]:
-    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at, ev.dated)
     if not ev.accepted:
         return {"status": S.REJECTED, "deadlines": cancel_pending(met)}
     lead = ev.lead_body or s.lead_body
     return {"status": S.ACCEPTED, "lead_body": lead, "bodies": _add_body(s.bodies, lead),
-            "deadlines": add_deadlines(met, ev.deadlines)}
+            "deadlines": add_deadlines(met, ev.deadlines), "acts": _acted(s, "accepted", ev)}
 
 
 @_apply.register
 def _(ev: e.Forwarded, s: PetitionState) -> dict[str, Any]:
-    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at, ev.dated)
     return {"status": S.FORWARDED, "bodies": _add_body(s.bodies, ev.to_body), "deadlines": cancel_pending(met)}
 
 
 @_apply.register
 def _(ev: e.Redirected, s: PetitionState) -> dict[str, Any]:
-    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at)
+    met = meet_deadlines(s.deadlines, ACCEPTANCE_STAGE, ev.occurred_at, ev.dated)
     return {"status": S.REDIRECTED, "deadlines": cancel_pending(met)}
 
 
@@ -925,19 +1006,19 @@ def _(ev: e.ExtensionGranted, s: PetitionState) -> dict[str, Any]:
     return {"deadlines": add_deadlines(s.deadlines, [ev.deadline]),
             "especially_complex": s.especially_complex or ev.especially_complex,
             "complex": s.complex or ev.especially_complex,
-            "extension_decisions": [*s.extension_decisions, decision]}
+            "extension_decisions": [*s.extension_decisions, decision], "acts": _acted(s, "extended", ev)}
 
 
 @_apply.register
 def _(ev: e.Suspended, s: PetitionState) -> dict[str, Any]:
     # The clocks stop first; the notice the suspension starts runs while the case is suspended.
-    return {"suspended": True,
-            "deadlines": add_deadlines(stopped(s.deadlines, ev.stopped, local_date(ev.occurred_at)), ev.deadlines)}
+    return {"suspended": True, "acts": _acted(s, "suspended", ev),
+            "deadlines": add_deadlines(stopped(s.deadlines, ev.stopped, _act_on(ev)), ev.deadlines)}
 
 
 @_apply.register
 def _(ev: e.Resumed, s: PetitionState) -> dict[str, Any]:
-    return {"suspended": False, "deadlines": restarted(s.deadlines, ev.deadlines)}
+    return {"suspended": False, "deadlines": restarted(s.deadlines, ev.deadlines), "acts": _acted(s, "resumed", ev)}
 
 
 @_apply.register
@@ -947,30 +1028,32 @@ def _(ev: e.Withdrawn, s: PetitionState) -> dict[str, Any]:
 
 @_apply.register
 def _(ev: e.Terminated, s: PetitionState) -> dict[str, Any]:
-    return {"status": S.TERMINATED, "suspended": False,
+    return {"status": S.TERMINATED, "suspended": False, "acts": _acted(s, "terminated", ev),
             "deadlines": add_deadlines(cancel_pending(s.deadlines), ev.deadlines)}
 
 
 @_apply.register
 def _(ev: e.DecisionIssued, s: PetitionState) -> dict[str, Any]:
-    met = meet_deadlines(s.deadlines, RESOLUTION_STAGE, ev.occurred_at)
-    return {"status": S.DECIDED, "decided_at": ev.occurred_at,
+    met = meet_deadlines(s.deadlines, RESOLUTION_STAGE, ev.occurred_at, ev.dated)
+    return {"status": S.DECIDED, "decided_at": ev.occurred_at, "decided_on": _act_on(ev),
+            "acts": _acted(s, "decided", ev),
             "decision": {"form": ev.form, "outcome": ev.outcome, "decision_no": ev.decision_no},
             "deadlines": add_deadlines(met, ev.deadlines)}
 
 
 @_apply.register
 def _(ev: e.NotificationSent, s: PetitionState) -> dict[str, Any]:
+    at, on = ev.occurred_at, ev.dated
     if ev.about == "forwarder":
-        return {"deadlines": meet_deadlines(s.deadlines, FORWARDER_NOTICES, ev.occurred_at)}
+        return {"deadlines": meet_deadlines(s.deadlines, FORWARDER_NOTICES, at, on)}
     if ev.about == "acceptance":
-        return {"deadlines": meet_deadlines(s.deadlines, ["denunciation.acceptance_notice"], ev.occurred_at)}
+        return {"deadlines": meet_deadlines(s.deadlines, ["denunciation.acceptance_notice"], at, on)}
     if ev.about in ("suspension", "termination"):
-        return {"deadlines": meet_deadlines(s.deadlines, [SUSPENSION_NOTICE], ev.occurred_at)}
-    published = meet_deadlines(s.deadlines, [PUBLICATION], ev.occurred_at) if ev.published else s.deadlines
+        return {"deadlines": meet_deadlines(s.deadlines, [SUSPENSION_NOTICE], at, on)}
+    published = meet_deadlines(s.deadlines, [PUBLICATION], at, on) if ev.published else s.deadlines
     if ev.about == "publication":
         return {"deadlines": published}
-    return {"status": S.NOTIFIED, "deadlines": meet_deadlines(published, DECISION_NOTICES, ev.occurred_at)}
+    return {"status": S.NOTIFIED, "deadlines": meet_deadlines(published, DECISION_NOTICES, at, on)}
 
 
 @_apply.register

@@ -16,6 +16,13 @@ from ..repairs import REPAIR_EVENTS
 from .model import PetitionIntake, PetitionKind
 
 
+class DatedEvent(Event):
+    """An event that records a written act: `dated` is the act's own date (absent in cases recorded before acts
+    carried one, where it is the day of `occurred_at`); `occurred_at` stays the moment it was recorded."""
+
+    dated: date | None = None
+
+
 class PetitionReceived(Event):
     case_id: str
     intake: PetitionIntake
@@ -50,7 +57,7 @@ class PetitionSplit(Event):
     children: list[dict[str, str]]
 
 
-class AcceptanceDecided(Event):
+class AcceptanceDecided(DatedEvent):
     accepted: bool
     decision_no: str | None = None
     reasons: list[str] = Field(default_factory=list)
@@ -58,12 +65,12 @@ class AcceptanceDecided(Event):
     deadlines: list[Deadline] = Field(default_factory=list)
 
 
-class Forwarded(Event):
+class Forwarded(DatedEvent):
     to_body: str
     notice_no: str
 
 
-class Redirected(Event):
+class Redirected(DatedEvent):
     guidance: str
 
 
@@ -84,7 +91,7 @@ class DialogueHeld(Event):
     summary: str
 
 
-class ExtensionGranted(Event):
+class ExtensionGranted(DatedEvent):
     decision_no: str
     deadline: Deadline
     #: The date of the written decision (absent in cases recorded before it was asked for).
@@ -93,32 +100,32 @@ class ExtensionGranted(Event):
     especially_complex: bool = False
 
 
-class Suspended(Event):
+class Suspended(DatedEvent):
     #: The deadlines whose clock stops (the kind's suspension time does not count); empty: they run on.
     stopped: list[str] = Field(default_factory=list)
     #: The deadlines the suspension starts (the notice of the suspension decision), which do not stop.
     deadlines: list[Deadline] = Field(default_factory=list)
 
 
-class Resumed(Event):
+class Resumed(DatedEvent):
     #: The stopped deadlines with their new due dates, the rest of each period counted from the resumption.
     deadlines: list[Deadline] = Field(default_factory=list)
 
 
-class Withdrawn(Event):
+class Withdrawn(DatedEvent):
     continues: bool
     signs_of_violation: bool = False
     coerced: bool = False
 
 
-class Terminated(Event):
+class Terminated(DatedEvent):
     ground: str
     #: The deadlines the termination starts (the notice of the termination decision), after every other
     #: pending one is cancelled.
     deadlines: list[Deadline] = Field(default_factory=list)
 
 
-class DecisionIssued(Event):
+class DecisionIssued(DatedEvent):
     """Quyết định giải quyết khiếu nại / kết luận nội dung tố cáo / văn bản trả lời (by `form`)."""
 
     form: Literal["complaint_decision", "denunciation_conclusion", "reply"]
@@ -130,7 +137,7 @@ class DecisionIssued(Event):
     resolution_outcome: Literal["on_time", "late"] | None = None
 
 
-class NotificationSent(Event):
+class NotificationSent(DatedEvent):
     about: Literal["acceptance", "decision", "forwarder", "suspension", "termination", "publication"]
     recipients: list[str]
     channel: str

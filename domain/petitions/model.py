@@ -144,6 +144,11 @@ class PetitionState(BaseModel):
     dialogue_held: bool = False
     decision: dict[str, str] | None = None
     decided_at: datetime | None = None
+    #: The date the decision bears (its `dated`); None in cases recorded before acts carried one.
+    decided_on: date | None = None
+    #: The date of the latest written act of each step (`accepted`, `extended`, `suspended`, `resumed`,
+    #: `decided`, `terminated`), which a later act may not be dated before.
+    acts: dict[str, date] = Field(default_factory=dict)
     #: The day the decision took legal effect (a complaint's, Luật Khiếu nại 2011, Điều 44), once it has.
     in_effect_on: date | None = None
     parent_case_id: str | None = None

@@ -27,6 +27,8 @@ class DeadlineView(BaseModel):
     approached: bool
     breached: bool
     met_at: datetime | None
+    #: The date of the written act that met it (what its outcome is judged by); absent when none was dated.
+    met_on: str | None = None
 
 
 class CoordinationView(BaseModel):
@@ -94,7 +96,7 @@ def _deadlines(state: PetitionState) -> list[DeadlineView]:
             key=key, due_on=dl.due_on.isoformat(), due_at=dl.due_at, started_on=dl.started_on.isoformat(),
             amount=dl.amount, unit=dl.unit, variant=dl.variant, legal_basis=dl.legal_basis, rule_ref=dl.rule_ref,
             statutory=dl.statutory, extensions=dl.extensions, outcome=d.outcome, approached=d.approached,
-            breached=d.breached, met_at=d.met_at,
+            breached=d.breached, met_at=d.met_at, met_on=d.met_on.isoformat() if d.met_on else None,
         ))
     return out
 

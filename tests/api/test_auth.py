@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -31,6 +33,7 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "command a case": ("POST", "/v1/cases/{case}/commands", frozenset({"body"})),
     "period report": ("GET", "/v1/reports/{period}", frozenset({"body", "supervisor", "operator", "admin"})),
     "import the plan": ("POST", "/v1/plan/import", frozenset({"admin"})),
+    "import open cases": ("POST", "/v1/import/cases", frozenset({"admin"})),
     "case counts": ("GET", "/v1/cases/counts", frozenset({"body", "supervisor", "operator", "admin"})),
     "export cases": ("GET", "/v1/cases/export", frozenset({"body", "supervisor", "operator", "admin"})),
     "who read a case": ("GET", "/v1/cases/{case}/reads", frozenset({"supervisor", "admin"})),
@@ -118,6 +121,11 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None) -> httpx.
         return await api.http.post(path, content=small_plan(world.plan_id).encode(),
                                    headers={**({"Authorization": f"Bearer {tok}"} if tok else {}),
                                             "Content-Type": "application/yaml"})
+    if endpoint == "import open cases":  # a line the rules refuse: reported in a 200, nothing started
+        line = json.dumps({"intake": petition(world.source), "steps": [
+            {"at": datetime.now(UTC).isoformat(), "command": {"type": "accept", "decision_no": "1/QĐ"}}]})
+        return await api.http.post(path, content=line.encode(), headers={
+            **({"Authorization": f"Bearer {tok}"} if tok else {}), "Content-Type": "application/x-ndjson"})
     if endpoint == "command a case":
         opened = await api.post("/v1/petitions", world.tokens["intake"],
                                 json=petition(world.source, receiving_body=world.body_a))

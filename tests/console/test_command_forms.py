@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.calendar import VN_TZ
 from eventstore import EventStore
@@ -91,6 +91,30 @@ async def test_a_lead_body_classifies_and_accepts_from_the_case_page_and_sees_on
     stored = (await store.read_stream(case_id))[-1]
     assert stored.type == "AcceptanceDecided" and stored.reason == "Đủ điều kiện thụ lý"
     assert stored.data["decision_no"] == "21/QĐ-UBND"
+
+
+async def test_an_act_s_date_is_typed_dd_mm_yyyy_and_the_timeline_shows_it_beside_the_recording(
+    api: Api, tokens: Tokens, store: EventStore
+) -> None:
+    case_id = await open_petition(api, tokens, subject="Khiếu nại về việc cấp phép xây dựng")
+    url = f"/console/cases/{case_id}"
+    today = datetime.now(VN_TZ).date()
+    async with signed_in(api.app, tokens.lead) as lead:
+        page = (await lead.page(url)).text
+        assert (await send(lead, page, "classify", {"lead_body": "UBND_TINH"})).status_code == 303
+        page = (await lead.page(url)).text
+        accept = forms_of(page)["accept"]
+        assert "Ngày ký văn bản (để trống: hôm nay)" in accept and 'name="dated"' in accept
+        assert accept.index('name="dated"') < accept.index('name="reason"')
+        future = (today + timedelta(days=1)).strftime("%d/%m/%Y")
+        refused = await send(lead, page, "accept", {"decision_no": "22/QĐ-UBND", "dated": future})
+        assert refused.status_code == 409 and "không được sau ngày hôm nay" in text_of(refused.text)
+        typed = today.strftime("%d/%m/%Y")
+        assert (await send(lead, page, "accept", {"decision_no": "22/QĐ-UBND", "dated": typed})).status_code == 303
+        stored = (await store.read_stream(case_id))[-1]
+        assert stored.type == "AcceptanceDecided" and stored.data["dated"] == today.isoformat()
+        page = (await lead.page(url + "?process=0")).text
+        assert f"văn bản ngày {typed}" in text_of(page)
 
 
 async def test_a_form_with_bad_values_comes_back_with_each_problem_and_what_was_typed(

@@ -646,9 +646,12 @@ def test_cases_recorded_before_the_revision_extend_as_they_did() -> None:
 
 def test_a_denunciation_is_not_extended_after_its_period_ended() -> None:
     case = accepted(K.DENUNCIATION, complex=True)
-    late = extension("1/QĐ-GH", "2026-02-23", "Phức tạp")
+    late = extension("1/QĐ-GH", "2026-02-24", "Phức tạp")
     assert case.refused(late, vn("2026-02-24", 0, 0, 1)) == "extend.after_deadline"
-    assert types(case.do(late, vn("2026-02-23", 23, 59))) == ["ExtensionGranted"]
+    # Judged by the decision's date: signed on the last day, recorded the next morning, it was in time.
+    in_time = extension("1/QĐ-GH", "2026-02-23", "Phức tạp")
+    assert types(case.copy().do(in_time, vn("2026-02-24", 8))) == ["ExtensionGranted"]
+    assert types(case.do(in_time, vn("2026-02-23", 23, 59))) == ["ExtensionGranted"]
 
 
 def test_an_extension_needs_its_reason() -> None:
