@@ -4,6 +4,7 @@ their rule (and nothing changed), and the history showing the act's date beside 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest_asyncio
 
@@ -25,7 +26,7 @@ async def tokens(store: EventStore) -> Tokens:
                   body=await token(store, "body", "UBND_TINH", label="cán bộ UBND tỉnh"))
 
 
-async def send(api: Api, tokens: Tokens, case_id: str, body: dict) -> tuple[int, dict]:
+async def send(api: Api, tokens: Tokens, case_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     answer = await api.post(f"/v1/cases/{case_id}/commands", tokens.body, json=body,
                             headers={"Idempotency-Key": unique("key")})
     return answer.status_code, answer.json()
@@ -42,7 +43,7 @@ async def test_an_act_dated_days_ago_counts_from_its_date_and_the_history_shows_
     case_id = opened.json()["case_id"]
     assert (await send(api, tokens, case_id, {"type": "classify", "lead_body": "UBND_TINH"}))[0] == 200
 
-    refusals = [
+    refusals: list[tuple[dict[str, Any], int, str]] = [
         ({"dated": (today + timedelta(days=1)).isoformat()}, 409, "dated.future"),
         ({"dated": (received.astimezone(VN_TZ).date() - timedelta(days=1)).isoformat()}, 409,
          "dated.before_receipt"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -43,10 +44,11 @@ def sample(source: str, count: int) -> list[str]:
     return lines
 
 
-async def post(api: Api, admin: str, lines: list[str]) -> dict:
+async def post(api: Api, admin: str, lines: list[str]) -> dict[str, Any]:
     answer = await api.post("/v1/import/cases", admin, content="\n".join(lines).encode("utf-8"), headers=NDJSON)
     assert answer.status_code == 200, answer.text
-    return answer.json()
+    report: dict[str, Any] = answer.json()
+    return report
 
 
 async def test_the_sample_imported_twice_opens_each_case_once(api: Api, admin: str, store: EventStore) -> None:
@@ -89,7 +91,7 @@ async def test_an_imported_case_has_the_deadlines_of_the_same_case_driven_live(
             CaseRulesRequest(received_on=local_date(line.intake.received_at)))), SYSTEM, line.intake.received_at)
         state = fold(live)
         for step in line.steps:  # each command sent live at its moment, as a clerk would have sent it
-            state = fold(decide(state, step.command, importer(line.intake.source), step.at), state)  # type: ignore[arg-type]
+            state = fold(decide(state, step.command, importer(line.intake.source), step.at), state)
         assert state is not None
         row = await store.get_case(case_id)
         assert row is not None and row.status == state.status.value

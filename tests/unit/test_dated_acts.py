@@ -60,13 +60,13 @@ class Case:
                                           SYSTEM, RECEIVED)
         self.state: PetitionState = fold(self.events)  # type: ignore[assignment]
 
-    def do(self, command: c.Command, now: datetime) -> list[Event]:
+    def do(self, command: c.PetitionCommand, now: datetime) -> list[Event]:
         events = decide(self.state, command, OFFICER, now)
         self.state = fold(events, self.state)  # type: ignore[assignment]
         self.events += events
         return events
 
-    def refused(self, command: c.Command, now: datetime) -> str:
+    def refused(self, command: c.PetitionCommand, now: datetime) -> str:
         with pytest.raises(DomainError) as refusal:
             decide(self.state, command, OFFICER, now)
         return refusal.value.rule

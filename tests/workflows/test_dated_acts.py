@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from typing import Any
 
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
@@ -17,7 +18,7 @@ from worker import build_worker
 from workflows.client import send_command
 from workflows.petition import PetitionStart, PetitionWorkflow
 
-from .support import command, folded, intake
+from .support import case_view, command, folded, intake
 
 
 @pytest_asyncio.fixture
@@ -45,7 +46,7 @@ async def received(env: WorkflowEnvironment, task_queue: str, kind: str, days_ag
     return case_id
 
 
-async def types_of(store: EventStore, case_id: str) -> list[tuple[str, dict]]:
+async def types_of(store: EventStore, case_id: str) -> list[tuple[str, dict[str, Any]]]:
     return [(e.type, e.data) for e in await store.read_stream(case_id)]
 
 
@@ -69,7 +70,7 @@ async def test_a_back_dated_acceptance_counts_from_its_date_and_breaches_at_once
         await env.sleep(timedelta(seconds=2))
     else:
         raise AssertionError("the resolution period already over was not breached")
-    view = await env.client.get_workflow_handle(case_id).query(PetitionWorkflow.view)
+    view = await case_view(env.client.get_workflow_handle(case_id))
     assert view.overdue
     # The case goes on: its decision, dated today, is late; its notice period runs from it.
     await send_command(env.client, case_id, command(
@@ -96,7 +97,7 @@ async def test_a_notice_signed_on_its_last_day_and_recorded_after_its_breach_is_
         {"type": "decide", "outcome": "upheld", "decision_no": "9/QĐ-UBND", "summary": "Chấp nhận."}))
     delivery = next(d for d in result.case.deadlines if d.key == "complaint.decision_delivery")
     await env.sleep(timedelta(days=10))  # past the 3 working days: the timer breaches it
-    view = await env.client.get_workflow_handle(case_id).query(PetitionWorkflow.view)
+    view = await case_view(env.client.get_workflow_handle(case_id))
     assert next(d for d in view.deadlines if d.key == "complaint.decision_delivery").breached
     result = await send_command(env.client, case_id, command(
         {"type": "notify", "about": "decision", "recipients": ["Trần Văn Bình"], "doc_no": "3/TB",
