@@ -290,3 +290,35 @@ async def test_a_petition_with_a_bad_part_opens_nothing(api: Api, cast: dict[str
                               files=[("files", ("đơn.pdf", pdf(), "application/pdf"))])
     assert not_json.status_code == 422 and not_json.json()["error"]["fields"][0]["rule"] == "json_invalid"
     assert await store.pool.fetchval("SELECT count(*) FROM cases WHERE external_ref = $1", body["external_ref"]) == 0
+
+
+async def test_verify_names_a_file_altered_in_the_database(
+        api: Api, cast: dict[str, str], store: EventStore, cli: Any, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any) -> None:
+    monkeypatch.setenv("DANVAN_CHECKPOINT_LOG", str(tmp_path / "checkpoints.log"))
+    monkeypatch.setenv("DANVAN_CHECKPOINT_KEY", str(tmp_path / "checkpoint.key"))
+    case_id = await open_case(api, cast)
+    data = pdf(secrets.token_bytes(300_000))  # more than one chunk
+    added = await upload(api, cast["lead"], case_id, data, name="Quyết định đã ký.pdf", category="decision")
+    assert added.status_code == 201, added.text
+    version = added.json()["case"]["version"]
+    status, out, err = await cli.run_async("verify", case_id, "--no-temporal")
+    assert status == 0, (out, err)
+    assert "files: 1 read back" in out
+    # Behind the system's back: one byte of the second chunk changed, as a database writer could.
+    sha256 = hashlib.sha256(data).hexdigest()
+    await store.pool.execute(
+        "UPDATE blob_chunks SET data = set_byte(data, 7, (get_byte(data, 7) + 1) % 256) "
+        "WHERE blob_id = (SELECT blob_id FROM blobs WHERE hash = $1) AND seq = 1", sha256)
+    status, out, err = await cli.run_async("verify", case_id, "--no-temporal")
+    assert status == 1, (out, err)
+    line = out.splitlines()[0]
+    assert line.startswith(f"BROKEN {case_id} at version {version} [file]: file 'Quyết định đã ký.pdf'"), line
+    assert f"not to the recorded {sha256}" in line
+    status, out, _ = await cli.run_async("verify", case_id, "--no-temporal", "--json")
+    assert status == 1 and json.loads(out)["broken"][0]["kind"] == "file"
+    # The chunk gone altogether is found too.
+    await store.pool.execute(
+        "DELETE FROM blob_chunks WHERE blob_id = (SELECT blob_id FROM blobs WHERE hash = $1) AND seq = 1", sha256)
+    status, out, _ = await cli.run_async("verify", case_id, "--no-temporal")
+    assert status == 1 and "[file]" in out
