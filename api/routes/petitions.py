@@ -146,6 +146,10 @@ async def receive_petition(
     same case; with different content, 409. An `intake` token sends only for its own system (`source` = the
     token's label). The petitioner's identity is sealed before the case starts (see `api.identities`): the
     case holds only its `ref`.
+
+    Sent as `multipart/form-data` instead, the petition is the JSON of the part `petition` and its files (the
+    scanned letter, evidence) are the parts named `files`, each checked, stored and attached to the case as a
+    `letter` (the README's "Attachments").
     """
     if principal.role == "intake" and intake.source != principal.label:
         raise ApiError(403, "forbidden", f"this token sends for {principal.label!r}, not {intake.source!r}")
