@@ -22,10 +22,12 @@ from danvan.metrics import observe_appends
 from danvan.settings import Settings
 from danvan.tracing import api_telemetry
 from eventstore import EventStore
+from eventstore.blobs import PostgresBlobStore
 from integrity.checkpoints import CheckpointLog
 from integrity.lookup import SignedHeads
 
 from . import errors, openapi
+from .attachments import AttachmentFiles
 from .auth import TokenCache
 from .console import mount_console
 from .deadline import RequestDeadline
@@ -33,7 +35,7 @@ from .feed import CursorCodec, FeedWatcher
 from .identities import IdentityVault
 from .limits import BodyLimits
 from .metrics import RequestMetrics
-from .routes import cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
+from .routes import attachments, cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
 from .routes import imports as imports_route
 from .routes import metrics as metrics_route
 from .routes import subscriptions as subscriptions_route
@@ -51,6 +53,12 @@ Every request but `/healthz` and `/readyz` carries `Authorization: Bearer <token
 Every error answer has one shape: `{"error": {"code", "message", "fields"?}}`; on 422 `fields` names
 each bad field and the rule it breaks.
 """
+
+
+def upload_limit(settings: Settings) -> int:
+    """The most bytes one upload may send: as many files as it may carry, each of the largest size, a JSON part
+    of the body limit, and room for the parts' headers."""
+    return settings.attachment_max_files * (settings.attachment_max_bytes + 4096) + settings.max_body_bytes
 
 
 def create_app(
@@ -93,6 +101,7 @@ def create_app(
         app.state.store = store
         app.state.temporal = temporal
         app.state.vault = IdentityVault(store.pool, secret)
+        app.state.attachments = AttachmentFiles(store.pool, PostgresBlobStore(store.pool), secret)
         app.state.codec = EncryptionCodec(secret)
         app.state.feed_cursors = CursorCodec(secret)
         app.state.feed_watcher = FeedWatcher(store.pool)
@@ -124,6 +133,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(tokens.router)
     app.include_router(petitions.router)
+    app.include_router(attachments.router)
     app.include_router(reports.router)
     app.include_router(plan.router)
     app.include_router(imports_route.router)
@@ -135,7 +145,8 @@ def create_app(
     openapi.install(app)  # the OpenAPI as the server enforces it: the command union (`api.openapi`)
     app.add_middleware(codec.CodecGate, origins=codec.ui_origins(settings.temporal_ui_url))
     # Before any route reads a body: its size, type, encoding, depth and text (`api.limits`).
-    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth,
+                       upload_limit=upload_limit(settings))
     # Outermost but for Starlette's own last-resort handler: the deadline covers authentication too. The bulk
     # retries pace themselves over many cases on purpose, and the plan import starts a case per task; each of
     # their RPCs is still bounded.

@@ -31,6 +31,7 @@ from domain.petitions.model import Petitioner, PetitionKind
 from eventstore import CaseRecord, Pool
 from eventstore.models import RecordedEvent
 
+from .attachments import erase_for_ref
 from .tokens import Principal, Role
 
 #: The roles that may ask for a petitioner's identity in clear; `may_unseal` narrows `body` to the lead body.
@@ -197,7 +198,8 @@ class IdentityVault:
         return data
 
     async def erase(self, ref: str, *, by: str, role: str, reason: str, token_id: str | None = None) -> Erasure:
-        """Crypto-shred the identity under `ref`: its data key and ciphertext are destroyed and the erasure is
+        """Crypto-shred the identity under `ref`: its data key and ciphertext are destroyed, and so are the keys
+        of the files stored encrypted for the cases that carry it (`api.attachments`), and the erasure is
         recorded (who, when, why) in one transaction. `IdentityNotFound` when there is no such ref;
         `IdentityErased` when it was already erased (nothing changes)."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -210,6 +212,8 @@ class IdentityVault:
             await conn.execute(
                 "UPDATE sealed_identities SET nonce = NULL, ciphertext = NULL, wrapped_key = NULL, "
                 "erased_at = now() WHERE ref = $1", ref)
+            # A denunciation's files are stored under keys tied to its identity: they go with it.
+            await erase_for_ref(conn, ref)
             recorded = await conn.fetchrow(
                 "INSERT INTO identity_erasures (ref, case_id, erased_by, role, token_id, reason) "
                 "VALUES ($1, $2, $3, $4, $5, $6) "

@@ -14,11 +14,18 @@ started or stored:
 
 The path and the query string of every request (the console's too) are held to the same text rules, and a
 query string must be UTF-8: a NUL in a filter never reaches SQL. The body read here is handed on unchanged.
+
+Uploads (`multipart/form-data` to `POST /v1/cases/{id}/attachments` and `POST /v1/petitions`) are not read here:
+they pass through as they arrive, for the route's parser to spool, and are counted on the way. One that declares,
+or sends, more than its own limit (`upload_limit`: as many files as a request may carry, each of the largest
+size, and a JSON part of the body limit) is refused with 413 `attachment.too_large` as soon as it does, naming
+the limit; the route holds each file to its own size.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
@@ -42,6 +49,15 @@ NDJSON_PATHS = frozenset({"/v1/import/cases"})
 #: Where the body rules apply: the HTTP API and Temporal's remote codec (the console posts forms).
 BODY_PREFIXES = ("/v1/", "/codec/")
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+#: The routes that take files (`multipart/form-data`).
+UPLOAD_PATHS = re.compile(r"^/v1/(petitions|cases/[^/]+/attachments)$")
+MULTIPART = "multipart/form-data"
+#: Where a `multipart/form-data` `POST /v1/petitions` is handled (`api.routes.attachments`).
+PETITION_FILES_PATH = "/v1/petitions/multipart"
+
+
+class UploadTooLarge(Exception):
+    """An upload went past its limit while it was being read."""
 
 
 class Refusal(Exception):
@@ -176,10 +192,11 @@ def _declared_length(scope: Scope) -> int | None:
 class BodyLimits:
     """ASGI middleware: the edge's rules above, answered in the API's error format."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_depth: int, upload_limit: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.upload_limit = upload_limit if upload_limit is not None else max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,6 +207,11 @@ class BodyLimits:
             path = scope["path"]
             if scope["method"] not in WITH_BODY or not path.startswith(BODY_PREFIXES):
                 await self.app(scope, receive, send)
+                return
+            if _media_type(scope)[0] == MULTIPART and UPLOAD_PATHS.match(path):
+                if path == "/v1/petitions":  # the petition with its files has a handler of its own
+                    scope = {**scope, "path": PETITION_FILES_PATH, "raw_path": PETITION_FILES_PATH.encode()}
+                await self._upload(scope, receive, send)
                 return
             body = await self._read(scope, receive)
             if body:
@@ -209,6 +231,42 @@ class BodyLimits:
             return await receive()  # after the body: the disconnect, when it comes
 
         await self.app(scope, replay, send)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass an upload through, counted; 413 once it goes past `upload_limit` (declared or sent)."""
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.upload_limit:
+            raise self._upload_too_large()
+        size = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > self.upload_limit:
+                raise UploadTooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except UploadTooLarge:
+            if started:
+                raise
+            refusal = self._upload_too_large()
+            await error_response(refusal.status, refusal.code, refusal.message, fields=refusal.fields)(
+                scope, receive, send)
+
+    def _upload_too_large(self) -> Refusal:
+        message = (f"an upload may have at most {self.upload_limit} bytes in all (DANVAN_ATTACHMENT_MAX_FILES files "
+                   "of DANVAN_ATTACHMENT_MAX_BYTES each, and the JSON part)")
+        return Refusal(413, "attachment.too_large", message,
+                       [FieldError(field="body", rule="attachment.too_large", message=message)])
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         declared = _declared_length(scope)

@@ -148,7 +148,7 @@ def text_rules(document: dict[str, Any]) -> None:
                 visit(components[name])
             return
         if (node.get("type") == "string" and "enum" not in node and "const" not in node
-                and node.get("format") not in ("date", "date-time")):  # a valid date holds no control character
+                and node.get("format") not in ("date", "date-time", "binary")):  # no text in a date or a file
             if "pattern" not in node:
                 node["pattern"] = TEXT_PATTERN
             elif node["pattern"] != TEXT_PATTERN and not any(

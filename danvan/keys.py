@@ -23,6 +23,7 @@ from .settings import Settings
 #: Labels of the derived keys. A new use takes a new label; changing one makes its key another key.
 PAYLOAD_CODEC_LABEL = b"danvan temporal payload codec v1"
 IDENTITY_KEK_LABEL = b"danvan identity key-encryption key v1"
+ATTACHMENT_KEK_LABEL = b"danvan attachment key-encryption key v1"
 #: The installation's fingerprint: a key used for nothing but being named, so that naming it reveals nothing.
 FINGERPRINT_LABEL = b"danvan installation fingerprint v1"
 

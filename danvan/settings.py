@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,30 @@ def _allow_hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+#: The media types a case's files may have by default (as sniffed from their content, `api.attachments`): PDF,
+#: the scanners' images, and the office documents the bodies write (Word's and OpenDocument's).
+ATTACHMENT_TYPES = (
+    "application/pdf", "image/jpeg", "image/png", "image/tiff",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.oasis.opendocument.text",
+)
+_MEDIA_TYPE = re.compile(r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")
+
+
+def _media_types(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated media types (`application/pdf,image/png`), each checked; `default` when unset."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    out = []
+    for part in raw.split(","):
+        part = part.strip().lower()
+        if not _MEDIA_TYPE.match(part):
+            raise ConfigError(f"{name}: {part!r} is not a media type (type/subtype)")
+        out.append(part)
+    return tuple(dict.fromkeys(out))
+
+
 @dataclass(frozen=True)
 class Settings:
     """All the knobs of a danvan process."""
@@ -199,6 +224,11 @@ class Settings:
     webhook_retry_for: float = 3 * 86400.0
     webhook_backoff_first: float = 5.0
     webhook_backoff_max: float = 3600.0
+    #: A case's files (`api.attachments`): the largest one (bytes), the media types allowed (sniffed from the
+    #: content), and how many one request may carry.
+    attachment_max_bytes: int = 20 * 1024 * 1024
+    attachment_types: tuple[str, ...] = ATTACHMENT_TYPES
+    attachment_max_files: int = 10
 
     @property
     def temporal_port(self) -> int:
@@ -307,4 +337,7 @@ class Settings:
             webhook_retry_for=_float(env, "DANVAN_WEBHOOK_RETRY_FOR", 3 * 86400.0, 1.0, 30 * 86400.0),
             webhook_backoff_first=_float(env, "DANVAN_WEBHOOK_BACKOFF_FIRST", 5.0, 0.1, 3600.0),
             webhook_backoff_max=_float(env, "DANVAN_WEBHOOK_BACKOFF_MAX", 3600.0, 0.1, 86400.0),
+            attachment_max_bytes=_int(env, "DANVAN_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024, 1024, 1024 ** 3),
+            attachment_types=_media_types(env, "DANVAN_ATTACHMENT_TYPES", ATTACHMENT_TYPES),
+            attachment_max_files=_int(env, "DANVAN_ATTACHMENT_MAX_FILES", 10, 1, 100),
         )

@@ -182,6 +182,8 @@ PETITION = Table("petition case", (
     _entry("close", R.LEAD),
     _entry("archive", R.LEAD),
     _entry("start_front_supervision", R.FRONT),
+    _entry("attach", R.INTAKE, R.RECEIVING, R.LEAD, R.COORDINATING, R.FRONT, R.COMMISSION, R.SUPERIOR,
+           note="a file, by whoever takes part in the case (`POST .../attachments`)"),
 ))
 
 PLAN_TASK = Table("plan task", (
@@ -198,6 +200,8 @@ PLAN_TASK = Table("plan task", (
     _entry("close", R.COMMISSION),
     _entry("reassign", R.COMMISSION, R.SYSTEM, note="the system passes a dissolved body's part to its successor"),
     _entry("submit_subplan", R.LEAD, R.COMMISSION, speaks=True),
+    _entry("attach", R.LEAD, R.COORDINATING, R.COMMISSION,
+           note="a file, by whoever takes part in the task (`POST .../attachments`)"),
 ))
 
 TABLES: dict[str, Table] = {"petition": PETITION, pt.CASE_KIND: PLAN_TASK}

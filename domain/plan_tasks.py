@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import coordination as co
+from .attachments import Attach, AttachmentAdded, decide_attach
 from .bodies import BodyError
 from .calendar import CalendarRangeError, end_of_day, in_vietnam, local_date
 from .common import Actor, DomainError, Event, EventRegistry, Text, envelope, require
@@ -194,13 +195,13 @@ class SubmitSubplan(Command):
 
 PlanTaskCommand = Annotated[
     Assign | Acknowledge | RequestCoordination | Respond | RecordProgress | RequestReport | SubmitReport
-    | ReviewReport | Urge | InterimReview | FinalReview | Close | Reassign | SubmitSubplan | MarkDeadline,
+    | ReviewReport | Urge | InterimReview | FinalReview | Close | Reassign | SubmitSubplan | MarkDeadline | Attach,
     Field(discriminator="type"),
 ]
 INTERNAL = frozenset({"assign", "deadline"})
 COMMAND_TYPES = [
     "acknowledge", "request_coordination", "respond", "record_progress", "request_report", "submit_report",
-    "review_report", "urge", "interim_review", "final_review", "close", "reassign", "submit_subplan",
+    "review_report", "urge", "interim_review", "final_review", "close", "reassign", "submit_subplan", "attach",
 ]
 
 
@@ -302,7 +303,7 @@ REGISTRY = EventRegistry(
     TaskAssigned, TaskAcknowledged, AcknowledgementEscalated, CoordinationRequested, CoordinationResponded,
     ProgressRecorded, ReportRequested, ReportSubmitted, ReportReviewed, ReportUrged, ReportEscalated,
     InterimReviewed, FinalReviewed, TaskClosed, TaskReassigned, SubplanSubmitted, DeadlineApproaching,
-    DeadlineBreached, *REPAIR_EVENTS,
+    DeadlineBreached, AttachmentAdded, *REPAIR_EVENTS,
 )
 
 
@@ -359,6 +360,8 @@ class TaskState(BaseModel):
     final_reviewed_at: datetime | None = None
     reassignments: list[Reassignment] = Field(default_factory=list)
     subplans: dict[str, str] = Field(default_factory=dict)
+    #: The SHA-256 of every file the task holds (`domain.attachments`), in the order they came.
+    attachments: list[str] = Field(default_factory=list)
 
     @property
     def bodies(self) -> list[str]:
@@ -631,8 +634,12 @@ def _mark_deadline(state: TaskState, cmd: MarkDeadline, actor: Actor, now: datet
     return events
 
 
+def _attach(state: TaskState, cmd: Attach, actor: Actor, now: datetime) -> list[Event]:
+    return decide_attach(state.attachments, cmd, actor, now)
+
+
 _DECIDERS: dict[type[Any], Any] = {
-    Acknowledge: _acknowledge, RequestCoordination: _request_coordination, Respond: _respond,
+    Attach: _attach, Acknowledge: _acknowledge, RequestCoordination: _request_coordination, Respond: _respond,
     RecordProgress: _record_progress, RequestReport: _request_report, SubmitReport: _submit_report,
     ReviewReport: _review_report, Urge: _urge, InterimReview: _interim, FinalReview: _final, Close: _close,
     Reassign: _reassign, SubmitSubplan: _submit_subplan, MarkDeadline: _mark_deadline,
@@ -660,6 +667,11 @@ def _apply(event: Event, s: TaskState) -> dict[str, Any]:
 @_apply.register(BodyNudged)
 def _(ev: Event, s: TaskState) -> dict[str, Any]:
     return {}  # an operator's repair is on the record; the case itself moves through its own events
+
+
+@_apply.register
+def _(ev: AttachmentAdded, s: TaskState) -> dict[str, Any]:
+    return {"attachments": [*s.attachments, ev.sha256]}
 
 
 @_apply.register

@@ -85,7 +85,8 @@ class FeedPage(BaseModel):
 
 class BrokenStream(BaseModel):
     """A stream that does not verify: the first version that is wrong, what is wrong (`kind`: edited, link,
-    missing, head, truncated, rewritten, removed, or temporal when Temporal's record of the case disagrees),
+    missing, head, truncated, rewritten, removed, temporal when Temporal's record of the case disagrees, or file
+    when the bytes of a file the case holds no longer hash to what its event records),
     and in words."""
 
     stream_id: str

@@ -16,6 +16,7 @@ from eventstore import BrokenStream, EventStore, VerifyReport
 
 from .checkpoints import CheckpointError, CheckpointLog, public_key_file
 from .database import take_checkpoint, verify_against_checkpoint
+from .files import check_files
 
 log = logging.getLogger("danvan.checkpoint")
 
@@ -60,13 +61,18 @@ def shown_time(signed: str) -> str:
 
 
 async def run_verify(settings: Settings, url: str, case_id: str | None, *, temporal: bool, as_json: bool) -> int:
-    """Every stream (or one) against its hash chain, the latest signed checkpoint and Temporal's record."""
+    """Every stream (or one) against its hash chain, the latest signed checkpoint and Temporal's record, and every
+    file a case holds against the hash its event records (`integrity.files`)."""
     from .database import read_heads
 
     store = await EventStore.open(url, max_size=4)
     try:
         report, checkpoint = await verify_against_checkpoint(store, checkpoint_log(settings), case_id)
         notes: list[str] = []
+        files = await check_files(store, case_id)
+        report = merge(report, files.broken)
+        if files.checked:
+            notes.append(f"files: {files.checked} read back against the hash their event records")
         if checkpoint is None:
             notes.append(f"no signed checkpoint in {settings.checkpoint_log}: only the hash chains were checked "
                          "(run `danvan checkpoint`)")

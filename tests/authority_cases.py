@@ -30,6 +30,9 @@ TASK_BODIES: dict[Relation, str] = {
 STRANGER = "CA_TINH"
 
 Sample = Callable[[str | None], dict[str, Any]]
+#: A file as the upload route records it (through the API it is sent as a file, never as this JSON).
+ATTACH: dict[str, Any] = {"type": "attach", "name": "Biên bản xác minh.pdf", "media_type": "application/pdf",
+                          "size": 1234, "sha256": "e" * 64, "category": "evidence"}
 
 
 def _petition_samples(lead: str, coordinating: str) -> dict[str, Sample]:
@@ -64,6 +67,7 @@ def _petition_samples(lead: str, coordinating: str) -> dict[str, Sample]:
         "close": lambda b: {"type": "close"},
         "archive": lambda b: {"type": "archive", "archive_ref": "HS-2026-0001"},
         "start_front_supervision": lambda b: {"type": "start_front_supervision"},
+        "attach": lambda b: ATTACH,
     }
 
 
@@ -88,6 +92,7 @@ def _task_samples(lead: str, coordinating: str) -> dict[str, Sample]:
         "close": lambda b: {"type": "close", "approval_no": "9-QĐ/TU"},
         "reassign": lambda b: {"type": "reassign", "from_body": lead, "to_body": lead, "reason": "Sắp xếp"},
         "submit_subplan": lambda b: {"type": "submit_subplan", "body": own(b), "doc_ref": "KH-01"},
+        "attach": lambda b: ATTACH,
     }
 
 

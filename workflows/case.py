@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         EventStoreActivities,
         ReadStreamInput,
     )
+    from domain.attachments import Attach
     from domain.common import Actor, DomainError, Event, EventRegistry, require
     from domain.deadlines import DeadlineState, timer_moments
     from domain.idempotency import SeenCommand, fingerprint, from_metadata, key_reused
@@ -64,6 +65,11 @@ KEY_REUSE = "idempotency-key-reuse"
 #: the events of the commands it re-runs are stored already) reads the stored events, adopts them, and decides
 #: the command again on the state they make: the stream stays append-only and nothing is applied twice.
 CATCH_UP = "catch-up-on-conflict"
+
+#: Since this patch a case takes `attach` (a file the API stored, `domain.attachments`) and records
+#: `AttachmentAdded`. No history recorded before it holds one, so none decides differently; the marker, written
+#: when a run first applies a file, shows in Temporal's history which runs took files.
+ATTACHMENTS = "attachments"
 
 Stage = Literal["approaching", "breached"]
 
@@ -199,6 +205,8 @@ class CaseMachine(Generic[S]):
 
     def decide_any(self, state: S | None, command: Any, actor: Actor, now: datetime) -> list[Event]:
         """`decide`, plus the repairs every kind of case shares."""
+        if isinstance(command, Attach) and not workflow.unsafe.is_read_only():
+            workflow.patched(ATTACHMENTS)
         if not isinstance(command, RecordRepair):
             return self.decide(state, command, actor, now)
         require(state is not None, "repair.opening", "the case is still being opened")

@@ -75,7 +75,8 @@ class ConsoleMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += SECURITY_HEADERS
+                given = {name.lower() for name, _ in headers}  # a file's answer sets some of its own
+                headers += [h for h in SECURITY_HEADERS if h[0] not in given]
                 if chosen in LANGS:
                     cookie = f"{LANG_COOKIE}={chosen}; Max-Age=31536000; Path={root}; SameSite=Lax; HttpOnly"
                     headers.append((b"set-cookie", cookie.encode("latin-1")))

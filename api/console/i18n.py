@@ -72,6 +72,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.title.400": ("Yêu cầu không hợp lệ", "Bad request"),
     "error.title.403": ("Không có quyền truy cập", "Access denied"),
     "error.title.404": ("Không tìm thấy", "Not found"),
+    "error.title.410": ("Không còn lưu giữ", "Gone"),
     "error.title.405": ("Phương thức không được hỗ trợ", "Method not allowed"),
     "error.title.409": ("Xung đột dữ liệu", "Conflict"),
     "error.title.413": ("Dữ liệu gửi lên quá lớn", "Request too large"),
@@ -93,6 +94,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "error.not_found": ("Không có trang hoặc hồ sơ này.", "There is no such page or case."),
     "error.no_case": ("Không có hồ sơ “{case_id}”.", "There is no case “{case_id}”."),
+    "error.no_file": ("Hồ sơ không có tài liệu này.", "The case holds no such file."),
+    "error.file_erased": ("Tài liệu đã bị hủy cùng thông tin người tố cáo.",
+                          "The file was erased with the denouncer's identity."),
+    "error.file_unreadable": ("Không đọc được tài liệu đã lưu; đề nghị kiểm tra tính toàn vẹn.",
+                              "The stored file cannot be read; run the integrity check."),
     "error.internal": (
         "Đã xảy ra lỗi; lỗi đã được ghi vào nhật ký hệ thống.",
         "Something went wrong; it has been logged.",
@@ -195,6 +201,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "counts.unset": ("(chưa xác định)", "(not set)"),
     # -- case page -------------------------------------------------------------------------------------------
     "case.title": ("Hồ sơ {case_id}", "Case {case_id}"),
+    "case.files.title": ("Tài liệu kèm theo", "Files"),
+    "case.files.name": ("Tên tệp", "File name"),
+    "case.files.category": ("Loại tài liệu", "Kind of document"),
+    "case.files.type": ("Định dạng", "Type"),
+    "case.files.size": ("Dung lượng", "Size"),
+    "case.files.added": ("Ngày bổ sung", "Added"),
+    "case.files.encrypted": ("được mã hóa", "encrypted"),
+    "case.files.none": ("Hồ sơ chưa có tài liệu kèm theo.", "The case holds no file yet."),
     "case.state": ("Tình trạng hồ sơ", "State"),
     "case.subject": ("Nội dung", "Subject"),
     "case.kind": ("Loại hồ sơ", "Kind"),
@@ -833,6 +847,9 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     },
     #: The rules a repair is refused by (`ops.repairs`, `domain.repairs`, the case workflows).
     "rule": {
+        "attachment.duplicate": ("Hồ sơ đã có tài liệu này.", "The case holds this file already."),
+        "attachment.stored": ("Tài liệu mã hóa phải có bản mã hóa được lưu.",
+                              "An encrypted file names the blob of its ciphertext."),
         "repair.role": ("Chỉ cán bộ vận hành được sửa hồ sơ.", "Only an operator may repair a case."),
         "repair.reason": ("Lý do phải có ít nhất 10 ký tự.", "A reason needs at least 10 characters."),
         "repair.not_found": ("Không có quy trình nào của hồ sơ này.", "There is no workflow of this case."),
@@ -1173,6 +1190,13 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     #: The fields of events' data, as the case page labels them (`api.console.views.event_fields`).
     "field": {
         "about": ("Về việc", "About"),
+        "category": ("Loại tài liệu", "Kind of document"),
+        "encrypted": ("Lưu dưới dạng mã hóa", "Stored encrypted"),
+        "media_type": ("Định dạng", "Media type"),
+        "name": ("Tên tệp", "File name"),
+        "sha256": ("Mã băm SHA-256", "SHA-256 hash"),
+        "size": ("Dung lượng", "Size"),
+        "stored": ("Mã băm bản mã hóa", "Hash of the encrypted copy"),
         "accepted": ("Chấp nhận", "Accepted"),
         "action": ("Thao tác", "Action"),
         "added_case_ids": ("Hồ sơ được thêm", "Cases added"),
@@ -1300,11 +1324,18 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "warn_at": ("Nhắc trước lúc", "Warns at"),
         "watched_due": ("Hạn được theo dõi", "Watched due date"),
     },
+    "file_category": {
+        "letter": ("Đơn", "Letter"),
+        "evidence": ("Tài liệu, chứng cứ", "Evidence"),
+        "decision": ("Quyết định, văn bản đã ký", "Signed decision"),
+        "other": ("Tài liệu khác", "Other"),
+    },
     "unit": {
         "working": ("ngày làm việc", "working days"),
         "calendar": ("ngày", "days"),
     },
     "event": {
+        "AttachmentAdded": ("Bổ sung tài liệu", "File added"),
         "PetitionReceived": ("Tiếp nhận đơn", "Petition received"),
         "Classified": ("Phân loại đơn", "Classified"),
         "NotProcessed": ("Không xử lý đơn", "Not processed"),
@@ -1360,6 +1391,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     },
     #: The commands of the cases, as their forms are titled (`api.console.offers`).
     "command": {
+        "attach": ("Bổ sung tài liệu", "Add a file"),
         "classify": ("Phân loại đơn", "Classify"),
         "split": ("Tách đơn", "Split the letter"),
         "accept": ("Thụ lý", "Accept"),

@@ -32,9 +32,10 @@ from integrity.lookup import read_signed
 from readside.report_output import report_xlsx, report_zip, xlsx_file_name
 from readside.reports import current_report, for_body
 
+from ..attachments import list_attachments
 from ..auth import check_case_access, may_access_case
 from ..deps import AppSettings, Store, Temporal
-from ..errors import validation_error
+from ..errors import ApiError, validation_error
 from ..filters import FIRST_DAY, PERIOD_PATTERN, check_instant
 from ..identities import (
     IDENTITY_ROLES,
@@ -45,6 +46,7 @@ from ..identities import (
     under_denunciation_regime,
 )
 from ..queries import LOCAL_TZ, CaseFilter, count_cases
+from ..routes.attachments import file_response
 from ..routes.cases import PROCESS_TIMEOUT, Filters, audit_read, export_response, list_page, vault_of
 from ..routes.reports import known_period, report_calendar
 from ..temporal import TemporalConnection, TemporalUnavailableError
@@ -315,6 +317,8 @@ async def _case_page(
         else:
             entries = merge(domain_entries(events), found)
     await audit_read(store, case, principal, "console+process" if process else "console")
+    files = await list_attachments(store.pool, case_id, "")
+    case_url = root_of(request) + "/cases/" + quote(case_id, safe="")
     stalls = await case_stalls(temporal, store, case, case_id)
 
     t = Translator(language_of(request))
@@ -334,7 +338,8 @@ async def _case_page(
         "integrity": integrity, "temporal_url": temporal_url, "denunciation": denunciation,
         "petition": petition, "cleared": cleared, "identity_erased": identity_erased,
         "identity": identity, "identity_missing": identity_missing, "purpose_error": purpose_error,
-        "case_url": root_of(request) + "/cases/" + quote(case_id, safe=""),
+        "case_url": case_url,
+        "files": [{**f.model_dump(), "url": f"{case_url}/files/{f.sha256}"} for f in files],
         "stalls": stalls, "sees_queue": principal.role in QUEUE_ROLES, "forms": forms, "flash": flash,
         "queue_url": root_of(request) + "/stalled" + (f"?kind={quote(case.kind, safe='')}" if case else ""),
     }
@@ -362,6 +367,27 @@ async def case_page(
                                 flash=flash)
     clear_flash(response, request)
     return response
+
+
+@router.get("/cases/{case_id}/files/{sha256}")
+async def case_file(
+    request: Request,
+    case_id: CaseId,
+    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    store: Store,
+    principal: Reader,
+) -> Response:
+    """One of a case's files, opened from its page: the bytes as `GET /v1/cases/{id}/attachments/{sha256}` serves
+    them, to whoever may read the case (the session's access), the read of a denunciation's file recorded."""
+    case = await store.get_case(case_id)
+    if case is None:
+        raise ConsoleError(404, "error.no_case", case_id=case_id)
+    check_case_access(principal, case)
+    try:
+        return await file_response(request.app.state.attachments, store, case, sha256, principal)
+    except ApiError as exc:
+        key = {404: "error.no_file", 410: "error.file_erased"}.get(exc.status, "error.file_unreadable")
+        raise ConsoleError(exc.status, key) from exc
 
 
 @router.post("/cases/{case_id}/identity")

@@ -39,6 +39,16 @@ def environment() -> Environment:
     return _environment
 
 
+def format_size(size: int, lang: Lang) -> str:
+    """A file's size as people read it: `340 B`, `12,5 KB`, `3,2 MB` in Vietnamese (decimal comma), with a
+    decimal point in English (1 KB = 1,000 bytes)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if size >= scale:
+            text = f"{size / scale:.1f}"
+            return f"{text.replace('.', ',') if lang == 'vi' else text} {unit}"
+    return f"{size} B"
+
+
 def format_datetime(value: datetime | str | None, lang: Lang) -> str:
     """An instant in Vietnam time: `30/06/2026 17:00` in Vietnamese, `2026-06-30 17:00` in English."""
     moment = as_datetime(value)
@@ -97,6 +107,7 @@ def render(
         "switch_lang_url": url_with(request, lang=other),
         "when": lambda value: format_datetime(value, lang),
         "day": lambda value: format_date(value, lang),
+        "file_size": lambda value: format_size(int(value), lang),
         "body_name": lambda code: ref.body_name(code, lang),
         "stall_text": lambda stall: stall_text(stall, t),
         "url_with": lambda **params: url_with(request, **params),

@@ -61,10 +61,11 @@ class CaseKindCommands:
 
 
 KINDS = {
-    "petition": CaseKindCommands(TypeAdapter(PetitionCommand), CommandRequest, CommandResult, INTERNAL,
-                                 TABLES["petition"]),
+    # `attach` is sent by the upload route only (`api.routes.attachments`): not a command of the JSON route.
+    "petition": CaseKindCommands(TypeAdapter(PetitionCommand), CommandRequest, CommandResult,
+                                 INTERNAL | {"attach"}, TABLES["petition"]),
     pt.CASE_KIND: CaseKindCommands(TypeAdapter(pt.PlanTaskCommand), pt.TaskCommandRequest, TaskCommandResult,
-                                   pt.INTERNAL, TABLES[pt.CASE_KIND]),
+                                   pt.INTERNAL | {"attach"}, TABLES[pt.CASE_KIND]),
 }
 
 
@@ -145,6 +146,10 @@ async def receive_petition(
     same case; with different content, 409. An `intake` token sends only for its own system (`source` = the
     token's label). The petitioner's identity is sealed before the case starts (see `api.identities`): the
     case holds only its `ref`.
+
+    Sent as `multipart/form-data` instead, the petition is the JSON of the part `petition` and its files (the
+    scanned letter, evidence) are the parts named `files`, each checked, stored and attached to the case as a
+    `letter` (the README's "Attachments").
     """
     if principal.role == "intake" and intake.source != principal.label:
         raise ApiError(403, "forbidden", f"this token sends for {principal.label!r}, not {intake.source!r}")
@@ -299,18 +304,41 @@ async def command_case(
     applied already, the answer is what it did then (the same events; `duplicate: true` once the case no
     longer keeps the first answer); not applied, it is applied now, once.
     """
-    case = await store.get_case(case_id)
-    if case is None:
-        raise ApiError(404, "not_found", f"no case {case_id}")
-    kind_name = "petition" if case.kind in PETITION_KINDS else case.kind
-    kind = KINDS.get(kind_name)
-    if kind is None:
-        check_case_access(principal, case)
-        raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}: it takes no commands")
+    case, kind_name = await case_taking_commands(store, case_id, principal)
+    if payload.get("type") == ATTACH:
+        raise ApiError(422, "validation_failed", "invalid command", fields=[FieldError(
+            field="type", rule="attachment.upload_route",
+            message=f"a file is sent as a file: POST /v1/cases/{case_id}/attachments (multipart/form-data)")])
     command = parse_command(KINDS, kind_name, case.kind, payload)  # 422s: `api.command_body`
     settings: Settings = request.app.state.settings
     if problems := dates_out_of_range(command, settings.calendar_first_year, settings.calendar_last_year):
         raise ApiError(422, "validation_failed", "invalid command", fields=problems)
+    return await deliver(store, temporal, principal, case, kind_name, command, idempotency_key)
+
+
+#: The command the upload route sends (`api.routes.attachments`), never taken as JSON.
+ATTACH = "attach"
+
+
+async def case_taking_commands(store: EventStore, case_id: str, principal: Principal) -> tuple[CaseRecord, str]:
+    """The case and the name of its kind in `KINDS`; 404 when there is no such case, 409 `command.kind` when its
+    kind takes no commands (after the reading rule: a stranger learns nothing more than 403)."""
+    case = await store.get_case(case_id)
+    if case is None:
+        raise ApiError(404, "not_found", f"no case {case_id}")
+    kind_name = "petition" if case.kind in PETITION_KINDS else case.kind
+    if kind_name not in KINDS:
+        check_case_access(principal, case)
+        raise ApiError(409, "command.kind", f"case {case_id} is a {case.kind}: it takes no commands")
+    return case, kind_name
+
+
+async def deliver(store: EventStore, temporal: Any, principal: Principal, case: CaseRecord, kind_name: str,
+                  command: Any, idempotency_key: str | None) -> CommandAnswer:
+    """Check the sender against the kind's authority table, then send `command` to the case as its Update;
+    every refusal answered as `POST /v1/cases/{id}/commands` documents."""
+    case_id = case.case_id
+    kind = KINDS[kind_name]
     actor = actor_of(principal)
     try:
         check_authority(kind, case, command, actor, principal)

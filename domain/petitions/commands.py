@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from ..attachments import Attach
 from ..common import Actor, Text
 from ..coordination import BodyCode, RequestCoordination, Respond
 from ..deadlines import CaseRules, MarkDeadline
@@ -225,7 +226,7 @@ PetitionCommand = Annotated[
     Receive | Classify | Split | Accept | Reject | Forward | Redirect | Assign | RequestCoordination | Respond
     | RecordVerification | RecordDialogue | Extend | Suspend | Resume | Withdraw | Decide | Notify
     | RecordImplementation | RecordExternalResult | Appeal | Close | Archive | MarkDeadline
-    | StartFrontSupervision,
+    | StartFrontSupervision | Attach,
     Field(discriminator="type"),
 ]
 
@@ -236,6 +237,7 @@ COMMAND_TYPES: list[str] = [
     "classify", "split", "accept", "reject", "forward", "redirect", "assign", "request_coordination", "respond",
     "record_verification", "record_dialogue", "extend", "suspend", "resume", "withdraw", "decide", "notify",
     "record_implementation", "record_external_result", "appeal", "close", "archive", "start_front_supervision",
+    "attach",
 ]
 
 

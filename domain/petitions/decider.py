@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from functools import singledispatch
 from typing import Any
 
+from .. import attachments as at
 from .. import coordination as co
 from ..bodies import BodyError, NoRoute, RoutingDecision
 from ..calendar import CalendarRangeError, end_of_day, local_date
@@ -85,7 +86,7 @@ RESOLUTION_STAGE = frozenset(
 )
 #: Commands still allowed while a case is suspended (and, since the periods-completed patch, `notify` of the
 #: suspension decision).
-WHILE_SUSPENDED = frozenset({"resume", "withdraw", "assign", "deadline", "start_front_supervision"})
+WHILE_SUSPENDED = frozenset({"resume", "withdraw", "assign", "deadline", "start_front_supervision", "attach"})
 
 DECISION_FORM = {
     K.COMPLAINT: "complaint_decision",
@@ -871,7 +872,12 @@ def _start_front(state: PetitionState, cmd: c.StartFrontSupervision, actor: Acto
                                       supervision_id=f"{state.case_id}-front", trigger=cmd.trigger)]
 
 
+def _attach(state: PetitionState, cmd: at.Attach, actor: Actor, now: datetime) -> list[Event]:
+    return at.decide_attach(state.attachments, cmd, actor, now)
+
+
 _DECIDERS: dict[type[Any], Any] = {
+    at.Attach: _attach,
     c.Classify: _classify, c.Split: _split, c.Accept: _accept, c.Reject: _reject, c.Forward: _forward,
     c.Redirect: _redirect, c.Assign: _assign, co.RequestCoordination: _request_coordination, co.Respond: _respond,
     c.RecordVerification: _verify, c.RecordDialogue: _dialogue, c.Extend: _extend, c.Suspend: _suspend,
@@ -917,6 +923,11 @@ def _apply(event: Event, s: PetitionState) -> dict[str, Any]:
 @_apply.register(BodyNudged)
 def _(ev: Event, s: PetitionState) -> dict[str, Any]:
     return {}  # an operator's repair is on the record; the case itself moves through its own events
+
+
+@_apply.register
+def _(ev: at.AttachmentAdded, s: PetitionState) -> dict[str, Any]:
+    return {"attachments": [*s.attachments, ev.sha256]}
 
 
 @_apply.register

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ..attachments import AttachmentAdded
 from ..bodies import RoutingDecision
 from ..common import Event, EventRegistry
 from ..coordination import CoordinationRequested, CoordinationResponded
@@ -187,5 +188,5 @@ REGISTRY = EventRegistry(
     Suspended, Resumed, Withdrawn, Terminated, DecisionIssued, NotificationSent, DecisionTookEffect,
     ImplementationRecorded,
     ExternalResultRecorded, EscalatedSecondInstance, DeadlineApproaching, DeadlineBreached,
-    FrontSupervisionStarted, Closed, Archived, *REPAIR_EVENTS,
+    FrontSupervisionStarted, Closed, Archived, AttachmentAdded, *REPAIR_EVENTS,
 )

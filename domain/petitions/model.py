@@ -156,6 +156,8 @@ class PetitionState(BaseModel):
     front_supervision: str | None = None
     #: The extension decisions granted so far: their numbers and dates.
     extension_decisions: list[dict[str, str]] = Field(default_factory=list)
+    #: The SHA-256 of every file the case holds (`domain.attachments`), in the order they came.
+    attachments: list[str] = Field(default_factory=list)
 
     @property
     def complexity(self) -> Literal["ordinary", "complex", "especially_complex"]:

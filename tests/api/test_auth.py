@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,6 +59,13 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "replay a subscription": ("POST", "/v1/subscriptions/{subscription}/replay", frozenset({"intake", "admin"})),
     "subscription deliveries": ("GET", "/v1/subscriptions/{subscription}/deliveries",
                                 frozenset({"intake", "admin"})),
+    # A case's files: read as the case is read; added by those the `attach` row of the authority table names (a
+    # fresh file to the running petition body A received and its intake system sent).
+    "list a case's files": ("GET", "/v1/cases/{case}/attachments",
+                            frozenset({"intake", "body", "supervisor", "operator", "admin"})),
+    "read a case's file": ("GET", "/v1/cases/{case}/attachments/{sha256}",
+                           frozenset({"intake", "body", "supervisor", "operator", "admin"})),
+    "add a file": ("POST", "/v1/cases/{case}/attachments", frozenset({"intake", "body"})),
 }
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).
@@ -68,6 +76,7 @@ NO_SUBSCRIPTION = "sub_" + "0" * 20
 #: Where a refused role gets another code than `forbidden`, and what its message names instead of the roles.
 REFUSED: dict[str, tuple[str, list[str]]] = {
     "command a case": ("authority.assign", ["lead body", "lead's superior", "commission"]),
+    "add a file": ("authority.attach", ["intake system", "receiving body", "lead body"]),
 }
 #: The bodies of the operators' requests.
 OPS_BODIES: dict[str, dict[str, object]] = {
@@ -147,6 +156,16 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None) -> httpx.
         sealed = await api.app.state.vault.seal(unique("pet-erase"), world.source, unique("ref"),
                                                 Petitioner(name="Xoá Thử"))
         return await api.post(path.format(ref=sealed.ref), tok, json={"reason": "the matrix checks roles"})
+    if endpoint in ("add a file", "read a case's file"):
+        pdf = b"%PDF-1.7\n" + uuid.uuid4().bytes
+        sender = tok if endpoint == "add a file" else world.tokens["intake"]
+        added = await api.post(path.format(case=world.petition) if endpoint == "add a file"
+                               else f"/v1/cases/{world.petition}/attachments", sender,
+                               files={"file": ("tệp.pdf", pdf, "application/pdf")})
+        if endpoint == "add a file":
+            return added
+        assert added.status_code == 201, added.text
+        return await api.get(path.format(case=world.petition, sha256=added.json()["attachment"]["sha256"]), tok)
     if endpoint in ("decode payloads", "encode payloads"):
         return await api.post(path, tok, json={"payloads": []})
     if endpoint in OPS_BODIES:
@@ -197,7 +216,8 @@ async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "dv_no_scheme", "Bearer dv_unknown_token_xyz"])
 async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint: str, header: str) -> None:
     method, path, _ = ENDPOINTS[endpoint]
-    url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION)
+    url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION,
+                      sha256="0" * 64)
     response = await api.http.request(method, url, headers={"Authorization": header})
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")

@@ -90,6 +90,8 @@ ACCEPTED_REFUSALS = {
     "/v1/subscriptions/{subscription_id}": 422,
     # A body of blank lines holds no case to import (a line the rules refuse is reported in the 200's refusals).
     "/v1/import/cases": 422,
+    # A file's type is read from its content and must be an allowed one: bytes drawn at random are not.
+    "/v1/cases/{case_id}/attachments": 415,
 }
 CONFIG = schemathesis.Config.from_dict({
     "operations": [
@@ -147,12 +149,16 @@ ROLE = {
     "DELETE /v1/subscriptions/{subscription_id}": "admin",
     "POST /v1/subscriptions/{subscription_id}/replay": "admin",
     "GET /v1/subscriptions/{subscription_id}/deliveries": "admin",
+    # The intake system that sent the seeded petition: it may attach files to it.
+    "POST /v1/cases/{case_id}/attachments": "intake",
 }
 #: The operations that need no token.
 OPEN = frozenset({"GET /healthz", "GET /readyz"})
 
 #: A moment of the past, in the schema's form, for a receipt generated in the future.
 NOW = datetime.now(UTC).replace(microsecond=0).isoformat()
+#: The system that sends the seeded petition (its intake token may attach files to it).
+SEED_SOURCE = unique("fuzz-seed")
 #: What the fuzz uses in place of what it cannot invent: real cases, a sealed identity's ref, real cursors.
 REAL: dict[str, str] = {}
 
@@ -238,15 +244,16 @@ def supply(case: schemathesis.Case[Any]) -> None:
 
 @pytest_asyncio.fixture(scope="module")
 async def fuzz_tokens(store: EventStore) -> dict[str, str]:
-    return {role: await token(store, role, label=unique(f"fuzz-{role}"))
-            for role in ("admin", "supervisor", "operator")}
+    tokens = {role: await token(store, role, label=unique(f"fuzz-{role}"))
+              for role in ("admin", "supervisor", "operator")}
+    return {**tokens, "intake": await token(store, "intake", label=SEED_SOURCE)}
 
 
 @pytest_asyncio.fixture(scope="module")
 async def seeded(api: Api, fuzz_tokens: dict[str, str]) -> None:
     """Real cases, opened through the API, and real cursors, for `map_case`."""
     admin, supervisor = fuzz_tokens["admin"], fuzz_tokens["supervisor"]
-    opened = await api.post("/v1/petitions", admin, json=petition("fuzz-seed"))
+    opened = await api.post("/v1/petitions", admin, json=petition(SEED_SOURCE))
     assert opened.status_code == 201, opened.text
     REAL["petition"] = opened.json()["case_id"]
     plan_id = unique("KH-FUZZ")
@@ -334,7 +341,7 @@ def test_the_schema_is_the_apps(fuzz_app: FastAPI) -> None:
 
 def test_every_operation_is_fuzzed() -> None:
     operations = [f"{m.upper()} {p}" for p, item in SCHEMA_APP.openapi()["paths"].items() for m in item]
-    assert len(operations) == 35, operations
+    assert len(operations) == 38, operations
     assert set(ROLE) | OPEN <= set(operations)
 
 

@@ -158,7 +158,8 @@ def _rules_in(*paths: str) -> set[str]:
 
 
 def test_every_rule_a_case_refuses_a_command_by_is_explained_in_both_languages() -> None:
-    rules = _rules_in("domain/petitions/decider.py", "domain/coordination.py", "domain/plan_tasks.py")
+    rules = _rules_in("domain/petitions/decider.py", "domain/coordination.py", "domain/plan_tasks.py",
+                      "domain/attachments.py")
     assert len(rules) > 80, sorted(rules)
     rules |= {f"{kind}.{suffix}" for kind in ("denunciation", "recommendation", "voter_petition")
               for suffix in ("extension_not_allowed", "extension_limit")}

@@ -60,7 +60,7 @@ def test_every_key_the_templates_and_pages_use_is_in_the_catalogue() -> None:
     used |= {f"counts.{s}" for s in ("by_status", "by_kind", "by_lead_body", "by_district")}
     used |= {f"identity.{s}" for s in ("name", "address", "phone", "email", "id_number")}
     used |= {f"reports.col.{s}" for s in ("received", "accepted", "resolved", "on_time", "late")}
-    used |= {f"error.title.{s}" for s in (400, 403, 404, 405, 409, 413, 415, 422, 500, 503)}
+    used |= {f"error.title.{s}" for s in (400, 403, 404, 405, 409, 410, 413, 415, 422, 500, 503)}
     used |= {f"stalled.{part}.{s}" for part in ("do", "help") for s in ("retry", "reset", "nudge", "reassign")}
     used |= {f"stalled.field.{s}" for s in ("reason", "body", "to_event_id", "limit")}
     used |= {f"stalled.problem.{s}" for s in ("reason_short", "reason_long", "body_missing", "body_long", "event_id",

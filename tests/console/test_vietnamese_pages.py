@@ -85,7 +85,7 @@ def test_every_field_of_every_event_has_a_label_in_both_languages() -> None:
     missing = set()
     for module in ("domain.petitions.events", "domain.plan_tasks", "domain.front_supervision",
                    "domain.report_cycles", "domain.plan", "domain.repairs", "domain.coordination",
-                   "domain.deadlines", "domain.plan_cases"):
+                   "domain.deadlines", "domain.plan_cases", "domain.attachments"):
         mod = __import__(module, fromlist=["_"])
         for cls in vars(mod).values():
             if inspect.isclass(cls) and issubclass(cls, Event) and cls is not Event:

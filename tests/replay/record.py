@@ -325,6 +325,25 @@ async def recommendation_answered(r: Recorder) -> None:
     await r.save("recommendation_answered", case)
 
 
+async def recommendation_with_its_files(r: Recorder) -> None:
+    """Files added as the upload route adds them (`attach`, with what it found of the bytes): the same file twice
+    is refused, a suspended case still takes one."""
+    print("recommendation: files attached before and after classification, while suspended, one twice (refused)")
+    case = await r.open("recommendation-files", "recommendation", subject="Kiến nghị sửa đường liên thôn",
+                        content="Người dân kiến nghị sửa đoạn đường liên thôn bị sạt lở.")
+    letter = {"type": "attach", "name": "Đơn kiến nghị (bản quét).pdf", "media_type": "application/pdf",
+              "size": 48213, "sha256": "5" * 64, "category": "letter"}
+    await r.do(case, letter)
+    await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"})
+    await r.refused(case, letter, "attachment.duplicate")
+    await r.do(case, {"type": "accept", "decision_no": "12/TL-KN"})
+    await r.do(case, {"type": "suspend", "reason": "Chờ kết quả khảo sát hiện trường"})
+    await r.do(case, {"type": "attach", "name": "Ảnh hiện trường.jpg", "media_type": "image/jpeg", "size": 912004,
+                      "sha256": "6" * 64, "category": "evidence", "reason": "Ảnh chụp đoạn đường sạt lở"})
+    await r.do(case, {"type": "resume"})
+    await r.save("recommendation_with_its_files", case)
+
+
 async def complaint_received_weeks_ago_breaches_its_deadline(r: Recorder) -> None:
     """Received 40 days ago: its acceptance deadline is already past when the run starts, so the timers fire."""
     print("complaint received 40 days ago: DeadlineApproaching, DeadlineBreached, Front supervision started")
@@ -682,6 +701,7 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     denunciation_suspended_concluded_and_published,
     complaint_decided_not_yet_in_effect_and_appealed,
     recommendation_answered,
+    recommendation_with_its_files,
     complaint_received_weeks_ago_breaches_its_deadline,
     long_case_continued_as_new,
     plan_task_through_a_report_cycle,

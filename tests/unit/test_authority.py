@@ -179,7 +179,8 @@ def test_the_rules_a_table_edit_must_not_break() -> None:
         for entry in table.entries:
             assert R.OPERATOR not in entry.allowed and R.ADMIN not in entry.allowed, entry.command
             assert R.SUPERVISOR not in entry.allowed, entry.command
-    assert [e.command for e in PETITION.entries if R.COORDINATING in e.allowed] == ["respond"]
+    # A coordinating body answers its request, and may join the files its answer rests on; nothing else.
+    assert [e.command for e in PETITION.entries if R.COORDINATING in e.allowed] == ["respond", "attach"]
     assert PETITION.entry("respond").allowed == {R.COORDINATING} == PLAN_TASK.entry("respond").allowed
     for name in ("review_report", "urge", "interim_review", "final_review", "close"):
         assert PLAN_TASK.entry(name).allowed == {R.COMMISSION}, name

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from activities.rules import build_calendar, load_calendar_overrides, load_deadline_policy
 from domain import coordination as co
+from domain.attachments import Attach
 from domain.calendar import VN_TZ, local_date
 from domain.common import SYSTEM, Actor, DomainError, Event
 from domain.coordination import Respond
@@ -173,6 +174,10 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "archive": st.builds(c.Archive, archive_ref=st.sampled_from(["HS-2026-001", "LT/2027/15"])),
     "start_front_supervision": st.builds(c.StartFrontSupervision,
                                          trigger=st.sampled_from(["breach", "front_forwarded", "manual"])),
+    "attach": st.builds(Attach, name=st.sampled_from(["Đơn tố cáo.pdf", "ảnh hiện trường.jpg"]),
+                        media_type=st.sampled_from(["application/pdf", "image/jpeg"]), size=st.integers(1, 10**7),
+                        sha256=st.sampled_from(["a" * 64, "b" * 64]),
+                        category=st.sampled_from(["letter", "evidence", "decision", "other"])),
     "deadline": st.builds(MarkDeadline, key=st.sampled_from(DEADLINE_KEYS),
                           stage=st.sampled_from(["approaching", "breached"])),
 }

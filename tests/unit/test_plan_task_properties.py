@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 
 from activities.rules import PlanRulesRequest, RulesActivities
 from domain import plan_tasks as pt
+from domain.attachments import Attach
 from domain.authority import PLAN_TASK, authorize, for_command, task_facts
 from domain.calendar import VN_TZ
 from domain.common import SYSTEM, Actor, DomainError, Event
@@ -128,6 +129,9 @@ FIXED: dict[str, st.SearchStrategy[Any]] = {
     "interim_review": st.builds(pt.InterimReview, summary=vietnamese()),
     "final_review": st.builds(pt.FinalReview, summary=vietnamese()),
     "close": st.builds(pt.Close, approval_no=st.sampled_from(["120-QĐ/TU", "45-TB/BTGDV"])),
+    "attach": st.builds(Attach, name=st.sampled_from(["Báo cáo 6 tháng.docx", "biên bản.pdf"]),
+                        media_type=st.sampled_from(["application/pdf", "image/png"]), size=st.integers(1, 10**7),
+                        sha256=st.sampled_from(["c" * 64, "d" * 64])),
 }
 figures = st.dictionaries(st.sampled_from(["hoi_nghi", "luot_nguoi", "mo_hinh_dan_van_kheo"]),
                           st.integers(0, 5000).map(float), max_size=3)

@@ -118,3 +118,16 @@ def test_webhook_settings_take_hosts_and_networks_and_refuse_anything_else() -> 
                                   "or an IP network")
     with pytest.raises(ConfigError):
         Settings.from_env({"DANVAN_WEBHOOK_TIMEOUT": "0"})
+
+
+def test_the_files_a_case_takes_are_settings() -> None:
+    default = Settings.from_env({})
+    assert default.attachment_max_bytes == 20 * 1024 * 1024 and default.attachment_max_files == 10
+    assert "application/pdf" in default.attachment_types and "image/tiff" in default.attachment_types
+    chosen = Settings.from_env({"DANVAN_ATTACHMENT_TYPES": "application/pdf, IMAGE/PNG,application/pdf",
+                                "DANVAN_ATTACHMENT_MAX_BYTES": "5000000"})
+    assert chosen.attachment_types == ("application/pdf", "image/png") and chosen.attachment_max_bytes == 5_000_000
+    with pytest.raises(ConfigError, match="DANVAN_ATTACHMENT_TYPES: 'pdf' is not a media type"):
+        Settings.from_env({"DANVAN_ATTACHMENT_TYPES": "pdf"})
+    with pytest.raises(ConfigError, match="DANVAN_ATTACHMENT_MAX_FILES=0"):
+        Settings.from_env({"DANVAN_ATTACHMENT_MAX_FILES": "0"})
