@@ -22,7 +22,7 @@ What Temporal does not record, and so no timeline can show:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -192,196 +192,215 @@ def _time(event: HistoryEvent) -> datetime:
 def process_entries(run_id: str, events: Iterable[HistoryEvent]) -> list[ProcessEntry]:
     """The entries of one run's history, in event order, without payloads and without the bookkeeping of
     `SKIPPED`. An event type this code does not know still appears, by its name."""
-    activities: dict[int, tuple[str, str]] = {}  # scheduled event id -> (activity type, activity id)
-    attempts: dict[int, int] = {}  # started event id -> attempt
-    timers: dict[int, str] = {}  # started event id -> timer id
-    updates: dict[int, tuple[str, str]] = {}  # accepted event id -> (update name, update id)
+    reader = _HistoryReader()
     out: list[ProcessEntry] = []
-
     for ev in events:
-        et = ev.event_type
-        if et in SKIPPED:
+        if ev.event_type in SKIPPED:
             continue
-        name_of_event = event_name(et)
-        base: dict[str, Any] = {"at": _time(ev), "run_id": run_id, "event_id": ev.event_id, "event": name_of_event}
-        entry: ProcessEntry
-
-        if et == E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-            a = ev.workflow_execution_started_event_attributes
-            text = f"workflow {a.workflow_type.name} started"
-            if a.continued_execution_run_id:
-                text += f", continuing run {a.continued_execution_run_id}"
-            if a.HasField("parent_workflow_execution") and a.parent_workflow_execution.workflow_id:
-                text += f", by case {a.parent_workflow_execution.workflow_id}"
-            if a.attempt > 1:
-                text += f" (attempt {a.attempt})"
-            entry = ProcessEntry(**base, summary=text, workflow_type=a.workflow_type.name,
-                                 attempt=a.attempt or None, identity=a.identity or None,
-                                 workflow_id=(a.parent_workflow_execution.workflow_id or None))
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-            a_can = ev.workflow_execution_continued_as_new_event_attributes
-            entry = ProcessEntry(**base, summary=f"continued as new in run {a_can.new_execution_run_id}",
-                                 workflow_type=a_can.workflow_type.name)
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-            entry = ProcessEntry(**base, summary="workflow completed")
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-            message, kind = failure_text(ev.workflow_execution_failed_event_attributes.failure)
-            entry = ProcessEntry(**base, summary=f"workflow failed: {message or 'no message'}", failure=message,
-                                 failure_type=kind)
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
-            entry = ProcessEntry(**base, summary="workflow timed out")
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
-            a_t = ev.workflow_execution_terminated_event_attributes
-            entry = ProcessEntry(**base, summary=f"workflow terminated: {a_t.reason or 'no reason given'}",
-                                 cause=_cut(a_t.reason) if a_t.reason else None, identity=a_t.identity or None)
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-            a_cr = ev.workflow_execution_cancel_requested_event_attributes
-            entry = ProcessEntry(**base, summary="cancellation requested", cause=a_cr.cause or None,
-                                 identity=a_cr.identity or None)
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
-            entry = ProcessEntry(**base, summary="workflow cancelled")
-
-        elif et == E.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-            a_wf = ev.workflow_task_failed_event_attributes
-            message, kind = failure_text(a_wf.failure)
-            cause = _enum(WorkflowTaskFailedCause, a_wf.cause, "WORKFLOW_TASK_FAILED_CAUSE_")
-            entry = ProcessEntry(**base, summary=f"workflow task failed ({cause}): {message or 'no message'}",
-                                 cause=cause, failure=message, failure_type=kind, identity=a_wf.identity or None)
-        elif et == E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-            cause = _enum(TimeoutType, ev.workflow_task_timed_out_event_attributes.timeout_type, "TIMEOUT_TYPE_")
-            entry = ProcessEntry(**base, summary=f"workflow task timed out ({cause})", cause=cause)
-
-        elif et == E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            a_s = ev.activity_task_scheduled_event_attributes
-            activities[ev.event_id] = (a_s.activity_type.name, a_s.activity_id)
-            entry = ProcessEntry(**base, summary=f"activity {a_s.activity_type.name} scheduled",
-                                 activity=a_s.activity_type.name, activity_id=a_s.activity_id)
-        elif et == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            a_st = ev.activity_task_started_event_attributes
-            name, act_id = activities.get(a_st.scheduled_event_id, ("?", ""))
-            attempts[ev.event_id] = a_st.attempt
-            message, kind = failure_text(a_st.last_failure) if a_st.HasField("last_failure") else (None, None)
-            text = f"activity {name} started, attempt {a_st.attempt}"
-            if message:
-                text += f" (the attempt before failed: {message})"
-            entry = ProcessEntry(**base, summary=text, activity=name, activity_id=act_id or None,
-                                 attempt=a_st.attempt, failure=message, failure_type=kind,
-                                 identity=a_st.identity or None)
-        elif et == E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            a_c = ev.activity_task_completed_event_attributes
-            name, act_id = activities.get(a_c.scheduled_event_id, ("?", ""))
-            attempt = attempts.get(a_c.started_event_id)
-            entry = ProcessEntry(**base, summary=f"activity {name} completed"
-                                 + (f" on attempt {attempt}" if attempt and attempt > 1 else ""),
-                                 activity=name, activity_id=act_id or None, attempt=attempt)
-        elif et in (E.EVENT_TYPE_ACTIVITY_TASK_FAILED, E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT):
-            if et == E.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-                a_f = ev.activity_task_failed_event_attributes
-                failure, sched, started, retry = a_f.failure, a_f.scheduled_event_id, a_f.started_event_id, \
-                    a_f.retry_state
-                verb = "failed"
-            else:
-                a_to = ev.activity_task_timed_out_event_attributes
-                failure, sched, started, retry = a_to.failure, a_to.scheduled_event_id, a_to.started_event_id, \
-                    a_to.retry_state
-                verb = "timed out"
-            name, act_id = activities.get(sched, ("?", ""))
-            attempt = attempts.get(started)
-            message, kind = failure_text(failure)
-            state = _enum(RetryState, retry, "RETRY_STATE_")
-            entry = ProcessEntry(
-                **base, summary=f"activity {name} {verb}" + (f" on attempt {attempt}" if attempt else "")
-                + f": {message or 'no message'}" + (f" (no more retries: {state})" if state else ""),
-                activity=name, activity_id=act_id or None, attempt=attempt, failure=message, failure_type=kind,
-                retry_state=state,
-            )
-        elif et == E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
-            name, act_id = activities.get(ev.activity_task_cancel_requested_event_attributes.scheduled_event_id,
-                                          ("?", ""))
-            entry = ProcessEntry(**base, summary=f"activity {name}: cancellation requested", activity=name,
-                                 activity_id=act_id or None)
-        elif et == E.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-            name, act_id = activities.get(ev.activity_task_canceled_event_attributes.scheduled_event_id, ("?", ""))
-            entry = ProcessEntry(**base, summary=f"activity {name} cancelled", activity=name,
-                                 activity_id=act_id or None)
-
-        elif et == E.EVENT_TYPE_TIMER_STARTED:
-            a_ts = ev.timer_started_event_attributes
-            timers[ev.event_id] = a_ts.timer_id
-            seconds = a_ts.start_to_fire_timeout.ToTimedelta().total_seconds()
-            entry = ProcessEntry(**base, summary=f"timer {a_ts.timer_id} started, fires in {_duration(seconds)}",
-                                 timer_id=a_ts.timer_id, fire_after_seconds=seconds)
-        elif et == E.EVENT_TYPE_TIMER_FIRED:
-            a_tf = ev.timer_fired_event_attributes
-            entry = ProcessEntry(**base, summary=f"timer {a_tf.timer_id} fired", timer_id=a_tf.timer_id)
-        elif et == E.EVENT_TYPE_TIMER_CANCELED:
-            a_tc = ev.timer_canceled_event_attributes
-            entry = ProcessEntry(**base, summary=f"timer {a_tc.timer_id} cancelled (the case woke up before it)",
-                                 timer_id=a_tc.timer_id)
-
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
-            a_ad = ev.workflow_execution_update_admitted_event_attributes
-            entry = ProcessEntry(**base, summary=f"update {a_ad.request.input.name} admitted",
-                                 update=a_ad.request.input.name, update_id=a_ad.request.meta.update_id or None)
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            a_ua = ev.workflow_execution_update_accepted_event_attributes
-            name, update_id = a_ua.accepted_request.input.name, a_ua.accepted_request.meta.update_id
-            updates[ev.event_id] = (name, update_id)
-            entry = ProcessEntry(**base, summary=f"update {name} accepted (its validator passed)", update=name,
-                                 update_id=update_id or None, identity=a_ua.accepted_request.meta.identity or None)
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED:  # written by no server so far; kept if one does
-            a_ur = ev.workflow_execution_update_rejected_event_attributes
-            message, kind = failure_text(a_ur.failure)
-            name = a_ur.rejected_request.input.name
-            entry = ProcessEntry(**base, summary=f"update {name} rejected: {message or 'no message'}", update=name,
-                                 update_id=a_ur.rejected_request.meta.update_id or None, failure=message,
-                                 failure_type=kind)
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            a_uc = ev.workflow_execution_update_completed_event_attributes
-            name, _ = updates.get(a_uc.accepted_event_id, ("?", ""))
-            if a_uc.outcome.HasField("failure"):
-                message, kind = failure_text(a_uc.outcome.failure)
-                entry = ProcessEntry(**base, summary=f"update {name} failed: {message or 'no message'}", update=name,
-                                     update_id=a_uc.meta.update_id or None, failure=message, failure_type=kind)
-            else:
-                entry = ProcessEntry(**base, summary=f"update {name} completed", update=name,
-                                     update_id=a_uc.meta.update_id or None)
-
-        elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            a_sig = ev.workflow_execution_signaled_event_attributes
-            entry = ProcessEntry(**base, summary=f"signal {a_sig.signal_name} received",
-                                 identity=a_sig.identity or None)
-
-        elif et == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
-            a_ci = ev.start_child_workflow_execution_initiated_event_attributes
-            entry = ProcessEntry(**base, summary=f"starting linked case {a_ci.workflow_id} ({a_ci.workflow_type.name})",
-                                 workflow_id=a_ci.workflow_id, workflow_type=a_ci.workflow_type.name)
-        elif et == E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
-            a_cf = ev.start_child_workflow_execution_failed_event_attributes
-            cause = _enum(StartChildWorkflowExecutionFailedCause, a_cf.cause,
-                          "START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_")
-            entry = ProcessEntry(**base, summary=f"linked case {a_cf.workflow_id} could not start ({cause})",
-                                 workflow_id=a_cf.workflow_id, workflow_type=a_cf.workflow_type.name, cause=cause)
-        elif et == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
-            a_cs = ev.child_workflow_execution_started_event_attributes
-            entry = ProcessEntry(**base, summary=f"linked case {a_cs.workflow_execution.workflow_id} started",
-                                 workflow_id=a_cs.workflow_execution.workflow_id,
-                                 workflow_type=a_cs.workflow_type.name)
-        elif et == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
-            a_cx = ev.child_workflow_execution_failed_event_attributes
-            message, kind = failure_text(a_cx.failure)
-            entry = ProcessEntry(**base, summary=f"linked case {a_cx.workflow_execution.workflow_id} failed: "
-                                 f"{message or 'no message'}", workflow_id=a_cx.workflow_execution.workflow_id,
-                                 workflow_type=a_cx.workflow_type.name, failure=message, failure_type=kind)
-        elif et in _CHILD_ENDS:
-            attrs = getattr(ev, _CHILD_ENDS[et][0])
-            entry = ProcessEntry(**base, summary=f"linked case {attrs.workflow_execution.workflow_id} "
-                                 f"{_CHILD_ENDS[et][1]}", workflow_id=attrs.workflow_execution.workflow_id,
-                                 workflow_type=attrs.workflow_type.name)
-        else:
-            entry = ProcessEntry(**base, summary=_sentence(name_of_event))
-        out.append(entry)
+        name_of_event = event_name(ev.event_type)
+        read = _READERS.get(ev.event_type)
+        fields = read(reader, ev) if read is not None else {"summary": _sentence(name_of_event)}
+        out.append(ProcessEntry(at=_time(ev), run_id=run_id, event_id=ev.event_id, event=name_of_event, **fields))
     return out
+
+
+Fields = dict[str, Any]
+
+
+class _HistoryReader:
+    """What an entry needs from earlier events of the run: the activity, attempt, timer or update it refers to.
+    One method per kind of history event; each gives the entry's fields besides its time, run, id and name."""
+
+    def __init__(self) -> None:
+        self.activities: dict[int, tuple[str, str]] = {}  # scheduled event id -> (activity type, activity id)
+        self.attempts: dict[int, int] = {}  # started event id -> attempt
+        self.timers: dict[int, str] = {}  # started event id -> timer id
+        self.updates: dict[int, tuple[str, str]] = {}  # accepted event id -> (update name, update id)
+
+    # -- the workflow ---------------------------------------------------------------------------------------
+
+    def started(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_started_event_attributes
+        text = f"workflow {a.workflow_type.name} started"
+        if a.continued_execution_run_id:
+            text += f", continuing run {a.continued_execution_run_id}"
+        if a.HasField("parent_workflow_execution") and a.parent_workflow_execution.workflow_id:
+            text += f", by case {a.parent_workflow_execution.workflow_id}"
+        if a.attempt > 1:
+            text += f" (attempt {a.attempt})"
+        return {"summary": text, "workflow_type": a.workflow_type.name, "attempt": a.attempt or None,
+                "identity": a.identity or None, "workflow_id": a.parent_workflow_execution.workflow_id or None}
+
+    def continued(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_continued_as_new_event_attributes
+        return {"summary": f"continued as new in run {a.new_execution_run_id}", "workflow_type": a.workflow_type.name}
+
+    def failed(self, ev: HistoryEvent) -> Fields:
+        message, kind = failure_text(ev.workflow_execution_failed_event_attributes.failure)
+        return {"summary": f"workflow failed: {message or 'no message'}", "failure": message, "failure_type": kind}
+
+    def terminated(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_terminated_event_attributes
+        return {"summary": f"workflow terminated: {a.reason or 'no reason given'}",
+                "cause": _cut(a.reason) if a.reason else None, "identity": a.identity or None}
+
+    def cancel_requested(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_cancel_requested_event_attributes
+        return {"summary": "cancellation requested", "cause": a.cause or None, "identity": a.identity or None}
+
+    def task_failed(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_task_failed_event_attributes
+        message, kind = failure_text(a.failure)
+        cause = _enum(WorkflowTaskFailedCause, a.cause, "WORKFLOW_TASK_FAILED_CAUSE_")
+        return {"summary": f"workflow task failed ({cause}): {message or 'no message'}", "cause": cause,
+                "failure": message, "failure_type": kind, "identity": a.identity or None}
+
+    def task_timed_out(self, ev: HistoryEvent) -> Fields:
+        cause = _enum(TimeoutType, ev.workflow_task_timed_out_event_attributes.timeout_type, "TIMEOUT_TYPE_")
+        return {"summary": f"workflow task timed out ({cause})", "cause": cause}
+
+    def signaled(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_signaled_event_attributes
+        return {"summary": f"signal {a.signal_name} received", "identity": a.identity or None}
+
+    # -- activities -----------------------------------------------------------------------------------------
+
+    def _activity(self, scheduled_event_id: int) -> tuple[str, str]:
+        return self.activities.get(scheduled_event_id, ("?", ""))
+
+    def activity_scheduled(self, ev: HistoryEvent) -> Fields:
+        a = ev.activity_task_scheduled_event_attributes
+        self.activities[ev.event_id] = (a.activity_type.name, a.activity_id)
+        return {"summary": f"activity {a.activity_type.name} scheduled", "activity": a.activity_type.name,
+                "activity_id": a.activity_id}
+
+    def activity_started(self, ev: HistoryEvent) -> Fields:
+        a = ev.activity_task_started_event_attributes
+        name, act_id = self._activity(a.scheduled_event_id)
+        self.attempts[ev.event_id] = a.attempt
+        message, kind = failure_text(a.last_failure) if a.HasField("last_failure") else (None, None)
+        text = f"activity {name} started, attempt {a.attempt}"
+        if message:
+            text += f" (the attempt before failed: {message})"
+        return {"summary": text, "activity": name, "activity_id": act_id or None, "attempt": a.attempt,
+                "failure": message, "failure_type": kind, "identity": a.identity or None}
+
+    def activity_completed(self, ev: HistoryEvent) -> Fields:
+        a = ev.activity_task_completed_event_attributes
+        name, act_id = self._activity(a.scheduled_event_id)
+        attempt = self.attempts.get(a.started_event_id)
+        return {"summary": f"activity {name} completed" + (f" on attempt {attempt}" if attempt and attempt > 1 else ""),
+                "activity": name, "activity_id": act_id or None, "attempt": attempt}
+
+    def activity_failed(self, ev: HistoryEvent) -> Fields:
+        a = ev.activity_task_failed_event_attributes
+        return self._activity_ended(a.failure, a.scheduled_event_id, a.started_event_id, a.retry_state, "failed")
+
+    def activity_timed_out(self, ev: HistoryEvent) -> Fields:
+        a = ev.activity_task_timed_out_event_attributes
+        return self._activity_ended(a.failure, a.scheduled_event_id, a.started_event_id, a.retry_state, "timed out")
+
+    def _activity_ended(self, failure: Failure, scheduled: int, started: int, retry: int, verb: str) -> Fields:
+        name, act_id = self._activity(scheduled)
+        attempt = self.attempts.get(started)
+        message, kind = failure_text(failure)
+        state = _enum(RetryState, retry, "RETRY_STATE_")
+        return {"summary": f"activity {name} {verb}" + (f" on attempt {attempt}" if attempt else "")
+                + f": {message or 'no message'}" + (f" (no more retries: {state})" if state else ""),
+                "activity": name, "activity_id": act_id or None, "attempt": attempt, "failure": message,
+                "failure_type": kind, "retry_state": state}
+
+    def activity_cancel_requested(self, ev: HistoryEvent) -> Fields:
+        name, act_id = self._activity(ev.activity_task_cancel_requested_event_attributes.scheduled_event_id)
+        return {"summary": f"activity {name}: cancellation requested", "activity": name,
+                "activity_id": act_id or None}
+
+    def activity_cancelled(self, ev: HistoryEvent) -> Fields:
+        name, act_id = self._activity(ev.activity_task_canceled_event_attributes.scheduled_event_id)
+        return {"summary": f"activity {name} cancelled", "activity": name, "activity_id": act_id or None}
+
+    # -- timers ---------------------------------------------------------------------------------------------
+
+    def timer_started(self, ev: HistoryEvent) -> Fields:
+        a = ev.timer_started_event_attributes
+        self.timers[ev.event_id] = a.timer_id
+        seconds = a.start_to_fire_timeout.ToTimedelta().total_seconds()
+        return {"summary": f"timer {a.timer_id} started, fires in {_duration(seconds)}", "timer_id": a.timer_id,
+                "fire_after_seconds": seconds}
+
+    def timer_fired(self, ev: HistoryEvent) -> Fields:
+        timer_id = ev.timer_fired_event_attributes.timer_id
+        return {"summary": f"timer {timer_id} fired", "timer_id": timer_id}
+
+    def timer_cancelled(self, ev: HistoryEvent) -> Fields:
+        timer_id = ev.timer_canceled_event_attributes.timer_id
+        return {"summary": f"timer {timer_id} cancelled (the case woke up before it)", "timer_id": timer_id}
+
+    # -- updates --------------------------------------------------------------------------------------------
+
+    def update_admitted(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_update_admitted_event_attributes
+        return {"summary": f"update {a.request.input.name} admitted", "update": a.request.input.name,
+                "update_id": a.request.meta.update_id or None}
+
+    def update_accepted(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_update_accepted_event_attributes
+        name, update_id = a.accepted_request.input.name, a.accepted_request.meta.update_id
+        self.updates[ev.event_id] = (name, update_id)
+        return {"summary": f"update {name} accepted (its validator passed)", "update": name,
+                "update_id": update_id or None, "identity": a.accepted_request.meta.identity or None}
+
+    def update_rejected(self, ev: HistoryEvent) -> Fields:  # written by no server so far; kept if one does
+        a = ev.workflow_execution_update_rejected_event_attributes
+        message, kind = failure_text(a.failure)
+        name = a.rejected_request.input.name
+        return {"summary": f"update {name} rejected: {message or 'no message'}", "update": name,
+                "update_id": a.rejected_request.meta.update_id or None, "failure": message, "failure_type": kind}
+
+    def update_completed(self, ev: HistoryEvent) -> Fields:
+        a = ev.workflow_execution_update_completed_event_attributes
+        name, _ = self.updates.get(a.accepted_event_id, ("?", ""))
+        if not a.outcome.HasField("failure"):
+            return {"summary": f"update {name} completed", "update": name, "update_id": a.meta.update_id or None}
+        message, kind = failure_text(a.outcome.failure)
+        return {"summary": f"update {name} failed: {message or 'no message'}", "update": name,
+                "update_id": a.meta.update_id or None, "failure": message, "failure_type": kind}
+
+    # -- linked cases (child workflows) ---------------------------------------------------------------------
+
+    def child_initiated(self, ev: HistoryEvent) -> Fields:
+        a = ev.start_child_workflow_execution_initiated_event_attributes
+        return {"summary": f"starting linked case {a.workflow_id} ({a.workflow_type.name})",
+                "workflow_id": a.workflow_id, "workflow_type": a.workflow_type.name}
+
+    def child_start_failed(self, ev: HistoryEvent) -> Fields:
+        a = ev.start_child_workflow_execution_failed_event_attributes
+        cause = _enum(StartChildWorkflowExecutionFailedCause, a.cause, "START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_")
+        return {"summary": f"linked case {a.workflow_id} could not start ({cause})", "workflow_id": a.workflow_id,
+                "workflow_type": a.workflow_type.name, "cause": cause}
+
+    def child_started(self, ev: HistoryEvent) -> Fields:
+        a = ev.child_workflow_execution_started_event_attributes
+        return {"summary": f"linked case {a.workflow_execution.workflow_id} started",
+                "workflow_id": a.workflow_execution.workflow_id, "workflow_type": a.workflow_type.name}
+
+    def child_failed(self, ev: HistoryEvent) -> Fields:
+        a = ev.child_workflow_execution_failed_event_attributes
+        message, kind = failure_text(a.failure)
+        return {"summary": f"linked case {a.workflow_execution.workflow_id} failed: {message or 'no message'}",
+                "workflow_id": a.workflow_execution.workflow_id, "workflow_type": a.workflow_type.name,
+                "failure": message, "failure_type": kind}
+
+    def child_ended(self, ev: HistoryEvent) -> Fields:
+        attributes, verb = _CHILD_ENDS[ev.event_type]
+        a = getattr(ev, attributes)
+        return {"summary": f"linked case {a.workflow_execution.workflow_id} {verb}",
+                "workflow_id": a.workflow_execution.workflow_id, "workflow_type": a.workflow_type.name}
+
+
+def _said(summary: str) -> Callable[[_HistoryReader, HistoryEvent], Fields]:
+    """A reader for an event whose entry is one fixed sentence."""
+    return lambda _reader, _ev: {"summary": summary}
 
 
 _CHILD_ENDS: dict[int, tuple[str, str]] = {
@@ -393,6 +412,41 @@ _CHILD_ENDS: dict[int, tuple[str, str]] = {
                                                       "timed out"),
     E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED: ("child_workflow_execution_terminated_event_attributes",
                                                        "terminated"),
+}
+
+
+_R = _HistoryReader
+_READERS: dict[int, Callable[[_HistoryReader, HistoryEvent], Fields]] = {
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: _R.started,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW: _R.continued,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: _said("workflow completed"),
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: _R.failed,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: _said("workflow timed out"),
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: _R.terminated,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED: _R.cancel_requested,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: _said("workflow cancelled"),
+    E.EVENT_TYPE_WORKFLOW_TASK_FAILED: _R.task_failed,
+    E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT: _R.task_timed_out,
+    E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: _R.activity_scheduled,
+    E.EVENT_TYPE_ACTIVITY_TASK_STARTED: _R.activity_started,
+    E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: _R.activity_completed,
+    E.EVENT_TYPE_ACTIVITY_TASK_FAILED: _R.activity_failed,
+    E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: _R.activity_timed_out,
+    E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED: _R.activity_cancel_requested,
+    E.EVENT_TYPE_ACTIVITY_TASK_CANCELED: _R.activity_cancelled,
+    E.EVENT_TYPE_TIMER_STARTED: _R.timer_started,
+    E.EVENT_TYPE_TIMER_FIRED: _R.timer_fired,
+    E.EVENT_TYPE_TIMER_CANCELED: _R.timer_cancelled,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED: _R.update_admitted,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: _R.update_accepted,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED: _R.update_rejected,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: _R.update_completed,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: _R.signaled,
+    E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED: _R.child_initiated,
+    E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED: _R.child_start_failed,
+    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED: _R.child_started,
+    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED: _R.child_failed,
+    **dict.fromkeys(_CHILD_ENDS, _R.child_ended),
 }
 
 
