@@ -130,23 +130,50 @@ TEXT_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
 def text_rules(document: dict[str, Any]) -> None:
     """State `TEXT_PATTERN` on every string a request may carry: parameters, and the schemas of request bodies
     with all they refer to (those shared with answers too, which hold only what was accepted)."""
-    components = document.get("components", {}).get("schemas", {})
-    seen: set[str] = set()
+    visitor = _TextRules(document.get("components", {}).get("schemas", {}))
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                visitor.visit(parameter.get("schema"))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                visitor.visit(media.get("schema"))
 
-    def visit(node: Any) -> None:
+
+class _TextRules:
+    """Walks request schemas, each shared component once, stating the text rule on strings and object keys."""
+
+    #: Keywords whose values are data, not schemas.
+    DATA = frozenset({"examples", "example", "default", "const", "enum", "$ref"})
+
+    def __init__(self, components: dict[str, Any]) -> None:
+        self.components = components
+        self.seen: set[str] = set()
+
+    def visit(self, node: Any) -> None:
         if isinstance(node, list):
             for item in node:
-                visit(item)
-            return
-        if not isinstance(node, dict):
-            return
+                self.visit(item)
+        elif isinstance(node, dict) and not self._followed(node):
+            self._state(node)
+            for key, value in node.items():
+                if key not in self.DATA:
+                    self.visit(value)
+
+    def _followed(self, node: dict[str, Any]) -> bool:
+        """Whether `node` is a reference to a component (visited once, the first time it is met)."""
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(REF):
-            name = ref.removeprefix(REF)
-            if name not in seen and name in components:
-                seen.add(name)
-                visit(components[name])
-            return
+        if not (isinstance(ref, str) and ref.startswith(REF)):
+            return False
+        name = ref.removeprefix(REF)
+        if name not in self.seen and name in self.components:
+            self.seen.add(name)
+            self.visit(self.components[name])
+        return True
+
+    @staticmethod
+    def _state(node: dict[str, Any]) -> None:
         if (node.get("type") == "string" and "enum" not in node and "const" not in node
                 and node.get("format") not in ("date", "date-time", "binary")):  # no text in a date or a file
             if "pattern" not in node:
@@ -156,18 +183,6 @@ def text_rules(document: dict[str, Any]) -> None:
                 node.setdefault("allOf", []).append({"pattern": TEXT_PATTERN})
         if node.get("type") == "object" and node.get("additionalProperties") is not False:
             node.setdefault("propertyNames", {"pattern": TEXT_PATTERN})
-        for key, value in node.items():
-            if key not in ("examples", "example", "default", "const", "enum", "$ref"):
-                visit(value)
-
-    for item in document.get("paths", {}).values():
-        for operation in item.values():
-            if not isinstance(operation, dict):
-                continue
-            for parameter in operation.get("parameters", []):
-                visit(parameter.get("schema"))
-            for media in operation.get("requestBody", {}).get("content", {}).values():
-                visit(media.get("schema"))
 
 
 def token_bodies(schema: dict[str, Any] | None) -> None:

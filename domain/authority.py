@@ -219,21 +219,17 @@ def relations(actor: Actor, facts: CaseFacts) -> set[Relation]:
     body = actor.body
     if body is None:
         return set()
-    out: set[Relation] = set()
-    if facts.acting_for is None or facts.acting_for == body:
-        if body == facts.receiving:
-            out.add(R.RECEIVING)
-        if body in facts.lead:
-            out.add(R.LEAD)
-        if body in facts.coordinating:
-            out.add(R.COORDINATING)
-    if body in facts.front:
-        out.add(R.FRONT)
-    if body in facts.commission:
-        out.add(R.COMMISSION)
-    if body in facts.superiors:
-        out.add(R.SUPERIOR)
-    return out
+    # The bodies that act on the case hold their relation for themselves only, never while another acts for them.
+    acting = facts.acting_for is None or facts.acting_for == body
+    held = [
+        (R.RECEIVING, acting and body == facts.receiving),
+        (R.LEAD, acting and body in facts.lead),
+        (R.COORDINATING, acting and body in facts.coordinating),
+        (R.FRONT, body in facts.front),
+        (R.COMMISSION, body in facts.commission),
+        (R.SUPERIOR, body in facts.superiors),
+    ]
+    return {relation for relation, holds in held if holds}
 
 
 def for_command(table: Table, command: Any, facts: CaseFacts) -> CaseFacts:

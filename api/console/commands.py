@@ -71,6 +71,44 @@ def done_payload(command: str, case_id: str, result: Any) -> dict[str, Any]:
 
 
 
+def _parsed(t: Translator, attempt: Attempt, kind: Any, model: Any, command: str, values: dict[str, Any],
+            settings: Any) -> Any | None:
+    """The command the form's values make, or None with the attempt's errors set (the model's rules, or a date
+    outside the calendar's years)."""
+    try:
+        parsed = kind.adapter.validate_python({"type": command, **values})
+    except ValidationError as exc:
+        _invalid(t, attempt, error_places(exc, input_names(model), skip=1))
+        return None
+    out_of_range = dates_out_of_range(parsed, settings.calendar_first_year, settings.calendar_last_year)
+    if out_of_range:
+        _invalid(t, attempt, [(p.field, {"type": "date_out_of_range"}) for p in out_of_range])
+        return None
+    return parsed
+
+
+async def _deliver(client: Any, case_id: str, sent: Any, t: Translator, attempt: Attempt, kind: Any, case: Any,
+                   principal: Any) -> tuple[int, Any | None]:
+    """(200, the case's answer), or (status, None) with the attempt's refusal set when the case refused the
+    command, did not answer in time, or is not running."""
+    command = attempt.command
+    try:
+        return 200, await send_to_opened_case(client, case_id, sent, kind.commands.result)
+    except CommandRefused as exc:
+        status = 422 if exc.rule == KEY_REUSED else 403 if exc.rule.startswith("authority.") else 409
+        attempt.refusal = _refusal(t, kind, case, command, exc.rule, exc.message, status=status)
+        return status, None
+    except OutcomeUnknown as exc:
+        log.warning("console: %s of %s sent by %s: no answer in time: %s", command, case_id, principal.label, exc)
+        attempt.refusal = _refusal(t, kind, case, command, "unavailable", str(exc), status=503,
+                                   headline="commands.unknown_outcome")
+        return 503, None
+    except CaseNotFound:
+        attempt.refusal = _refusal(t, kind, case, command, "not_found", f"no running case {case_id}",
+                                   status=404, headline="commands.not_running")
+        return 404, None
+
+
 @router.post("/cases/{case_id}/commands/{command}")
 async def send_command(
     request: Request,
@@ -108,16 +146,8 @@ async def send_command(
     values, problems = read_values(model, form)
     attempt = Attempt(command=command, values=form, nonce=nonce,
                       errors={name: problem_text(t, code) for name, code in problems.items()})
-    if attempt.errors:
-        return await again(422)
-    try:
-        parsed = kind.adapter.validate_python({"type": command, **values})
-    except ValidationError as exc:
-        _invalid(t, attempt, error_places(exc, input_names(model), skip=1))
-        return await again(422)
-    out_of_range = dates_out_of_range(parsed, settings.calendar_first_year, settings.calendar_last_year)
-    if out_of_range:
-        _invalid(t, attempt, [(p.field, {"type": "date_out_of_range"}) for p in out_of_range])
+    parsed = None if attempt.errors else _parsed(t, attempt, kind, model, command, values, settings)
+    if parsed is None:
         return await again(422)
 
     actor = actor_of(principal)
@@ -128,22 +158,9 @@ async def send_command(
             attempt.refusal = _refusal(t, kind, case, command, exc.code, exc.message, status=exc.status)
             return await again(exc.status)
     sent = kind.commands.request(command=parsed, actor=actor, command_id=key)
-    client = await temporal.get()
-    try:
-        result = await send_to_opened_case(client, case_id, sent, kind.commands.result)
-    except CommandRefused as exc:
-        status = 422 if exc.rule == KEY_REUSED else 403 if exc.rule.startswith("authority.") else 409
-        attempt.refusal = _refusal(t, kind, case, command, exc.rule, exc.message, status=status)
+    status, result = await _deliver(await temporal.get(), case_id, sent, t, attempt, kind, case, principal)
+    if result is None:
         return await again(status)
-    except OutcomeUnknown as exc:
-        log.warning("console: %s of %s sent by %s: no answer in time: %s", command, case_id, principal.label, exc)
-        attempt.refusal = _refusal(t, kind, case, command, "unavailable", str(exc), status=503,
-                                         headline="commands.unknown_outcome")
-        return await again(503)
-    except CaseNotFound:
-        attempt.refusal = _refusal(t, kind, case, command, "not_found", f"no running case {case_id}",
-                                         status=404, headline="commands.not_running")
-        return await again(404)
     response = RedirectResponse(back_url(request, case_id, back), status_code=303)
     set_flash(response, request, done_payload(command, case_id, result))
     return response

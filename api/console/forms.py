@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
@@ -127,6 +127,10 @@ def _constraint(metadata: Sequence[Any], name: str) -> Any:
     return None
 
 
+#: The shapes of fields whose annotation is one of these types.
+_SIMPLE: dict[Any, Kind] = {bool: "bool", float: "float", date: "date"}
+
+
 def shape_of(info: FieldInfo) -> Shape:
     """The shape of one model field; `Unsupported` for a type no input is made for."""
     metadata: list[Any] = list(info.metadata)
@@ -138,33 +142,46 @@ def shape_of(info: FieldInfo) -> Shape:
         if isinstance(default, str | int | float) and not isinstance(default, bool) else "",
         "min_length": _constraint(metadata, "min_length"), "max_length": _constraint(metadata, "max_length"),
     }
-    origin = get_origin(annotation)
     if annotation is str:
         kind: Kind = "body" if _constraint(metadata, "pattern") == BODY_CODE_PATTERN else "str"
         return Shape(kind=kind, **common)
-    if annotation is bool:
-        return Shape(kind="bool", **common)
+    if annotation in _SIMPLE:
+        return Shape(kind=_SIMPLE[annotation], **common)
     if annotation is int:
         return Shape(kind="int", ge=_constraint(metadata, "ge"), le=_constraint(metadata, "le"), **common)
-    if annotation is float:
-        return Shape(kind="float", **common)
-    if annotation is date:
-        return Shape(kind="date", **common)
-    if origin is Literal:
-        return Shape(kind="choice", choices=tuple(str(v) for v in get_args(annotation)), **common)
+    choices = _choices(annotation)
+    if choices is not None:
+        return Shape(kind="choice", choices=choices, **common)
+    container = _container_kind(annotation)
+    if container is not None:
+        kind, model = container
+        return Shape(kind=kind, model=model, **common)
+    raise Unsupported(f"no input for a field of type {info.annotation!r}")
+
+
+def _choices(annotation: Any) -> tuple[str, ...] | None:
+    """The values of a `Literal` or an `Enum`, as text; None for any other type."""
+    if get_origin(annotation) is Literal:
+        return tuple(str(v) for v in get_args(annotation))
     if isinstance(annotation, type) and issubclass(annotation, Enum):
-        return Shape(kind="choice", choices=tuple(str(m.value) for m in annotation), **common)
+        return tuple(str(m.value) for m in annotation)
+    return None
+
+
+def _container_kind(annotation: Any) -> tuple[Kind, type[BaseModel] | None] | None:
+    """The kind of a list of texts or of records, or of a table of numbers by name; None for anything else."""
+    origin = get_origin(annotation)
     if origin is list:
         item, _ = _unwrap(get_args(annotation)[0], [])
         if item is str:
-            return Shape(kind="list_str", **common)
+            return "list_str", None
         if isinstance(item, type) and issubclass(item, BaseModel):
-            return Shape(kind="list_model", model=item, **common)
+            return "list_model", item
     if origin is dict:
         key, value = (_unwrap(a, [])[0] for a in get_args(annotation))
         if key is str and value in (float, int):
-            return Shape(kind="dict_float", **common)
-    raise Unsupported(f"no input for a field of type {info.annotation!r}")
+            return "dict_float", None
+    return None
 
 
 def field_shapes(model: type[BaseModel]) -> dict[str, Shape]:
@@ -342,36 +359,54 @@ def _read(shape: Shape, text: str | None, present: bool) -> Any:
         return present
     if text is None or not text.strip():
         return MISSING
-    if shape.kind in ("str", "body", "choice"):
-        return text.strip()
-    if shape.kind == "bool":
-        if text in ("true", "false"):
-            return text == "true"
-        raise Problem("choice_invalid")
-    if shape.kind == "date":
-        return parse_date(text)
-    if shape.kind == "int":
-        if not text.strip().isdigit() or not text.strip().isascii() or len(text.strip()) > 9:
-            raise Problem("number_format")
-        return int(text.strip())
-    if shape.kind == "float":
-        try:
-            return float(text.strip().replace(",", "."))
-        except ValueError:
-            raise Problem("number_format") from None
-    if shape.kind == "list_str":
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    if shape.kind == "dict_float":
-        pairs: dict[str, float] = {}
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            found = _PAIR.match(line)
-            if not found:
-                raise Problem("pairs_format")
-            pairs[found.group(1)] = float(found.group(2).replace(",", "."))
-        return pairs
-    raise Unsupported(shape.kind)
+    reader = _READ.get(shape.kind)
+    if reader is None:
+        raise Unsupported(shape.kind)
+    return reader(text)
+
+
+def _read_bool(text: str) -> bool:
+    if text in ("true", "false"):
+        return text == "true"
+    raise Problem("choice_invalid")
+
+
+def _read_int(text: str) -> int:
+    text = text.strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 9:
+        raise Problem("number_format")
+    return int(text)
+
+
+def _read_float(text: str) -> float:
+    try:
+        return float(text.strip().replace(",", "."))
+    except ValueError:
+        raise Problem("number_format") from None
+
+
+def _read_pairs(text: str) -> dict[str, float]:
+    pairs: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        found = _PAIR.match(line)
+        if not found:
+            raise Problem("pairs_format")
+        pairs[found.group(1)] = float(found.group(2).replace(",", "."))
+    return pairs
+
+
+#: How the text of an input of each kind is read (a blank one is missing, before any of these).
+_READ: dict[str, Callable[[str], Any]] = {
+    "str": str.strip, "body": str.strip, "choice": str.strip,
+    "bool": _read_bool,
+    "date": lambda text: parse_date(text),
+    "int": _read_int,
+    "float": _read_float,
+    "list_str": lambda text: [line.strip() for line in text.splitlines() if line.strip()],
+    "dict_float": _read_pairs,
+}
 
 
 def _row_blank(prefix: str, model: type[BaseModel], form: Mapping[str, str]) -> bool:
