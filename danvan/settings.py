@@ -199,6 +199,9 @@ class Settings:
     webhook_retry_for: float = 3 * 86400.0
     webhook_backoff_first: float = 5.0
     webhook_backoff_max: float = 3600.0
+    #: Four eyes (`ops.jobs`): a repair job of more cases than this needs a second operator's approval (a reset
+    #: needs one whatever its size).
+    job_approval_threshold: int = 20
 
     @property
     def temporal_port(self) -> int:
@@ -307,4 +310,5 @@ class Settings:
             webhook_retry_for=_float(env, "DANVAN_WEBHOOK_RETRY_FOR", 3 * 86400.0, 1.0, 30 * 86400.0),
             webhook_backoff_first=_float(env, "DANVAN_WEBHOOK_BACKOFF_FIRST", 5.0, 0.1, 3600.0),
             webhook_backoff_max=_float(env, "DANVAN_WEBHOOK_BACKOFF_MAX", 3600.0, 0.1, 86400.0),
+            job_approval_threshold=_int(env, "DANVAN_JOB_APPROVAL_THRESHOLD", 20, 0, 5000),
         )
