@@ -254,16 +254,17 @@ async def get_job(pool: Pool, job_id: str) -> JobRow | None:
 
 
 async def list_jobs(pool: Pool, *, states: list[str] | None = None, limit: int = 50,
-                    before: tuple[datetime, str] | None = None) -> list[JobRow]:
-    """Jobs newest first (`states`: only these), `limit + 1` rows at most, after the cursor `before`."""
+                    before: str | None = None) -> list[JobRow]:
+    """Jobs newest first (`states`: only these), `limit + 1` rows at most, after the job `before`."""
     where: list[str] = ["TRUE"]
     args: list[Any] = []
     if states:
         args.append(states)
         where.append(f"state = ANY(${len(args)}::text[])")
     if before is not None:
-        args += [before[0], before[1]]
-        where.append(f"(requested_at, job_id) < (${len(args) - 1}, ${len(args)})")
+        args.append(before)
+        where.append(f"(requested_at, job_id) < (SELECT b.requested_at, b.job_id FROM repair_jobs b "
+                     f"WHERE b.job_id = ${len(args)})")
     args.append(limit + 1)
     sql = (f"SELECT {JOB_COLUMNS} FROM repair_jobs WHERE {' AND '.join(where)} "
            f"ORDER BY requested_at DESC, job_id DESC LIMIT ${len(args)}")
