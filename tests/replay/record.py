@@ -688,7 +688,7 @@ async def repair_job_approved_paused_and_continued(r: Recorder) -> None:
         case = await r.open(f"repair-job-{n}", "complaint")
         await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"})
         cases.append(case)
-    spec = JobSpec(job_id=job_id_from(b"replay-recorder repair job"), action="nudge", rate=2.0, case_ids=cases,
+    spec = JobSpec(job_id=job_id_from(b"replay-recorder repair job"), action="nudge", rate=0.5, case_ids=cases,
                    reason="Nhắc các cơ quan chậm trả lời trong đợt rà soát", requester=requester,
                    requested_at=datetime.now(UTC), needs_approval=True, target={"case_ids": cases},
                    request_digest="recorded")
