@@ -11,6 +11,7 @@ from temporalio.client import Client
 from eventstore import EventStore
 from ops.job_types import ActionRecord, CaseResult, CaseTask, JobSpec
 from ops.jobs import finish_case, insert_job, record_action, repair_case
+from ops.scan import refresh_after_repair
 
 #: Seconds between two heartbeats of a case's repair: a worker lost mid-case is noticed within the workflow's
 #: heartbeat timeout, not the activity's whole timeout.
@@ -43,6 +44,8 @@ class JobActivities:
         try:
             run = await repair_case(self.client, self.store, task, last_attempt=last)
             await finish_case(self.store.pool, task.job_id, task.position, run.result, run.detail)
+            if run.result.outcome == "done":  # the stalled set shows the repair at once, as after the API's
+                await refresh_after_repair(self.client, self.store, task.case_id)
         finally:
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):

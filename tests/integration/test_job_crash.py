@@ -149,12 +149,6 @@ async def test_a_job_whose_worker_is_killed_resumes_and_repairs_every_case_exact
     assert not problems, "\n".join(problems[:10])
     after = sorted((r.finished_at - r.started_at).total_seconds() for r in rows[HELD + 1:CASES]
                    if r.finished_at and r.started_at)
-    gaps = sorted((b.started_at - a.finished_at).total_seconds() for a, b in zip(rows[HELD:CASES - 1],
-                                                                                    rows[HELD + 1:CASES], strict=True)
-                  if a.finished_at and b.started_at)
-    held = rows[HELD]
-    print(f"\nheld case: {held.started_at} -> {held.finished_at}; gaps median {gaps[len(gaps) // 2]:.2f} s, "
-          f"max {gaps[-1]:.2f} s, sum {sum(gaps):.1f} s")
     spans = f"each case after it took {after[len(after) // 2]:.2f} s (median), {after[-1]:.2f} s at most"
     runs = 0
     async for _ in client.list_workflows(f"WorkflowId = '{workflow_id(spec.job_id)}'"):

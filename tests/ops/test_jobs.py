@@ -197,3 +197,46 @@ async def test_a_job_is_paused_resumed_and_cancelled_between_two_cases(
     with pytest.raises(JobRefused) as refused:
         await decide(client, spec.job_id, "resume", JobDecision(actor=APPROVER, reason="Chạy lại phần còn lại"))
     assert refused.value.rule == "job.state"
+
+
+async def test_a_retry_an_earlier_attempt_carried_out_without_recording_it_is_recorded_once(
+    client: Client, store: EventStore, task_queue: str
+) -> None:
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import ResetActivityRequest
+
+    from ops.jobs import START_CASE
+    from ops.stalled import StallPolicy, inspect_case
+
+    from ..faults import AppendFault
+
+    (case_id,) = await open_cases(client, task_queue, 1)
+    fault = AppendFault(store, case_id)
+    await fault.inject()
+    stuck = asyncio.create_task(send_command(client, case_id, command(
+        {"type": "accept", "decision_no": "9/QĐ-UBND"}, command_id=uuid.uuid4().hex)))
+    policy = StallPolicy(min_attempts=2)
+    (stall,) = await until(lambda: inspect_case(client, case_id, policy), "the case to stall")
+    spec = spec_of([case_id], action="retry")
+    await insert_job(store.pool, spec)
+    # An earlier attempt of the job's activity: it started on the case and retried its step, then its worker
+    # was lost before the repair was recorded.
+    await store.pool.fetchrow(START_CASE, spec.job_id, 0)
+    await fault.remove()
+    run_id = (await client.get_workflow_handle(case_id).describe()).run_id
+    await client.workflow_service.reset_activity(ResetActivityRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=case_id, run_id=run_id),
+        id=stall.activity_id, identity="the lost attempt"))
+    await stuck  # the step went through: nothing is failing any more
+    task = CaseTask(job_id=spec.job_id, position=0, case_id=case_id, action="retry", reason=REASON,
+                    requester=REQUESTER, note={"job": spec.job_id})
+    run = await repair_case(client, store, task, last_attempt=False)
+    assert run.result.outcome == "done" and run.detail.get("acted_by_an_earlier_attempt") is True
+    (recorded,) = await repairs_of(store, case_id, spec.job_id)
+    assert recorded["action"] == "retry"
+    # A job that never acted on the case is told the truth: there is nothing to retry.
+    fresh = spec_of([case_id], action="retry")
+    await insert_job(store.pool, fresh)
+    refused = await repair_case(client, store, task.model_copy(update={"job_id": fresh.job_id}), last_attempt=False)
+    assert refused.result.outcome == "refused" and refused.result.rule == "repair.retry.nothing_failing"
+    assert len([e for e in await store.read_stream(case_id) if e.type == "RepairRecorded"]) == 1
