@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
+from activities.jobs import JobActivities
 from activities.reports import ReportActivities
 from activities.rules import RulesActivities
 from activities.stalled import StalledScanActivities
@@ -68,6 +69,7 @@ def build_worker(
     commands = CaseCommandActivities(client, store, bodies_path)
     reports = ReportActivities(store)
     scan = StalledScanActivities(client, store)
+    jobs = JobActivities(client, store)
     if outbound is None or secret is None:
         settings = Settings.from_env()
         outbound = outbound or OutboundPolicy.from_settings(settings)
@@ -93,6 +95,9 @@ def build_worker(
             scan.scan_stalled,
             webhooks.deliver_batch,
             webhooks.mark_failing,
+            jobs.open_job,
+            jobs.record_action,
+            jobs.repair_case,
         ],
         max_cached_workflows=max_cached_workflows,
         # Notes each step that fails and is retried, so the stalled scan describes those cases only (`ops.steps`).

@@ -35,7 +35,7 @@ from .feed import CursorCodec, FeedWatcher
 from .identities import IdentityVault
 from .limits import BodyLimits
 from .metrics import RequestMetrics
-from .routes import attachments, cases, codec, events, health, identities, ops, petitions, plan, reports, tokens
+from .routes import attachments, cases, codec, events, health, identities, jobs, ops, petitions, plan, reports, tokens
 from .routes import imports as imports_route
 from .routes import metrics as metrics_route
 from .routes import subscriptions as subscriptions_route
@@ -138,6 +138,7 @@ def create_app(
     app.include_router(plan.router)
     app.include_router(imports_route.router)
     app.include_router(ops.router)
+    app.include_router(jobs.router)  # the repair jobs, /v1/ops/jobs
     app.include_router(identities.router)
     app.include_router(subscriptions_route.router)  # webhooks out
     app.include_router(codec.router)  # Temporal's remote codec, /codec (and /console/codec: see CodecGate)

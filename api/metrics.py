@@ -5,9 +5,9 @@ route that answered it (`/v1/cases/{case_id}/commands`, `/console/cases/{case_id
 series per case. A request no route matched is counted under `unmatched`.
 
 `read_case_gauges` is what `GET /metrics` reads from PostgreSQL at each scrape: one statement over `cases`,
-grouped by kind and status, under its own `statement_timeout` and within a bounded wait for a connection, so a
-scrape never hangs on a slow database. When it does not answer in time the other series are still served, and
-`danvan_cases_scrape_ok` says 0.
+grouped by kind and status, and one over `repair_jobs` (the jobs in progress, by state), under its own
+`statement_timeout` and within a bounded wait for a connection, so a scrape never hangs on a slow database. When it
+does not answer in time the other series are still served, and `danvan_cases_scrape_ok` says 0.
 """
 
 from __future__ import annotations
@@ -138,13 +138,21 @@ SELECT kind, status, count(*) AS open,
 """
 
 
+JOBS_SQL = """/* danvan_metrics: repair jobs in progress by state */
+SELECT state, count(*) AS n FROM repair_jobs WHERE state = ANY($1::text[]) GROUP BY state
+"""
+#: The states of a repair job in progress (`ops.job_types`): the gauge has a series for each, 0 included.
+JOB_STATES_IN_PROGRESS: tuple[str, ...] = ("awaiting_approval", "running", "paused")
+
+
 @dataclass(frozen=True)
 class CaseGauges:
-    """One scrape's reading of `cases` (`ok` False: PostgreSQL did not answer in time)."""
+    """One scrape's reading of `cases` and `repair_jobs` (`ok` False: PostgreSQL did not answer in time)."""
 
     ok: bool
     rows: tuple[tuple[str, str, int, int, int], ...] = ()
     seconds: float = 0.0
+    jobs: tuple[tuple[str, int], ...] = ()
 
 
 async def read_case_gauges(pool: Pool, *, timeout: float = CASES_TIMEOUT) -> CaseGauges:
@@ -157,6 +165,7 @@ async def read_case_gauges(pool: Pool, *, timeout: float = CASES_TIMEOUT) -> Cas
             # The server stops the statement itself too, so no scrape leaves a query running behind it.
             await conn.execute(f"SET LOCAL statement_timeout = {max(1, int(bound * 1000))}")
             rows = await conn.fetch(CASES_SQL, list(ENDED_STATUSES))
+            jobs = await conn.fetch(JOBS_SQL, list(JOB_STATES_IN_PROGRESS))
     except Exception as exc:
         log.warning("metrics: the case gauges could not be read: %r", exc)
         return CaseGauges(ok=False, seconds=time.perf_counter() - started)
@@ -164,6 +173,7 @@ async def read_case_gauges(pool: Pool, *, timeout: float = CASES_TIMEOUT) -> Cas
         ok=True,
         rows=tuple((r["kind"], r["status"], r["open"], r["overdue"], r["breached"]) for r in rows),
         seconds=time.perf_counter() - started,
+        jobs=tuple((r["state"], int(r["n"])) for r in jobs),
     )
 
 
@@ -203,6 +213,15 @@ class _Scrape(Collector):
         yield open_
         yield overdue
         yield breached
+        yield self._jobs()
+
+    def _jobs(self) -> GaugeMetricFamily:
+        jobs = GaugeMetricFamily("danvan_repair_jobs_in_progress", "Repair jobs not yet ended (`/v1/ops/jobs`), by "
+                                 "state: awaiting approval, running, paused", labels=["state"])
+        counts = dict(self.gauges.jobs)
+        for state in JOB_STATES_IN_PROGRESS:
+            jobs.add_metric([state], counts.get(state, 0))
+        return jobs
 
 
 def exposition(gauges: CaseGauges, accept: str | None) -> tuple[bytes, str]:

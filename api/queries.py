@@ -54,6 +54,8 @@ class CaseFilter:
     #: Only the cases the scheduled stalled scan holds stalled (true), or only the others (false): its open
     #: findings (`stalled_findings`, `ops.scan`), in the same statement.
     stalled: bool | None = None
+    #: Only the cases the scan holds stalled for one of these reasons (`ops.stalled.StallReason`).
+    stall_reasons: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,29 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
     if filters.stalled is not None:
         found = "case_id IN (SELECT f.case_id FROM stalled_findings f WHERE f.cleared_at IS NULL)"
         where.append(found if filters.stalled else f"NOT ({found})")
+    if filters.stall_reasons:
+        reasons = params.add(list(filters.stall_reasons))
+        where.append("case_id IN (SELECT f.case_id FROM stalled_findings f WHERE f.cleared_at IS NULL "
+                     f"AND f.reason = ANY({reasons}::text[]))")
     return where
+
+
+async def matching_case_ids(pool: Pool, filters: CaseFilter, *, limit: int) -> list[str]:
+    """The ids of the cases matching `filters`, oldest first, `limit + 1` at most (a repair job's target set)."""
+    params = _Params()
+    where = _where(filters, params)
+    sql = "SELECT case_id FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += f" ORDER BY created_at, case_id LIMIT {params.add(limit + 1)}"
+    with translate_errors():
+        rows = await pool.fetch(sql, *params.values)
+    return [r["case_id"] for r in rows]
+
+
+async def existing_case_ids(pool: Pool, case_ids: list[str]) -> set[str]:
+    """Which of `case_ids` the `cases` projection holds."""
+    with translate_errors():
+        rows = await pool.fetch("SELECT case_id FROM cases WHERE case_id = ANY($1::text[])", case_ids)
+    return {r["case_id"] for r in rows}
 
 
 def list_cases_sql(

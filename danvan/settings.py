@@ -229,6 +229,9 @@ class Settings:
     attachment_max_bytes: int = 20 * 1024 * 1024
     attachment_types: tuple[str, ...] = ATTACHMENT_TYPES
     attachment_max_files: int = 10
+    #: Four eyes (`ops.jobs`): a repair job of more cases than this needs a second operator's approval (a reset
+    #: needs one whatever its size).
+    job_approval_threshold: int = 20
 
     @property
     def temporal_port(self) -> int:
@@ -340,4 +343,5 @@ class Settings:
             attachment_max_bytes=_int(env, "DANVAN_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024, 1024, 1024 ** 3),
             attachment_types=_media_types(env, "DANVAN_ATTACHMENT_TYPES", ATTACHMENT_TYPES),
             attachment_max_files=_int(env, "DANVAN_ATTACHMENT_MAX_FILES", 10, 1, 100),
+            job_approval_threshold=_int(env, "DANVAN_JOB_APPROVAL_THRESHOLD", 20, 0, 5000),
         )

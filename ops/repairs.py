@@ -167,8 +167,9 @@ def _refuse_if_code_failing(desc: Any, case_id: str) -> None:
 
 
 async def retry(client: Client, case_id: str, actor: Actor, reason: str, *, command_id: str | None = None,
-                wait: float = RECORD_WAIT) -> RepairOutcome:
-    """Retry now every step of the case that is failing (attempt 2 or more) or paused."""
+                wait: float = RECORD_WAIT, note: dict[str, Any] | None = None) -> RepairOutcome:
+    """Retry now every step of the case that is failing (attempt 2 or more) or paused. `note` is added to the
+    record's detail (a job's: who requested and approved it)."""
     _check_operator(actor, reason)
     desc = await _running(client, case_id)
     _refuse_if_code_failing(desc, case_id)
@@ -191,7 +192,7 @@ async def retry(client: Client, case_id: str, actor: Actor, reason: str, *, comm
     if not retried:
         raise RepairRefused("repair.retry.nothing_failing",
                             f"no step of {case_id} is failing or paused: there is nothing to retry")
-    return await record(client, case_id, "retry", actor, reason, detail={"retried": retried},
+    return await record(client, case_id, "retry", actor, reason, detail={"retried": retried, **(note or {})},
                         command_id=command_id, wait=wait)
 
 
@@ -308,7 +309,8 @@ async def plan_reset(client: Client, store: EventStore | None, case_id: str, *,
 
 async def reset(client: Client, store: EventStore | None, case_id: str, actor: Actor, reason: str, *,
                 to_event_id: int | None = None, after_version: int | None = None, dry_run: bool = False,
-                command_id: str | None = None, wait: float = RECORD_WAIT) -> RepairOutcome:
+                command_id: str | None = None, wait: float = RECORD_WAIT,
+                note: dict[str, Any] | None = None) -> RepairOutcome:
     """Reset the case's workflow to its last good point (or `to_event_id`, or right after the case's event
     `after_version`: see `plan_reset`) and record it; `dry_run` only plans."""
     _check_operator(actor, reason)
@@ -328,7 +330,7 @@ async def reset(client: Client, store: EventStore | None, case_id: str, actor: A
     detail = {"reset_to_event_id": plan.reset_to_event_id, "old_run_id": plan.run_id,
               "new_run_id": response.run_id, "rerun_updates": len(plan.updates),
               **({"after_version": after_version} if after_version is not None else {}),
-              **({"failing": plan.failing[:500]} if plan.failing else {})}
+              **({"failing": plan.failing[:500]} if plan.failing else {}), **(note or {})}
     # The reset is done: from here on nothing may claim that nothing changed. The new run may still be opening
     # the case (a reset to before its first event): the record waits for it.
     for attempt in range(RECORD_ATTEMPTS):
@@ -346,19 +348,23 @@ async def reset(client: Client, store: EventStore | None, case_id: str, actor: A
 
 
 async def nudge(client: Client, case_id: str, actor: Actor, reason: str, *, body: str | None = None,
-                command_id: str | None = None, wait: float = RECORD_WAIT) -> RepairOutcome:
+                command_id: str | None = None, wait: float = RECORD_WAIT,
+                note: dict[str, Any] | None = None) -> RepairOutcome:
     """Remind the body (default: every body) that owes the case an answer."""
     _check_operator(actor, reason)
     _refuse_if_code_failing(await _running(client, case_id), case_id)
-    return await record(client, case_id, "nudge", actor, reason, body=body, command_id=command_id, wait=wait)
+    return await record(client, case_id, "nudge", actor, reason, body=body, command_id=command_id, wait=wait,
+                        detail=note)
 
 
 async def reassign(client: Client, case_id: str, actor: Actor, reason: str, *, body: str,
-                   command_id: str | None = None, wait: float = RECORD_WAIT) -> RepairOutcome:
+                   command_id: str | None = None, wait: float = RECORD_WAIT,
+                   note: dict[str, Any] | None = None) -> RepairOutcome:
     """Give the case to another body."""
     _check_operator(actor, reason)
     _refuse_if_code_failing(await _running(client, case_id), case_id)
-    return await record(client, case_id, "reassign", actor, reason, body=body, command_id=command_id, wait=wait)
+    return await record(client, case_id, "reassign", actor, reason, body=body, command_id=command_id, wait=wait,
+                        detail=note)
 
 
 class BulkItem(BaseModel):

@@ -1,5 +1,5 @@
-"""Temporal workflows, one module per case kind, and the webhook subscriptions'. `ALL_WORKFLOWS` is what the
-worker registers."""
+"""Temporal workflows, one module per case kind, the webhook subscriptions' and the repair jobs'.
+`ALL_WORKFLOWS` is what the worker registers."""
 
 from typing import Any
 
@@ -7,6 +7,7 @@ from .front_supervision import FrontSupervisionWorkflow
 from .petition import PetitionWorkflow
 from .plan import PlanWorkflow
 from .plan_task import PlanTaskWorkflow
+from .repair_job import RepairJobWorkflow
 from .report_cycle import ReportCycleWorkflow
 from .subscription import SubscriptionWorkflow
 
@@ -17,4 +18,5 @@ ALL_WORKFLOWS: list[type[Any]] = [
     PlanWorkflow,
     ReportCycleWorkflow,
     SubscriptionWorkflow,
+    RepairJobWorkflow,
 ]

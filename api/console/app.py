@@ -27,6 +27,7 @@ from ..metrics import RouteNote
 from ..temporal import TemporalUnavailableError
 from .commands import router as commands_router
 from .i18n import LANG_COOKIE, LANGS, Translator, language_of
+from .jobs import router as jobs_router
 from .ops import router as ops_router
 from .pages import router
 from .queue import router as queue_router
@@ -166,6 +167,7 @@ def build_console() -> FastAPI:
     console.include_router(queue_router)
     console.include_router(commands_router)
     console.include_router(ops_router)
+    console.include_router(jobs_router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     console.add_exception_handler(SignInRequired, _on_sign_in)
     console.add_exception_handler(ConsoleError, _on_console_error)

@@ -1,8 +1,8 @@
 """The operations page (`/console/ops`, supervisors, operators and admins): what is down, the latest signed
-checkpoint and whether it is late, and three charts drawn on the server (`api.console.charts`), each with its
-table: petitions received per week by kind, overdue cases by lead body, and the on-time rate by district in a
-report period. Every figure is read from PostgreSQL in a bounded statement; Temporal is only asked whether it
-answers."""
+checkpoint and whether it is late, the repair jobs in progress (`api.console.jobs`), and three charts drawn on
+the server (`api.console.charts`), each with its table: petitions received per week by kind, overdue cases by
+lead body, and the on-time rate by district in a report period. Every figure is read from PostgreSQL in a bounded
+statement; Temporal is only asked whether it answers."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ..routes.reports import report_calendar
 from ..tokens import Principal
 from .charts import bar_chart
 from .i18n import Translator, language_of
+from .jobs import jobs_in_progress
 from .nav import QUEUE_ROLES
 from .render import NO_STORE, render
 from .session import signed_in
@@ -72,6 +73,7 @@ async def ops_page(request: Request, store: Store, temporal: Temporal, settings:
         intake_rows = await conn.fetch(INTAKE_SQL, PETITION_KINDS, since)
         overdue_rows = await conn.fetch(OVERDUE_SQL)
     temporal_up = await _temporal_answers(temporal)
+    jobs = await jobs_in_progress(store)
 
     weeks = [first_week + timedelta(weeks=i) for i in range(WEEKS)]
     counts = {(r["week"], r["kind"]): int(r["n"]) for r in intake_rows}
@@ -105,7 +107,8 @@ async def ops_page(request: Request, store: Store, temporal: Temporal, settings:
     late = (settings.checkpoint_interval > 0 and
             (taken is None or datetime.now(UTC) - taken > timedelta(seconds=3 * settings.checkpoint_interval)))
     return render(request, "ops.html", {
-        "temporal_up": temporal_up, "checkpoint": checkpoint, "checkpoint_at": taken, "checkpoint_late": late,
+        "temporal_up": temporal_up, "jobs": jobs,
+        "checkpoint": checkpoint, "checkpoint_at": taken, "checkpoint_late": late,
         "intake": bar_chart(week_labels, kinds, intake_values),
         "intake_rows": list(zip(week_labels, intake_values, strict=True)), "kinds": kinds,
         "overdue": bar_chart(lead_labels, [t("ops.overdue_series")], lead_values),

@@ -101,7 +101,7 @@ class BulkRetryBody(BaseModel):
     dry_run: Boolean = False
 
 
-def _operator(principal: Principal) -> Actor:
+def operator_actor(principal: Principal) -> Actor:
     return Actor(id=principal.label, role=principal.role, body=principal.body_id)
 
 
@@ -111,7 +111,7 @@ def _refused(exc: RepairRefused) -> ApiError:
     return ApiError(exc.status, exc.rule, exc.message)
 
 
-def _unavailable(exc: RPCError) -> TemporalUnavailableError:
+def unavailable(exc: RPCError) -> TemporalUnavailableError:
     return TemporalUnavailableError(f"Temporal did not answer: {exc.message}")
 
 
@@ -147,7 +147,7 @@ async def stalled(
     try:
         items = await find_stalled(await temporal.get(), store, policy, kind=kind_value, body=body, reason=reason)
     except RPCError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return StalledList(items=items, source="live", policy={"min_attempts": attempts, "idle_hours": hours})
 
 
@@ -159,7 +159,7 @@ async def scan_now(store: Store, temporal: Temporal, principal: Operator) -> Sca
     try:
         return await run_scan(await temporal.get(), store)
     except RPCError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
 
 
 T = TypeVar("T")
@@ -172,7 +172,7 @@ async def _repair(run: Awaitable[T]) -> T:
     except RepairRefused as exc:
         raise _refused(exc) from exc
     except RPCError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
 
 
 ANSWERS = error_responses(401, 403, 404, 409, 422, 503)
@@ -185,7 +185,7 @@ async def retry(case_id: CaseId, payload: RetryBody, store: Store, temporal: Tem
     """Retry now every failing or paused step of the case, and record it. `recorded` is false when the step
     is still running when the answer is sent: the record is then written as soon as it ends."""
     client = await temporal.get()
-    outcome = await _repair(repairs.retry(client, case_id, _operator(principal), payload.reason,
+    outcome = await _repair(repairs.retry(client, case_id, operator_actor(principal), payload.reason,
                                           command_id=idempotency_key))
     await refresh_after_repair(client, store, case_id)
     return outcome
@@ -199,7 +199,7 @@ async def reset(case_id: CaseId, payload: ResetBody, store: Store, temporal: Tem
     The commands accepted after it are decided again by the new run, which adopts their stored events rather
     than appending them twice. `dry_run` shows the point and the commands, and changes nothing."""
     client = await temporal.get()
-    outcome = await _repair(repairs.reset(client, store, case_id, _operator(principal), payload.reason,
+    outcome = await _repair(repairs.reset(client, store, case_id, operator_actor(principal), payload.reason,
                                           to_event_id=payload.to_event_id, dry_run=payload.dry_run,
                                           command_id=idempotency_key))
     if not outcome.dry_run:
@@ -213,7 +213,7 @@ async def nudge(case_id: CaseId, payload: NudgeBody, store: Store, temporal: Tem
                 idempotency_key: IdempotencyKey = None) -> RepairOutcome:
     """Send a reminder to the body (default: every body) that owes the case an answer (`BodyNudged`)."""
     client = await temporal.get()
-    outcome = await _repair(repairs.nudge(client, case_id, _operator(principal), payload.reason,
+    outcome = await _repair(repairs.nudge(client, case_id, operator_actor(principal), payload.reason,
                                           body=payload.body, command_id=idempotency_key))
     await refresh_after_repair(client, store, case_id)
     return outcome
@@ -225,7 +225,7 @@ async def reassign(case_id: CaseId, payload: ReassignBody, store: Store, tempora
                    idempotency_key: IdempotencyKey = None) -> RepairOutcome:
     """Give the case to another body, through its own kind's command, and record the repair."""
     client = await temporal.get()
-    outcome = await _repair(repairs.reassign(client, case_id, _operator(principal), payload.reason,
+    outcome = await _repair(repairs.reassign(client, case_id, operator_actor(principal), payload.reason,
                                              body=payload.body, command_id=idempotency_key))
     await refresh_after_repair(client, store, case_id)
     return outcome
@@ -237,7 +237,7 @@ async def bulk_retry(payload: BulkRetryBody, store: Store, temporal: Temporal, p
     """Retry the failing or paused steps of every case matching `kind` and `body`, at most `per_second` cases
     a second and `limit` cases, and report what was done with each (`dry_run`: only which would be)."""
     client = await temporal.get()
-    report = await _repair(repairs.bulk_retry(client, store, _operator(principal), payload.reason,
+    report = await _repair(repairs.bulk_retry(client, store, operator_actor(principal), payload.reason,
                                               kind=payload.kind.value if payload.kind else None, body=payload.body,
                                               per_second=payload.per_second,
                                               limit=payload.limit, dry_run=payload.dry_run))

@@ -46,6 +46,13 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "nudge a case": ("POST", "/v1/ops/cases/{case}/nudge", frozenset({"operator", "admin"})),
     "reassign a case": ("POST", "/v1/ops/cases/{case}/reassign", frozenset({"operator", "admin"})),
     "retry stalled cases": ("POST", "/v1/ops/retry", frozenset({"operator", "admin"})),
+    # Repair jobs: each call of a job's route has a fresh reset job of the world's petition, asked by another
+    # operator, awaiting approval (a reset always needs one), so that an operator or an admin may approve it.
+    "list jobs": ("GET", "/v1/ops/jobs", frozenset({"supervisor", "operator", "admin"})),
+    "make a job": ("POST", "/v1/ops/jobs", frozenset({"operator", "admin"})),
+    "get a job": ("GET", "/v1/ops/jobs/{job}", frozenset({"supervisor", "operator", "admin"})),
+    **{f"{decision} a job": ("POST", f"/v1/ops/jobs/{{job}}/{decision}", frozenset({"operator", "admin"}))
+       for decision in ("approve", "reject", "pause", "resume", "cancel")},
     "erase an identity": ("POST", "/v1/identities/{ref}/erase", frozenset({"admin"})),
     "decode payloads": ("POST", "/codec/decode", frozenset({"supervisor", "operator", "admin"})),
     "encode payloads": ("POST", "/codec/encode", frozenset({"supervisor", "operator", "admin"})),
@@ -70,7 +77,11 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).
 ADMITTED: dict[str, set[int]] = {"retry a case": {409}, "reset a case": {409}, "reassign a case": {200, 409},
-                                 "delete a subscription": {204}}
+                                 "delete a subscription": {204},
+                                 # only a running job is paused, only a paused one resumed
+                                 "pause a job": {409}, "resume a job": {409}}
+#: A job id that names none (for the calls refused before anything is looked up).
+NO_JOB = "job_" + "0" * 20
 #: A subscription id that names none (for the calls refused before anything is looked up).
 NO_SUBSCRIPTION = "sub_" + "0" * 20
 #: Where a refused role gets another code than `forbidden`, and what its message names instead of the roles.
@@ -86,6 +97,7 @@ OPS_BODIES: dict[str, dict[str, object]] = {
     "reassign a case": {"reason": "kiểm tra quyền truy cập", "body": "UBND_TINH"},
     "retry stalled cases": {"reason": "kiểm tra quyền truy cập", "dry_run": True, "limit": 1},
 }
+JOB_REASON = {"reason": "kiểm tra quyền truy cập"}
 
 
 @dataclass
@@ -100,6 +112,7 @@ class World:
     plan_id: str
     tokens: dict[str, str]  # role -> token; "body" is body A's
     token_b: str
+    requester: str  # another operator's token, which asks for the jobs
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -119,7 +132,7 @@ async def world(store: EventStore, api: Api) -> World:
     assert opened.status_code == 201, opened.text
     return World(body_a, body_b, source, case_a, case_b, case_coord, opened.json()["case_id"],
                  unique("KH-MATRIX"), tokens,
-                 await token(store, "body", body_b))
+                 await token(store, "body", body_b), await token(store, "operator", label=unique("requester")))
 
 
 async def call(api: Api, endpoint: str, world: World, tok: str | None) -> httpx.Response:
@@ -170,6 +183,15 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None) -> httpx.
         return await api.post(path, tok, json={"payloads": []})
     if endpoint in OPS_BODIES:
         return await api.post(path.format(case=world.petition), tok, json=OPS_BODIES[endpoint])
+    if endpoint == "make a job":
+        return await api.post(path, tok, json={"action": "nudge", "target": {"case_ids": [world.petition]},
+                                               "dry_run": True, **JOB_REASON})
+    if "{job}" in path:
+        made = await api.post("/v1/ops/jobs", world.requester, json={
+            "action": "reset", "target": {"case_ids": [world.petition]}, **JOB_REASON})
+        assert made.status_code == 200, made.text
+        url = path.format(job=made.json()["job"]["job_id"])
+        return await (api.get(url, tok) if method == "GET" else api.post(url, tok, json=JOB_REASON))
     if "{subscription}" in path or endpoint == "subscribe":  # a fresh subscription of the world's intake system
         made = await api.post("/v1/subscriptions", world.tokens["intake"],
                               json={"url": "http://127.0.0.1:9/hook", "status": "paused"})
@@ -179,7 +201,7 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None) -> httpx.
         body = {"status": "paused"} if method == "PATCH" else None
         return await api.http.request(method, path.format(subscription=made.json()["id"]),
                                       headers={"Authorization": f"Bearer {tok}"} if tok else {}, json=body)
-    url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION)
+    url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION, job=NO_JOB)
     if method == "POST":
         return await api.post(url, tok, json={"role": "supervisor", "label": "issued by the matrix"})
     return await api.get(url, tok)
@@ -195,7 +217,8 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 
 def test_the_matrix_covers_every_endpoint_and_only_the_probes_need_no_token(api: Api) -> None:
     operations = [
-        (method.upper(), path.replace("{case_id}", "{case}").replace("{subscription_id}", "{subscription}"), operation)
+        (method.upper(), path.replace("{case_id}", "{case}").replace("{subscription_id}", "{subscription}")
+         .replace("{job_id}", "{job}"), operation)
         for path, item in api.app.openapi()["paths"].items()
         for method, operation in item.items()
     ]
@@ -217,7 +240,7 @@ async def test_a_request_without_a_token_is_401_with_a_bearer_challenge(api: Api
 async def test_a_malformed_or_unknown_token_is_401(api: Api, world: World, endpoint: str, header: str) -> None:
     method, path, _ = ENDPOINTS[endpoint]
     url = path.format(case=world.case_a, period="2026", ref="sealed-none", subscription=NO_SUBSCRIPTION,
-                      sha256="0" * 64)
+                      sha256="0" * 64, job=NO_JOB)
     response = await api.http.request(method, url, headers={"Authorization": header})
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")

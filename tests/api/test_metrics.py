@@ -95,6 +95,32 @@ async def test_the_case_gauges_count_open_overdue_and_breached_cases(api: Api, s
         before, "danvan_cases_breached", "danvan_cases_breached", kind=kind) + 2
 
 
+async def test_the_jobs_in_progress_are_counted_by_state(api: Api, store: EventStore) -> None:
+    import secrets
+
+    from domain.common import Actor
+    from ops.job_types import ActionRecord, JobSpec, job_id_from
+    from ops.jobs import insert_job, record_action
+
+    supervisor = await token(store, "supervisor")
+    jobs = ("danvan_repair_jobs_in_progress", "danvan_repair_jobs_in_progress")
+    before = await scrape(api, supervisor)
+    specs = [JobSpec(job_id=job_id_from(secrets.token_bytes(8)), action="nudge", reason="Nhắc cơ quan chậm trả lời",
+                     rate=1, case_ids=["pet-metrics-probe"], requester=Actor(id="vận hành", role="operator"),
+                     requested_at=datetime.now(UTC), needs_approval=approval) for approval in (True, False, False)]
+    for spec in specs:
+        await insert_job(store.pool, spec)
+    await record_action(store.pool, ActionRecord(job_id=specs[2].job_id, seq=1, action="pause", actor="operator:x",
+                                                 reason="Tạm dừng để kiểm tra", at=datetime.now(UTC), state="paused"))
+    after = await scrape(api, supervisor)
+    for state in ("awaiting_approval", "running", "paused"):
+        assert value(after, *jobs, state=state) == value(before, *jobs, state=state) + 1, state
+    await record_action(store.pool, ActionRecord(job_id=specs[1].job_id, seq=1, action="complete", actor="system",
+                                                 at=datetime.now(UTC), state="completed", finished=True))
+    ended = await scrape(api, supervisor)
+    assert value(ended, *jobs, state="running") == value(before, *jobs, state="running")
+
+
 async def test_a_scrape_is_answered_in_bounded_time_while_the_cases_table_is_locked(
     api: Api, store: EventStore, database_url: str
 ) -> None:

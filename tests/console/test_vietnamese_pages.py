@@ -48,7 +48,7 @@ async def test_every_vietnamese_page_a_clerk_a_supervisor_and_an_operator_see_is
     assert (await api.post("/v1/ops/stalled/scan", tokens.operator)).status_code == 200
     pages = ["/console/cases", f"/console/cases/{overdue}", f"/console/cases/{coordinated}", "/console/plan",
              "/console/reports"]
-    watching = ["/console/stalled", "/console/ops"]
+    watching = ["/console/stalled", "/console/ops", "/console/ops/jobs"]
     for who, extra in ((tokens.supervisor, []), (tokens.lead, ["/console/queue"]), (tokens.operator, watching)):
         async with signed_in(api.app, who) as user:
             for path in pages + extra:

@@ -689,6 +689,49 @@ async def webhook_subscription_delivered_paused_replayed(r: Recorder) -> None:
         await receiver.stop()
 
 
+async def repair_job_approved_paused_and_continued(r: Recorder) -> None:
+    """A repair job over three cases that needs approval: approved by a second operator, paused after its first
+    case and resumed, continued as new after two cases, completed."""
+    from domain.common import Actor
+    from ops.job_types import JobDecision, JobSpec, job_id_from, workflow_id
+    from ops.jobs import insert_job
+    from workflows.repair_job import RepairJobWorkflow
+    from workflows.repair_job_client import decide, start_job
+
+    print("repair job: three nudges, approved, paused and resumed, continued as new, completed")
+    assert r.store is not None
+    requester = Actor(id="vận hành 01", role="operator")
+    approver = Actor(id="vận hành 02", role="operator")
+    cases = []
+    for n in range(3):
+        case = await r.open(f"repair-job-{n}", "complaint")
+        await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"})
+        cases.append(case)
+    spec = JobSpec(job_id=job_id_from(b"replay-recorder repair job"), action="nudge", rate=0.5, case_ids=cases,
+                   reason="Nhắc các cơ quan chậm trả lời trong đợt rà soát", requester=requester,
+                   requested_at=datetime.now(UTC), needs_approval=True, target={"case_ids": cases},
+                   request_digest="recorded")
+    await start_job(r.client, spec, continue_after=2)
+    await insert_job(r.store.pool, spec)
+    job = workflow_id(spec.job_id)
+    r.started.append(job)
+    handle = r.client.get_workflow_handle_for(RepairJobWorkflow.run, job)
+    first_run = (await handle.describe()).run_id
+    await decide(r.client, spec.job_id, "approve", JobDecision(actor=approver, reason="Đã kiểm tra danh sách"))
+
+    async def first_done() -> bool:
+        return bool((await handle.query(RepairJobWorkflow.progress)).next >= 1)
+
+    await r.until(first_done, "the job's first case")
+    await decide(r.client, spec.job_id, "pause", JobDecision(actor=approver, reason="Tạm dừng để kiểm tra"))
+    await asyncio.sleep(1)
+    await decide(r.client, spec.job_id, "resume", JobDecision(actor=requester, reason="Đã kiểm tra, chạy tiếp"))
+    final = await handle.result()
+    print(f"    job                    -> {final.state} {final.counts}")
+    await r.save("repair_job_first_run", job, first_run)
+    await r.save("repair_job_continued_run", job)
+
+
 async def _true(value: bool) -> bool:
     return value
 
@@ -711,6 +754,7 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     petition_refused_at_receipt,
     complaint_commands_by_name,
     webhook_subscription_delivered_paused_replayed,
+    repair_job_approved_paused_and_continued,
 ]
 
 
