@@ -380,6 +380,11 @@ NAIVE_COUNTS = [
 
 
 async def probes(store: EventStore) -> list[Probe]:
+    return [*await page_probes(store), *await count_probes(store), *await history_probes(store)]
+
+
+async def page_probes(store: EventStore) -> list[Probe]:
+    """A first and a deep page of each filter: the API's listing against its plain statement."""
     pool = store.pool
     out: list[Probe] = []
     today = datetime.now(LOCAL_TZ).date()
@@ -399,6 +404,13 @@ async def probes(store: EventStore) -> list[Probe]:
                  "plain SQL": lambda s=sql, a=args: pool.fetch(s, *a)},
                 plan=("fenced: " if fence else "") + await plan_of(pool, api_sql, api_args),
             ))
+    return out
+
+
+async def count_probes(store: EventStore) -> list[Probe]:
+    """The counts of each filter: the API's one statement against five GROUP BYs."""
+    pool = store.pool
+    out: list[Probe] = []
     for label, filters in await filter_values(pool):
         sql, args = count_cases_sql(filters)
         where_sql = sql[sql.index(" FROM cases") + len(" FROM cases"):sql.index(" GROUP BY")]
@@ -413,6 +425,13 @@ async def probes(store: EventStore) -> list[Probe]:
              "5 GROUP BYs": naive},
             plan=await plan_of(pool, sql, args),
         ))
+    return out
+
+
+async def history_probes(store: EventStore) -> list[Probe]:
+    """The history of a long case, and for information other ways of reading it."""
+    pool = store.pool
+    out: list[Probe] = []
     history_sql = (
         "SELECT stream_id, version, position, tx_id::text::bigint AS transaction_id, event_id, type, schema_version, "
         "occurred_at, recorded_at, actor, reason, legal_basis, data, metadata, encode(prev_hash, 'hex') AS prev_hash, "
