@@ -25,13 +25,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import asyncpg
 import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from danvan.codec import opened
@@ -40,8 +41,8 @@ from domain.common import Actor
 from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
 from domain.petitions.commands import CommandRequest
 from domain.petitions.model import PetitionStatus, petition_case_id
-from domain.petitions.views import case_view
-from eventstore import EventStore
+from domain.petitions.views import CaseView, case_view
+from eventstore import EventStore, RecordedEvent
 from tests.conftest import ROOT, binary, migrated_database, secret_env
 from workflows.client import CommandRefused, open_petition, send_command
 from workflows.petition import PetitionWorkflow
@@ -336,8 +337,16 @@ async def check_case(client: Client, store: EventStore, case: CasePlan, replays:
     case_id = case.case_id
     handle = client.get_workflow_handle_for(PetitionWorkflow.run, case_id)
     result = await handle.result()
-    problems: list[str] = []
     events = await store.read_stream(case_id)
+    problems = await stream_problems(store, case, events)
+    return problems + await workflow_problems(handle, result, events, replays)
+
+
+async def stream_problems(store: EventStore, case: CasePlan, events: list[RecordedEvent]) -> list[str]:
+    """The stream: exactly the expected events in order, each command's once, versions 1..n, the hash chain and
+    the projection row."""
+    case_id = case.case_id
+    problems: list[str] = []
     got = [(e.type, e.metadata.get("command_id")) for e in events]
     if got != case.expected:
         problems.append(f"{case_id}: events {got} != expected {case.expected}")
@@ -354,7 +363,14 @@ async def check_case(client: Client, store: EventStore, case: CasePlan, replays:
     row = await store.get_case(case_id)
     if row is None or row.status != PetitionStatus.ARCHIVED.value or row.version != len(case.expected):
         problems.append(f"{case_id}: projection row {row}")
+    return problems
 
+
+async def workflow_problems(handle: WorkflowHandle[Any, Any], result: CaseView | None, events: list[RecordedEvent],
+                            replays: asyncio.Semaphore) -> list[str]:
+    """The workflow: completed, its state and result equal to the fold of the stream alone."""
+    case_id = handle.id
+    problems: list[str] = []
     status = (await handle.describe()).status
     if status != WorkflowExecutionStatus.COMPLETED:
         problems.append(f"{case_id}: workflow {status}")
@@ -430,44 +446,81 @@ async def read_evidence(client: Client, case_ids: list[str], old: str, new: str)
     evidence = CrashEvidence()
     histories = await asyncio.gather(*(client.get_workflow_handle(c).fetch_history() for c in case_ids))
     for case_id, history in zip(case_ids, histories, strict=True):
-        identity = ""
-        accepted_by: dict[str, str] = {}
-        appends: set[int] = set()
-        retried: set[int] = set()
+        reader = HistoryEvidence(client, case_id, old, new, evidence)
         for ev in history.events:
-            if ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-                identity = ev.workflow_task_completed_event_attributes.identity
-            elif ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-                evidence.task_timeouts += 1
-            elif ev.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-                attrs = ev.workflow_task_failed_event_attributes
-                evidence.task_failures.append(f"{case_id}: {attrs.cause} {attrs.failure.message}")
-            elif ev.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-                update_id = ev.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
-                accepted_by[update_id] = identity
-            elif ev.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-                update_id = ev.workflow_execution_update_completed_event_attributes.meta.update_id
-                if accepted_by.get(update_id) == old and identity == new:
-                    evidence.updates_handed_over.append(f"{case_id}/{update_id}")
-            elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                if ev.activity_task_scheduled_event_attributes.activity_type.name == "append_events":
-                    appends.add(ev.event_id)
-            elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                started = ev.activity_task_started_event_attributes
-                if started.attempt > 1 and started.scheduled_event_id in appends:
-                    retried.add(started.scheduled_event_id)
-            elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                completed = ev.activity_task_completed_event_attributes
-                if completed.scheduled_event_id in retried:
-                    # An AppendResult, as the worker wrote it: encrypted by the payload codec.
-                    result = json.loads(opened(client.data_converter, completed.result.payloads[0]).data)
-                    outcome = "stored" if result["duplicate"] else "appended"
-                    evidence.appends_retried.setdefault(case_id, []).append(outcome)
-            elif ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-                failed = ev.activity_task_failed_event_attributes
-                if failed.scheduled_event_id in retried:
-                    evidence.appends_retried.setdefault(case_id, []).append(f"failed: {failed.failure.message}")
+            read = HistoryEvidence.READ.get(ev.event_type)
+            if read is not None:
+                read(reader, ev)
     return evidence
+
+
+class HistoryEvidence:
+    """One case's history read into `evidence`: which worker accepted and completed each update, and how each
+    append run again after the kill ended."""
+
+    def __init__(self, client: Client, case_id: str, old: str, new: str, evidence: CrashEvidence) -> None:
+        self.client, self.case_id, self.old, self.new, self.evidence = client, case_id, old, new, evidence
+        self.identity = ""
+        self.accepted_by: dict[str, str] = {}
+        self.appends: set[int] = set()
+        self.retried: set[int] = set()
+
+    def task_completed(self, ev: HistoryEvent) -> None:
+        self.identity = ev.workflow_task_completed_event_attributes.identity
+
+    def task_timed_out(self, ev: HistoryEvent) -> None:
+        self.evidence.task_timeouts += 1
+
+    def task_failed(self, ev: HistoryEvent) -> None:
+        attrs = ev.workflow_task_failed_event_attributes
+        self.evidence.task_failures.append(f"{self.case_id}: {attrs.cause} {attrs.failure.message}")
+
+    def update_accepted(self, ev: HistoryEvent) -> None:
+        update_id = ev.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        self.accepted_by[update_id] = self.identity
+
+    def update_completed(self, ev: HistoryEvent) -> None:
+        update_id = ev.workflow_execution_update_completed_event_attributes.meta.update_id
+        if self.accepted_by.get(update_id) == self.old and self.identity == self.new:
+            self.evidence.updates_handed_over.append(f"{self.case_id}/{update_id}")
+
+    def activity_scheduled(self, ev: HistoryEvent) -> None:
+        if ev.activity_task_scheduled_event_attributes.activity_type.name == "append_events":
+            self.appends.add(ev.event_id)
+
+    def activity_started(self, ev: HistoryEvent) -> None:
+        started = ev.activity_task_started_event_attributes
+        if started.attempt > 1 and started.scheduled_event_id in self.appends:
+            self.retried.add(started.scheduled_event_id)
+
+    def activity_completed(self, ev: HistoryEvent) -> None:
+        completed = ev.activity_task_completed_event_attributes
+        if completed.scheduled_event_id in self.retried:
+            # An AppendResult, as the worker wrote it: encrypted by the payload codec.
+            result = json.loads(opened(self.client.data_converter, completed.result.payloads[0]).data)
+            self.evidence.appends_retried.setdefault(self.case_id, []).append(
+                "stored" if result["duplicate"] else "appended")
+
+    def activity_failed(self, ev: HistoryEvent) -> None:
+        failed = ev.activity_task_failed_event_attributes
+        if failed.scheduled_event_id in self.retried:
+            self.evidence.appends_retried.setdefault(self.case_id, []).append(
+                f"failed: {failed.failure.message}")
+
+    READ: ClassVar[dict[int, Callable[[HistoryEvidence, HistoryEvent], None]]] = {}
+
+
+HistoryEvidence.READ.update({
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: HistoryEvidence.task_completed,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT: HistoryEvidence.task_timed_out,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED: HistoryEvidence.task_failed,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: HistoryEvidence.update_accepted,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: HistoryEvidence.update_completed,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: HistoryEvidence.activity_scheduled,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED: HistoryEvidence.activity_started,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: HistoryEvidence.activity_completed,
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: HistoryEvidence.activity_failed,
+})
 
 
 def identity_of(pid: int) -> str:

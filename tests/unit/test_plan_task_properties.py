@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -180,40 +181,66 @@ def draw_command(data: st.DataObject, kind: str, state: pt.TaskState) -> pt.Plan
             unique = {t.body: t for t in command.bodies}
             command = command.model_copy(update={"bodies": list(unique.values())})
         return command
-    pending = sorted(k for k, d in state.deadlines.items() if d.pending)
-    if kind == "acknowledge":
-        return pt.Acknowledge(body=pick(data, [b for b in state.bodies if b not in state.acknowledged], named, "body"))
-    if kind == "respond":
-        asked = [f"{rid}|{b}" for rid, r in state.coordination.items() for b in r.bodies if b not in r.responses]
-        rid, body = pick(data, asked, any_asked, "asked").split("|")
-        return Respond(request_id=rid, body=body, response=data.draw(summary))
-    if kind == "record_progress":
-        return pt.RecordProgress(body=pick(data, state.bodies, named, "body"), summary=data.draw(summary),
-                                 evidence_refs=data.draw(evidence))
-    if kind == "submit_report":
-        open_reports = [p for p, r in state.reports.items() if r.submitted_at is None or r.verdict == "returned"]
-        return pt.SubmitReport(period=pick(data, open_reports, period, "period"),
-                               body=pick(data, state.lead, named, "body"), summary=data.draw(summary),
-                               figures=data.draw(figures))
-    if kind == "review_report":
-        submitted = [p for p, r in state.reports.items() if r.submitted_at is not None]
-        return pt.ReviewReport(period=pick(data, submitted, period, "period"), verdict=data.draw(verdict),
-                               notes=data.draw(notes))
-    if kind == "urge":
-        missing = [p for p, r in state.reports.items() if r.submitted_at is None]
-        return pt.Urge(period=pick(data, missing, period, "period"), doc_no=data.draw(doc_no))
-    if kind == "reassign":
-        return pt.Reassign(from_body=pick(data, state.bodies, named, "from body"), to_body=data.draw(named),
-                           reason=data.draw(reassign_reason))
-    if kind == "submit_subplan":
-        owed = [k.removeprefix("subplan.") for k in pending if k.startswith("subplan.")]
-        return pt.SubmitSubplan(body=pick(data, owed, named, "body"), doc_ref=data.draw(doc_no))
-    assert kind == "deadline", kind
-    keys = sorted(state.deadlines)
+    return DRAWN[kind](data, state)
+
+
+def _pending(state: pt.TaskState) -> list[str]:
+    return sorted(k for k, d in state.deadlines.items() if d.pending)
+
+
+def _respond(data: st.DataObject, state: pt.TaskState) -> pt.PlanTaskCommand:
+    asked = [f"{rid}|{b}" for rid, r in state.coordination.items() for b in r.bodies if b not in r.responses]
+    rid, body = pick(data, asked, any_asked, "asked").split("|")
+    return Respond(request_id=rid, body=body, response=data.draw(summary))
+
+
+def _submit_report(data: st.DataObject, state: pt.TaskState) -> pt.PlanTaskCommand:
+    open_reports = [p for p, r in state.reports.items() if r.submitted_at is None or r.verdict == "returned"]
+    return pt.SubmitReport(period=pick(data, open_reports, period, "period"),
+                           body=pick(data, state.lead, named, "body"), summary=data.draw(summary),
+                           figures=data.draw(figures))
+
+
+def _review_report(data: st.DataObject, state: pt.TaskState) -> pt.PlanTaskCommand:
+    submitted = [p for p, r in state.reports.items() if r.submitted_at is not None]
+    return pt.ReviewReport(period=pick(data, submitted, period, "period"), verdict=data.draw(verdict),
+                           notes=data.draw(notes))
+
+
+def _urge(data: st.DataObject, state: pt.TaskState) -> pt.PlanTaskCommand:
+    missing = [p for p, r in state.reports.items() if r.submitted_at is None]
+    return pt.Urge(period=pick(data, missing, period, "period"), doc_no=data.draw(doc_no))
+
+
+def _submit_subplan(data: st.DataObject, state: pt.TaskState) -> pt.PlanTaskCommand:
+    owed = [k.removeprefix("subplan.") for k in _pending(state) if k.startswith("subplan.")]
+    return pt.SubmitSubplan(body=pick(data, owed, named, "body"), doc_ref=data.draw(doc_no))
+
+
+def _deadline(data: st.DataObject, state: pt.TaskState) -> pt.PlanTaskCommand:
+    keys, pending = sorted(state.deadlines), _pending(state)
     aim_at_pending: bool = data.draw(from_state, label="a pending key")
     if pending and aim_at_pending:
         keys = pending
     return MarkDeadline(key=keys[data.draw(index, label="key") % len(keys)], stage=data.draw(stage))
+
+
+#: How the fields of each command not in `FIXED` are drawn from the task's state.
+DRAWN: dict[str, Callable[[st.DataObject, pt.TaskState], pt.PlanTaskCommand]] = {
+    "acknowledge": lambda data, state: pt.Acknowledge(
+        body=pick(data, [b for b in state.bodies if b not in state.acknowledged], named, "body")),
+    "respond": _respond,
+    "record_progress": lambda data, state: pt.RecordProgress(
+        body=pick(data, state.bodies, named, "body"), summary=data.draw(summary), evidence_refs=data.draw(evidence)),
+    "submit_report": _submit_report,
+    "review_report": _review_report,
+    "urge": _urge,
+    "reassign": lambda data, state: pt.Reassign(
+        from_body=pick(data, state.bodies, named, "from body"), to_body=data.draw(named),
+        reason=data.draw(reassign_reason)),
+    "submit_subplan": _submit_subplan,
+    "deadline": _deadline,
+}
 
 
 def subject_of(command: pt.PlanTaskCommand, state: pt.TaskState) -> str:
