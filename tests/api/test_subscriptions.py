@@ -232,3 +232,63 @@ async def test_a_new_subscription_starts_at_the_feeds_head_or_at_a_cursor(api: A
     progress = await api.app.state.temporal.client.get_workflow_handle_for(
         SubscriptionWorkflow.run, subscription_workflow_id(head.json()["id"])).query(SubscriptionWorkflow.progress)
     assert progress.cursor == await feed_head(store.pool)
+
+
+async def test_a_create_retried_under_its_idempotency_key_answers_the_same_subscription_without_its_secret(
+    api: Api, store: EventStore
+) -> None:
+    source = unique("keyed-system")
+    intake = await token(store, "intake", label=source)
+    other_token = await token(store, "intake", label=source)  # the same system, another of its tokens
+    key = unique("create-key")
+    body = {"url": NOWHERE, "status": "paused", "kinds": ["complaint"], "types": ["PetitionReceived"]}
+    first = await api.post("/v1/subscriptions", intake, json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    made = first.json()
+    assert made["secret"].startswith("whsec_") and made["duplicate"] is False
+
+    # The same request again (a lost answer; two at once): the same subscription, 200, the secret not shown.
+    again = await asyncio.gather(*(api.post("/v1/subscriptions", t, json=body, headers={"Idempotency-Key": key})
+                                   for t in (intake, other_token)))
+    for answer in again:
+        assert answer.status_code == 200, answer.text
+        shown = answer.json()
+        assert shown["id"] == made["id"] and shown["duplicate"] is True and shown["secret"] is None
+    assert await store.pool.fetchval("SELECT count(*) FROM subscriptions WHERE owner_label = $1", source) == 1
+
+    # The same key with another request, or from another owner: refused, nothing made.
+    other = await api.post("/v1/subscriptions", intake, json={**body, "kinds": ["denunciation"]},
+                           headers={"Idempotency-Key": key})
+    error = assert_error(other, 422, "idempotency.key_reused")
+    assert error["fields"] == [{"field": "idempotency-key", "rule": "idempotency.key_reused",
+                                "message": error["message"]}]
+    admin = await token(store, "admin")
+    stranger = await api.post("/v1/subscriptions", admin, json=body, headers={"Idempotency-Key": key})
+    assert "the owner" in assert_error(stranger, 422, "idempotency.key_reused")["message"]
+    assert await store.pool.fetchval("SELECT count(*) FROM subscriptions WHERE idempotency_key = $1", key) == 1
+    bad = await api.post("/v1/subscriptions", intake, json=body, headers={"Idempotency-Key": " spaced "})
+    assert_field(bad, "idempotency-key", "string_pattern_mismatch")
+
+
+async def test_a_retried_create_starts_the_workflow_the_first_request_never_started(api: Api, store: EventStore,
+                                                                                    temporal_env: Any) -> None:
+    """The first request stored its row and was lost (the API killed) before starting the workflow: the retry
+    under its key starts it, at the cursor the first request chose."""
+    from api.subscriptions import KeyedRequest, SubscriptionRequest, insert_subscription, new_secret
+    from api.tokens import Principal
+    from eventstore import FeedCursor
+
+    source = unique("lost-system")
+    intake = await token(store, "intake", label=source)
+    key = unique("lost-key")
+    body = {"url": NOWHERE, "status": "paused"}
+    request = SubscriptionRequest.model_validate(body)
+    owner = Principal(role="intake", label=source, id="first-token")
+    row = await insert_subscription(store.pool, api.app.state.webhook_secrets, owner, request, new_secret(),
+                                    start=FeedCursor(), key=KeyedRequest.of(key, request, owner))
+    assert row is not None
+    again = await api.post("/v1/subscriptions", intake, json=body, headers={"Idempotency-Key": key})
+    assert again.status_code == 200 and again.json()["duplicate"] and again.json()["id"] == row.id, again.text
+    progress = await temporal_env.client.get_workflow_handle_for(
+        SubscriptionWorkflow.run, subscription_workflow_id(row.id)).query(SubscriptionWorkflow.progress)
+    assert progress.subscription_id == row.id
