@@ -466,3 +466,26 @@ async def owner_active(pool: Pool, row: SubscriptionRow) -> bool:
             row.owner_role, row.owner_label,
         )
     return bool(found)
+
+
+#: Attempts deleted per statement, and statements per cleanup: a look of the scan deletes at most 100,000.
+PRUNE_BATCH = 5_000
+PRUNE_BATCHES = 20
+
+
+async def prune_deliveries(pool: Pool, older_than: datetime, *, batch: int = PRUNE_BATCH,
+                           batches: int = PRUNE_BATCHES) -> int:
+    """Delete the delivery attempts that started before `older_than`, oldest first, `batch` rows a statement
+    (each its own short transaction, so no lock is held long), at most `batches` statements; how many went.
+    What is left is for the next cleanup."""
+    deleted = 0
+    for _ in range(batches):
+        with translate_errors():
+            status = await pool.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE started_at < $1 "
+                "ORDER BY started_at LIMIT $2)", older_than, batch)
+        n = int(status.split()[-1])
+        deleted += n
+        if n < batch:
+            break
+    return deleted

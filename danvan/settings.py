@@ -199,6 +199,8 @@ class Settings:
     webhook_retry_for: float = 3 * 86400.0
     webhook_backoff_first: float = 5.0
     webhook_backoff_max: float = 3600.0
+    #: Days a webhook delivery attempt is kept (`deliveries`); older ones are deleted by the stalled scan's looks.
+    webhook_keep_days: int = 30
 
     @property
     def temporal_port(self) -> int:
@@ -307,4 +309,5 @@ class Settings:
             webhook_retry_for=_float(env, "DANVAN_WEBHOOK_RETRY_FOR", 3 * 86400.0, 1.0, 30 * 86400.0),
             webhook_backoff_first=_float(env, "DANVAN_WEBHOOK_BACKOFF_FIRST", 5.0, 0.1, 3600.0),
             webhook_backoff_max=_float(env, "DANVAN_WEBHOOK_BACKOFF_MAX", 3600.0, 0.1, 86400.0),
+            webhook_keep_days=_int(env, "DANVAN_WEBHOOK_KEEP_DAYS", 30, 1, 3650),
         )

@@ -98,6 +98,8 @@ class ScanInfo(BaseModel):
     flagged: int = Field(description="workflows Temporal's visibility flagged")
     noted: int = Field(description="workflows whose steps the worker noted failing")
     error: str | None = None
+    deliveries_pruned: int = Field(default=0, description="webhook delivery attempts older than their retention "
+                                   "deleted at this look")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -292,3 +292,48 @@ async def test_a_retried_create_starts_the_workflow_the_first_request_never_star
     progress = await temporal_env.client.get_workflow_handle_for(
         SubscriptionWorkflow.run, subscription_workflow_id(row.id)).query(SubscriptionWorkflow.progress)
     assert progress.subscription_id == row.id
+
+
+async def test_delivery_attempts_older_than_the_retention_are_deleted_in_bounded_batches(
+    api: Api, store: EventStore, temporal_env: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from activities.stalled import StalledScanActivities
+    from api.subscriptions import prune_deliveries
+
+    admin = await token(store, "admin")
+    made = await subscribe(api, admin)
+    assert made.status_code == 201, made.text
+    sub_id = made.json()["id"]
+    now = datetime.now(UTC)
+    ages = [timedelta(days=d) for d in (40, 39, 38, 37, 36, 35, 34)] + [timedelta(days=1), timedelta(minutes=5)]
+    await store.pool.executemany(
+        "INSERT INTO deliveries (subscription_id, event_id, case_id, event_type, attempt, status_code, started_at, "
+        "latency_ms, feed_tx, feed_position, delivered_by) "
+        "VALUES ($1, gen_random_uuid(), 'case', 'Classified', 1, 200, $2, 1.0, 1, $3, 'test')",
+        [(sub_id, now - age, n) for n, age in enumerate(ages)])
+
+    async def left() -> int:
+        return int(await store.pool.fetchval("SELECT count(*) FROM deliveries WHERE subscription_id = $1", sub_id))
+
+    # Two batches of three: six of the seven old ones, the oldest first; the rest at the next cleanup.
+    assert await prune_deliveries(store.pool, now - timedelta(days=30), batch=3, batches=2) == 6
+    oldest = await store.pool.fetchval("SELECT min(started_at) FROM deliveries WHERE subscription_id = $1", sub_id)
+    assert now - oldest < timedelta(days=34, hours=1)
+    assert await left() == 3
+    # The scan's activity does it at each look, with the worker's retention.
+    activities = StalledScanActivities(temporal_env.client, store, keep_deliveries=timedelta(days=30))
+    assert await activities.prune() >= 1
+    assert await left() == 2
+    shown = await api.get(f"/v1/subscriptions/{sub_id}/deliveries", admin)
+    assert len(shown.json()["items"]) == 2
+
+
+def test_the_retention_of_deliveries_is_a_setting_in_days() -> None:
+    from danvan.settings import ConfigError, Settings
+
+    assert Settings.from_env({}).webhook_keep_days == 30
+    assert Settings.from_env({"DANVAN_WEBHOOK_KEEP_DAYS": "7"}).webhook_keep_days == 7
+    with pytest.raises(ConfigError, match="DANVAN_WEBHOOK_KEEP_DAYS"):
+        Settings.from_env({"DANVAN_WEBHOOK_KEEP_DAYS": "0"})
