@@ -168,6 +168,10 @@ class Stalled(BaseModel):
     failure: str | None = None
     overdue_since: datetime | None = None
     last_action: datetime | None = None
+    #: A failing subscription's owner and where it delivers (scheme, host, path); a late signer's interval (s).
+    owner: str | None = None
+    target: str | None = None
+    every_seconds: int | None = None
     #: What the scheduled scan (`ops.scan`) knows of the finding: when it first and last saw it, how many of its
     #: looks saw it, and the repairs recorded in the case's stream since it first saw it. Empty in a live look.
     first_seen: datetime | None = Field(default=None, description="when the scheduled scan first saw it")

@@ -51,13 +51,15 @@ async def failing_subscriptions(pool: Pool, subscription_id: str | None = None) 
                     since=r["status_changed_at"], remedies=list(REMEDIES["subscription_failing"]),
                     detail=(f"webhooks of {r['owner_role']} {r['owner_label']!r} to {_where(r['url'])} stopped: "
                             f"{r['status_reason'] or 'failing'}"),
-                    failure=r["status_reason"]) for r in rows]
+                    failure=r["status_reason"], owner=f"{r['owner_role']} {r['owner_label']}",
+                    target=_where(r["url"])) for r in rows]
 
 
 async def late_checkpoints(pool: Pool, now: datetime) -> list[Stalled]:
     return [Stalled(case_id=s.signer, subject="checkpoint", reason="checkpoint_late", since=s.due_since,
                     remedies=list(REMEDIES["checkpoint_late"]), detail=late_detail(s, now), failure=s.last_error,
-                    last_action=s.last_signed_at) for s in await late_signers(pool, now)]
+                    last_action=s.last_signed_at, every_seconds=s.every_seconds)
+            for s in await late_signers(pool, now)]
 
 
 async def subject_stalls(store: EventStore, *, now: datetime | None = None) -> list[Stalled]:

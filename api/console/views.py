@@ -175,6 +175,18 @@ def stall_text(stall: Stalled, t: Translator) -> str:
                  if stall.last_action is not None else t("stall.detail.nobody"))
         return t("stall.detail.deadline_idle", due=_shown_day(stall.overdue_since.astimezone(LOCAL_TZ).date(), lang),
                  acted=acted)
+    return _subject_text(stall, t, why)
+
+
+def _subject_text(stall: Stalled, t: Translator, why: str) -> str:
+    """A failing subscription's or a late checkpoint's words (the facts are in the finding's own fields)."""
+    if stall.reason == "subscription_failing":
+        return t("stall.detail.subscription_failing", owner=stall.owner or "—", url=stall.target or "—", why=why)
+    if stall.reason == "checkpoint_late":
+        moment = "%d/%m/%Y %H:%M" if t.lang == "vi" else "%Y-%m-%d %H:%M"
+        since = (stall.last_action.astimezone(LOCAL_TZ).strftime(moment) if stall.last_action is not None
+                 else t("stall.detail.checkpoint_never"))
+        return t("stall.detail.checkpoint_late", since=since, every=stall.every_seconds or "—", why=why)
     return stall.detail
 
 
