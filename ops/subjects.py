@@ -39,7 +39,7 @@ SELECT id, url, owner_role, owner_label, status_reason, status_changed_at
 """
 
 
-def _where(url: str) -> str:
+def shown_url(url: str) -> str:
     """A subscription's URL as the queue shows it: scheme, host and path (a query may hold a receiver's token)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
@@ -49,10 +49,10 @@ async def failing_subscriptions(pool: Pool, subscription_id: str | None = None) 
     rows = await pool.fetch(FAILING_SQL, subscription_id)
     return [Stalled(case_id=r["id"], subject="subscription", reason="subscription_failing",
                     since=r["status_changed_at"], remedies=list(REMEDIES["subscription_failing"]),
-                    detail=(f"webhooks of {r['owner_role']} {r['owner_label']!r} to {_where(r['url'])} stopped: "
+                    detail=(f"webhooks of {r['owner_role']} {r['owner_label']!r} to {shown_url(r['url'])} stopped: "
                             f"{r['status_reason'] or 'failing'}"),
                     failure=r["status_reason"], owner=f"{r['owner_role']} {r['owner_label']}",
-                    target=_where(r["url"])) for r in rows]
+                    target=shown_url(r["url"])) for r in rows]
 
 
 async def late_checkpoints(pool: Pool, now: datetime) -> list[Stalled]:

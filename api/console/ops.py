@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from domain.petitions.model import PetitionKind
 from eventstore.reports import current_report
+from integrity.signers import LATE_INTERVALS
 
 from ..deps import AppSettings, Store, Temporal
 from ..queries import LOCAL_TZ
@@ -102,8 +103,8 @@ async def ops_page(request: Request, store: Store, temporal: Temporal, settings:
 
     checkpoint = request.app.state.signed_heads.log.latest() if settings.checkpoint_log.exists() else None
     taken = datetime.fromisoformat(checkpoint.time.replace("Z", "+00:00")) if checkpoint is not None else None
-    late = (settings.checkpoint_interval > 0 and
-            (taken is None or datetime.now(UTC) - taken > timedelta(seconds=3 * settings.checkpoint_interval)))
+    late_after = timedelta(seconds=LATE_INTERVALS * settings.checkpoint_interval)  # the queue's rule
+    late = settings.checkpoint_interval > 0 and (taken is None or datetime.now(UTC) - taken > late_after)
     return render(request, "ops.html", {
         "temporal_up": temporal_up, "checkpoint": checkpoint, "checkpoint_at": taken, "checkpoint_late": late,
         "intake": bar_chart(week_labels, kinds, intake_values),

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from temporalio.service import RPCError
 
-from ops.subjects import Remedy, RemedyKeyReused
+from ops.subjects import Remedy, RemedyKeyReused, shown_url
 
 from ..deps import Store, Temporal
 from ..errors import ApiError
@@ -54,9 +54,7 @@ def instant(moment: datetime, lang: str) -> str:
 
 def where(url: str) -> str:
     """A URL as the console shows it: without its query (a receiver's token may be there) or user name."""
-    from ops.subjects import _where
-
-    return _where(url)
+    return shown_url(url)
 
 
 @router.get("/subscriptions")
