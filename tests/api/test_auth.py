@@ -54,11 +54,19 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "replay a subscription": ("POST", "/v1/subscriptions/{subscription}/replay", frozenset({"intake", "admin"})),
     "subscription deliveries": ("GET", "/v1/subscriptions/{subscription}/deliveries",
                                 frozenset({"intake", "admin"})),
+    # The remedies of the queue's other subjects: operators and admins.
+    "retry a subscription": ("POST", "/v1/ops/subscriptions/{subscription}/retry", frozenset({"operator", "admin"})),
+    "pause a subscription": ("POST", "/v1/ops/subscriptions/{subscription}/pause", frozenset({"operator", "admin"})),
+    "replay a subscription now": ("POST", "/v1/ops/subscriptions/{subscription}/replay",
+                                  frozenset({"operator", "admin"})),
+    "checkpoint now": ("POST", "/v1/ops/checkpoints", frozenset({"operator", "admin"})),
 }
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).
 ADMITTED: dict[str, set[int]] = {"retry a case": {409}, "reset a case": {409}, "reassign a case": {200, 409},
-                                 "delete a subscription": {204}}
+                                 "delete a subscription": {204},
+                                 # the matrix's subscriptions are made paused
+                                 "pause a subscription": {409}}
 #: A subscription id that names none (for the calls refused before anything is looked up).
 NO_SUBSCRIPTION = "sub_" + "0" * 20
 #: Where a refused role gets another code than `forbidden`, and what its message names instead of the roles.
@@ -142,6 +150,14 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None):
         return await api.post(path, tok, json={"payloads": []})
     if endpoint in OPS_BODIES:
         return await api.post(path.format(case=world.petition), tok, json=OPS_BODIES[endpoint])
+    remedy = {"reason": "kiểm tra quyền truy cập"}
+    if endpoint == "checkpoint now":
+        return await api.post(path, tok, json=remedy)
+    if path.startswith("/v1/ops/subscriptions/"):
+        made = await api.post("/v1/subscriptions", world.tokens["intake"],
+                              json={"url": "http://127.0.0.1:9/hook", "status": "paused"})
+        assert made.status_code == 201, made.text
+        return await api.post(path.format(subscription=made.json()["id"]), tok, json=remedy)
     if "{subscription}" in path or endpoint == "subscribe":  # a fresh subscription of the world's intake system
         made = await api.post("/v1/subscriptions", world.tokens["intake"],
                               json={"url": "http://127.0.0.1:9/hook", "status": "paused"})
