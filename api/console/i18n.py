@@ -326,6 +326,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "No checkpoint signed since {since} (one every {every} s){why}",
     ),
     "stall.detail.checkpoint_never": ("chưa ký lần nào", "none signed yet"),
+    "stall.detail.checkpoint_failed": ("; lần thử gần nhất bị lỗi", "; its last try failed"),
+    "subs.reason.gave_up": (
+        "đã ngừng sau {attempts} lần thử trong {span} {unit}; lần cuối: {last}",
+        "gave up after {attempts} attempts over {span} {unit}; the last: {last}",
+    ),
+    "subs.reason.answered": ("bên nhận trả lời HTTP {status}", "the receiver answered HTTP {status}"),
+    "subs.reason.no_answer": ("không có trả lời", "no answer"),
+    "subs.reason.no_token": (
+        "chủ đăng ký không còn mã truy cập nào còn hiệu lực",
+        "its owner has no active token left",
+    ),
+    "subs.reason.raw": ("Nguyên văn", "As written"),
+    "subs.unit.days": ("ngày", "days"),
+    "subs.unit.hours": ("giờ", "hours"),
+    "subs.unit.s": ("giây", "s"),
     "stall.detail.why": ("; lỗi gần nhất: {message}", "; last failure: {message}"),
     "timeline.rules": (
         "chính sách thời hạn {policy}, lịch làm việc {first}–{last}, danh mục cơ quan {bodies}",

@@ -89,6 +89,9 @@ async def test_a_failing_subscription_and_a_late_checkpoint_are_in_the_queue_and
             text = text_of(page.text)
             assert "Webhook không gửi được" in text and "Mốc ký số bị trễ" in text
             assert "ngừng gửi" in text and "mỗi 300 giây một lần" in text
+            # The reason the workflow wrote in English, said in Vietnamese; as written beside, as code.
+            assert "đã ngừng sau 40 lần thử trong 3.0 ngày; lần cuối: bên nhận trả lời HTTP 503" in text
+            assert '<code class="failure">gave up after 40 attempts' in page.text
             assert f'action="/console/stalled/subjects/subscription/{sub_id}/retry"' in page.text
             assert f'action="/console/stalled/subjects/subscription/{sub_id}/replay"' in page.text
             assert 'name="cursor"' in page.text and "Gửi lại ngay" in text and "Ký mốc ngay" in text
@@ -142,3 +145,17 @@ async def test_the_deliveries_page_in_a_browser(api: Api, store: EventStore, tok
     assert await tab.locator("#sub-status").inner_text() == "Đang gửi"
     await tab.screenshot(path=str(ARTIFACTS / "20-subscription-deliveries.png"), full_page=True)
     await context.close()
+
+
+def test_the_reasons_the_engine_writes_for_a_failing_subscription_are_said_in_the_pages_language() -> None:
+    from api.console.i18n import Translator
+    from api.console.views import subscription_reason
+
+    vi, en = Translator("vi"), Translator("en")
+    failed = "gave up after 7 attempts over 2.5 hours: event 1f: attempt 7 failed: no answer within 10 s"
+    assert subscription_reason(failed, vi) == "đã ngừng sau 7 lần thử trong 2.5 giờ; lần cuối: không có trả lời"
+    assert subscription_reason(failed, en) == "gave up after 7 attempts over 2.5 hours; the last: no answer"
+    revoked = ("the owner (intake 'hệ thống A') has no active token left: nothing is delivered until it has one "
+               "and the subscription is resumed")
+    assert subscription_reason(revoked, vi) == "chủ đăng ký không còn mã truy cập nào còn hiệu lực"
+    assert subscription_reason("something else", vi) is None and subscription_reason(None, vi) is None
