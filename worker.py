@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ def build_worker(
     years: tuple[int, int] = CASE_YEARS,
     outbound: OutboundPolicy | None = None,
     secret: bytes | None = None,
+    keep_deliveries: timedelta | None = None,
 ) -> Worker:
     """A worker for the case workflows and their activities, on `task_queue`.
 
@@ -61,7 +63,7 @@ def build_worker(
 
     Webhooks (`activities.webhooks`) are sent only to the hosts `outbound` lets through (default: as the
     environment's settings say, `DANVAN_WEBHOOK_ALLOW_HOSTS`), signed with secrets opened under `secret` (default:
-    the installation's).
+    the installation's); their attempts are kept `keep_deliveries` (default: `DANVAN_WEBHOOK_KEEP_DAYS`).
     """
     store_activities = EventStoreActivities(store)
     # Reads policy/ once: a bad file stops the worker.
@@ -70,10 +72,12 @@ def build_worker(
     reports = ReportActivities(store)
     scan = StalledScanActivities(client, store)
     jobs = JobActivities(client, store)
-    if outbound is None or secret is None:
+    if outbound is None or secret is None or keep_deliveries is None:
         settings = Settings.from_env()
         outbound = outbound or OutboundPolicy.from_settings(settings)
         secret = secret if secret is not None else settings_key(settings)
+        keep_deliveries = keep_deliveries or timedelta(days=settings.webhook_keep_days)
+    scan = StalledScanActivities(client, store, keep_deliveries)
     # Imported here: the webhook activities read the feed through `api.feed`, whose package imports this module.
     from activities.webhooks import WebhookActivities
 
@@ -125,7 +129,8 @@ async def run_worker(
                                    runtime=runtime.runtime)
             worker = build_worker(client, store, task_queue=task_queue,
                                   years=(settings.calendar_first_year, settings.calendar_last_year),
-                                  outbound=OutboundPolicy.from_settings(settings), secret=secret)
+                                  outbound=OutboundPolicy.from_settings(settings), secret=secret,
+                                  keep_deliveries=timedelta(days=settings.webhook_keep_days))
             log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
             async with worker:
                 await (stop.wait() if stop is not None else asyncio.Event().wait())

@@ -38,6 +38,7 @@ import orjson
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities import delivery_hooks
 from activities.webhook_types import BatchInput, BatchResult, Failure, MarkFailing, Progress, WebhookPolicy
 from api.feed import CursorCodec, FeedFilter, FeedWatcher, read_page, record_reads, scope_of, shown
 from api.outbound import OutboundPolicy, webhook_client
@@ -130,8 +131,9 @@ class WebhookActivities:
             error = f"no answer within {policy.request_timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
-        return _Attempt(status_code=status, error=error, started_at=started_at,
-                        latency_ms=round((time.perf_counter() - clock) * 1000, 3))
+        seconds = time.perf_counter() - clock
+        delivery_hooks.delivered(seconds, status)
+        return _Attempt(status_code=status, error=error, started_at=started_at, latency_ms=round(seconds * 1000, 3))
 
     async def _record(self, row: SubscriptionRow, event: RecordedEvent, attempt: int, outcome: _Attempt,
                       place: FeedCursor, by: str) -> bool:

@@ -5,9 +5,11 @@ route that answered it (`/v1/cases/{case_id}/commands`, `/console/cases/{case_id
 series per case. A request no route matched is counted under `unmatched`.
 
 `read_case_gauges` is what `GET /metrics` reads from PostgreSQL at each scrape: one statement over `cases`,
-grouped by kind and status, and one over `repair_jobs` (the jobs in progress, by state), under its own
-`statement_timeout` and within a bounded wait for a connection, so a scrape never hangs on a slow database. When it
-does not answer in time the other series are still served, and `danvan_cases_scrape_ok` says 0.
+grouped by kind and status, one over `repair_jobs` (the jobs in progress, by state), and one each over the
+stalled scan's open findings, the webhook subscriptions and the checkpoint signers (small tables), under its
+own `statement_timeout` and within a bounded wait for a connection, so a scrape never hangs on a slow
+database. When it does not answer in time the other series are still served, and `danvan_cases_scrape_ok`
+says 0.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi.routing import APIRoute
 from prometheus_client import REGISTRY
@@ -30,6 +33,7 @@ from danvan.logs import request_scope
 from danvan.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from domain.petitions.model import ENDED
 from eventstore import Pool
+from integrity.signers import LATE_INTERVALS, LATE_SQL
 
 log = logging.getLogger("danvan.api")
 
@@ -143,16 +147,33 @@ SELECT state, count(*) AS n FROM repair_jobs WHERE state = ANY($1::text[]) GROUP
 """
 #: The states of a repair job in progress (`ops.job_types`): the gauge has a series for each, 0 included.
 JOB_STATES_IN_PROGRESS: tuple[str, ...] = ("awaiting_approval", "running", "paused")
+#: The open findings of the stalled scan, by subject, reason and kind (`ops.scan`).
+STALLED_SQL = """/* danvan_metrics: stalled */
+SELECT subject, reason, coalesce(kind, '') AS kind, count(*) AS n
+  FROM stalled_findings WHERE cleared_at IS NULL GROUP BY 1, 2, 3
+"""
+SUBSCRIPTIONS_SQL = "/* danvan_metrics: subscriptions */ SELECT status, count(*) AS n FROM subscriptions GROUP BY 1"
+#: Late checkpoints by the one rule (`integrity.signers.LATE_SQL`), and the last one signed.
+CHECKPOINTS_SQL = f"""/* danvan_metrics: checkpoints */
+SELECT (SELECT count(*) FROM ({LATE_SQL}) late) AS late,
+       (SELECT extract(epoch FROM max(last_signed_at)) FROM checkpoint_signers) AS last_signed
+"""
+SUBSCRIPTION_STATUSES = ("active", "paused", "failing")
 
 
 @dataclass(frozen=True)
 class CaseGauges:
-    """One scrape's reading of `cases` and `repair_jobs` (`ok` False: PostgreSQL did not answer in time)."""
+    """One scrape's reading of `cases`, `repair_jobs`, the stalled findings, the subscriptions and the
+    checkpoint signers (`ok` False: PostgreSQL did not answer in time)."""
 
     ok: bool
     rows: tuple[tuple[str, str, int, int, int], ...] = ()
     seconds: float = 0.0
     jobs: tuple[tuple[str, int], ...] = ()
+    stalled: tuple[tuple[str, str, str, int], ...] = ()
+    subscriptions: tuple[tuple[str, int], ...] = ()
+    checkpoints_late: int = 0
+    checkpoint_signed_at: float | None = None
 
 
 async def read_case_gauges(pool: Pool, *, timeout: float = CASES_TIMEOUT) -> CaseGauges:
@@ -166,14 +187,23 @@ async def read_case_gauges(pool: Pool, *, timeout: float = CASES_TIMEOUT) -> Cas
             await conn.execute(f"SET LOCAL statement_timeout = {max(1, int(bound * 1000))}")
             rows = await conn.fetch(CASES_SQL, list(ENDED_STATUSES))
             jobs = await conn.fetch(JOBS_SQL, list(JOB_STATES_IN_PROGRESS))
+            stalled = await conn.fetch(STALLED_SQL)
+            subscriptions = await conn.fetch(SUBSCRIPTIONS_SQL)
+            checkpoints = await conn.fetchrow(CHECKPOINTS_SQL, datetime.now(UTC))
     except Exception as exc:
         log.warning("metrics: the case gauges could not be read: %r", exc)
         return CaseGauges(ok=False, seconds=time.perf_counter() - started)
+    assert checkpoints is not None
+    signed = checkpoints["last_signed"]
     return CaseGauges(
         ok=True,
         rows=tuple((r["kind"], r["status"], r["open"], r["overdue"], r["breached"]) for r in rows),
         seconds=time.perf_counter() - started,
         jobs=tuple((r["state"], int(r["n"])) for r in jobs),
+        stalled=tuple((r["subject"], r["reason"], r["kind"], r["n"]) for r in stalled),
+        subscriptions=tuple((r["status"], r["n"]) for r in subscriptions),
+        checkpoints_late=int(checkpoints["late"]),
+        checkpoint_signed_at=float(signed) if signed is not None else None,
     )
 
 
@@ -214,6 +244,7 @@ class _Scrape(Collector):
         yield overdue
         yield breached
         yield self._jobs()
+        yield from self._ops()
 
     def _jobs(self) -> GaugeMetricFamily:
         jobs = GaugeMetricFamily("danvan_repair_jobs_in_progress", "Repair jobs not yet ended (`/v1/ops/jobs`), by "
@@ -222,6 +253,27 @@ class _Scrape(Collector):
         for state in JOB_STATES_IN_PROGRESS:
             jobs.add_metric([state], counts.get(state, 0))
         return jobs
+
+    def _ops(self) -> Iterator[GaugeMetricFamily]:
+        """What the operators' queue holds, the subscriptions by status, and the checkpoints' lateness."""
+        g = self.gauges
+        stalled = GaugeMetricFamily("danvan_stalled", "Open findings of the stalled scan, by subject (case, "
+                                    "subscription, checkpoint), reason and case kind ('' for the others)",
+                                    labels=["subject", "reason", "kind"])
+        for subject, reason, kind, n in g.stalled:
+            stalled.add_metric([subject, reason, kind], n)
+        yield stalled
+        subscriptions = GaugeMetricFamily("danvan_subscriptions", "Webhook subscriptions by status (failing: "
+                                          "gave up on an event, waiting for a remedy)", labels=["status"])
+        counted = dict(g.subscriptions)
+        for status in sorted({*SUBSCRIPTION_STATUSES, *counted}):
+            subscriptions.add_metric([status], counted.get(status, 0))
+        yield subscriptions
+        yield GaugeMetricFamily("danvan_checkpoints_late", "Checkpoint signers that have not signed for "
+                                f"{LATE_INTERVALS} of their intervals", value=g.checkpoints_late)
+        if g.checkpoint_signed_at is not None:
+            yield GaugeMetricFamily("danvan_checkpoint_last_signed_timestamp_seconds", "When the latest checkpoint "
+                                    "a signer noted was signed (Unix seconds)", value=g.checkpoint_signed_at)
 
 
 def exposition(gauges: CaseGauges, accept: str | None) -> tuple[bytes, str]:

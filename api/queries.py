@@ -201,7 +201,8 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
     if filters.not_in_ids:
         where.append(f"NOT (case_id = ANY({params.add(list(filters.not_in_ids))}::text[]))")
     if filters.stalled is not None:
-        found = "case_id IN (SELECT f.case_id FROM stalled_findings f WHERE f.cleared_at IS NULL)"
+        found = ("case_id IN (SELECT f.case_id FROM stalled_findings f WHERE f.cleared_at IS NULL "
+                 "AND f.subject = 'case')")
         where.append(found if filters.stalled else f"NOT ({found})")
     if filters.stall_reasons:
         reasons = params.add(list(filters.stall_reasons))

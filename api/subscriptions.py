@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from danvan.keys import derive_key, key_id
+from domain.idempotency import digest
 from eventstore import FeedCursor, Pool
 from eventstore.store import translate_errors
 
@@ -196,8 +197,12 @@ class Subscription(BaseModel):
 class SubscriptionCreated(Subscription):
     """The answer to `POST /v1/subscriptions`: the subscription and its signing secret, shown this once."""
 
-    secret: str = Field(description="`whsec_...`: verify each delivery's `webhook-signature` with it (Standard "
-                        "Webhooks). It is never shown again")
+    secret: str | None = Field(description="`whsec_...`: verify each delivery's `webhook-signature` with it "
+                               "(Standard Webhooks). It is never shown again: null in the answer to a retry under "
+                               "the same `Idempotency-Key` (`duplicate`)")
+    duplicate: bool = Field(default=False, description="true: a retry of a create sent under the same "
+                            "`Idempotency-Key`; the subscription is the one the first request made, and its secret "
+                            "is not shown again (delete it and subscribe again if the first answer was lost)")
 
 
 class SubscriptionPage(BaseModel):
@@ -295,19 +300,66 @@ def owns(principal: Principal, row: SubscriptionRow) -> bool:
 
 
 async def insert_subscription(pool: Pool, box: SecretBox, owner: Principal, request: SubscriptionRequest,
-                              secret: str) -> SubscriptionRow:
+                              secret: str, *, start: FeedCursor | None = None, key: KeyedRequest | None = None
+                              ) -> SubscriptionRow | None:
+    """Store a new subscription; None when `key` was taken meanwhile (a request sent twice at once: the other
+    one made it)."""
     subscription_id = new_subscription_id()
     nonce, sealed = box.seal(subscription_id, secret)
     with translate_errors():
         record = await pool.fetchrow(
             f"INSERT INTO subscriptions (id, url, kinds, types, bodies, owner_role, owner_label, owner_token, "
-            f"secret_nonce, secret_sealed, secret_key_id, status, status_reason) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {_COLUMNS}",
+            f"secret_nonce, secret_sealed, secret_key_id, status, status_reason, idempotency_key, request_digest, "
+            f"sender_digest, start_tx, start_position) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
+            f"ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING {_COLUMNS}",
             subscription_id, request.url, [k.value for k in request.kinds] if request.kinds else None,
             request.types, request.bodies, owner.role, owner.label, owner.id, nonce, sealed, box.key_id,
             request.status, f"made paused by {owner.label}" if request.status == "paused" else None,
+            key.key if key else None, key.request if key else None, key.sender if key else None,
+            start.transaction_id if start else None, start.position if start else None,
         )
-    return _row(record)
+    return _row(record) if record is not None else None
+
+
+class KeyedRequest(BaseModel):
+    """A create sent under an `Idempotency-Key`: the key, and the digests of the request and of its sender
+    (`domain.idempotency`)."""
+
+    key: str
+    request: str
+    sender: str
+
+    @classmethod
+    def of(cls, key: str, body: SubscriptionRequest, owner: Principal) -> KeyedRequest:
+        fields = body.model_dump(mode="json", exclude_defaults=True)
+        return cls(key=key, request=digest({"type": "subscribe", "fields": fields}),
+                   sender=digest({"role": owner.role, "label": owner.label}))
+
+
+class Keyed(BaseModel):
+    """The subscription an `Idempotency-Key` made, and where it started delivering."""
+
+    row: SubscriptionRow
+    request_digest: str
+    sender_digest: str
+    start: FeedCursor | None
+
+
+async def subscription_under_key(pool: Pool, key: str) -> Keyed | None:
+    with translate_errors():
+        record = await pool.fetchrow(
+            f"SELECT {_COLUMNS}, request_digest, sender_digest, start_tx, start_position FROM subscriptions "
+            "WHERE idempotency_key = $1", key)
+    if record is None:
+        return None
+    fields = dict(record)
+    start_tx, start_position = fields.pop("start_tx"), fields.pop("start_position")
+    request_digest, sender_digest = fields.pop("request_digest"), fields.pop("sender_digest")
+    start = (FeedCursor(transaction_id=start_tx, position=start_position)
+             if start_tx is not None and start_position is not None else None)
+    return Keyed(row=SubscriptionRow.model_validate(fields), request_digest=request_digest,
+                 sender_digest=sender_digest, start=start)
 
 
 async def get_subscription(pool: Pool, subscription_id: str) -> SubscriptionRow | None:
@@ -414,3 +466,26 @@ async def owner_active(pool: Pool, row: SubscriptionRow) -> bool:
             row.owner_role, row.owner_label,
         )
     return bool(found)
+
+
+#: Attempts deleted per statement, and statements per cleanup: a look of the scan deletes at most 100,000.
+PRUNE_BATCH = 5_000
+PRUNE_BATCHES = 20
+
+
+async def prune_deliveries(pool: Pool, older_than: datetime, *, batch: int = PRUNE_BATCH,
+                           batches: int = PRUNE_BATCHES) -> int:
+    """Delete the delivery attempts that started before `older_than`, oldest first, `batch` rows a statement
+    (each its own short transaction, so no lock is held long), at most `batches` statements; how many went.
+    What is left is for the next cleanup."""
+    deleted = 0
+    for _ in range(batches):
+        with translate_errors():
+            status = await pool.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE started_at < $1 "
+                "ORDER BY started_at LIMIT $2)", older_than, batch)
+        n = int(status.split()[-1])
+        deleted += n
+        if n < batch:
+            break
+    return deleted

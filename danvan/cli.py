@@ -33,7 +33,8 @@ class BadUsage(Exception):
 #: agree); spelled out so that building the parser imports nothing heavy.
 CASE_KINDS = ("complaint", "denunciation", "recommendation", "voter_petition", "plan_task", "plan", "report_cycle",
               "front_supervision")
-STALL_REASONS = ("activity_failing", "activity_paused", "workflow_task_failing", "deadline_idle")
+STALL_REASONS = ("activity_failing", "activity_paused", "workflow_task_failing", "deadline_idle",
+                 "subscription_failing", "checkpoint_late")
 #: The limits of the API's `api.routes.ops` and `api.filters`, applied to the same values given here.
 MIN_REASON, MAX_REASON = 10, 2000
 MAX_CASE_ID = 200

@@ -5,6 +5,8 @@
   series stays bounded), measured by `api.metrics.RequestMetrics`.
 - `danvan_eventstore_append_duration_seconds{outcome}` and `danvan_eventstore_append_conflicts_total`: every
   append of this process's event store (`eventstore.hooks`), once `observe_appends` has been called.
+- `danvan_webhook_deliveries_total{outcome,status_class}` and `danvan_webhook_delivery_duration_seconds{outcome}`:
+  every webhook delivery attempt made in this process (`activities.delivery_hooks`), likewise.
 
 The API serves this registry at `/metrics` together with the case gauges it reads from PostgreSQL at each
 scrape (`api.metrics`). The worker adds the same append series to the Temporal SDK's own metrics on the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from activities import delivery_hooks
 from eventstore import hooks
 
 #: Seconds: an API request is bounded by `DANVAN_REQUEST_TIMEOUT` (5 s by default).
@@ -33,6 +36,16 @@ APPEND_LATENCY = Histogram(
     "danvan_eventstore_append_duration_seconds", "Time of one event-store append, by outcome "
     "(appended, duplicate, conflict, error)", ["outcome"], buckets=APPEND_BUCKETS,
 )
+#: Seconds: a webhook request is bounded by `DANVAN_WEBHOOK_TIMEOUT` (10 s by default, 60 at most).
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+WEBHOOK_DELIVERIES = Counter(
+    "danvan_webhook_deliveries", "Webhook delivery attempts, by outcome (delivered: a 2xx answer; failed) and "
+    "status class (2xx... 5xx, none: no answer)", ["outcome", "status_class"]
+)
+WEBHOOK_LATENCY = Histogram(
+    "danvan_webhook_delivery_duration_seconds", "Time of one webhook delivery attempt, by outcome", ["outcome"],
+    buckets=WEBHOOK_BUCKETS,
+)
 APPEND_CONFLICTS = Counter(
     "danvan_eventstore_append_conflicts", "Appends refused because the stream was at another version"
 )
@@ -44,6 +57,14 @@ def record_append(seconds: float, events: int, outcome: hooks.AppendOutcome) -> 
         APPEND_CONFLICTS.inc()
 
 
+def record_delivery(seconds: float, status_code: int | None) -> None:
+    outcome, status_class = delivery_hooks.labels(status_code)
+    WEBHOOK_DELIVERIES.labels(outcome, status_class).inc()
+    WEBHOOK_LATENCY.labels(outcome).observe(seconds)
+
+
 def observe_appends() -> None:
-    """Count this process's appends in the registry (once per process: calling it again changes nothing)."""
+    """Count this process's appends and webhook deliveries in the registry (once per process: calling it again
+    changes nothing)."""
     hooks.observe_appends(record_append)
+    delivery_hooks.observe_deliveries(record_delivery)

@@ -232,6 +232,8 @@ class Settings:
     #: Four eyes (`ops.jobs`): a repair job of more cases than this needs a second operator's approval (a reset
     #: needs one whatever its size).
     job_approval_threshold: int = 20
+    #: Days a webhook delivery attempt is kept (`deliveries`); older ones are deleted by the stalled scan's looks.
+    webhook_keep_days: int = 30
 
     @property
     def temporal_port(self) -> int:
@@ -344,4 +346,5 @@ class Settings:
             attachment_types=_media_types(env, "DANVAN_ATTACHMENT_TYPES", ATTACHMENT_TYPES),
             attachment_max_files=_int(env, "DANVAN_ATTACHMENT_MAX_FILES", 10, 1, 100),
             job_approval_threshold=_int(env, "DANVAN_JOB_APPROVAL_THRESHOLD", 20, 0, 5000),
+            webhook_keep_days=_int(env, "DANVAN_WEBHOOK_KEEP_DAYS", 30, 1, 3650),
         )

@@ -5,7 +5,9 @@ The SDK serves Prometheus' text format itself (`temporalio.runtime.PrometheusCon
 activity task latencies, polls, completions, failures, RPCs, the workflow cache), counters ending in `_total`
 and durations in seconds, as Prometheus names them. danvan's own series of the worker, the appends its activities
 make (`danvan_eventstore_append_duration_seconds{outcome}`, `danvan_eventstore_append_conflicts_total`, as the API
-names them), are recorded through the same runtime's meter, so one scrape of the port has both.
+names them) and the webhook deliveries (`danvan_webhook_deliveries_total{outcome,status_class}`,
+`danvan_webhook_delivery_duration_seconds{outcome}`), are recorded through the same runtime's meter, so one
+scrape of the port has both.
 
 The same runtime forwards the SDK core's own log lines to Python's logging, so they are JSON lines like the
 rest (`danvan.logs`). A second worker on the same host finds the metrics port taken: it says so in its log and
@@ -28,15 +30,18 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
+from activities import delivery_hooks
 from eventstore import hooks
 
-from .metrics import APPEND_BUCKETS
+from .metrics import APPEND_BUCKETS, WEBHOOK_BUCKETS
 from .settings import Settings
 
 log = logging.getLogger("danvan.worker")
 
 APPEND_SECONDS = "danvan_eventstore_append_duration_seconds"
 APPEND_CONFLICTS = "danvan_eventstore_append_conflicts"
+WEBHOOK_SECONDS = "danvan_webhook_delivery_duration_seconds"
+WEBHOOK_DELIVERIES = "danvan_webhook_deliveries"
 
 
 @dataclass
@@ -68,7 +73,7 @@ def worker_runtime(settings: Settings) -> WorkerRuntime:
             bind_address=address,
             counters_total_suffix=True,
             durations_as_seconds=True,
-            histogram_bucket_overrides={APPEND_SECONDS: list(APPEND_BUCKETS)},
+            histogram_bucket_overrides={APPEND_SECONDS: list(APPEND_BUCKETS), WEBHOOK_SECONDS: list(WEBHOOK_BUCKETS)},
         )
         try:
             runtime = Runtime(telemetry=TelemetryConfig(logging=_core_logging(), metrics=config))
@@ -76,8 +81,14 @@ def worker_runtime(settings: Settings) -> WorkerRuntime:
             log.warning("worker metrics not served: cannot listen on %s: %s", address, exc)
         else:
             log.info("worker metrics at http://%s/metrics", address)
-            return WorkerRuntime(runtime=runtime, metrics_address=address,
-                                 _remove=hooks.observe_appends(_append_recorder(runtime)))
+            remove_appends = hooks.observe_appends(_append_recorder(runtime))
+            remove_deliveries = delivery_hooks.observe_deliveries(_delivery_recorder(runtime))
+
+            def remove() -> None:
+                remove_appends()
+                remove_deliveries()
+
+            return WorkerRuntime(runtime=runtime, metrics_address=address, _remove=remove)
     return WorkerRuntime(runtime=Runtime(telemetry=TelemetryConfig(logging=_core_logging())),
                          metrics_address=None, _remove=lambda: None)
 
@@ -92,5 +103,19 @@ def _append_recorder(runtime: Runtime) -> hooks.AppendObserver:
         latency.record(seconds, {"outcome": outcome})
         if outcome == "conflict":
             conflicts.add(1)
+
+    return record
+
+
+def _delivery_recorder(runtime: Runtime) -> delivery_hooks.DeliveryObserver:
+    meter = runtime.metric_meter
+    latency = meter.create_histogram_float(WEBHOOK_SECONDS, "Time of one webhook delivery attempt, by outcome", "s")
+    attempts = meter.create_counter(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by outcome (delivered: a 2xx "
+                                    "answer; failed) and status class (2xx... 5xx, none: no answer)")
+
+    def record(seconds: float, status_code: int | None) -> None:
+        outcome, status_class = delivery_hooks.labels(status_code)
+        latency.record(seconds, {"outcome": outcome})
+        attempts.add(1, {"outcome": outcome, "status_class": status_class})
 
     return record

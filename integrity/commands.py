@@ -8,17 +8,21 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from danvan.settings import Settings
 from eventstore import BrokenStream, EventStore, VerifyReport
 
+from . import signers
 from .checkpoints import CheckpointError, CheckpointLog, public_key_file
 from .database import take_checkpoint, verify_against_checkpoint
 from .files import check_files
 
 log = logging.getLogger("danvan.checkpoint")
+#: How often a regular signer looks for an operator's request of a checkpoint now (seconds).
+REQUEST_LOOK_EVERY = 1.0
 
 
 def checkpoint_log(settings: Settings) -> CheckpointLog:
@@ -122,42 +126,99 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
     return 0 if report.ok else 1
 
 
-async def run_checkpoint(settings: Settings, url: str, *, every: float | None) -> int:
-    """Take one checkpoint, or one every `every` seconds until SIGINT/SIGTERM."""
+async def _noted(what: str, call: Awaitable[None]) -> None:
+    """A signer's note in the database (`integrity.signers`); one that fails never stops the signing."""
+    try:
+        await call
+    except Exception as exc:
+        log.warning("checkpoint signer: could not note %s in the database: %s", what, exc)
+
+
+async def _take_one(store: EventStore, log_: CheckpointLog, signer: str, every: float | None) -> None:
+    """One checkpoint, noted in the database with the operators' requests it answers; a refusal raises only
+    when taken by hand (a regular signer logs it and goes on: the stack keeps serving, the alarm stays)."""
+    try:
+        requested = await signers.pending_requests(store.pool)
+    except Exception:
+        requested = []
+    try:
+        taken = await take_checkpoint(store, log_)
+    except CheckpointError as exc:
+        await _noted("the failure", signers.signer_failed(store.pool, signer, log_.path, str(exc)))
+        await _noted("the requests", signers.requests_done(store.pool, requested, f"no checkpoint signed: {exc}"))
+        if not every:
+            raise
+        log.error("no checkpoint signed: %s", exc)
+        return
+    c = taken.checkpoint
+    await _noted("the requests", signers.requests_done(store.pool, requested, f"checkpoint {c.seq} signed"))
+    await _noted("the checkpoint", signers.signer_signed(store.pool, signer, log_.path, c.seq, c.tree_size, c.root))
+    line = (f"checkpoint {c.seq}: {c.tree_size} stream(s), root {c.root}, at {shown_time(c.time)} "
+            f"(read {taken.read_ms:.0f} ms, signed and written {taken.sign_ms:.0f} ms)")
+    if every:
+        log.info("%s", line)
+    else:
+        print(line)
+        print(f"log: {log_.path}")
+
+
+async def _wait(store: EventStore, stop: asyncio.Event, every: float) -> bool:
+    """Wait `every` seconds, or less when an operator asks for a checkpoint now (looked for each second);
+    True when told to stop."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + every
+    while (left := until - loop.time()) > 0:
+        try:
+            await asyncio.wait_for(stop.wait(), min(left, REQUEST_LOOK_EVERY))
+            return True
+        except TimeoutError:
+            pass
+        try:
+            if await signers.pending_requests(store.pool):
+                return False
+        except Exception as exc:
+            log.debug("checkpoint signer: requests not read: %s", exc)
+    return False
+
+
+async def run_checkpoint(settings: Settings, url: str, *, every: float | None,
+                         stop: asyncio.Event | None = None) -> int:
+    """Take one checkpoint, or one every `every` seconds (and whenever an operator asks for one) until
+    SIGINT/SIGTERM (or `stop`). The signer notes itself in the database (`integrity.signers`) for the stalled
+    scan."""
     log_ = checkpoint_log(settings)
     store = await EventStore.open(url, max_size=2)
-    stop = asyncio.Event()
+    signer = signers.signer_id(log_.path)
+    if stop is None:
+        stop = asyncio.Event()
+        if every:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
     if every:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        key = _fingerprint(settings)
+        await _noted("its start", signers.signer_started(store.pool, signer, log_.path, max(1, round(every)), key))
     try:
         while True:
-            try:
-                taken = await take_checkpoint(store, log_)
-            except CheckpointError as exc:
-                if not every:
-                    raise
-                # The regular run goes on (and says so every time): the stack keeps serving, the alarm stays.
-                log.error("no checkpoint signed: %s", exc)
-            else:
-                c = taken.checkpoint
-                line = (f"checkpoint {c.seq}: {c.tree_size} stream(s), root {c.root}, at {shown_time(c.time)} "
-                        f"(read {taken.read_ms:.0f} ms, signed and written {taken.sign_ms:.0f} ms)")
-                if every:
-                    log.info("%s", line)
-                else:
-                    print(line)
-                    print(f"log: {log_.path}\npublic key: {public_key_file(settings.checkpoint_key)}")
+            await _take_one(store, log_, signer, every)
             if not every:
+                print(f"public key: {public_key_file(settings.checkpoint_key)}")
                 return 0
-            try:
-                await asyncio.wait_for(stop.wait(), every)
+            if await _wait(store, stop, every):
+                await _noted("its stop", signers.signer_stopped(store.pool, signer))
                 return 0
-            except TimeoutError:
-                continue
     finally:
         await store.close()
+
+
+def _fingerprint(settings: Settings) -> str | None:
+    from .checkpoints import load_or_create_key
+    from .proofcheck import fingerprint
+
+    try:
+        return fingerprint(load_or_create_key(settings.checkpoint_key).public_key())
+    except CheckpointError:
+        return None
 
 
 async def run_proof(settings: Settings, url: str, case_id: str, output: str | None) -> int:

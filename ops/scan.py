@@ -48,10 +48,12 @@ from .stalled import (
     ScanStats,
     Stalled,
     StallPolicy,
+    Subject,
     find_stalled,
     idle_stalls,
     inspect_case,
 )
+from .subjects import one_subject
 
 log = logging.getLogger("danvan.ops.scan")
 
@@ -96,6 +98,8 @@ class ScanInfo(BaseModel):
     flagged: int = Field(description="workflows Temporal's visibility flagged")
     noted: int = Field(description="workflows whose steps the worker noted failing")
     error: str | None = None
+    deliveries_pruned: int = Field(default=0, description="webhook delivery attempts older than their retention "
+                                   "deleted at this look")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -109,10 +113,10 @@ def _key(s: Stalled) -> tuple[str, str, str]:
 
 UPSERT_SQL = """
 INSERT INTO stalled_findings AS s (case_id, reason, step, kind, lead_body, since, detail, finding,
-                                   first_seen, last_seen, times_seen)
-SELECT f.case_id, f.reason, f.step, f.kind, f.lead_body, f.since, f.detail, f.finding::jsonb, $9, $9, 1
+                                   first_seen, last_seen, times_seen, subject)
+SELECT f.case_id, f.reason, f.step, f.kind, f.lead_body, f.since, f.detail, f.finding::jsonb, $9, $9, 1, f.subject
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],
-              $8::text[]) AS f (case_id, reason, step, kind, lead_body, since, detail, finding)
+              $8::text[], $10::text[]) AS f (case_id, reason, step, kind, lead_body, since, detail, finding, subject)
     ON CONFLICT (case_id, reason, step) WHERE cleared_at IS NULL DO UPDATE
    SET kind = EXCLUDED.kind, lead_body = EXCLUDED.lead_body, detail = EXCLUDED.detail,
        since = CASE WHEN s.reason = 'deadline_idle' THEN EXCLUDED.since ELSE least(s.since, EXCLUDED.since) END,
@@ -137,7 +141,21 @@ UPDATE stalled_findings f SET repairs = r.repairs
           JOIN events e ON e.stream_id = o.case_id AND e.type = 'RepairRecorded' AND e.recorded_at >= o.first_seen
                        AND (o.cleared_at IS NULL OR e.recorded_at <= o.cleared_at + $2::interval)
          WHERE (o.cleared_at IS NULL OR o.cleared_at > $1::timestamptz - $2::interval)
-           AND ($3::text IS NULL OR o.case_id = $3)
+           AND ($3::text IS NULL OR o.case_id = $3) AND o.subject = 'case'
+         GROUP BY o.finding_id) r
+ WHERE f.finding_id = r.finding_id AND f.repairs IS DISTINCT FROM r.repairs
+"""
+#: The same for the findings about a subscription or the checkpoints: their remedies are in `ops_remedies`.
+SUBJECT_REPAIRS_SQL = """
+UPDATE stalled_findings f SET repairs = r.repairs
+  FROM (SELECT o.finding_id,
+               jsonb_agg(jsonb_build_object('action', m.action, 'actor', m.actor, 'reason', m.reason,
+                                            'recorded_at', m.recorded_at) ORDER BY m.id) AS repairs
+          FROM stalled_findings o
+          JOIN ops_remedies m ON m.subject = o.subject AND m.subject_id = o.case_id AND m.recorded_at >= o.first_seen
+                             AND (o.cleared_at IS NULL OR m.recorded_at <= o.cleared_at + $2::interval)
+         WHERE (o.cleared_at IS NULL OR o.cleared_at > $1::timestamptz - $2::interval)
+           AND ($3::text IS NULL OR o.case_id = $3) AND o.subject <> 'case'
          GROUP BY o.finding_id) r
  WHERE f.finding_id = r.finding_id AND f.repairs IS DISTINCT FROM r.repairs
 """
@@ -164,16 +182,17 @@ async def record(store: EventStore, found: list[Stalled] | None, stats: ScanStat
     async with store.pool.acquire() as conn, conn.transaction():
         if found is not None:
             unique = list({_key(s): s for s in found}.values())
-            cols: list[list[Any]] = [[], [], [], [], [], [], [], []]
+            cols: list[list[Any]] = [[], [], [], [], [], [], [], [], []]
             for s in unique:
                 for col, value in zip(cols, (s.case_id, s.reason, s.activity_id or "", s.kind, s.lead_body, s.since,
-                                             s.detail, s.model_dump_json()), strict=True):
+                                             s.detail, s.model_dump_json(), s.subject), strict=True):
                     col.append(value)
-            rows = await conn.fetch(UPSERT_SQL, *cols, finished)
+            rows = await conn.fetch(UPSERT_SQL, *cols[:8], finished, cols[8])
             opened = sum(1 for r in rows if r["opened"])
             status = await conn.execute(CLEAR_SQL, cols[0], cols[1], cols[2], case_id, finished)
             cleared = int(status.split()[-1])
             await conn.execute(REPAIRS_SQL, finished, REPAIR_GRACE, case_id)
+            await conn.execute(SUBJECT_REPAIRS_SQL, finished, REPAIR_GRACE, case_id)
         if case_id is None:
             row = await conn.fetchrow(SCAN_SQL, started, finished, opened, cleared, stats.list_calls,
                                       stats.describe_calls, stats.history_calls, stats.flagged, stats.noted, error)
@@ -212,6 +231,14 @@ async def refresh_case(client: Client, store: EventStore, case_id: str, policy: 
     found = await inspect_case(client, case_id, policy, stats)
     found += await idle_stalls(store, policy, case_ids=[case_id])
     await record(store, found, stats, started, case_id=case_id)
+    return found
+
+
+async def refresh_subject(store: EventStore, subject: Subject, subject_id: str) -> list[Stalled]:
+    """Look again at one subscription (or checkpoint signer) after a remedy, and write what is found."""
+    started = datetime.now(UTC)
+    found = await one_subject(store, subject, subject_id)
+    await record(store, found, ScanStats(), started, case_id=subject_id)
     return found
 
 

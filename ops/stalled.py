@@ -56,8 +56,13 @@ from eventstore import EventStore
 
 from .steps import RetryingStep, StepNotes
 
-StallReason = Literal["activity_failing", "activity_paused", "workflow_task_failing", "deadline_idle"]
-Remedy = Literal["retry", "reset", "nudge", "reassign"]
+StallReason = Literal["activity_failing", "activity_paused", "workflow_task_failing", "deadline_idle",
+                      "subscription_failing", "checkpoint_late"]
+Remedy = Literal["retry", "reset", "nudge", "reassign", "replay", "pause", "checkpoint"]
+#: What a finding is about: a case, a webhook subscription (`ops.subjects`), or the checkpoints' signer.
+Subject = Literal["case", "subscription", "checkpoint"]
+#: The reasons of the findings that are not about a case, and their subjects.
+SUBJECT_OF: dict[str, Subject] = {"subscription_failing": "subscription", "checkpoint_late": "checkpoint"}
 
 #: The remedies that fit each reason, the first one first.
 REMEDIES: dict[str, list[Remedy]] = {
@@ -65,6 +70,10 @@ REMEDIES: dict[str, list[Remedy]] = {
     "activity_paused": ["retry"],
     "workflow_task_failing": ["reset"],
     "deadline_idle": ["nudge", "reassign"],
+    # A subscription that gave up: try its event again now, deliver from another cursor, or stop it.
+    "subscription_failing": ["retry", "replay", "pause"],
+    # No checkpoint signed in time: ask the signer for one now.
+    "checkpoint_late": ["checkpoint"],
 }
 #: The kinds of case an operator may give to another body (their workflows carry a reassignment out): a
 #: petition and a plan task. Others (a Front supervision, a report cycle) are never offered the remedy.
@@ -132,13 +141,18 @@ class RepairNote(BaseModel):
     actor: str | None = None
     reason: str | None = None
     recorded_at: datetime
-    version: int
+    #: The event's version in the case's stream (None: a remedy of a subscription or of the checkpoints, kept in
+    #: `ops_remedies`).
+    version: int | None = None
 
 
 class Stalled(BaseModel):
-    """One reason a case is stalled, since when, and the remedies that fit."""
+    """One reason a case (or a subscription, or the checkpoints) is stalled, since when, and the remedies that
+    fit."""
 
-    case_id: str
+    case_id: str = Field(description="the case's id; for a subscription's finding its id (`sub_...`), for the "
+                         "checkpoints' the signer's (host:log)")
+    subject: Subject = "case"
     reason: StallReason
     since: datetime | None = None
     detail: str
@@ -154,6 +168,10 @@ class Stalled(BaseModel):
     failure: str | None = None
     overdue_since: datetime | None = None
     last_action: datetime | None = None
+    #: A failing subscription's owner and where it delivers (scheme, host, path); a late signer's interval (s).
+    owner: str | None = None
+    target: str | None = None
+    every_seconds: int | None = None
     #: What the scheduled scan (`ops.scan`) knows of the finding: when it first and last saw it, how many of its
     #: looks saw it, and the repairs recorded in the case's stream since it first saw it. Empty in a live look.
     first_seen: datetime | None = Field(default=None, description="when the scheduled scan first saw it")
@@ -390,6 +408,10 @@ async def find_stalled(client: Client, store: EventStore, policy: StallPolicy = 
             found += await temporal_stalls(client, policy, notes=StepNotes(store), kind=kind, body=body, stats=stats)
     if reason in (None, "deadline_idle"):
         found += await idle_stalls(store, policy, now=now, kind=kind, body=body)
+    if kind is None and body is None and reason in (None, *SUBJECT_OF):
+        from .subjects import subject_stalls  # subscriptions and checkpoints have no kind or lead body
+
+        found += await subject_stalls(store, now=now)
     if reason is not None:
         found = [s for s in found if s.reason == reason]
     far = datetime.max.replace(tzinfo=UTC)

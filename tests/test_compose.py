@@ -293,11 +293,16 @@ def test_grafana_has_prometheus_and_a_dashboard_of_series_that_exist() -> None:
     from danvan import metrics as app_metrics
 
     exported = {family.name for m in (app_metrics.HTTP_REQUESTS, app_metrics.HTTP_LATENCY,
-                                      app_metrics.APPEND_LATENCY, app_metrics.APPEND_CONFLICTS)
+                                      app_metrics.APPEND_LATENCY, app_metrics.APPEND_CONFLICTS,
+                                      app_metrics.WEBHOOK_DELIVERIES, app_metrics.WEBHOOK_LATENCY)
                 for family in m.collect()}
     gauges = (ROOT / "api" / "metrics.py").read_text(encoding="utf-8")
     for expr in exprs:
         for name in re.findall(r"\b((?:danvan|temporal)_[a-z_]+)", expr):
             base = re.sub(r"_(total|bucket|count|sum)$", "", name)
             assert base in exported or f'"{base}"' in gauges or base.startswith("temporal_"), name
-    assert {"danvan_cases_open", "danvan_cases_overdue"} <= {n for e in exprs for n in re.findall(r"danvan_\w+", e)}
+    shown = {n for e in exprs for n in re.findall(r"danvan_\w+", e)}
+    assert {"danvan_cases_open", "danvan_cases_overdue"} <= shown
+    # The operators' queue, the webhooks and the checkpoints have their panels.
+    assert {"danvan_stalled", "danvan_subscriptions", "danvan_checkpoints_late", "danvan_webhook_deliveries_total",
+            "danvan_webhook_delivery_duration_seconds_bucket"} <= shown

@@ -34,6 +34,7 @@ from .queue import router as queue_router
 from .render import NO_STORE, render
 from .session import ConsoleError, SignInRequired, clear_session, root_of
 from .stalled import router as stalled_router
+from .subscriptions import router as subscriptions_router
 
 log = logging.getLogger("danvan.console")
 
@@ -168,6 +169,7 @@ def build_console() -> FastAPI:
     console.include_router(commands_router)
     console.include_router(ops_router)
     console.include_router(jobs_router)
+    console.include_router(subscriptions_router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
     console.add_exception_handler(SignInRequired, _on_sign_in)
     console.add_exception_handler(ConsoleError, _on_console_error)

@@ -192,6 +192,42 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ops.no_checkpoint": ("chưa có", "none yet"),
     "ops.checkpoint_late": ("đã trễ", "late"),
     "ops.stalled_link": ("Hồ sơ bị ách tắc theo lý do và loại", "Stalled cases by reason and kind"),
+    "ops.subscriptions_link": ("Đăng ký webhook và các lượt gửi", "Webhook subscriptions and their deliveries"),
+    # -- webhook subscriptions -----------------------------------------------------------------------------------
+    "subs.title": ("Đăng ký nhận sự kiện (webhook)", "Webhook subscriptions"),
+    "subs.intro": (
+        "Các hệ thống bên ngoài nhận sự kiện của hồ sơ qua webhook. Đăng ký đang lỗi nằm trong hàng đợi ách tắc, "
+        "kèm cách xử lý.",
+        "Systems around danvan receive the cases' events by webhook. A failing subscription is in the stalled "
+        "queue, with its remedies.",
+    ),
+    "subs.filters": ("Lọc", "Filter"),
+    "subs.none": ("Không có đăng ký nào.", "No subscription."),
+    "subs.one": ("Đăng ký {id}", "Subscription {id}"),
+    "subs.since": ("từ {at}", "since {at}"),
+    "subs.col.id": ("Mã đăng ký", "Subscription"),
+    "subs.col.owner": ("Chủ đăng ký", "Owner"),
+    "subs.col.url": ("Địa chỉ nhận", "Delivered to"),
+    "subs.col.status": ("Trạng thái", "Status"),
+    "subs.col.delivered": ("Số sự kiện đã gửi", "Events delivered"),
+    "subs.col.delivered_at": ("Lần gửi được gần nhất", "Last delivered"),
+    "subs.col.created_at": ("Ngày tạo", "Made"),
+    "subs.deliveries": ("Các lượt gửi, mới nhất trước", "Delivery attempts, newest first"),
+    "subs.deliveries_help": (
+        "Mỗi lượt gửi một sự kiện: mã trả lời HTTP, hoặc lỗi khi không có trả lời; giờ bắt đầu theo giờ Việt Nam "
+        "(+07:00) và thời gian chờ.",
+        "Each attempt to deliver an event: the HTTP status of the answer, or the error when there was none; when "
+        "it started in Vietnam's time (+07:00) and how long it took.",
+    ),
+    "subs.no_deliveries": ("Chưa có lượt gửi nào.", "No delivery attempt yet."),
+    "subs.col.started_at": ("Bắt đầu", "Started"),
+    "subs.col.event": ("Sự kiện", "Event"),
+    "subs.col.attempt": ("Lần thử", "Attempt"),
+    "subs.col.answer": ("Trả lời", "Answer"),
+    "subs.col.latency": ("Thời gian", "Latency"),
+    "subs.col.error": ("Lỗi", "Error"),
+    "subs.no_answer": ("không trả lời", "no answer"),
+    "subs.ms": ("{ms} ms", "{ms} ms"),
     "ops.intake": ("Đơn tiếp nhận theo tuần", "Petitions received per week"),
     "ops.intake_caption": ("Số đơn tiếp nhận mỗi tuần, theo loại (12 tuần gần nhất)",
                            "Petitions received each week, by kind (the last 12 weeks)"),
@@ -348,6 +384,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "stall.detail.deadline_idle": ("Quá hạn từ {due}, {acted}", "Overdue since {due}, {acted}"),
     "stall.detail.acted": ("lần xử lý gần nhất lúc {at}", "last acted on {at}"),
     "stall.detail.nobody": ("chưa có ai xử lý", "nobody has acted"),
+    "stall.detail.subscription_failing": (
+        "Đăng ký của {owner} gửi tới {url} đã ngừng gửi{why}",
+        "The subscription of {owner} to {url} stopped delivering{why}",
+    ),
+    "stall.detail.checkpoint_late": (
+        "Chưa ký mốc mới từ {since} (mỗi {every} giây một lần){why}",
+        "No checkpoint signed since {since} (one every {every} s){why}",
+    ),
+    "stall.detail.checkpoint_never": ("chưa ký lần nào", "none signed yet"),
+    "stall.detail.checkpoint_failed": ("; lần thử gần nhất bị lỗi", "; its last try failed"),
+    "subs.reason.gave_up": (
+        "đã ngừng sau {attempts} lần thử trong {span} {unit}; lần cuối: {last}",
+        "gave up after {attempts} attempts over {span} {unit}; the last: {last}",
+    ),
+    "subs.reason.answered": ("bên nhận trả lời HTTP {status}", "the receiver answered HTTP {status}"),
+    "subs.reason.no_answer": ("không có trả lời", "no answer"),
+    "subs.reason.no_token": (
+        "chủ đăng ký không còn mã truy cập nào còn hiệu lực",
+        "its owner has no active token left",
+    ),
+    "subs.reason.raw": ("Nguyên văn", "As written"),
+    "subs.unit.days": ("ngày", "days"),
+    "subs.unit.hours": ("giờ", "hours"),
+    "subs.unit.s": ("giây", "s"),
     "stall.detail.why": ("; lỗi gần nhất: {message}", "; last failure: {message}"),
     "timeline.rules": (
         "chính sách thời hạn {policy}, lịch làm việc {first}–{last}, danh mục cơ quan {bodies}",
@@ -559,6 +619,45 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Reminds the body that owes the case an answer.",
     ),
     "stalled.help.reassign": ("Giao hồ sơ cho cơ quan khác giải quyết.", "Gives the case to another body."),
+    "stalled.do.replay": ("Gửi từ mốc này", "Deliver from this cursor"),
+    "stalled.do.pause": ("Tạm dừng đăng ký", "Pause the subscription"),
+    "stalled.do.checkpoint": ("Ký mốc ngay", "Sign a checkpoint now"),
+    "stalled.do.retry_subscription": ("Gửi lại ngay", "Try again now"),
+    "stalled.help.retry_subscription": (
+        "Gửi lại ngay sự kiện mà đăng ký đã bỏ dở, rồi tiếp tục gửi các sự kiện sau.",
+        "Tries the event the subscription gave up on again now, then the events after it.",
+    ),
+    "stalled.help.replay": (
+        "Gửi các sự kiện sau mốc (cursor) đã nhập; để trống: từ đầu nguồn tin. Có thể bỏ qua sự kiện lỗi hoặc "
+        "gửi lại các sự kiện đã gửi.",
+        "Delivers the events after the cursor given; blank: from the start of the feed. It may skip the event "
+        "that fails or deliver again those delivered.",
+    ),
+    "stalled.help.pause": (
+        "Ngừng gửi cho đến khi đăng ký được bật lại.",
+        "Stops delivering until the subscription is resumed.",
+    ),
+    "stalled.help.checkpoint": (
+        "Yêu cầu bộ ký (nơi giữ khóa ký) ký ngay một mốc của mọi luồng sự kiện.",
+        "Asks the signer (where the signing key is) to sign a checkpoint of every stream now.",
+    ),
+    "stalled.cursor": ("Mốc (cursor) của nguồn tin (không bắt buộc)", "Feed cursor (optional)"),
+    "stalled.subject.subscription": ("Đăng ký webhook", "Webhook subscription"),
+    "stalled.subject.checkpoint": ("Bộ ký mốc", "Checkpoint signer"),
+    "stalled.flash.remedy": (
+        "Đã thực hiện “{action}” cho {case_id} và đã ghi lại người thực hiện và lý do.",
+        "{action}: done for {case_id}, recorded with who and why.",
+    ),
+    "stalled.flash.remedy_outcome": ("Kết quả: {outcome}.", "Outcome: {outcome}."),
+    "stalled.flash.remedy_pending": (
+        "Yêu cầu đã được ghi nhưng bộ ký chưa thực hiện: bộ ký có đang chạy không?",
+        "The request is recorded but the signer has not carried it out yet: is it running?",
+    ),
+    "stalled.field.cursor": ("Mốc (cursor)", "Cursor"),
+    "stalled.problem.cursor": (
+        "Mốc không hợp lệ: hãy dán một next_cursor của nguồn tin hoặc cursor của một sự kiện đã gửi.",
+        "Not a cursor: paste a next_cursor of the feed or the cursor of a delivered event.",
+    ),
     "stalled.bulk.title": ("Thử lại tất cả hồ sơ khớp bộ lọc", "Retry all matching cases"),
     "stalled.bulk.help": (
         "Thử lại mọi hồ sơ có bước xử lý đang lỗi hoặc bị tạm dừng, theo loại hồ sơ và cơ quan chủ trì đang lọc "
@@ -884,6 +983,13 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "activity_paused": ("Một bước xử lý bị tạm dừng", "A step is paused"),
         "workflow_task_failing": ("Mã quy trình của hồ sơ liên tục lỗi", "The case's workflow code keeps failing"),
         "deadline_idle": ("Quá hạn mà không ai xử lý", "Overdue and nobody acts"),
+        "subscription_failing": ("Webhook không gửi được", "A webhook subscription gave up"),
+        "checkpoint_late": ("Mốc ký số bị trễ", "A checkpoint is late"),
+    },
+    "sub_status": {
+        "active": ("Đang gửi", "Active"),
+        "paused": ("Tạm dừng", "Paused"),
+        "failing": ("Đang lỗi", "Failing"),
     },
     "job_state": {
         "awaiting_approval": ("Chờ duyệt", "Awaiting approval"),
@@ -920,6 +1026,9 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "reset": ("Chạy lại từ điểm tốt", "Reset"),
         "nudge": ("Nhắc cơ quan", "Nudge"),
         "reassign": ("Chuyển cơ quan khác", "Reassign"),
+        "replay": ("Gửi từ một mốc", "Replay"),
+        "pause": ("Tạm dừng", "Pause"),
+        "checkpoint": ("Ký mốc ngay", "Checkpoint now"),
     },
     "outcome": {
         "retried": ("Đã thử lại", "Retried"),
@@ -998,6 +1107,15 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "repair.refused": ("Quy trình của hồ sơ từ chối thao tác.", "The case's workflow refused it."),
         "temporal.error": ("Temporal báo lỗi.", "Temporal answered with an error."),
+        "subscription.not_stopped": (
+            "Đăng ký đang gửi bình thường: không có gì để gửi lại.",
+            "The subscription is active: there is nothing to retry.",
+        ),
+        "subscription.paused": ("Đăng ký đã tạm dừng rồi.", "The subscription is paused already."),
+        "subscription.not_running": (
+            "Đăng ký không còn quy trình gửi nào đang chạy.",
+            "The subscription has no running delivery workflow.",
+        ),
         # -- the rules a command is refused by (the deciders, the authority table, the case workflows) ---------
         "authority": (
             "Bạn không có thẩm quyền gửi thao tác này cho hồ sơ.",

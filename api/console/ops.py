@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from domain.petitions.model import PetitionKind
+from integrity.signers import LATE_INTERVALS
 from readside.reports import current_report
 
 from ..deps import AppSettings, Store, Temporal
@@ -104,8 +105,8 @@ async def ops_page(request: Request, store: Store, temporal: Temporal, settings:
 
     checkpoint = request.app.state.signed_heads.log.latest() if settings.checkpoint_log.exists() else None
     taken = datetime.fromisoformat(checkpoint.time.replace("Z", "+00:00")) if checkpoint is not None else None
-    late = (settings.checkpoint_interval > 0 and
-            (taken is None or datetime.now(UTC) - taken > timedelta(seconds=3 * settings.checkpoint_interval)))
+    late_after = timedelta(seconds=LATE_INTERVALS * settings.checkpoint_interval)  # the queue's rule
+    late = settings.checkpoint_interval > 0 and (taken is None or datetime.now(UTC) - taken > late_after)
     return render(request, "ops.html", {
         "temporal_up": temporal_up, "jobs": jobs,
         "checkpoint": checkpoint, "checkpoint_at": taken, "checkpoint_late": late,

@@ -19,7 +19,7 @@ from ..tokens import Principal
 from .i18n import Lang, Translator, language_of
 from .nav import nav_for
 from .session import root_of, session_csrf
-from .views import as_date, as_datetime, reference, stall_text
+from .views import as_date, as_datetime, reference, stall_text, subscription_reason
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -110,6 +110,7 @@ def render(
         "file_size": lambda value: format_size(int(value), lang),
         "body_name": lambda code: ref.body_name(code, lang),
         "stall_text": lambda stall: stall_text(stall, t),
+        "sub_reason": lambda reason: subscription_reason(reason, t),
         "url_with": lambda **params: url_with(request, **params),
         "q": lambda value: quote(str(value), safe=""),
     }

@@ -266,6 +266,13 @@ def _flash_view(payload: Mapping[str, Any], t: Translator) -> FlashView:
                    label=t(f"stalled.field.{name}"), field=name),
                  t(f"stalled.problem.{payload['problem']}", min=MIN_REASON, max=_field_max(name))]
         return FlashView(tone="bad", lines=lines)
+    if kind == "remedy":
+        lines = [t("stalled.flash.remedy", action=action, case_id=case_id)]
+        if payload.get("outcome"):
+            lines.append(t("stalled.flash.remedy_outcome", outcome=payload["outcome"]))
+        if payload.get("pending"):
+            lines.append(t("stalled.flash.remedy_pending"))
+        return FlashView(tone="warn" if payload.get("pending") else "good", lines=lines)
     if kind == "bulk":
         key = "stalled.flash.bulk_dry" if payload.get("dry_run") else "stalled.flash.bulk"
         lines = [t(key, matched=payload["matched"], retried=payload["retried"], refused=payload["refused"],
@@ -278,7 +285,7 @@ def _flash_view(payload: Mapping[str, Any], t: Translator) -> FlashView:
 
 
 def _field_max(name: str) -> int:
-    return {"reason": MAX_REASON, "body": MAX_BODY, "limit": BULK_MAX}.get(name, 0)
+    return {"reason": MAX_REASON, "body": MAX_BODY, "limit": BULK_MAX, "cursor": 64}.get(name, 0)
 
 
 # -- the queue --------------------------------------------------------------------------------------------------

@@ -175,7 +175,43 @@ def stall_text(stall: Stalled, t: Translator) -> str:
                  if stall.last_action is not None else t("stall.detail.nobody"))
         return t("stall.detail.deadline_idle", due=_shown_day(stall.overdue_since.astimezone(LOCAL_TZ).date(), lang),
                  acted=acted)
+    return _subject_text(stall, t, why)
+
+
+def _subject_text(stall: Stalled, t: Translator, why: str) -> str:
+    """A failing subscription's or a late checkpoint's words (the facts are in the finding's own fields). Their
+    reason, written in English by the workflow or the signer, is said in the page's language when its shape is
+    known (`subscription_reason`); the page shows it as it was written beside, as code."""
+    if stall.reason == "subscription_failing":
+        said = subscription_reason(stall.failure, t)
+        return t("stall.detail.subscription_failing", owner=stall.owner or "—", url=stall.target or "—",
+                 why=f": {said}" if said else "")
+    if stall.reason == "checkpoint_late":
+        moment = "%d/%m/%Y %H:%M" if t.lang == "vi" else "%Y-%m-%d %H:%M"
+        since = (stall.last_action.astimezone(LOCAL_TZ).strftime(moment) if stall.last_action is not None
+                 else t("stall.detail.checkpoint_never"))
+        failed = t("stall.detail.checkpoint_failed") if stall.failure else ""
+        return t("stall.detail.checkpoint_late", since=since, every=stall.every_seconds or "—", why=failed)
     return stall.detail
+
+
+_GAVE_UP = re.compile(r"gave up after (\d+) attempts over ([0-9.]+) (days|hours|s): event \S+: attempt \d+ "
+                      r"(?:answered HTTP (\d{3})|failed: .*)$", re.DOTALL)
+_NO_TOKEN = re.compile(r"the owner \(.*\) has no active token left", re.DOTALL)
+
+
+def subscription_reason(reason: str | None, t: Translator) -> str | None:
+    """Why a subscription is failing, in the page's language, for the reasons the engine writes (it gave up on an
+    event; its owner has no token left); None for another text (shown as it is, as code)."""
+    if not reason:
+        return None
+    if (m := _GAVE_UP.match(reason)) is not None:
+        attempts, span, unit, status = m.groups()
+        last = t("subs.reason.answered", status=status) if status else t("subs.reason.no_answer")
+        return t("subs.reason.gave_up", attempts=attempts, span=span, unit=t(f"subs.unit.{unit}"), last=last)
+    if _NO_TOKEN.match(reason):
+        return t("subs.reason.no_token")
+    return None
 
 
 def deadline_rows(case: CaseRecord, t: Translator, ref: Reference, today: date) -> list[DeadlineRow]:

@@ -18,7 +18,8 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
@@ -31,12 +32,15 @@ from ops import repairs
 from ops.repairs import BulkReport, RepairOutcome, RepairRefused
 from ops.scan import ScanInfo, recorded_stalls, refresh_after_repair, run_scan
 from ops.stalled import DEFAULT_POLICY, Stalled, StallPolicy, StallReason, find_stalled
+from ops.subjects import Remedy, RemedyKeyReused
 
 from ..auth import require
 from ..deps import Store, Temporal
 from ..errors import ApiError, error_responses
 from ..filters import CaseKind, IdempotencyKey, KindFilter, key_reused
+from ..remedies import SubscriptionRemedy, request_checkpoint
 from ..routing import ApiRoute
+from ..subscriptions import ID_PATTERN
 from ..temporal import TemporalUnavailableError
 from ..tokens import Principal
 
@@ -245,3 +249,96 @@ async def bulk_retry(payload: BulkRetryBody, store: Store, temporal: Temporal, p
         if item.outcome == "retried":
             await refresh_after_repair(client, store, item.case_id)
     return report
+
+
+# -- what the queue holds besides cases: subscriptions and checkpoints (`api.remedies`) --------------------
+
+SubscriptionId = Annotated[str, Path(min_length=24, max_length=24, pattern=ID_PATTERN,
+                                     description="The subscription's id (`sub_...`)")]
+
+
+class RemedyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class ReplayRemedyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    cursor: str | None = Field(default=None, min_length=1, max_length=64, description="a feed cursor (a "
+                               "`next_cursor` of `GET /v1/events`, or a delivered event's `cursor`): the events "
+                               "after it are delivered. None: from the start of the feed")
+
+
+async def _remedy(run: Awaitable[Remedy]) -> Remedy:
+    try:
+        return await run
+    except RemedyKeyReused as exc:
+        raise key_reused(exc.message) from exc
+
+
+SUBJECT_ANSWERS = error_responses(401, 403, 404, 409, 422, 503)
+
+
+@router.post("/subscriptions/{subscription_id}/retry", response_model=Remedy, responses=SUBJECT_ANSWERS,
+             summary="Try a failing subscription's event again now")
+async def retry_subscription(subscription_id: SubscriptionId, payload: RemedyBody, store: Store, temporal: Temporal,
+                             principal: Operator, idempotency_key: IdempotencyKey = None) -> Remedy:
+    """A failing (or paused) subscription is active again, and its workflow tries the event it gave up on at
+    once, for another `retry_for`; recorded with the operator and the reason. 409 `subscription.not_stopped`
+    on an active one. Roles: `operator`, `admin`."""
+    client = await _client_or_none(temporal)
+    remedy = SubscriptionRemedy(store, principal, subscription_id, payload.reason, idempotency_key)
+    return await _remedy(remedy.change("retry", "active", client))
+
+
+@router.post("/subscriptions/{subscription_id}/pause", response_model=Remedy, responses=SUBJECT_ANSWERS,
+             summary="Pause a subscription")
+async def pause_subscription(subscription_id: SubscriptionId, payload: RemedyBody, store: Store, temporal: Temporal,
+                             principal: Operator, idempotency_key: IdempotencyKey = None) -> Remedy:
+    """Nothing more is delivered until the subscription is resumed; recorded with the operator and the reason.
+    409 `subscription.paused` on a paused one. Roles: `operator`, `admin`."""
+    client = await _client_or_none(temporal)
+    remedy = SubscriptionRemedy(store, principal, subscription_id, payload.reason, idempotency_key)
+    return await _remedy(remedy.change("pause", "paused", client))
+
+
+@router.post("/subscriptions/{subscription_id}/replay", response_model=Remedy, responses=SUBJECT_ANSWERS,
+             summary="Deliver a subscription from another cursor")
+async def replay_subscription(subscription_id: SubscriptionId, payload: ReplayRemedyBody, request: Request,
+                              store: Store, temporal: Temporal, principal: Operator,
+                              idempotency_key: IdempotencyKey = None) -> Remedy:
+    """The subscription's cursor moves to `cursor` (none: the start of the feed), skipping the event it gave up
+    on or going back; a failing one is active again. Recorded with the operator and the reason. Roles:
+    `operator`, `admin`."""
+    codec = request.app.state.feed_cursors
+    if payload.cursor is not None:
+        try:
+            codec.decode(payload.cursor)
+        except ValueError as exc:
+            raise RequestValidationError([{"type": "cursor_invalid", "loc": ("body", "cursor"),
+                                           "msg": f"cursor: {exc}; pass a `next_cursor` of the feed"}]) from None
+    remedy = SubscriptionRemedy(store, principal, subscription_id, payload.reason, idempotency_key)
+    return await _remedy(remedy.replay(await temporal.get(), codec, payload.cursor))
+
+
+@router.post("/checkpoints", response_model=Remedy, responses=error_responses(401, 403, 422),
+             summary="Ask for a checkpoint now")
+async def checkpoint_now(payload: RemedyBody, store: Store, principal: Operator,
+                         idempotency_key: IdempotencyKey = None) -> Remedy:
+    """A request, recorded with the operator and the reason, that the checkpoint signer (where the signing key
+    is: `danvan checkpoint --every N`, run by `danvan up`) carries out within a second or so. The answer waits
+    up to 3 s for it: `done_at` and `outcome` (`checkpoint N signed`, or why none was) once done; without them
+    the request is still pending (no signer running?). Roles: `operator`, `admin`."""
+    return await _remedy(request_checkpoint(store, principal, payload.reason, idempotency_key))
+
+
+async def _client_or_none(temporal: Temporal) -> object | None:
+    """The Temporal client, or None when Temporal does not answer: the change is stored all the same, and the
+    subscription's workflow sees it at its next look."""
+    try:
+        return await temporal.get()
+    except TemporalUnavailableError:
+        return None

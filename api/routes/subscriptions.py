@@ -27,10 +27,13 @@ from ..auth import require
 from ..deps import AppSettings, Store, Temporal
 from ..errors import ApiError, error_responses, validation_error
 from ..feed import CursorCodec, feed_head
+from ..filters import IdempotencyKey, key_reused
 from ..outbound import OutboundPolicy, UrlRefused, check_url
 from ..subscriptions import (
     ID_PATTERN,
     DeliveryPage,
+    Keyed,
+    KeyedRequest,
     SecretBox,
     Status,
     Subscription,
@@ -48,6 +51,7 @@ from ..subscriptions import (
     new_secret,
     owns,
     resume_after_replay,
+    subscription_under_key,
 )
 from ..temporal import TemporalUnavailableError
 from ..times import VietnamTimeRoute
@@ -104,30 +108,36 @@ async def _tell(temporal: Temporal, subscription_id: str) -> None:
 
 @router.post("", status_code=201, response_model=SubscriptionCreated,
              summary="Subscribe a URL to the events of the feed (webhooks)",
-             responses=error_responses(401, 403, 422, 503))
-async def create(body: SubscriptionRequest, request: Request, store: Store, temporal: Temporal,
-                 settings: AppSettings, principal: Owner) -> SubscriptionCreated:
+             responses={**error_responses(401, 403, 422, 503),
+                        200: {"model": SubscriptionCreated, "description": "A retry under the same Idempotency-Key: "
+                              "the subscription it made, without its secret"}})
+async def create(body: SubscriptionRequest, request: Request, response: Response, store: Store, temporal: Temporal,
+                 settings: AppSettings, principal: Owner, idempotency_key: IdempotencyKey = None
+                 ) -> SubscriptionCreated:
     """Deliver every event after `after` (default: from now on) that the filter lets through and the token may
     see (an intake system: the cases it sent) to `url`, one event per POST, in feed order, signed per the
     Standard Webhooks conventions (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the secret in
     this answer, which is never shown again. The URL must be http(s) and resolve to public addresses only, never
     to danvan's own services, unless its host is in `DANVAN_WEBHOOK_ALLOW_HOSTS` (422 naming the rule:
     `url_scheme`, `url_private`, `url_loopback`, `url_link_local`, `url_own_service`, `url_unresolvable`...).
+    With an `Idempotency-Key`, a retry of the same request by the same owner answers 200 with the subscription
+    the first made (`duplicate`, no secret); another request under the key is 422 `idempotency.key_reused`.
     Roles: `admin`, `intake`."""
+    keyed = KeyedRequest.of(idempotency_key, body, principal) if idempotency_key is not None else None
+    if keyed is not None and (earlier := await subscription_under_key(store.pool, keyed.key)) is not None:
+        return await _again(request, response, temporal, settings, keyed, earlier)
     await _checked_url(body.url, request)
-    codec = _cursors(request)
-    if body.after is not None:
-        try:
-            cursor = codec.decode(body.after)
-        except ValueError as exc:
-            raise RequestValidationError([{"type": "cursor_invalid", "loc": ("body", "after"),
-                                           "msg": f"after: {exc}; pass a `next_cursor` of the feed"}]) from None
-    else:
-        cursor = await feed_head(store.pool)
+    cursor = await _start_cursor(request, store, body)
     client = await temporal.get()  # before anything is stored: no subscription without its workflow
     secret = new_secret()
     box: SecretBox = request.app.state.webhook_secrets
-    row = await insert_subscription(store.pool, box, principal, body, secret)
+    row = await insert_subscription(store.pool, box, principal, body, secret, start=cursor, key=keyed)
+    if row is None:  # the same key, sent at the same time, made it first
+        assert keyed is not None
+        earlier = await subscription_under_key(store.pool, keyed.key)
+        if earlier is None:
+            raise ApiError(409, "conflict", "a request under the same Idempotency-Key is under way: try again")
+        return await _again(request, response, temporal, settings, keyed, earlier)
     try:
         await start_subscription(client, row.id, cursor, WebhookPolicy.from_settings(settings))
     except Exception as exc:
@@ -137,6 +147,35 @@ async def create(body: SubscriptionRequest, request: Request, store: Store, temp
         raise
     shown = _shown(request, row)
     return SubscriptionCreated(**shown.model_dump(), secret=secret)
+
+
+async def _start_cursor(request: Request, store: Store, body: SubscriptionRequest) -> FeedCursor:
+    if body.after is None:
+        return await feed_head(store.pool)
+    try:
+        return _cursors(request).decode(body.after)
+    except ValueError as exc:
+        raise RequestValidationError([{"type": "cursor_invalid", "loc": ("body", "after"),
+                                       "msg": f"after: {exc}; pass a `next_cursor` of the feed"}]) from None
+
+
+async def _again(request: Request, response: Response, temporal: Temporal, settings: AppSettings,
+                 keyed: KeyedRequest, earlier: Keyed) -> SubscriptionCreated:
+    """The answer to a retried create: the subscription the key made, its secret not shown again. Its workflow
+    is started if the first request ended before starting it (a start of a running one changes nothing)."""
+    differ = [what for what, same in (("the request", earlier.request_digest == keyed.request),
+                                      ("the owner", earlier.sender_digest == keyed.sender)) if not same]
+    if differ:
+        raise key_reused(f"Idempotency-Key {keyed.key!r} made subscription {earlier.row.id} for another request: "
+                         f"{' and '.join(differ)} differ; nothing was made")
+    if earlier.start is not None:
+        try:
+            await start_subscription(await temporal.get(), earlier.row.id, earlier.start,
+                                     WebhookPolicy.from_settings(settings))
+        except (TemporalUnavailableError, RPCError) as exc:
+            log.warning("subscription %s: its workflow could not be looked at (%s)", earlier.row.id, exc)
+    response.status_code = 200
+    return SubscriptionCreated(**_shown(request, earlier.row).model_dump(), secret=None, duplicate=True)
 
 
 @router.get("", response_model=SubscriptionPage, summary="Subscriptions, newest first",

@@ -73,13 +73,21 @@ ENDPOINTS: dict[str, tuple[str, str, frozenset[str]]] = {
     "read a case's file": ("GET", "/v1/cases/{case}/attachments/{sha256}",
                            frozenset({"intake", "body", "supervisor", "operator", "admin"})),
     "add a file": ("POST", "/v1/cases/{case}/attachments", frozenset({"intake", "body"})),
+    # The remedies of the queue's other subjects: operators and admins.
+    "retry a subscription": ("POST", "/v1/ops/subscriptions/{subscription}/retry", frozenset({"operator", "admin"})),
+    "pause a subscription": ("POST", "/v1/ops/subscriptions/{subscription}/pause", frozenset({"operator", "admin"})),
+    "replay a subscription now": ("POST", "/v1/ops/subscriptions/{subscription}/replay",
+                                  frozenset({"operator", "admin"})),
+    "checkpoint now": ("POST", "/v1/ops/checkpoints", frozenset({"operator", "admin"})),
 }
 #: Where an admitted role gets an answer other than 200/201: a repair that does not apply to the matrix's
 #: healthy case is refused with 409 (after the role check).
 ADMITTED: dict[str, set[int]] = {"retry a case": {409}, "reset a case": {409}, "reassign a case": {200, 409},
                                  "delete a subscription": {204},
                                  # only a running job is paused, only a paused one resumed
-                                 "pause a job": {409}, "resume a job": {409}}
+                                 "pause a job": {409}, "resume a job": {409},
+                                 # the matrix's subscriptions are made paused
+                                 "pause a subscription": {409}}
 #: A job id that names none (for the calls refused before anything is looked up).
 NO_JOB = "job_" + "0" * 20
 #: A subscription id that names none (for the calls refused before anything is looked up).
@@ -192,6 +200,14 @@ async def call(api: Api, endpoint: str, world: World, tok: str | None) -> httpx.
         assert made.status_code == 200, made.text
         url = path.format(job=made.json()["job"]["job_id"])
         return await (api.get(url, tok) if method == "GET" else api.post(url, tok, json=JOB_REASON))
+    remedy = {"reason": "kiểm tra quyền truy cập"}
+    if endpoint == "checkpoint now":
+        return await api.post(path, tok, json=remedy)
+    if path.startswith("/v1/ops/subscriptions/"):
+        made = await api.post("/v1/subscriptions", world.tokens["intake"],
+                              json={"url": "http://127.0.0.1:9/hook", "status": "paused"})
+        assert made.status_code == 201, made.text
+        return await api.post(path.format(subscription=made.json()["id"]), tok, json=remedy)
     if "{subscription}" in path or endpoint == "subscribe":  # a fresh subscription of the world's intake system
         made = await api.post("/v1/subscriptions", world.tokens["intake"],
                               json={"url": "http://127.0.0.1:9/hook", "status": "paused"})

@@ -180,3 +180,68 @@ async def test_scrapes_in_parallel_all_answer(api: Api, store: EventStore) -> No
     supervisor = await token(store, "supervisor")
     results = await asyncio.gather(*(scrape(api, supervisor) for _ in range(5)))
     assert all(r["danvan_cases_scrape_ok"][0].value == 1 for r in results)
+
+
+async def test_the_queue_subscriptions_and_checkpoints_have_their_gauges(api: Api, store: EventStore) -> None:
+    """A failing subscription and a late checkpoint, once the scan has looked, move the stalled gauge by subject
+    and reason, the subscriptions by status and the late checkpoints."""
+    supervisor, operator, admin = [await token(store, r) for r in ("supervisor", "operator", "admin")]
+    made = await api.post("/v1/subscriptions", admin, json={"url": "http://127.0.0.1:9/hook", "status": "paused"})
+    assert made.status_code == 201, made.text
+    sub_id = made.json()["id"]
+    signer = unique("metrics-signer")
+    before = await scrape(api, supervisor)
+    await store.pool.execute("UPDATE subscriptions SET status = 'failing', status_reason = 'probe' WHERE id = $1",
+                             sub_id)
+    await store.pool.execute(
+        "INSERT INTO checkpoint_signers (signer, log_path, every_seconds, started_at, last_signed_at, last_seq) "
+        "VALUES ($1, '/nowhere', 60, now() - interval '1 hour', now() - interval '1 hour', 3)", signer)
+    try:
+        assert (await api.post("/v1/ops/stalled/scan", operator)).status_code == 200
+        after = await scrape(api, supervisor)
+        failing = {"subject": "subscription", "reason": "subscription_failing", "kind": ""}
+        assert value(after, "danvan_stalled", "danvan_stalled", **failing) == value(
+            before, "danvan_stalled", "danvan_stalled", **failing) + 1
+        assert value(after, "danvan_subscriptions", "danvan_subscriptions", status="failing") == value(
+            before, "danvan_subscriptions", "danvan_subscriptions", status="failing") + 1
+        assert value(after, "danvan_subscriptions", "danvan_subscriptions", status="paused") == value(
+            before, "danvan_subscriptions", "danvan_subscriptions", status="paused") - 1
+        assert value(after, "danvan_checkpoints_late", "danvan_checkpoints_late") == value(
+            before, "danvan_checkpoints_late", "danvan_checkpoints_late") + 1
+        late = {"subject": "checkpoint", "reason": "checkpoint_late", "kind": ""}
+        assert value(after, "danvan_stalled", "danvan_stalled", **late) >= 1
+        assert after["danvan_checkpoint_last_signed_timestamp_seconds"][0].value > 0
+    finally:
+        await store.pool.execute("DELETE FROM checkpoint_signers WHERE signer = $1", signer)
+        await store.pool.execute("DELETE FROM subscriptions WHERE id = $1", sub_id)
+        await api.post("/v1/ops/stalled/scan", operator)
+
+
+async def test_webhook_deliveries_are_counted_by_outcome_and_status_class_and_timed(
+    api: Api, store: EventStore
+) -> None:
+    from tests.receiver import Receiver
+
+    from .test_webhooks import append, until
+
+    answers = iter([500])
+    receiver = await Receiver(answer=lambda _: next(answers, 204)).start()
+    try:
+        supervisor = await token(store, "supervisor")
+        source = unique("metrics-hooks")
+        intake = await token(store, "intake", label=source)
+        before = await scrape(api, supervisor)
+        made = await api.post("/v1/subscriptions", intake, json={"url": receiver.url})
+        assert made.status_code == 201, made.text
+        await append(store, unique("metrics-hook-case"), 0, source)
+        await until(lambda: bool(receiver.accepted), "the event to be delivered after a 500", 60)
+        after = await scrape(api, supervisor)
+    finally:
+        await receiver.stop()
+    counts = ("danvan_webhook_deliveries", "danvan_webhook_deliveries_total")
+    assert value(after, *counts, outcome="failed", status_class="5xx") == value(
+        before, *counts, outcome="failed", status_class="5xx") + 1
+    assert value(after, *counts, outcome="delivered", status_class="2xx") == value(
+        before, *counts, outcome="delivered", status_class="2xx") + 1
+    timed = ("danvan_webhook_delivery_duration_seconds", "danvan_webhook_delivery_duration_seconds_count")
+    assert value(after, *timed) == value(before, *timed) + 2

@@ -156,6 +156,10 @@ ROLE = {
     "GET /v1/subscriptions/{subscription_id}/deliveries": "admin",
     # The intake system that sent the seeded petition: it may attach files to it.
     "POST /v1/cases/{case_id}/attachments": "intake",
+    "POST /v1/ops/subscriptions/{subscription_id}/retry": "operator",
+    "POST /v1/ops/subscriptions/{subscription_id}/pause": "operator",
+    "POST /v1/ops/subscriptions/{subscription_id}/replay": "operator",
+    "POST /v1/ops/checkpoints": "operator",
 }
 #: The operations that need no token.
 OPEN = frozenset({"GET /healthz", "GET /readyz"})
@@ -227,6 +231,9 @@ def supply(case: schemathesis.Case[Any]) -> None:
         if isinstance(start, str) and isinstance(end, str) and end < start:
             query["received_from"], query["received_to"] = end, start  # a range's end not before its start
     body = case.body
+    if label == "POST /v1/ops/subscriptions/{subscription_id}/replay" and isinstance(body, dict) and \
+            isinstance(body.get("cursor"), str) and positive(case, "body"):
+        body["cursor"] = REAL["feed_cursor"]  # a cursor is opaque: only a real one is valid
     if case.operation.path == "/v1/petitions" and isinstance(body, dict) and positive(case, "body"):
         if in_the_future(body.get("received_at")):
             body["received_at"] = NOW  # a petition is received in the past (no schema knows today)
@@ -348,7 +355,7 @@ def test_the_schema_is_the_apps(fuzz_app: FastAPI) -> None:
 
 def test_every_operation_is_fuzzed() -> None:
     operations = [f"{m.upper()} {p}" for p, item in SCHEMA_APP.openapi()["paths"].items() for m in item]
-    assert len(operations) == 46, operations
+    assert len(operations) == 50, operations
     assert set(ROLE) | OPEN <= set(operations)
 
 

@@ -232,3 +232,108 @@ async def test_a_new_subscription_starts_at_the_feeds_head_or_at_a_cursor(api: A
     progress = await api.app.state.temporal.client.get_workflow_handle_for(
         SubscriptionWorkflow.run, subscription_workflow_id(head.json()["id"])).query(SubscriptionWorkflow.progress)
     assert progress.cursor == await feed_head(store.pool)
+
+
+async def test_a_create_retried_under_its_idempotency_key_answers_the_same_subscription_without_its_secret(
+    api: Api, store: EventStore
+) -> None:
+    source = unique("keyed-system")
+    intake = await token(store, "intake", label=source)
+    other_token = await token(store, "intake", label=source)  # the same system, another of its tokens
+    key = unique("create-key")
+    body = {"url": NOWHERE, "status": "paused", "kinds": ["complaint"], "types": ["PetitionReceived"]}
+    first = await api.post("/v1/subscriptions", intake, json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    made = first.json()
+    assert made["secret"].startswith("whsec_") and made["duplicate"] is False
+
+    # The same request again (a lost answer; two at once): the same subscription, 200, the secret not shown.
+    again = await asyncio.gather(*(api.post("/v1/subscriptions", t, json=body, headers={"Idempotency-Key": key})
+                                   for t in (intake, other_token)))
+    for answer in again:
+        assert answer.status_code == 200, answer.text
+        shown = answer.json()
+        assert shown["id"] == made["id"] and shown["duplicate"] is True and shown["secret"] is None
+    assert await store.pool.fetchval("SELECT count(*) FROM subscriptions WHERE owner_label = $1", source) == 1
+
+    # The same key with another request, or from another owner: refused, nothing made.
+    other = await api.post("/v1/subscriptions", intake, json={**body, "kinds": ["denunciation"]},
+                           headers={"Idempotency-Key": key})
+    error = assert_error(other, 422, "idempotency.key_reused")
+    assert error["fields"] == [{"field": "idempotency-key", "rule": "idempotency.key_reused",
+                                "message": error["message"]}]
+    admin = await token(store, "admin")
+    stranger = await api.post("/v1/subscriptions", admin, json=body, headers={"Idempotency-Key": key})
+    assert "the owner" in assert_error(stranger, 422, "idempotency.key_reused")["message"]
+    assert await store.pool.fetchval("SELECT count(*) FROM subscriptions WHERE idempotency_key = $1", key) == 1
+    bad = await api.post("/v1/subscriptions", intake, json=body, headers={"Idempotency-Key": " spaced "})
+    assert_field(bad, "idempotency-key", "string_pattern_mismatch")
+
+
+async def test_a_retried_create_starts_the_workflow_the_first_request_never_started(api: Api, store: EventStore,
+                                                                                    temporal_env: Any) -> None:
+    """The first request stored its row and was lost (the API killed) before starting the workflow: the retry
+    under its key starts it, at the cursor the first request chose."""
+    from api.subscriptions import KeyedRequest, SubscriptionRequest, insert_subscription, new_secret
+    from api.tokens import Principal
+    from eventstore import FeedCursor
+
+    source = unique("lost-system")
+    intake = await token(store, "intake", label=source)
+    key = unique("lost-key")
+    body = {"url": NOWHERE, "status": "paused"}
+    request = SubscriptionRequest.model_validate(body)
+    owner = Principal(role="intake", label=source, id="first-token")
+    row = await insert_subscription(store.pool, api.app.state.webhook_secrets, owner, request, new_secret(),
+                                    start=FeedCursor(), key=KeyedRequest.of(key, request, owner))
+    assert row is not None
+    again = await api.post("/v1/subscriptions", intake, json=body, headers={"Idempotency-Key": key})
+    assert again.status_code == 200 and again.json()["duplicate"] and again.json()["id"] == row.id, again.text
+    progress = await temporal_env.client.get_workflow_handle_for(
+        SubscriptionWorkflow.run, subscription_workflow_id(row.id)).query(SubscriptionWorkflow.progress)
+    assert progress.subscription_id == row.id
+
+
+async def test_delivery_attempts_older_than_the_retention_are_deleted_in_bounded_batches(
+    api: Api, store: EventStore, temporal_env: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from activities.stalled import StalledScanActivities
+    from api.subscriptions import prune_deliveries
+
+    admin = await token(store, "admin")
+    made = await subscribe(api, admin)
+    assert made.status_code == 201, made.text
+    sub_id = made.json()["id"]
+    now = datetime.now(UTC)
+    ages = [timedelta(days=d) for d in (40, 39, 38, 37, 36, 35, 34)] + [timedelta(days=1), timedelta(minutes=5)]
+    await store.pool.executemany(
+        "INSERT INTO deliveries (subscription_id, event_id, case_id, event_type, attempt, status_code, started_at, "
+        "latency_ms, feed_tx, feed_position, delivered_by) "
+        "VALUES ($1, gen_random_uuid(), 'case', 'Classified', 1, 200, $2, 1.0, 1, $3, 'test')",
+        [(sub_id, now - age, n) for n, age in enumerate(ages)])
+
+    async def left() -> int:
+        return int(await store.pool.fetchval("SELECT count(*) FROM deliveries WHERE subscription_id = $1", sub_id))
+
+    # Two batches of three: six of the seven old ones, the oldest first; the rest at the next cleanup.
+    assert await prune_deliveries(store.pool, now - timedelta(days=30), batch=3, batches=2) == 6
+    oldest = await store.pool.fetchval("SELECT min(started_at) FROM deliveries WHERE subscription_id = $1", sub_id)
+    assert now - oldest < timedelta(days=34, hours=1)
+    assert await left() == 3
+    # The scan's activity does it at each look, with the worker's retention.
+    activities = StalledScanActivities(temporal_env.client, store, keep_deliveries=timedelta(days=30))
+    assert await activities.prune() >= 1
+    assert await left() == 2
+    shown = await api.get(f"/v1/subscriptions/{sub_id}/deliveries", admin)
+    assert len(shown.json()["items"]) == 2
+
+
+def test_the_retention_of_deliveries_is_a_setting_in_days() -> None:
+    from danvan.settings import ConfigError, Settings
+
+    assert Settings.from_env({}).webhook_keep_days == 30
+    assert Settings.from_env({"DANVAN_WEBHOOK_KEEP_DAYS": "7"}).webhook_keep_days == 7
+    with pytest.raises(ConfigError, match="DANVAN_WEBHOOK_KEEP_DAYS"):
+        Settings.from_env({"DANVAN_WEBHOOK_KEEP_DAYS": "0"})

@@ -61,15 +61,26 @@ def test_every_key_the_templates_and_pages_use_is_in_the_catalogue() -> None:
     used |= {f"identity.{s}" for s in ("name", "address", "phone", "email", "id_number")}
     used |= {f"reports.col.{s}" for s in ("received", "accepted", "resolved", "on_time", "late")}
     used |= {f"error.title.{s}" for s in (400, 403, 404, 405, 409, 410, 413, 415, 422, 500, 503)}
-    used |= {f"stalled.{part}.{s}" for part in ("do", "help") for s in ("retry", "reset", "nudge", "reassign")}
-    used |= {f"stalled.field.{s}" for s in ("reason", "body", "to_event_id", "limit")}
+    used |= {f"stalled.{part}.{s}" for part in ("do", "help") for s in ("retry", "reset", "nudge", "reassign",
+                                                                        "replay", "pause", "checkpoint",
+                                                                        "retry_subscription")}
+    used |= {f"stalled.field.{s}" for s in ("reason", "body", "to_event_id", "limit", "cursor")}
     used |= {f"stalled.problem.{s}" for s in ("reason_short", "reason_long", "body_missing", "body_long", "event_id",
-                                              "limit")}
+                                              "limit", "cursor")}
+    used |= {f"stalled.subject.{s}" for s in ("subscription", "checkpoint")}
     used |= {f"queue.part.{s}" for s in ("lead", "coordinating")}
     used |= {f"form.error.{s}" for s in ("missing", "date_format", "date_invalid", "number_format", "pairs_format",
                                          "choice_invalid", "date_out_of_range", "other")}
     missing = sorted(key for key in used if key not in MESSAGES)
     assert missing == []
+    # Every stall reason, remedy and subscription status the queue and the pages show has its label.
+    from typing import get_args
+
+    from ops.stalled import REMEDIES, Remedy, StallReason
+
+    assert set(get_args(StallReason)) == set(REMEDIES) <= set(LABELS["stall_reason"])
+    assert set(get_args(Remedy)) <= set(LABELS["remedy"])
+    assert {"active", "paused", "failing"} <= set(LABELS["sub_status"])
     assert len(used) > 150
 
 

@@ -83,6 +83,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(temporal_env: Workflow
         row = await insert_subscription(hook_store.pool, SecretBox(settings_key(Settings.from_env())),
                                         Principal(role="admin", label="crash-admin", id="crash"),
                                         SubscriptionRequest(url=receiver.url), secret)
+        assert row is not None
         policy = WebhookPolicy(request_timeout=2, backoff_first=0.2, backoff_max=1)
         await start_subscription(temporal_env.client, row.id, FeedCursor(), policy, task_queue=task_queue)
         first = workers.start()

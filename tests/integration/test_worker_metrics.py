@@ -138,3 +138,27 @@ def test_a_second_worker_on_a_taken_port_runs_without_metrics() -> None:
         off.close()
     finally:
         first.close()
+
+
+def test_a_workers_port_serves_its_webhook_deliveries_by_outcome_and_status_class() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from activities import delivery_hooks
+    from danvan.settings import Settings
+    from danvan.worker_metrics import worker_runtime
+
+    port = free_port()
+    runtime = worker_runtime(Settings.from_env({"DANVAN_WORKER_METRICS_PORT": str(port)}))
+    try:
+        for seconds, status in ((0.05, 204), (0.2, 503), (1.0, None)):
+            delivery_hooks.delivered(seconds, status)  # as the delivery activities report each attempt
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        runtime.close()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    counted = {(s.labels["outcome"], s.labels["status_class"]): s.value for s in samples
+               if s.name == "danvan_webhook_deliveries_total"}
+    assert counted == {("delivered", "2xx"): 1, ("failed", "5xx"): 1, ("failed", "none"): 1}
+    timed = {s.labels["outcome"]: s.value for s in samples
+             if s.name == "danvan_webhook_delivery_duration_seconds_count"}
+    assert timed == {"delivered": 1, "failed": 2}

@@ -643,6 +643,7 @@ async def webhook_subscription_delivered_paused_replayed(r: Recorder) -> None:
         admin = Principal(role="admin", label="replay-recorder", id="recorder")
         box = SecretBox(settings_key(Settings.from_env()))
         row = await insert_subscription(r.store.pool, box, admin, SubscriptionRequest(url=receiver.url), new_secret())
+        assert row is not None
         policy = WebhookPolicy(request_timeout=2, backoff_first=0.2, backoff_max=1, wait=1, continue_after=8)
         await start_subscription(r.client, row.id, FeedCursor(), policy)
         workflow_id = f"subscription-{row.id}"
