@@ -430,6 +430,8 @@ class Tally:
     classified: set[str] = field(default_factory=set)
     assigned: Counter[str] = field(default_factory=Counter)
     sent_keys: dict[str, str] = field(default_factory=dict)  # idempotency key -> case, danvan commands
+    #: The body of each command sent over HTTP, by key: resent as it was (a key names one request).
+    http_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     bare_rows: int = 0
     readable_misses: int = 0
     errors: list[str] = field(default_factory=list)
@@ -728,6 +730,7 @@ class Bench:
         async def danvan_http(item: tuple[str, str, dict[str, Any]]) -> None:
             case_id, key, body = item
             self.tally.sent_keys[key] = case_id
+            self.tally.http_bodies[key] = body
             r = await http.post(f"/v1/cases/{case_id}/commands", json=body, headers={**headers, "Idempotency-Key": key})
             answer = expect(r, 200)
             if answer["events"] != ["Assigned"] or answer["duplicate"]:
@@ -999,14 +1002,14 @@ class Bench:
         same answer) and add nothing."""
         headers = {"Authorization": f"Bearer {self.officer_token}"}
         ok = 0
-        keys = list(self.tally.sent_keys.items())[:n]
+        keys = [(key, self.tally.sent_keys[key]) for key in list(self.tally.http_bodies)[:n]]
         for key, case_id in keys:
-            # The key decides, not the body: the answer comes from Temporal's record of update `cmd-<key>`
-            # (the first answer again) or from the case's seen commands (`duplicate`). Either way the stream
-            # must not grow, which `verify` checks.
+            # The same request under the same key (another body under it is refused: the key names one request):
+            # the answer comes from Temporal's record of update `cmd-<key>` (the first answer again) or from the
+            # case's seen commands (`duplicate`). Either way the stream must not grow, which `verify` checks.
             r = await self.web.post(
                 f"/v1/cases/{case_id}/commands",
-                json=assign(0),
+                json=self.tally.http_bodies[key],
                 headers={**headers, "Idempotency-Key": key},
             )
             if r.status_code == 200 and (r.json()["duplicate"] or r.json()["events"] == ["Assigned"]):
