@@ -43,8 +43,10 @@ def known_migrations() -> list[Migration]:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"migration files must be numbered 1..n without gaps, found {versions}")
+    # Numbers are handed out ahead of the work that uses them, so one may be missing for a while (another
+    # line of work holds it); two files with one number are never right.
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise MigrationError(f"migration files must have distinct numbers from 1, found {versions}")
     return found
 
 

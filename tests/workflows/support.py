@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from activities.rules import known_rules
 from domain.common import Actor
 from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
 from domain.petitions.commands import CommandRequest
+from domain.rulesets import with_rules
 from eventstore import EventStore
 
 OFFICER = Actor(id="can-bo-01", role="body", body="UBND_TINH")
@@ -39,8 +41,9 @@ def command(payload: dict[str, Any], actor: Actor = OFFICER, command_id: str | N
 async def folded(store: EventStore, case_id: str) -> Any:
     """The state rebuilt from the PostgreSQL stream alone."""
     events = await store.read_stream(case_id)
-    return fold(
+    book = await known_rules(store, events)
+    return fold(with_rules([
         REGISTRY.parse(e.type, occurred_at=e.occurred_at, actor=e.actor, reason=e.reason,
                        legal_basis=e.legal_basis, data=e.data)
         for e in events
-    )
+    ], book))
