@@ -909,6 +909,18 @@ class Bench:
             )
             self.tally.bare_rows += 1
 
+        async def opening(case_id: str) -> int:
+            """History bytes of a case's opening: every event up to the first Update's completion."""
+            h = await client.get_workflow_handle(case_id).fetch_history()
+            done = next(i for i, e in enumerate(h.events)
+                        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
+            return sum(e.ByteSize() for e in h.events[: done + 1])
+
+        opening_bytes = {"danvan": await opening(petition), "bare": await opening(bare)}
+        assert self.store is not None
+        first_event = await self.store.pool.fetchval(
+            "SELECT length(data::text) FROM events WHERE stream_id = $1 AND version = 1", petition)
+
         per_command: dict[str, tuple[tuple[int, int], tuple[int, int], list[str]]] = {}
         for side, case_id, send in (("danvan", petition, ours), ("bare", bare, theirs)):
             h0 = await history(case_id)
@@ -964,6 +976,8 @@ class Bench:
         result = CommandResult(case=case_view(new_state), events=["Assigned"])
         bare_cmd = BareCommand(case_id=bare, command_id="x" * 32, type="assign", data=assign(1))
         return {
+            "opening_history_bytes": opening_bytes,
+            "first_event_chars": first_event,
             "history_events_per_command": {"danvan": (p1[0] - p0[0]) / k, "bare": (b1[0] - b0[0]) / k},
             "history_bytes_per_command": {"danvan": (p1[1] - p0[1]) / k, "bare": (b1[1] - b0[1]) / k},
             "history_of_one_command": {"danvan": per_command["danvan"][2], "bare": per_command["bare"][2]},
@@ -1308,6 +1322,9 @@ async def bench(args: argparse.Namespace, url: str, database: str) -> dict[str, 
     for side in ("danvan", "bare"):
         print(f"  history of one {side} command: {' '.join(anatomy['history_of_one_command'][side])}")
     print("  payload bytes: " + ", ".join(f"{k} {v:,}" for k, v in anatomy["payload_bytes"].items()))
+    print(f"  opening a case: history bytes danvan {anatomy['opening_history_bytes']['danvan']:,}, bare "
+          f"{anatomy['opening_history_bytes']['bare']:,}; the petition's first event "
+          f"{anatomy['first_event_chars']:,} characters (length(data::text))")
     print("  domain steps (µs, this process): " + ", ".join(f"{k} {v:,.0f}" for k, v in anatomy["domain_us"].items()))
     print("memory (danvan worker RSS, median of 5 readings once idle):")
     for lv in memory["levels"]:
