@@ -1,9 +1,7 @@
 """How a case workflow gets its rules by digest (`domain.rulesets`): deterministically, wherever it runs.
 
 `case_rules` asks the `case_rules_ref` activity for the ref of the rules in force (their documents are then in
-`rule_sets`), and resolves it from `activities.rules.RULE_BOOK`, this worker's documents by digest. It is a
-local activity: it runs in the workflow's own worker, whose book it fills with what it builds, and its answer
-(a few hundred bytes) is recorded in a marker, without an activity task's round trip through the server. A document
+`rule_sets`), and resolves it from `activities.rules.RULE_BOOK`, this worker's documents by digest. A document
 the book lacks is fetched by the `rule_documents` activity and checked against its digest before it is kept.
 Whether a run fetched is recorded by the marker `rules-fetched` before the fetch: a replay takes the fetch (and
 its answer) from the history when the marker is there, and never adds one when it is not. A replay that lacks a
@@ -40,7 +38,7 @@ RULES_FETCHED = "rules-fetched"
 
 async def case_rules(request: CaseRulesRequest) -> tuple[CaseRules, RulesRef]:
     """The rules in force for `request`, resolved, and their ref."""
-    ref = await workflow.execute_local_activity_method(
+    ref = await workflow.execute_activity_method(
         RulesActivities.case_rules_ref, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
     )
     return await resolve(ref), ref
@@ -48,7 +46,7 @@ async def case_rules(request: CaseRulesRequest) -> tuple[CaseRules, RulesRef]:
 
 async def plan_rules(request: PlanRulesRequest) -> tuple[PlanRules, PlanRulesRef]:
     """The rules a plan task runs on for `request`, resolved, and their ref."""
-    ref = await workflow.execute_local_activity_method(
+    ref = await workflow.execute_activity_method(
         RulesActivities.plan_rules_ref, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
     )
     await _fetch_missing(ref.documents())
