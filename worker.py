@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
 from activities.reports import ReportActivities
-from activities.rules import RULE_BOOK, RulesActivities, keep_rule_book
+from activities.rules import RULE_BOOK, RulesActivities, keep_rule_book, load_rule_book
 from activities.stalled import StalledScanActivities
 from api.outbound import OutboundPolicy
 from danvan.client import connect, project_converter
@@ -126,7 +126,9 @@ async def run_worker(
                                   years=(settings.calendar_first_year, settings.calendar_last_year),
                                   outbound=OutboundPolicy.from_settings(settings), secret=secret)
             log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
-            # Fetches the rule documents a replayed case lacks (`workflows.rulebook`), while the worker runs.
+            # The rule documents other workers stored, then those a replayed case still lacks (written after
+            # this start), fetched while the worker runs (`workflows.rulebook`).
+            await load_rule_book(store, RULE_BOOK)
             refill = asyncio.create_task(keep_rule_book(store, RULE_BOOK))
             try:
                 async with worker:

@@ -471,6 +471,20 @@ class RulesActivities:
         return ref
 
 
+async def load_rule_book(store: EventStore, book: RuleBook = RULE_BOOK) -> int:
+    """Put every document of `rule_sets` in `book` (a worker does it before it polls, so that it replays the
+    cases other workers started without lacking their documents); an altered one is left out, and said.
+    Returns how many the book was given."""
+    from eventstore import rulesets
+
+    docs, broken = await rulesets.fetch_all(store.pool)
+    for doc in docs:
+        book.add(doc)
+    for b in broken:
+        log.error("rule document %s (%s) left out: its content %s, not its digest", b.digest, b.kind, b.problem)
+    return len(docs)
+
+
 async def keep_rule_book(store: EventStore, book: RuleBook = RULE_BOOK, every: float = 1.0) -> None:
     """Fetch, every `every` seconds, the documents a case asked the book for and it lacked (`RuleBook.wanted`:
     a replay whose history holds no fetch), so that the case's retried workflow task finds them. Runs beside

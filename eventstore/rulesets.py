@@ -46,6 +46,20 @@ async def fetch(pool: Pool, digests: Sequence[str]) -> list[RuleDocument]:
     return docs
 
 
+async def fetch_all(pool: Pool) -> tuple[list[RuleDocument], list[BrokenRuleSet]]:
+    """Every stored document that hashes to its digest, and those that do not (left out)."""
+    with translate_errors():
+        rows = await pool.fetch("SELECT digest, kind, content FROM rule_sets ORDER BY digest")
+    docs, broken = [], []
+    for r in rows:
+        found = content_digest(r["content"])
+        if found == r["digest"]:
+            docs.append(RuleDocument(kind=r["kind"], digest=r["digest"], content=r["content"]))
+        else:
+            broken.append(BrokenRuleSet(digest=r["digest"], kind=r["kind"], problem=f"hashes to {found}"))
+    return docs, broken
+
+
 async def check(pool: Pool) -> tuple[int, list[BrokenRuleSet]]:
     """How many rule documents are stored, and every one whose content does not hash to its digest."""
     broken: list[BrokenRuleSet] = []

@@ -4,8 +4,10 @@
 `rule_sets`), and resolves it from `activities.rules.RULE_BOOK`, this worker's documents by digest. A document
 the book lacks is fetched by the `rule_documents` activity and checked against its digest before it is kept.
 Whether a run fetched is recorded by the marker `rules-fetched` before the fetch: a replay takes the fetch (and
-its answer) from the history when the marker is there, and never adds one when it is not. A replay that lacks a
-document and finds no fetch in its history fails its workflow task; the worker notes the digest
+its answer) from the history when the marker is there, and never adds one when it is not. A worker puts every
+document of `rule_sets` in its book before it polls (`activities.rules.load_rule_book`), so that it replays the
+cases other workers started; a replay that still lacks a document (stored after the worker started) and finds
+no fetch in its history fails its workflow task; the worker notes the digest
 (`RuleBook.wanted`) and fetches it meanwhile (`activities.rules.keep_rule_book`), and the retried task goes on.
 """
 

@@ -33,6 +33,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from activities.rules import known_rules
 from danvan.codec import opened
 from domain.calendar import local_date
 from domain.common import Actor
@@ -40,6 +41,7 @@ from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
 from domain.petitions.commands import CommandRequest
 from domain.petitions.model import PetitionStatus, petition_case_id
 from domain.petitions.views import case_view
+from domain.rulesets import with_rules
 from eventstore import EventStore
 from tests.conftest import ROOT, binary, migrated_database, secret_env
 from workflows.client import CommandRefused, open_petition, send_command
@@ -357,11 +359,12 @@ async def check_case(client: Client, store: EventStore, case: CasePlan, replays:
     status = (await handle.describe()).status
     if status != WorkflowExecutionStatus.COMPLETED:
         problems.append(f"{case_id}: workflow {status}")
-    folded = fold(
+    book = await known_rules(store, events)  # the rules the first event names by digest
+    folded = fold(with_rules([
         REGISTRY.parse(e.type, occurred_at=e.occurred_at, actor=e.actor, reason=e.reason,
                        legal_basis=e.legal_basis, data=e.data)
         for e in events
-    )
+    ], book))
     if folded is None:
         return [*problems, f"{case_id}: empty stream"]
     async with replays:  # a query of a completed workflow replays its whole history in the worker
