@@ -21,7 +21,7 @@ from activities.cases import CaseCommandActivities
 from activities.eventstore import EventStoreActivities
 from activities.jobs import JobActivities
 from activities.reports import ReportActivities
-from activities.rules import RulesActivities
+from activities.rules import RULE_BOOK, RulesActivities, keep_rule_book, load_rule_book
 from activities.stalled import StalledScanActivities
 from api.outbound import OutboundPolicy
 from danvan.client import connect, project_converter
@@ -68,6 +68,7 @@ def build_worker(
     store_activities = EventStoreActivities(store)
     # Reads policy/ once: a bad file stops the worker.
     rules = rules or RulesActivities(bodies_path=bodies_path, years=years)
+    rules.bind(store)  # the rule documents of the cases it starts go to this store's `rule_sets`
     commands = CaseCommandActivities(client, store, bodies_path)
     reports = ReportActivities(store)
     scan = StalledScanActivities(client, store)
@@ -91,7 +92,10 @@ def build_worker(
             store_activities.append_events,
             store_activities.read_stream,
             rules.load_case_rules,
+            rules.case_rules_ref,
+            rules.rule_documents,
             rules.load_plan_rules,
+            rules.plan_rules_ref,
             commands.start_cases,
             commands.request_reports,
             commands.replace_bodies,
@@ -132,8 +136,15 @@ async def run_worker(
                                   outbound=OutboundPolicy.from_settings(settings), secret=secret,
                                   keep_deliveries=timedelta(days=settings.webhook_keep_days))
             log.info("worker polling task queue %r at %s", task_queue, settings.temporal_address)
-            async with worker:
-                await (stop.wait() if stop is not None else asyncio.Event().wait())
+            # The rule documents other workers stored, then those a replayed case still lacks (written after
+            # this start), fetched while the worker runs (`workflows.rulebook`).
+            await load_rule_book(store, RULE_BOOK)
+            refill = asyncio.create_task(keep_rule_book(store, RULE_BOOK))
+            try:
+                async with worker:
+                    await (stop.wait() if stop is not None else asyncio.Event().wait())
+            finally:
+                refill.cancel()
         finally:
             runtime.close()
     finally:

@@ -1,15 +1,21 @@
-"""The I/O side of deadlines: the policy files, the `holidays` package, and the activity that hands both to a case.
+"""The I/O side of deadlines: the policy files, the `holidays` package, and the activities that hand both to a case.
 
-A workflow asks `load_case_rules` once, when a case starts, and records the answer: the deadline policy, a
-`WorkingCalendar` snapshot, and the bodies and routing table (`policy/bodies.yaml`, `policy/routing.yaml`). Its
-decider then computes every deadline from that record with the pure functions of `domain.deadlines`, so a replay
-never sees a newer policy file or a newer holiday table.
+A workflow asks `case_rules_ref` once, when a case starts: the deadline rule set in force on its day of receipt,
+a `WorkingCalendar` snapshot, and the bodies and routing table (`policy/bodies.yaml`, `policy/routing.yaml`),
+each a rule document stored once in `rule_sets` and answered by its digest (`domain.rulesets.RulesRef`). The
+workflow records the ref and resolves it from `RULE_BOOK`, this process's documents by digest, fetching with
+`rule_documents` those it lacks. Its decider then computes every deadline from those rules with the pure
+functions of `domain.deadlines`, so a replay never sees a newer policy file or a newer holiday table. Cases
+started before rules were recorded by digest asked `load_case_rules`, which answers the rules in full.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import logging
+from collections.abc import Iterable
 from datetime import date, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -26,6 +32,16 @@ from domain.calendar import CASE_YEARS, WorkingCalendar, is_weekend
 from domain.deadlines import CaseRules, DeadlinePolicy, PolicyFile, RuleSets
 from domain.plan_tasks import PlanRules
 from domain.reporting import ReportCalendar
+from domain.rulesets import (
+    PlanRulesRef,
+    RuleBook,
+    RuleDigestMismatch,
+    RuleDocument,
+    RulesRef,
+    plan_rules_ref,
+    rules_ref,
+)
+from eventstore import EventStore
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 DEADLINES_FILE = POLICY_DIR / "deadlines.yaml"
@@ -33,6 +49,8 @@ OVERRIDES_FILE = POLICY_DIR / "calendar_overrides.yaml"
 BODIES_FILE = POLICY_DIR / "bodies.yaml"
 ROUTING_FILE = POLICY_DIR / "routing.yaml"
 HOLIDAYS_VERSION = version("holidays")
+
+log = logging.getLogger("danvan.rules")
 
 #: The years a case's calendar covers: the year it was received and the next ones (long cases, 2nd instance).
 CASE_CALENDAR_YEARS_AFTER = 2
@@ -276,6 +294,24 @@ class CaseRulesRequest(BaseModel):
     until: date | None = None
 
 
+class RuleDocumentsRequest(BaseModel):
+    """The rule documents a case's workflow lacks, by digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    digests: list[str]
+
+
+class RuleDocuments(BaseModel):
+    documents: list[RuleDocument]
+
+
+#: The rule documents this process knows, by digest: those of the policy files (read when a `RulesActivities` is
+#: built), the calendars as they are built, and those fetched from `rule_sets`. A case workflow resolves the
+#: rules its first event names here (`workflows.rulebook`).
+RULE_BOOK = RuleBook()
+
+
 class PlanRulesRequest(BaseModel):
     """A plan task starting on `start_on` and running until `until` (the end of the plan's term)."""
 
@@ -309,6 +345,8 @@ class RulesActivities:
         routing_path: Path | str | None = None,
         report_calendar_path: Path | str | None = None,
         years: tuple[int, int] = CASE_YEARS,
+        store: EventStore | None = None,
+        book: RuleBook = RULE_BOOK,
     ) -> None:
         #: The years a case may be received in (`DANVAN_CALENDAR_FIRST_YEAR` / `_LAST_YEAR`).
         self.years = years
@@ -320,9 +358,26 @@ class RulesActivities:
         self.bodies = load_bodies(bodies_path)
         self.routing = load_routing(routing_path, self.bodies)
         self._calendars: dict[tuple[int, int], WorkingCalendar] = {}
+        #: Where rule documents are stored (`bind`), the book the documents built here go to, and the refs made.
+        self.store = store
+        self.book = book
+        self._refs: dict[tuple[str, int, int], tuple[RulesRef, list[RuleDocument]]] = {}
+        self._plan_refs: dict[tuple[str, int, int], tuple[PlanRulesRef, list[RuleDocument]]] = {}
+        self._stored: set[str] = set()
+        for rule_set in self.rule_sets.sets:
+            book.keep("policy", rule_set)
+        book.keep("bodies", self.bodies)
+        book.keep("routing", self.routing)
+        book.keep("reports", self.report_calendar)
         # Check every override against the package now rather than in the first case of that year.
         if overridden := self.overrides.years():
             self.calendar(min(overridden), max(overridden))
+
+    def bind(self, store: EventStore) -> None:
+        """Store the rule documents of the cases started from now on in `store` (`rule_sets`)."""
+        if store is not self.store:
+            self.store = store
+            self._stored = set()
 
     def calendar(self, first_year: int, last_year: int) -> WorkingCalendar:
         """The calendar for a year range, built on first use and then kept."""
@@ -331,11 +386,9 @@ class RulesActivities:
             self._calendars[key] = build_calendar(first_year, last_year, self.overrides)
         return self._calendars[key]
 
-    @activity.defn(name="load_case_rules")
-    async def load_case_rules(self, request: CaseRulesRequest) -> CaseRules:
-        """The deadline rule set in force on `received_on` (the case records it, with its digest, and keeps it
-        whatever sets are published later), a working calendar from `received_on`'s year to two years later, the
-        bodies and the routing table."""
+    def case_rules(self, request: CaseRulesRequest) -> CaseRules:
+        """The deadline rule set in force on `received_on` (the case keeps it whatever sets are published later),
+        a working calendar from `received_on`'s year to two years later, the bodies and the routing table."""
         year = request.received_on.year
         last = max(year + CASE_CALENDAR_YEARS_AFTER, request.until.year if request.until else year)
         first_year, last_year = self.years
@@ -353,10 +406,120 @@ class RulesActivities:
             routing=self.routing,
         )
 
-    @activity.defn(name="load_plan_rules")
-    async def load_plan_rules(self, request: PlanRulesRequest) -> PlanRules:
+    @activity.defn(name="load_case_rules")
+    async def load_case_rules(self, request: CaseRulesRequest) -> CaseRules:
+        """The rules of `case_rules`, in full: what cases started before `rules-by-digest` recorded."""
+        return self.case_rules(request)
+
+    @activity.defn(name="case_rules_ref")
+    async def case_rules_ref(self, request: CaseRulesRequest) -> RulesRef:
+        """The rules of `case_rules` by digest, their documents stored in `rule_sets` first (once each), so that
+        every reader of the case finds what its ref names."""
+        rules = self.case_rules(request)
+        key = (rules.policy.digest, rules.calendar.first_year, rules.calendar.last_year)
+        if key not in self._refs:
+            self._refs[key] = rules_ref(rules, self.book)
+        ref, docs = self._refs[key]
+        await self.store_documents(docs)
+        return ref
+
+    async def store_documents(self, docs: list[RuleDocument]) -> None:
+        todo = [d for d in docs if d.digest not in self._stored]
+        if not todo:
+            return
+        if self.store is None:
+            raise RuntimeError("RulesActivities has no store to record rule documents in: bind() it first")
+        await self.store.store_rule_documents(todo)
+        self._stored.update(d.digest for d in todo)
+
+    @activity.defn(name="rule_documents")
+    async def rule_documents(self, request: RuleDocumentsRequest) -> RuleDocuments:
+        """The stored rule documents of `digests`; refused for good when one is missing or was altered."""
+        if self.store is None:
+            raise RuntimeError("RulesActivities has no store to read rule documents from: bind() it first")
+        try:
+            docs = await self.store.rule_documents(request.digests)
+        except RuleDigestMismatch as exc:
+            raise ApplicationError(str(exc), type="rules.altered", non_retryable=True) from exc
+        if missing := set(request.digests) - {d.digest for d in docs}:
+            raise ApplicationError(f"rule documents not stored: {', '.join(sorted(missing))}",
+                                   type="rules.unknown", non_retryable=True)
+        return RuleDocuments(documents=docs)
+
+    def plan_rules(self, request: PlanRulesRequest) -> PlanRules:
         """Deadline policy, a calendar from `start_on`'s year to the year after the term, bodies, report calendar."""
-        case = await self.load_case_rules(
+        case = self.case_rules(
             CaseRulesRequest(received_on=request.start_on, until=date(request.until.year + 1, 1, 1))
         )
         return PlanRules(case=case, reports=self.report_calendar)
+
+    @activity.defn(name="load_plan_rules")
+    async def load_plan_rules(self, request: PlanRulesRequest) -> PlanRules:
+        """The rules of `plan_rules`, in full: what tasks assigned before `rules-by-digest` recorded."""
+        return self.plan_rules(request)
+
+    @activity.defn(name="plan_rules_ref")
+    async def plan_rules_ref(self, request: PlanRulesRequest) -> PlanRulesRef:
+        """The rules of `plan_rules` by digest, their documents stored in `rule_sets` first (once each)."""
+        rules = self.plan_rules(request)
+        case = rules.case
+        key = (case.policy.digest, case.calendar.first_year, case.calendar.last_year)
+        if key not in self._plan_refs:
+            self._plan_refs[key] = plan_rules_ref(case, rules.reports, self.book)
+        ref, docs = self._plan_refs[key]
+        await self.store_documents(docs)
+        return ref
+
+
+async def load_rule_book(store: EventStore, book: RuleBook = RULE_BOOK) -> int:
+    """Put every document of `rule_sets` in `book` (a worker does it before it polls, so that it replays the
+    cases other workers started without lacking their documents); an altered one is left out, and said.
+    Returns how many the book was given."""
+    from eventstore import rulesets
+
+    docs, broken = await rulesets.fetch_all(store.pool)
+    for doc in docs:
+        book.add(doc)
+    for b in broken:
+        log.error("rule document %s (%s) left out: its content %s, not its digest", b.digest, b.kind, b.problem)
+    return len(docs)
+
+
+async def keep_rule_book(store: EventStore, book: RuleBook = RULE_BOOK, every: float = 1.0) -> None:
+    """Fetch, every `every` seconds, the documents a case asked the book for and it lacked (`RuleBook.wanted`:
+    a replay whose history holds no fetch), so that the case's retried workflow task finds them. Runs beside
+    a worker until cancelled."""
+    while True:
+        if wanted := sorted(book.wanted):
+            try:
+                for doc in await store.rule_documents(wanted):
+                    book.add(doc)
+            except Exception as exc:  # the database away, or an altered row: said, and tried again
+                log.warning("rule documents %s could not be fetched: %r", ", ".join(wanted), exc)
+        await asyncio.sleep(every)
+
+
+async def known_rules(store: EventStore, events: Iterable[Any], book: RuleBook = RULE_BOOK) -> RuleBook:
+    """`book`, holding every rule document the stored `events` (`RecordedEvent`s) name by digest: those it
+    lacks are fetched from `rule_sets` and checked. What a reader outside the workflow does before it folds a
+    case's events (`domain.rulesets.with_rules`)."""
+    wanted: set[str] = set()
+    for event in events:
+        ref = event.data.get("rules_ref") if isinstance(event.data, dict) else None
+        if isinstance(ref, dict):
+            wanted |= _digests(ref)
+    if missing := sorted(d for d in wanted if d not in book):
+        for doc in await store.rule_documents(missing):
+            book.add(doc)
+    return book
+
+
+def _digests(ref: dict[str, Any]) -> set[str]:
+    """The digests of a stored ref (a plan task's holds its case rules' ref within it)."""
+    found: set[str] = set()
+    for value in ref.values():
+        if isinstance(value, dict):
+            found |= _digests(value)
+        elif isinstance(value, str):
+            found.add(value)
+    return found

@@ -430,6 +430,8 @@ class Tally:
     classified: set[str] = field(default_factory=set)
     assigned: Counter[str] = field(default_factory=Counter)
     sent_keys: dict[str, str] = field(default_factory=dict)  # idempotency key -> case, danvan commands
+    #: The body of each command sent over HTTP, by key: resent as it was (a key names one request).
+    http_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     bare_rows: int = 0
     readable_misses: int = 0
     errors: list[str] = field(default_factory=list)
@@ -728,6 +730,7 @@ class Bench:
         async def danvan_http(item: tuple[str, str, dict[str, Any]]) -> None:
             case_id, key, body = item
             self.tally.sent_keys[key] = case_id
+            self.tally.http_bodies[key] = body
             r = await http.post(f"/v1/cases/{case_id}/commands", json=body, headers={**headers, "Idempotency-Key": key})
             answer = expect(r, 200)
             if answer["events"] != ["Assigned"] or answer["duplicate"]:
@@ -906,6 +909,18 @@ class Bench:
             )
             self.tally.bare_rows += 1
 
+        async def opening(case_id: str) -> int:
+            """History bytes of a case's opening: every event up to the first Update's completion."""
+            h = await client.get_workflow_handle(case_id).fetch_history()
+            done = next(i for i, e in enumerate(h.events)
+                        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
+            return sum(e.ByteSize() for e in h.events[: done + 1])
+
+        opening_bytes = {"danvan": await opening(petition), "bare": await opening(bare)}
+        assert self.store is not None
+        first_event = await self.store.pool.fetchval(
+            "SELECT length(data::text) FROM events WHERE stream_id = $1 AND version = 1", petition)
+
         per_command: dict[str, tuple[tuple[int, int], tuple[int, int], list[str]]] = {}
         for side, case_id, send in (("danvan", petition, ours), ("bare", bare, theirs)):
             h0 = await history(case_id)
@@ -961,6 +976,8 @@ class Bench:
         result = CommandResult(case=case_view(new_state), events=["Assigned"])
         bare_cmd = BareCommand(case_id=bare, command_id="x" * 32, type="assign", data=assign(1))
         return {
+            "opening_history_bytes": opening_bytes,
+            "first_event_chars": first_event,
             "history_events_per_command": {"danvan": (p1[0] - p0[0]) / k, "bare": (b1[0] - b0[0]) / k},
             "history_bytes_per_command": {"danvan": (p1[1] - p0[1]) / k, "bare": (b1[1] - b0[1]) / k},
             "history_of_one_command": {"danvan": per_command["danvan"][2], "bare": per_command["bare"][2]},
@@ -999,14 +1016,14 @@ class Bench:
         same answer) and add nothing."""
         headers = {"Authorization": f"Bearer {self.officer_token}"}
         ok = 0
-        keys = list(self.tally.sent_keys.items())[:n]
+        keys = [(key, self.tally.sent_keys[key]) for key in list(self.tally.http_bodies)[:n]]
         for key, case_id in keys:
-            # The key decides, not the body: the answer comes from Temporal's record of update `cmd-<key>`
-            # (the first answer again) or from the case's seen commands (`duplicate`). Either way the stream
-            # must not grow, which `verify` checks.
+            # The same request under the same key (another body under it is refused: the key names one request):
+            # the answer comes from Temporal's record of update `cmd-<key>` (the first answer again) or from the
+            # case's seen commands (`duplicate`). Either way the stream must not grow, which `verify` checks.
             r = await self.web.post(
                 f"/v1/cases/{case_id}/commands",
-                json=assign(0),
+                json=self.tally.http_bodies[key],
                 headers={**headers, "Idempotency-Key": key},
             )
             if r.status_code == 200 and (r.json()["duplicate"] or r.json()["events"] == ["Assigned"]):
@@ -1305,6 +1322,9 @@ async def bench(args: argparse.Namespace, url: str, database: str) -> dict[str, 
     for side in ("danvan", "bare"):
         print(f"  history of one {side} command: {' '.join(anatomy['history_of_one_command'][side])}")
     print("  payload bytes: " + ", ".join(f"{k} {v:,}" for k, v in anatomy["payload_bytes"].items()))
+    print(f"  opening a case: history bytes danvan {anatomy['opening_history_bytes']['danvan']:,}, bare "
+          f"{anatomy['opening_history_bytes']['bare']:,}; the petition's first event "
+          f"{anatomy['first_event_chars']:,} characters (length(data::text))")
     print("  domain steps (µs, this process): " + ", ".join(f"{k} {v:,.0f}" for k, v in anatomy["domain_us"].items()))
     print("memory (danvan worker RSS, median of 5 readings once idle):")
     for lv in memory["levels"]:

@@ -45,6 +45,7 @@ from .deadlines import (
 )
 from .petitions.views import DeadlineView
 from .repairs import REPAIR_EVENTS, BodyNudged, RepairRecorded
+from .rulesets import RecordsCaseRules, RulesRef
 
 #: The body that supervises: the Standing Board of the provincial Front committee (docs/legal-reference.md §6).
 FRONT_BODY = "UBMTTQ_TINH"
@@ -112,6 +113,8 @@ class Open(Command):
     resolver: str | None = Field(default=None, max_length=64)
     trigger: Trigger
     rules: CaseRules
+    #: The digests of `rules`, recorded instead of them (the watched case's, when it names its rules by digest).
+    rules_ref: RulesRef | None = None
     watched_due: Deadline | None = None
 
 
@@ -199,13 +202,14 @@ class FrontCommandRequest(Text):
 # -- events -------------------------------------------------------------------------------------------
 
 
-class FrontWatchStarted(Event):
+class FrontWatchStarted(RecordsCaseRules):
+    """The supervision opens, counted under the watched case's rules (by `rules_ref`, or in full as before)."""
+
     supervision_id: str
     case_id: str
     case_kind: str
     resolver: str | None = None
     trigger: Trigger
-    rules: CaseRules
     watched_due: Deadline | None = None
     deadlines: list[Deadline] = Field(default_factory=list)
 
@@ -429,7 +433,8 @@ def _open(state: SupervisionState | None, cmd: Open, actor: Actor, now: datetime
         deadlines = []  # a manual watch of a case with no pending deadline: the Front acts when it chooses
     return [FrontWatchStarted(
         **envelope(cmd, actor, now, SUPERVISION_BASIS), supervision_id=cmd.supervision_id, case_id=cmd.case_id,
-        case_kind=cmd.case_kind, resolver=cmd.resolver, trigger=cmd.trigger, rules=cmd.rules, watched_due=w,
+        case_kind=cmd.case_kind, resolver=cmd.resolver, trigger=cmd.trigger, rules=cmd.rules, rules_ref=cmd.rules_ref,
+        watched_due=w,
         deadlines=deadlines,
     )]
 
@@ -639,7 +644,7 @@ def evolve(state: SupervisionState | None, event: Event) -> SupervisionState:
         return SupervisionState(
             supervision_id=event.supervision_id, case_id=event.case_id, case_kind=event.case_kind,
             resolver=event.resolver, trigger=event.trigger, version=1, opened_at=event.occurred_at,
-            rules=event.rules, watched_due=event.watched_due, deadlines=add_deadlines({}, event.deadlines),
+            rules=event.case_rules(), watched_due=event.watched_due, deadlines=add_deadlines({}, event.deadlines),
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before FrontWatchStarted")

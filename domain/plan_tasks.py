@@ -47,6 +47,7 @@ from .deadlines import (
 from .jsontypes import Number
 from .repairs import REPAIR_EVENTS, BodyNudged, RepairRecorded
 from .reporting import ReportCalendar
+from .rulesets import PlanRulesRef, RecordsRules, RuleBook
 
 CASE_KIND = "plan_task"
 #: DeadlineApproaching for a report fires this many days before its due day.
@@ -104,6 +105,8 @@ class Assign(Command):
     case_id: str
     spec: TaskSpec
     rules: PlanRules
+    #: The digests of `rules`, recorded instead of them (patch `rules-by-digest`); None: recorded in full.
+    rules_ref: PlanRulesRef | None = None
 
 
 class Acknowledge(Command):
@@ -214,11 +217,26 @@ class TaskCommandRequest(Text):
 # -- events ---------------------------------------------------------------------------------------------
 
 
-class TaskAssigned(Event):
+class TaskAssigned(RecordsRules):
+    """A task is assigned, with the rules it runs on: by `rules_ref` since the patch `rules-by-digest`, in full
+    in the tasks assigned before."""
+
     case_id: str
     spec: TaskSpec
-    rules: PlanRules
+    rules: PlanRules | None = None
+    rules_ref: PlanRulesRef | None = None
     deadlines: list[Deadline]
+
+    def resolved(self, book: RuleBook) -> TaskAssigned:
+        assert self.rules_ref is not None
+        reports = book.model(self.rules_ref.reports)
+        assert isinstance(reports, ReportCalendar)
+        return self.model_copy(update={"rules": PlanRules(case=book.case_rules(self.rules_ref.case),
+                                                          reports=reports)})
+
+    def plan_rules(self) -> PlanRules:
+        rules: PlanRules = self.held_rules()
+        return rules
 
 
 class TaskAcknowledged(Event):
@@ -477,6 +495,7 @@ def _assign(state: TaskState | None, cmd: Assign, actor: Actor, now: datetime) -
         deadlines += [_policy(cmd.rules, "plan.subplan", now, as_key=f"subplan.{b}")
                       for b in subplan_bodies(spec.lead, cmd.rules)]
     return [TaskAssigned(**envelope(cmd, actor, now, PLAN_BASIS), case_id=cmd.case_id, spec=spec, rules=cmd.rules,
+                         rules_ref=cmd.rules_ref,
                          deadlines=deadlines)]
 
 
@@ -800,7 +819,7 @@ def evolve(state: TaskState | None, event: Event) -> TaskState:
     if isinstance(event, TaskAssigned):
         if state is not None:
             raise ValueError("TaskAssigned can only open a task")
-        return TaskState(case_id=event.case_id, version=1, spec=event.spec, rules=event.rules,
+        return TaskState(case_id=event.case_id, version=1, spec=event.spec, rules=event.plan_rules(),
                          lead=list(event.spec.lead), coordinators=list(event.spec.coordinators),
                          deadlines=add_deadlines({}, event.deadlines))
     if state is None:

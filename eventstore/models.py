@@ -95,6 +95,14 @@ class BrokenStream(BaseModel):
     problem: str
 
 
+class BrokenRuleSet(BaseModel):
+    """A stored rule document (`rule_sets`) whose content does not hash to its digest."""
+
+    digest: str
+    kind: str
+    problem: str
+
+
 class VerifyReport(BaseModel):
     """The result of walking hash chains: every broken stream (`broken`, by stream id), and the first of them
     in `first_bad_*` (what a single case's integrity shows)."""
@@ -107,6 +115,9 @@ class VerifyReport(BaseModel):
     first_bad_version: int | None = None
     problem: str | None = None
     broken: list[BrokenStream] = Field(default_factory=list)
+    #: The rule documents checked (every one, when every stream is), and those altered: `ok` is false then too.
+    rule_sets_checked: int = 0
+    broken_rule_sets: list[BrokenRuleSet] = Field(default_factory=list)
 
 
 class CaseRow(BaseModel):

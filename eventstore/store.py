@@ -9,9 +9,9 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
@@ -37,6 +37,9 @@ from .models import (
     VerifyReport,
 )
 from .pool import Pool
+
+if TYPE_CHECKING:
+    from domain.rulesets import RuleDocument
 
 #: The largest version a stream can reach (`events.version` is a PostgreSQL `integer`).
 MAX_VERSION = 2**31 - 1
@@ -450,7 +453,28 @@ class EventStore:
                 async for row in conn.cursor(query, stream_id, prefetch=1000):
                     checker.feed(_event(row), heads)
                 checker.finish(heads)
-        return checker.report(stream_id)
+        report = checker.report(stream_id)
+        if stream_id is None:
+            from . import rulesets
+
+            count, broken = await rulesets.check(self.pool)
+            report = report.model_copy(update={"rule_sets_checked": count, "broken_rule_sets": broken,
+                                               "ok": report.ok and not broken})
+        return report
+
+    # -- rule documents (`eventstore.rulesets`) ----------------------------------------------------------
+
+    async def store_rule_documents(self, docs: Iterable[RuleDocument]) -> None:
+        """Store rule documents once by digest (those stored already are left as they are)."""
+        from . import rulesets
+
+        await rulesets.store(self.pool, docs)
+
+    async def rule_documents(self, digests: Sequence[str]) -> list[RuleDocument]:
+        """The stored rule documents among `digests`, each checked against its digest."""
+        from . import rulesets
+
+        return await rulesets.fetch(self.pool, digests)
 
 
 def _head(row: asyncpg.Record) -> tuple[str, tuple[int, str, str]]:

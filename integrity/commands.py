@@ -44,7 +44,7 @@ def merge(report: VerifyReport, more: list[BrokenStream]) -> VerifyReport:
     broken = sorted(by_stream.values(), key=lambda b: b.stream_id)
     first_bad = broken[0] if broken else None
     return report.model_copy(update={
-        "broken": broken, "ok": not broken,
+        "broken": broken, "ok": not broken and not report.broken_rule_sets,
         "first_bad_stream": first_bad.stream_id if first_bad else None,
         "first_bad_version": first_bad.first_bad_version if first_bad else None,
         "problem": first_bad.problem if first_bad else None,
@@ -118,9 +118,15 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
     else:
         for b in report.broken:
             print(f"BROKEN {b.stream_id} at version {b.first_bad_version} [{b.kind}]: {b.problem}")
+        for r in report.broken_rule_sets:
+            print(f"BROKEN rule document {r.digest} [{r.kind}]: {r.problem}")
         against = f", against checkpoint {checkpoint.seq} of {shown_time(checkpoint.time)}" if checkpoint else ""
-        state = "ok" if report.ok else f"{len(report.broken)} broken stream(s)"
-        print(f"{state}: {report.streams_checked} stream(s), {report.events_checked} event(s) checked{against}")
+        state = "ok" if report.ok else ", ".join(
+            [f"{len(report.broken)} broken stream(s)"] * bool(report.broken)
+            + [f"{len(report.broken_rule_sets)} altered rule document(s)"] * bool(report.broken_rule_sets))
+        documents = f"; {report.rule_sets_checked} rule document(s) checked" if case_id is None else ""
+        print(f"{state}: {report.streams_checked} stream(s), {report.events_checked} event(s) checked{against}"
+              f"{documents}")
         for note in notes:
             print(f"note: {note}")
     return 0 if report.ok else 1

@@ -30,12 +30,14 @@ with workflow.unsafe.imports_passed_through():
         EventStoreActivities,
         ReadStreamInput,
     )
+    from activities.rules import RULE_BOOK
     from domain.attachments import Attach
     from domain.common import Actor, DomainError, Event, EventRegistry, require
     from domain.deadlines import DeadlineState, timer_moments
     from domain.idempotency import SeenCommand, fingerprint, from_metadata, key_reused
     from domain.idempotency import metadata as keyed_metadata
     from domain.repairs import RecordRepair, decide_repair
+    from domain.rulesets import with_rules
     from domain.text import faults
     from eventstore.models import CaseRow, NewEvent, RecordedEvent
 
@@ -325,11 +327,11 @@ class CaseMachine(Generic[S]):
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
         )
         registry = self.registry()
-        events = [
+        events = with_rules([
             registry.parse(r.type, occurred_at=r.occurred_at, actor=r.actor, reason=r.reason,
                            legal_basis=r.legal_basis, data=r.data)
             for r in result.events
-        ]
+        ], RULE_BOOK)  # the rules a first event names by digest, as the run resolved them
         if not events:
             return []
         self.state = self.fold(events, self.state)

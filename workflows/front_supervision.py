@@ -24,9 +24,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
     from domain.deadlines import CaseRules, Deadline, MarkDeadline
     from domain.idempotency import SeenCommand
+    from domain.rulesets import RulesRef
     from eventstore.models import CaseRow
 
     from .case import CaseMachine, Stage, named_request, refusal
+    from .rulebook import resolve
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -36,7 +38,9 @@ class FrontSupervisionStart(BaseModel):
 
     case_id: str
     trigger: fs.Trigger
-    rules: CaseRules
+    #: The watched case's rules in full (as supervisions started before `rules-by-digest` have them), or by ref.
+    rules: CaseRules | None = None
+    rules_ref: RulesRef | None = None
     #: The petition's next due deadline when the supervision started (None: it had none pending).
     watched_due: Deadline | None = None
     case_kind: str
@@ -72,9 +76,14 @@ class FrontSupervisionWorkflow(CaseMachine[fs.SupervisionState]):
     async def run(self, start: FrontSupervisionStart) -> fs.SupervisionView:
         """Open the supervision, then sleep until the next deadline or command, until it is closed."""
         if self.state is None:
+            rules = start.rules
+            if rules is None:
+                assert start.rules_ref is not None, "a supervision starts with its case's rules or their ref"
+                rules = await resolve(start.rules_ref)
             command = fs.Open(
                 supervision_id=workflow.info().workflow_id, case_id=start.case_id, case_kind=start.case_kind,
-                resolver=start.resolver, trigger=start.trigger, rules=start.rules, watched_due=start.watched_due,
+                resolver=start.resolver, trigger=start.trigger, rules=rules, rules_ref=start.rules_ref,
+                watched_due=start.watched_due,
             )
             async with self.lock:
                 try:

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         named_request,
         refusal,
     )
+    from .rulebook import RULES_BY_DIGEST, case_rules
     from .shared import CASE_KIND, CASE_STATUS, DISTRICT, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -141,27 +142,31 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
         if workflow.patched(REFUSED_RECEIPT):
             for place, rule, message in faults(start.intake):
                 raise DomainError(rule, f"{'.'.join(map(str, place))}: {message}")
-        rules = await workflow.execute_activity_method(
-            RulesActivities.load_case_rules,
-            CaseRulesRequest(received_on=local_date(start.intake.received_at)),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=APPEND_RETRY,
-        )
+        request = CaseRulesRequest(received_on=local_date(start.intake.received_at))
+        ref = None
+        if workflow.patched(RULES_BY_DIGEST):  # the first event names the rules by digest
+            rules, ref = await case_rules(request)
+        else:
+            rules = await workflow.execute_activity_method(
+                RulesActivities.load_case_rules, request,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=APPEND_RETRY,
+            )
         if start.imported is not None:
-            await self.receive_imported(start, rules)
+            await self.receive_imported(start, rules, ref)
             return
         receive = c.Receive(
             case_id=workflow.info().workflow_id, intake=start.intake, instance=start.instance,
-            parent_case_id=start.parent_case_id, rules=rules,
+            parent_case_id=start.parent_case_id, rules=rules, rules_ref=ref,
         )
         async with self.lock:
             await self.apply(receive, SYSTEM, "receive")
 
-    async def receive_imported(self, start: PetitionStart, rules: Any) -> None:
+    async def receive_imported(self, start: PetitionStart, rules: Any, ref: Any = None) -> None:
         """An imported case: its receipt and every step so far, decided again at their moments on the rules just
         loaded (as the importer decided them before starting the case), stored in one append."""
         line = ImportedCase(intake=start.intake, steps=start.imported or [])
-        events = replay(workflow.info().workflow_id, line, rules, workflow.now())
+        events = replay(workflow.info().workflow_id, line, rules, workflow.now(), rules_ref=ref)
 
         async def again() -> list[Event]:
             return []  # a reset run finds its stored events: they are the ones just adopted
@@ -257,7 +262,10 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
         due = self.state.next_due
         start = {
             "case_id": self.state.case_id, "trigger": event.trigger, "case_kind": self.state.kind.value,
-            "resolver": self.state.lead_body, "rules": self.state.rules.model_dump(mode="json"),
+            "resolver": self.state.lead_body,
+            # The rules by digest when the case names them so (the supervision resolves them as the case did).
+            **({"rules_ref": self.state.rules_ref.model_dump(mode="json")} if self.state.rules_ref else
+               {"rules": self.state.rules.model_dump(mode="json")}),
             "watched_due": due.model_dump(mode="json") if due else None,
         }
         await workflow.start_child_workflow(

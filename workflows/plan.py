@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage, refusal
     from .plan_task import PlanTaskStart, PlanTaskWorkflow
     from .report_cycle import ReportCycleStart, ReportCycleWorkflow
+    from .rulebook import RULES_BY_DIGEST, plan_rules
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY
 
 
@@ -89,11 +90,14 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
     @workflow.run
     async def run(self, start: PlanStart) -> PlanProgress:
         if self.state is None:
-            rules = await workflow.execute_activity_method(
-                RulesActivities.load_plan_rules,
-                PlanRulesRequest(start_on=local_date(workflow.now()), until=start.document.term_end),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
-            )
+            request = PlanRulesRequest(start_on=local_date(workflow.now()), until=start.document.term_end)
+            if workflow.patched(RULES_BY_DIGEST):  # the rules by digest: the history holds no copy of them
+                rules, _ = await plan_rules(request)
+            else:
+                rules = await workflow.execute_activity_method(
+                    RulesActivities.load_plan_rules, request,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
+                )
             command = pc.ImportPlan(case_id=workflow.info().workflow_id, document=start.document, reports=rules.reports)
             async with self.lock:
                 await self.apply(command, start.imported_by, None)

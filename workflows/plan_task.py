@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from eventstore.models import CaseRow
 
     from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage, named_request
+    from .rulebook import RULES_BY_DIGEST, plan_rules
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -89,13 +90,17 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
     @workflow.run
     async def run(self, start: PlanTaskStart) -> TaskView:
         if self.state is None:
-            rules = await workflow.execute_activity_method(
-                RulesActivities.load_plan_rules,
-                PlanRulesRequest(start_on=local_date(workflow.now()), until=start.term_end),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=APPEND_RETRY,
-            )
-            assign = pt.Assign(case_id=workflow.info().workflow_id, spec=start.spec, rules=rules)
+            request = PlanRulesRequest(start_on=local_date(workflow.now()), until=start.term_end)
+            ref = None
+            if workflow.patched(RULES_BY_DIGEST):  # the first event names the rules by digest
+                rules, ref = await plan_rules(request)
+            else:
+                rules = await workflow.execute_activity_method(
+                    RulesActivities.load_plan_rules, request,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=APPEND_RETRY,
+                )
+            assign = pt.Assign(case_id=workflow.info().workflow_id, spec=start.spec, rules=rules, rules_ref=ref)
             async with self.lock:
                 await self.apply(assign, SYSTEM, "assign")
         await self.wait_until_finished(

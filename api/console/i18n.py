@@ -1508,6 +1508,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "routed": ("Đã định tuyến", "Routed"),
         "rule_ref": ("Mã quy tắc", "Rule"),
         "rules": ("Bộ quy tắc áp dụng", "Rules in force"),
+        "rules_ref": ("Bộ quy tắc áp dụng", "Rules in force"),
         "side": ("Khối", "Side"),
         "sides": ("Các khối", "Sides"),
         "signs_of_violation": ("Có dấu hiệu vi phạm", "Signs of violation"),

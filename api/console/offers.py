@@ -33,6 +33,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from activities.rules import RULE_BOOK
 from domain import plan_tasks as pt
 from domain.authority import (
     CaseFacts,
@@ -52,6 +53,7 @@ from domain.petitions.decider import LAW
 from domain.petitions.decider import decide as decide_petition
 from domain.petitions.decider import fold as fold_petition
 from domain.petitions.model import PetitionKind
+from domain.rulesets import with_rules
 from eventstore import CaseRecord, RecordedEvent
 
 from ..identities import PETITION_KINDS
@@ -136,11 +138,12 @@ def kind_of(case: CaseRecord | None) -> CaseKind | None:
 
 def fold_events(kind: CaseKind, events: Sequence[RecordedEvent]) -> Any | None:
     """The case's state folded from its recorded events (None when they cannot be read back: the page then
-    offers the commands by authority alone, and the case refuses what its state does not allow)."""
+    offers the commands by authority alone, and the case refuses what its state does not allow). The rules the
+    events name by digest are taken from `RULE_BOOK`, which the page fills first (`known_rules`)."""
     try:
         parsed = [kind.events.parse(e.type, occurred_at=e.occurred_at, actor=e.actor, reason=e.reason,
                                     legal_basis=e.legal_basis, data=e.data) for e in events]
-        return kind.fold(parsed)
+        return kind.fold(with_rules(parsed, RULE_BOOK))
     except Exception as exc:  # an old or foreign event: the forms fall back on authority alone
         log.warning("console: cannot fold the events of %s: %r", events[0].stream_id if events else "?", exc)
         return None

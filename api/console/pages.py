@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from temporalio.service import RPCError
 
+from activities.rules import known_rules
 from danvan import waits
 from domain.plan import PLAN_ID_PATTERN
 from domain.reporting import PeriodReport
@@ -86,6 +88,7 @@ from .views import (
     today_local,
 )
 
+log = logging.getLogger("danvan.console")
 router = APIRouter()
 
 Reader = Annotated[Principal, Depends(signed_in(*READERS))]
@@ -305,7 +308,12 @@ async def _case_page(
     events, integrity, _ = await read_signed(store, getattr(request.app.state, "signed_heads", None), case_id)
     if case is None and not events:
         raise ConsoleError(404, "error.no_case", case_id=case_id)
-    # The commands the reader may send now, judged on the state the recorded events fold to.
+    # The commands the reader may send now, judged on the state the recorded events fold to (with the rules
+    # they name by digest: a failure to read those leaves the forms to authority alone).
+    try:
+        await known_rules(store, events)
+    except Exception as exc:
+        log.warning("console: the rules of %s cannot be read: %r", case_id, exc)
     forms = case_forms(request, case, events, principal, attempt)
     events = shown_events(events)  # an identity recorded in clear before sealing is never shown
     entries: list[DomainEntry | ProcessEntry] = list(domain_entries(events))

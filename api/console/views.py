@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import Request
 
-from activities.rules import load_bodies, load_deadline_policy
+from activities.rules import RULE_BOOK, load_bodies, load_deadline_policy
 from domain.bodies import BodyRegistry, UnknownBody
 from domain.coordination import SUB_DEADLINE_BASIS
 from domain.deadlines import DeadlinePolicy
@@ -330,6 +330,8 @@ def _shown(name: str, value: Any, t: Translator, ref: Reference) -> str:
             return moment.strftime("%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M")
         return value
     if isinstance(value, Mapping):
+        if name == "rules_ref":
+            return _rules_ref_text(value, t)
         if name == "rules" or {"policy", "calendar"} <= value.keys():
             return _rules_text(value, t)
         if "key" in value and "due_on" in value:
@@ -348,6 +350,23 @@ def _rules_text(rules: Mapping[str, Any], t: Translator) -> str:
     bodies = rules.get("bodies") or {}
     return t("timeline.rules", policy=str(policy.get("version", "—")), first=str(calendar.get("first_year", "—")),
              last=str(calendar.get("last_year", "—")), bodies=str(bodies.get("version", "—")))
+
+
+def _rules_ref_text(ref: Mapping[str, Any], t: Translator) -> str:
+    """The rules an event names by digest, told as the rules in full are (`_rules_text`): the page has put
+    their documents in the book (`known_rules`); a document it lacks is named by the start of its digest."""
+    inner = ref.get("case")
+    case: Mapping[str, Any] = inner if isinstance(inner, Mapping) else ref
+
+    def document(kind: str) -> dict[str, Any]:
+        digest = case.get(kind)
+        if isinstance(digest, str) and digest in RULE_BOOK:
+            model = RULE_BOOK.model(digest)
+            return {k: v for k in ("version", "first_year", "last_year") if (v := getattr(model, k, None)) is not None}
+        return {"version": f"{digest[:12]}…"} if isinstance(digest, str) else {}
+
+    return _rules_text({"policy": document("policy"), "calendar": document("calendar"),
+                        "bodies": document("bodies")}, t)
 
 
 def _deadline_text(deadline: Mapping[str, Any], t: Translator, ref: Reference) -> str:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
 from pydantic import BaseModel, TypeAdapter
 
+from activities.rules import known_rules
 from danvan import waits
 from danvan.settings import Settings
 from domain import plan_tasks as pt
@@ -29,6 +30,7 @@ from domain.petitions.decider import CLOCK_SKEW, same_petition
 from domain.petitions.decider import fold as fold_petition
 from domain.petitions.model import PetitionIntake, PetitionKind, PetitionState, PetitionStatus, petition_case_id
 from domain.petitions.views import CaseView, DeadlineView, case_view
+from domain.rulesets import with_rules
 from eventstore import CaseRecord, EventStore
 from workflows.client import CaseNotFound, CommandRefused, OutcomeUnknown, open_petition, send_case_command
 from workflows.petition import CommandResult
@@ -224,10 +226,12 @@ async def archived_petition(store: EventStore, case_id: str) -> PetitionState | 
     row = await store.get_case(case_id)
     if row is None or row.status != PetitionStatus.ARCHIVED.value:
         return None
+    rows = await store.read_stream(case_id)
+    book = await known_rules(store, rows)
     events = [PETITION_EVENTS.parse(r.type, occurred_at=r.occurred_at, actor=r.actor, reason=r.reason,
                                     legal_basis=r.legal_basis, data=r.data)
-              for r in await store.read_stream(case_id)]
-    return fold_petition(events)
+              for r in rows]
+    return fold_petition(with_rules(events, book))
 
 
 async def which_is_down(store: EventStore) -> str:

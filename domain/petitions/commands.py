@@ -12,6 +12,7 @@ from ..common import Actor, Text
 from ..coordination import BodyCode, RequestCoordination, Respond
 from ..deadlines import CaseRules, MarkDeadline
 from ..jsontypes import Boolean, Date
+from ..rulesets import RulesRef
 from .model import PetitionIntake, PetitionKind
 
 
@@ -38,6 +39,9 @@ class Receive(Command):
     case_id: str = Field(min_length=1, max_length=200)
     intake: PetitionIntake
     rules: CaseRules
+    #: The digests of `rules`, recorded in the first event instead of them (patch `rules-by-digest`); None:
+    #: the rules are recorded in full, as before it.
+    rules_ref: RulesRef | None = None
     instance: int = Field(default=1, ge=1, le=2)
     parent_case_id: str | None = None
 

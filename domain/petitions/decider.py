@@ -333,6 +333,7 @@ def _receive(state: PetitionState | None, cmd: c.Receive, actor: Actor, now: dat
             instance=cmd.instance,
             parent_case_id=cmd.parent_case_id,
             rules=rules,
+            rules_ref=cmd.rules_ref,
             deadlines=[first, *notices],
         )
     ]
@@ -1128,7 +1129,8 @@ def evolve(state: PetitionState | None, event: Event) -> PetitionState:
         intake = event.intake
         return PetitionState(
             case_id=event.case_id, version=1, kind=intake.kind, instance=event.instance, intake=intake,
-            intake_digest=event.intake_digest, rules=event.rules, lead_body=intake.receiving_body,
+            intake_digest=event.intake_digest, rules=event.case_rules(), rules_ref=event.rules_ref,
+            lead_body=intake.receiving_body,
             bodies=_add_body([], intake.receiving_body),
             deadlines=add_deadlines({}, event.deadlines), parent_case_id=event.parent_case_id,
             linked_cases=[event.parent_case_id] if event.parent_case_id else [],

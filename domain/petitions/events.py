@@ -12,8 +12,9 @@ from ..attachments import AttachmentAdded
 from ..bodies import RoutingDecision
 from ..common import Event, EventRegistry
 from ..coordination import CoordinationRequested, CoordinationResponded
-from ..deadlines import CaseRules, Deadline, DeadlineApproaching, DeadlineBreached
+from ..deadlines import Deadline, DeadlineApproaching, DeadlineBreached
 from ..repairs import REPAIR_EVENTS
+from ..rulesets import RecordsCaseRules
 from .model import PetitionIntake, PetitionKind
 
 
@@ -24,13 +25,15 @@ class DatedEvent(Event):
     dated: date | None = None
 
 
-class PetitionReceived(Event):
+class PetitionReceived(RecordsCaseRules):
+    """The first event of a case: its intake, its first deadlines and the rules it is counted under (`rules_ref`
+    since the patch `rules-by-digest`; `rules` in full in the cases recorded before)."""
+
     case_id: str
     intake: PetitionIntake
     intake_digest: str
     instance: int = 1
     parent_case_id: str | None = None
-    rules: CaseRules
     deadlines: list[Deadline]
 
 

@@ -62,11 +62,13 @@ def importer(source: str) -> Actor:
     return Actor(id=f"import:{source}"[:200], role="system")
 
 
-def replay(case_id: str, line: ImportedCase, rules: CaseRules, now: datetime) -> list[Event]:
+def replay(case_id: str, line: ImportedCase, rules: CaseRules, now: datetime,
+           rules_ref: Any = None) -> list[Event]:
     """Every event the case would have recorded, from its receipt to its last step, or `StepRefused`."""
     intake: PetitionIntake = line.intake
     try:
-        events = decide(None, c.Receive(case_id=case_id, intake=intake, rules=rules), SYSTEM, intake.received_at)
+        receive = c.Receive(case_id=case_id, intake=intake, rules=rules, rules_ref=rules_ref)
+        events = decide(None, receive, SYSTEM, intake.received_at)
     except DomainError as exc:
         raise StepRefused(0, exc) from exc
     state = fold(events)

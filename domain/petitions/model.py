@@ -12,6 +12,7 @@ from ..common import Text
 from ..coordination import CoordinationRequest
 from ..deadlines import CaseRules, Deadline, DeadlineState
 from ..jsontypes import Boolean, Integer, Moment
+from ..rulesets import RulesRef
 
 
 class PetitionKind(StrEnum):
@@ -128,6 +129,8 @@ class PetitionState(BaseModel):
     intake: PetitionIntake
     intake_digest: str
     rules: CaseRules
+    #: The digests the first event names the rules by (None: recorded in full, before `rules-by-digest`).
+    rules_ref: RulesRef | None = None
     subject_category: str | None = None
     complex: bool = False
     especially_complex: bool = False

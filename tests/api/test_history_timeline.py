@@ -105,7 +105,7 @@ async def test_the_process_timeline_interleaves_each_domain_event_inside_the_act
     updates = {s["update"] for s in steps if s["event"] == "WorkflowExecutionUpdateAccepted"}
     assert updates == {"receive", "classify", "assign"}  # each command under its own name
     started = [s for s in steps if s["event"] == "ActivityTaskStarted"]
-    assert {s["activity"] for s in started} >= {"load_case_rules", "append_events"}
+    assert {s["activity"] for s in started} >= {"case_rules_ref", "append_events"}
     assert all(s["attempt"] == 1 and s["failure"] is None for s in started)
     assert "TimerStarted" in events
     assert history["process"]["found"] is True and history["process"]["complete"] is True

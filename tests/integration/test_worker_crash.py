@@ -35,6 +35,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.rules import known_rules
 from danvan.codec import opened
 from domain.calendar import local_date
 from domain.common import Actor
@@ -42,6 +43,7 @@ from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
 from domain.petitions.commands import CommandRequest
 from domain.petitions.model import PetitionStatus, petition_case_id
 from domain.petitions.views import CaseView, case_view
+from domain.rulesets import with_rules
 from eventstore import EventStore, RecordedEvent
 from tests.conftest import ROOT, binary, migrated_database, secret_env
 from workflows.client import CommandRefused, open_petition, send_command
@@ -339,7 +341,7 @@ async def check_case(client: Client, store: EventStore, case: CasePlan, replays:
     result = await handle.result()
     events = await store.read_stream(case_id)
     problems = await stream_problems(store, case, events)
-    return problems + await workflow_problems(handle, result, events, replays)
+    return problems + await workflow_problems(store, handle, result, events, replays)
 
 
 async def stream_problems(store: EventStore, case: CasePlan, events: list[RecordedEvent]) -> list[str]:
@@ -366,19 +368,20 @@ async def stream_problems(store: EventStore, case: CasePlan, events: list[Record
     return problems
 
 
-async def workflow_problems(handle: WorkflowHandle[Any, Any], result: CaseView | None, events: list[RecordedEvent],
-                            replays: asyncio.Semaphore) -> list[str]:
+async def workflow_problems(store: EventStore, handle: WorkflowHandle[Any, Any], result: CaseView | None,
+                            events: list[RecordedEvent], replays: asyncio.Semaphore) -> list[str]:
     """The workflow: completed, its state and result equal to the fold of the stream alone."""
     case_id = handle.id
     problems: list[str] = []
     status = (await handle.describe()).status
     if status != WorkflowExecutionStatus.COMPLETED:
         problems.append(f"{case_id}: workflow {status}")
-    folded = fold(
+    book = await known_rules(store, events)  # the rules the first event names by digest
+    folded = fold(with_rules([
         REGISTRY.parse(e.type, occurred_at=e.occurred_at, actor=e.actor, reason=e.reason,
                        legal_basis=e.legal_basis, data=e.data)
         for e in events
-    )
+    ], book))
     if folded is None:
         return [*problems, f"{case_id}: empty stream"]
     async with replays:  # a query of a completed workflow replays its whole history in the worker

@@ -9,9 +9,11 @@ and `send_command`), waits until each workflow is idle or finished, checks that 
 to `tests/replay/histories/<name>.json.gz`: the JSON of `WorkflowHistory.to_json()`, gzipped. Workflows still
 open are terminated.
 
-Why gzip: every petition history carries its case rules (the deadline policy and a working calendar, about
-16 KB of JSON) twice, base64-encoded, before its first command; plain, the recorded set weighs about 1 MB,
-gzipped about 150 KB. `--plain` writes `.json` instead (the tests read both).
+Why gzip: every petition history recorded before `rules-by-digest` carries its case rules (the deadline
+policy, a working calendar, the bodies and routing, about 50 KB of JSON) twice, base64-encoded, before its first
+command; plain, the recorded set weighs megabytes, gzipped a few hundred KB. `--plain` writes `.json` instead
+(the tests read both). Since `rules-by-digest` a history names its rules by digest; the documents are written to
+`tests/replay/rule_sets/<digest>.json`, from which the tests resolve them.
 
 `FrontSupervisionWorkflow` histories are recorded only when that workflow is registered in
 `workflows.ALL_WORKFLOWS` (or with `--front-supervision yes`).
@@ -37,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+#: The rule documents the recorded cases name by digest (since `rules-by-digest`), one file per digest: what
+#: the `rule_sets` table held when they were recorded, which a replay resolves their refs from.
+RULE_SETS = Path(__file__).resolve().parent / "rule_sets"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: The intake source of every recorded case; with fixed external refs, case ids are the same on every recording.
 SOURCE = "replay-recorder"
@@ -62,6 +67,7 @@ class Recorder:
         self.front = front
         self.started: list[str] = []  # every workflow id we caused, to terminate what stays open
         self.histories: dict[str, tuple[str, str]] = {}  # name -> (workflow id, history JSON)
+        self.rule_documents: list[Any] = []  # the rows of `rule_sets` once the cases are recorded
         self.officer = Actor(id="can-bo-01", role="body", body="UBND_TINH")
         self.inspector = Actor(id="thanh-tra-02", role="body", body="THANH_TRA_TINH")
         self.front_officer = Actor(id="ttmt-01", role="body", body="UBMTTQ_TINH")
@@ -733,6 +739,52 @@ async def repair_job_approved_paused_and_continued(r: Recorder) -> None:
     await r.save("repair_job_continued_run", job)
 
 
+async def complaint_with_rules_by_digest(r: Recorder) -> None:
+    """Since `rules-by-digest`: a complaint forwarded by the Front names its rules by digest in its first
+    event, and so does the supervision it starts; accepted, then both left open."""
+    print("complaint forwarded by the Front, rules by digest: received, supervised, classified, accepted")
+    case = await r.open("complaint-rules-by-digest", "complaint", forwarded_by_front=True)
+    supervision = f"{case}-front"
+    r.started.append(supervision)
+    await r.do(case, {"type": "classify", "lead_body": "UBND_TINH"})
+    await r.do(case, {"type": "accept", "decision_no": "21/QĐ-UBND"})
+    await r.save("complaint_with_rules_by_digest", case)
+    if r.front is not None:
+        await r.save("front_supervision_with_rules_by_digest", supervision)
+
+
+async def plan_task_with_rules_by_digest(r: Recorder) -> None:
+    """Since `rules-by-digest`: a plan task names its rules and report calendar by digest; acknowledged."""
+    from datetime import date
+
+    from domain import plan_tasks as pt
+    from domain.common import Actor
+    from domain.plan_cases import task_case_id
+    from workflows.plan_task import PlanTaskStart, PlanTaskWorkflow
+    from workflows.shared import TASK_QUEUE
+
+    print("plan task, rules by digest: assigned, acknowledged")
+    spec = pt.TaskSpec(
+        plan_id="KH-REPLAY", task_id="II.2.2", title_vi="Công tác dân vận chính quyền",
+        title_en="Mass mobilisation by state bodies", lead=["UBND_TINH"], coordinators=["SO_NOI_VU"],
+        cadence=["semiannual"], issuer="BDV_TU", monitor="PHONG_DTHTH",
+    )
+    case = task_case_id(spec.plan_id, spec.task_id)
+    handle = await r.client.start_workflow(PlanTaskWorkflow.run, PlanTaskStart(spec=spec, term_end=date(2030, 12, 31)),
+                                           id=case, task_queue=TASK_QUEUE)
+    r.started.append(case)
+
+    async def opened() -> bool:
+        return await handle.query(PlanTaskWorkflow.view) is not None
+
+    await r.until(opened, "the task to open")
+    request = pt.TaskCommandRequest.model_validate(
+        {"command": {"type": "acknowledge", "body": "UBND_TINH"}, "actor": Actor(id="ubnd", role="body",
+                                                                                 body="UBND_TINH")})
+    await handle.execute_update(PlanTaskWorkflow.execute, request)
+    await r.save("plan_task_with_rules_by_digest", case)
+
+
 async def _true(value: bool) -> bool:
     return value
 
@@ -756,6 +808,8 @@ CASES: list[Callable[[Recorder], Awaitable[None]]] = [
     complaint_commands_by_name,
     webhook_subscription_delivered_paused_replayed,
     repair_job_approved_paused_and_continued,
+    complaint_with_rules_by_digest,
+    plan_task_with_rules_by_digest,
 ]
 
 
@@ -837,6 +891,8 @@ async def record(database_url: str, front_choice: str, only: list[str] | None = 
                                 await case(recorder)
                     finally:
                         await recorder.terminate_open()
+                # The rule documents the recorded cases name by digest, for the replays (`RULE_SETS`).
+                recorder.rule_documents = await store.pool.fetch("SELECT digest, kind, content FROM rule_sets")
             finally:
                 await env.shutdown()
         finally:
@@ -848,9 +904,26 @@ async def record(database_url: str, front_choice: str, only: list[str] | None = 
         finally:
             await admin.close()
 
+    write_rule_documents(recorder.rule_documents)
     print("checking that every history replays")
     await check_replays(recorder.histories, workflows)
     return {name: text for name, (_, text) in recorder.histories.items()}
+
+
+def write_rule_documents(rows: list[Any], out: Path | None = None) -> None:
+    """Keep each rule document a recorded case names by digest as `rule_sets/<digest>.json` (once: a digest
+    names one content), and load it into this process's book for the replay check."""
+    from activities.rules import RULE_BOOK
+    from domain.rulesets import RuleDocument
+
+    folder = out or RULE_SETS
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        doc = RuleDocument(kind=row["kind"], digest=row["digest"], content=row["content"])
+        RULE_BOOK.add(doc)
+        path = folder / f"{doc.digest}.json"
+        if not path.exists():
+            path.write_text(doc.model_dump_json() + "\n", encoding="utf-8")
 
 
 def write_histories(out: Path, histories: dict[str, str], plain: bool) -> list[Path]:

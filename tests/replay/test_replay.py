@@ -18,13 +18,17 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from activities.rules import RULE_BOOK
 from domain.common import Actor, Event
 from domain.petitions.views import CaseView
+from domain.rulesets import RuleDocument
 from worker import project_converter
 from workflows import ALL_WORKFLOWS
 from workflows.petition import PetitionStart, PetitionWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+#: The rule documents the histories recorded since `rules-by-digest` name by digest (`record.py` keeps them).
+RULE_SETS = Path(__file__).resolve().parent / "rule_sets"
 #: Plain (`.json`, e.g. exported from the Web UI) or gzipped (`.json.gz`, as `record.py` writes them), in any
 #: subfolder (e.g. `histories/<released version>/`).
 FILES = sorted(p for p in HISTORIES.rglob("*") if p.name.endswith((".json", ".json.gz")))
@@ -67,6 +71,14 @@ def _workflow_type(history: WorkflowHistory) -> str:
 
 def _petition_histories() -> list[Path]:
     return [p for p in FILES if _workflow_type(_load(p)) == "PetitionWorkflow"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _rule_documents() -> None:
+    """The rule documents of the recordings in the process's book, as a worker has those of its files and of
+    `rule_sets`: each is checked against its digest as it is added."""
+    for path in sorted(RULE_SETS.glob("*.json")):
+        RULE_BOOK.add(RuleDocument.model_validate_json(path.read_text(encoding="utf-8")))
 
 
 # -- every recorded history replays -------------------------------------------------------------------------

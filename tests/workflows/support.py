@@ -8,10 +8,12 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from activities.rules import known_rules
 from domain.common import Actor
 from domain.petitions import REGISTRY, Petitioner, PetitionIntake, fold
 from domain.petitions.commands import CommandRequest
 from domain.petitions.views import CaseView
+from domain.rulesets import with_rules
 from eventstore import EventStore
 from workflows.petition import PetitionWorkflow
 from workflows.plan_task import PlanTaskWorkflow, TaskView
@@ -44,11 +46,12 @@ def command(payload: dict[str, Any], actor: Actor = OFFICER, command_id: str | N
 async def folded(store: EventStore, case_id: str) -> Any:
     """The state rebuilt from the PostgreSQL stream alone."""
     events = await store.read_stream(case_id)
-    return fold(
+    book = await known_rules(store, events)
+    return fold(with_rules([
         REGISTRY.parse(e.type, occurred_at=e.occurred_at, actor=e.actor, reason=e.reason,
                        legal_basis=e.legal_basis, data=e.data)
         for e in events
-    )
+    ], book))
 
 
 async def case_view(handle: WorkflowHandle[Any, Any]) -> CaseView:
