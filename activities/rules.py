@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.bodies import BodyRegistry, RoutingTable, RoutingTableError
 from domain.calendar import CASE_YEARS, WorkingCalendar, is_weekend
+from domain.common import content_digest
 from domain.deadlines import CaseRules, DeadlinePolicy, PolicyFile, RuleSets
 from domain.plan_tasks import PlanRules
 from domain.reporting import ReportCalendar
@@ -41,7 +42,7 @@ from domain.rulesets import (
     plan_rules_ref,
     rules_ref,
 )
-from eventstore import EventStore
+from eventstore import BrokenRuleSet, EventStore, StoredDocument
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 DEADLINES_FILE = POLICY_DIR / "deadlines.yaml"
@@ -238,16 +239,8 @@ def load_routing(path: Path | str | None = None, registry: BodyRegistry | None =
     return table
 
 
-def build_calendar(first_year: int, last_year: int, overrides: CalendarOverrides | None = None) -> WorkingCalendar:
-    """A calendar snapshot for `first_year`..`last_year`: the `holidays` package's Vietnam plus the overrides.
-
-    Every day of the range is asked of the package's public `is_working_day`, which knows public holidays,
-    observed days, substituted days off and the weekend days worked in exchange. Overrides then add days off
-    and worked weekend days, or remove a day off the package lists.
-    """
-    if first_year > last_year:
-        raise ValueError(f"bad year range {first_year}..{last_year}")
-    overrides = overrides or CalendarOverrides()
+def _package_days(first_year: int, last_year: int) -> tuple[set[date], set[date]]:
+    """(weekdays off, weekend days worked) of the range by the `holidays` package's Vietnam."""
     # One year either side, so that a day observed across a year boundary is known.
     package = holidays.country_holidays("VN", years=range(first_year - 1, last_year + 2))
     days_off: set[date] = set()
@@ -260,22 +253,41 @@ def build_calendar(first_year: int, last_year: int, overrides: CalendarOverrides
         elif not is_weekend(day) and not working:
             days_off.add(day)
         day += timedelta(days=1)
+    return days_off, working_days
+
+
+def _apply_overrides(overrides: CalendarOverrides, first_year: int, last_year: int, days_off: set[date],
+                     working_days: set[date]) -> None:
+    """The overrides of the range applied: a day off the package lists removed (refused when it lists none), days
+    off and worked weekend days added."""
+    def in_range(day: date) -> bool:
+        return first_year <= day.year <= last_year
 
     for index, entry in enumerate(overrides.remove_days_off):
-        if first_year <= entry.date.year <= last_year:
-            if entry.date not in days_off:
-                raise CalendarOverrideError(
-                    f"{overrides.origin}: remove_days_off[{index}] ({entry.date.isoformat()}): "
-                    f"holidays {HOLIDAYS_VERSION} does not list it as a day off; the entry is wrong or stale"
-                )
-            days_off.discard(entry.date)
-    for entry in overrides.days_off:
-        if first_year <= entry.date.year <= last_year:
-            days_off.add(entry.date)
-    for entry in overrides.working_days:
-        if first_year <= entry.date.year <= last_year:
-            working_days.add(entry.date)
+        if not in_range(entry.date):
+            continue
+        if entry.date not in days_off:
+            raise CalendarOverrideError(
+                f"{overrides.origin}: remove_days_off[{index}] ({entry.date.isoformat()}): "
+                f"holidays {HOLIDAYS_VERSION} does not list it as a day off; the entry is wrong or stale"
+            )
+        days_off.discard(entry.date)
+    days_off.update(entry.date for entry in overrides.days_off if in_range(entry.date))
+    working_days.update(entry.date for entry in overrides.working_days if in_range(entry.date))
 
+
+def build_calendar(first_year: int, last_year: int, overrides: CalendarOverrides | None = None) -> WorkingCalendar:
+    """A calendar snapshot for `first_year`..`last_year`: the `holidays` package's Vietnam plus the overrides.
+
+    Every day of the range is asked of the package's public `is_working_day`, which knows public holidays,
+    observed days, substituted days off and the weekend days worked in exchange. Overrides then add days off
+    and worked weekend days, or remove a day off the package lists.
+    """
+    if first_year > last_year:
+        raise ValueError(f"bad year range {first_year}..{last_year}")
+    overrides = overrides or CalendarOverrides()
+    days_off, working_days = _package_days(first_year, last_year)
+    _apply_overrides(overrides, first_year, last_year, days_off, working_days)
     return WorkingCalendar(
         first_year=first_year,
         last_year=last_year,
@@ -438,7 +450,7 @@ class RulesActivities:
         if self.store is None:
             raise RuntimeError("RulesActivities has no store to read rule documents from: bind() it first")
         try:
-            docs = await self.store.rule_documents(request.digests)
+            docs = await rule_documents(self.store, request.digests)
         except RuleDigestMismatch as exc:
             raise ApplicationError(str(exc), type="rules.altered", non_retryable=True) from exc
         if missing := set(request.digests) - {d.digest for d in docs}:
@@ -477,12 +489,15 @@ async def load_rule_book(store: EventStore, book: RuleBook = RULE_BOOK) -> int:
     Returns how many the book was given."""
     from eventstore import rulesets
 
-    docs, broken = await rulesets.fetch_all(store.pool)
-    for doc in docs:
-        book.add(doc)
-    for b in broken:
-        log.error("rule document %s (%s) left out: its content %s, not its digest", b.digest, b.kind, b.problem)
-    return len(docs)
+    taken = 0
+    for stored in await rulesets.fetch_all(store.pool):
+        try:
+            book.add(checked(stored))
+        except RuleDigestMismatch as exc:
+            log.error("rule document %s (%s) left out: %s", stored.digest, stored.kind, exc)
+            continue
+        taken += 1
+    return taken
 
 
 async def keep_rule_book(store: EventStore, book: RuleBook = RULE_BOOK, every: float = 1.0) -> None:
@@ -492,7 +507,7 @@ async def keep_rule_book(store: EventStore, book: RuleBook = RULE_BOOK, every: f
     while True:
         if wanted := sorted(book.wanted):
             try:
-                for doc in await store.rule_documents(wanted):
+                for doc in await rule_documents(store, wanted):
                     book.add(doc)
             except Exception as exc:  # the database away, or an altered row: said, and tried again
                 log.warning("rule documents %s could not be fetched: %r", ", ".join(wanted), exc)
@@ -509,9 +524,38 @@ async def known_rules(store: EventStore, events: Iterable[Any], book: RuleBook =
         if isinstance(ref, dict):
             wanted |= _digests(ref)
     if missing := sorted(d for d in wanted if d not in book):
-        for doc in await store.rule_documents(missing):
+        for doc in await rule_documents(store, missing):
             book.add(doc)
     return book
+
+
+def checked(stored: StoredDocument) -> RuleDocument:
+    """A stored rule document, once its content is found to hash to the digest it is stored under
+    (`RuleDigestMismatch` otherwise: the row was altered)."""
+    found = content_digest(stored.content)
+    if found != stored.digest:
+        raise RuleDigestMismatch(stored.digest, found)
+    return RuleDocument.model_validate(stored.model_dump())
+
+
+async def rule_documents(store: EventStore, digests: Sequence[str]) -> list[RuleDocument]:
+    """The stored rule documents among `digests`, each checked against its digest."""
+    return [checked(d) for d in await store.rule_documents(digests)]
+
+
+async def check_rule_documents(store: EventStore) -> tuple[int, list[BrokenRuleSet]]:
+    """How many rule documents are stored, and every one whose content does not hash to its digest (what
+    `danvan verify` reports of them)."""
+    from eventstore import rulesets
+
+    count, broken = 0, []
+    async for stored in rulesets.each(store.pool):
+        count += 1
+        found = content_digest(stored.content)
+        if found != stored.digest:
+            broken.append(BrokenRuleSet(digest=stored.digest, kind=stored.kind, problem=(
+                f"the stored content hashes to {found}, not to its digest: the document was altered")))
+    return count, broken
 
 
 def _digests(ref: dict[str, Any]) -> set[str]:

@@ -175,6 +175,10 @@ def search_words(text: str, limit: int = MAX_WORDS) -> list[str]:
 def _where(filters: CaseFilter, params: _Params) -> list[str]:
     """The conditions of `filters`, each value a parameter. `body` matches the lead body or any coordinating
     body; received dates are local (UTC+7) days, both ends included."""
+    return [*_who_and_what(filters, params), *_text_and_dates(filters, params), *_ids_and_stalls(filters, params)]
+
+
+def _who_and_what(filters: CaseFilter, params: _Params) -> list[str]:
     where: list[str] = []
     if filters.kind is not None:
         where.append(f"kind = {params.add(_nfc(filters.kind))}")
@@ -189,6 +193,11 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
         where.append(f"district = {params.add(_nfc(filters.district))}")
     if filters.overdue is not None:
         where.append(f"overdue = {params.add(filters.overdue)}")
+    return where
+
+
+def _text_and_dates(filters: CaseFilter, params: _Params) -> list[str]:
+    where: list[str] = []
     if filters.text is not None and (words := search_words(filters.text)):
         found = " AND ".join(f"s.folded LIKE danvan_contains({params.add(w)})" for w in words)
         where.append(f"case_id IN (SELECT s.case_id FROM case_search s WHERE {found})")
@@ -196,6 +205,11 @@ def _where(filters: CaseFilter, params: _Params) -> list[str]:
         where.append(f"received_at >= {params.add(local_day_start(filters.received_from))}")
     if filters.received_to is not None:
         where.append(f"received_at < {params.add(local_day_start(filters.received_to + timedelta(days=1)))}")
+    return where
+
+
+def _ids_and_stalls(filters: CaseFilter, params: _Params) -> list[str]:
+    where: list[str] = []
     if filters.in_ids is not None:
         where.append(f"case_id = ANY({params.add(list(filters.in_ids))}::text[])")
     if filters.not_in_ids:

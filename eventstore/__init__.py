@@ -11,6 +11,7 @@ from .errors import (
 from .migrate import migrate
 from .models import (
     AppendResult,
+    BrokenRuleSet,
     BrokenStream,
     CaseRecord,
     CaseRow,
@@ -18,6 +19,7 @@ from .models import (
     FeedPage,
     NewEvent,
     RecordedEvent,
+    StoredDocument,
     VerifyReport,
 )
 from .pool import Pool
@@ -25,6 +27,7 @@ from .store import EventStore, create_pool, translate_errors
 
 __all__ = [
     "AppendResult",
+    "BrokenRuleSet",
     "BrokenStream",
     "CaseRecord",
     "CaseRow",
@@ -40,6 +43,7 @@ __all__ = [
     "Pool",
     "RecordedEvent",
     "StoreUnavailableError",
+    "StoredDocument",
     "VerifyReport",
     "create_pool",
     "migrate",

@@ -95,6 +95,14 @@ class BrokenStream(BaseModel):
     problem: str
 
 
+class StoredDocument(BaseModel):
+    """A row of `rule_sets`: a document under the digest its writer named it by."""
+
+    digest: str
+    kind: str
+    content: dict[str, Any]
+
+
 class BrokenRuleSet(BaseModel):
     """A stored rule document (`rule_sets`) whose content does not hash to its digest."""
 

@@ -1,18 +1,17 @@
-"""The `rule_sets` table: rule documents stored once by digest (`domain.rulesets`), read back checked.
+"""The `rule_sets` table: documents stored once under the digest their writer names them by, read back as they
+are stored. What a digest is, and whether a document's content still hashes to it, is for the layer that knows
+the documents (`activities.rules`, `domain.rulesets`): the store keeps rows and knows nothing of rules.
 
 Written with INSERT .. ON CONFLICT DO NOTHING (a digest names one content, so a second writer of the same
-document changes nothing); the table refuses UPDATE, DELETE and TRUNCATE (migration 0019). A row whose
-content no longer hashes to its digest is refused by `fetch` and reported by `check`.
+document changes nothing); the table refuses UPDATE, DELETE and TRUNCATE (migration 0019).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Protocol
 
-from domain.common import content_digest
-from domain.rulesets import RuleDigestMismatch, RuleDocument
-
-from .models import BrokenRuleSet
+from .models import StoredDocument
 from .pool import Pool
 from .store import translate_errors
 
@@ -23,7 +22,18 @@ ON CONFLICT (digest) DO NOTHING
 """
 
 
-async def store(pool: Pool, docs: Iterable[RuleDocument]) -> None:
+class Document(Protocol):
+    """What a stored document is given as: its digest, its kind and its content."""
+
+    @property
+    def digest(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def content(self) -> dict[str, Any]: ...
+
+
+async def store(pool: Pool, docs: Iterable[Document]) -> None:
     """Store `docs` (those already stored are left as they are)."""
     unique = {d.digest: d for d in docs}
     if not unique:
@@ -33,43 +43,24 @@ async def store(pool: Pool, docs: Iterable[RuleDocument]) -> None:
                            [d.content for d in unique.values()])
 
 
-async def fetch(pool: Pool, digests: Sequence[str]) -> list[RuleDocument]:
-    """The stored documents among `digests`, each checked (`RuleDigestMismatch` for an altered one)."""
+async def fetch(pool: Pool, digests: Sequence[str]) -> list[StoredDocument]:
+    """The stored documents among `digests`, as stored."""
     with translate_errors():
         rows = await pool.fetch("SELECT digest, kind, content FROM rule_sets WHERE digest = ANY($1::text[])",
                                 list(digests))
-    docs = [RuleDocument(kind=r["kind"], digest=r["digest"], content=r["content"]) for r in rows]
-    for doc in docs:
-        found = content_digest(doc.content)
-        if found != doc.digest:
-            raise RuleDigestMismatch(doc.digest, found)
-    return docs
+    return [StoredDocument(digest=r["digest"], kind=r["kind"], content=r["content"]) for r in rows]
 
 
-async def fetch_all(pool: Pool) -> tuple[list[RuleDocument], list[BrokenRuleSet]]:
-    """Every stored document that hashes to its digest, and those that do not (left out)."""
+async def fetch_all(pool: Pool) -> list[StoredDocument]:
+    """Every stored document, by digest."""
     with translate_errors():
         rows = await pool.fetch("SELECT digest, kind, content FROM rule_sets ORDER BY digest")
-    docs, broken = [], []
-    for r in rows:
-        found = content_digest(r["content"])
-        if found == r["digest"]:
-            docs.append(RuleDocument(kind=r["kind"], digest=r["digest"], content=r["content"]))
-        else:
-            broken.append(BrokenRuleSet(digest=r["digest"], kind=r["kind"], problem=f"hashes to {found}"))
-    return docs, broken
+    return [StoredDocument(digest=r["digest"], kind=r["kind"], content=r["content"]) for r in rows]
 
 
-async def check(pool: Pool) -> tuple[int, list[BrokenRuleSet]]:
-    """How many rule documents are stored, and every one whose content does not hash to its digest."""
-    broken: list[BrokenRuleSet] = []
-    count = 0
+async def each(pool: Pool) -> AsyncIterator[StoredDocument]:
+    """Every stored document, by digest, read in one snapshot a few at a time (for a check of them all)."""
     with translate_errors():
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             async for row in conn.cursor("SELECT digest, kind, content FROM rule_sets ORDER BY digest", prefetch=50):
-                count += 1
-                found = content_digest(row["content"])
-                if found != row["digest"]:
-                    broken.append(BrokenRuleSet(digest=row["digest"], kind=row["kind"], problem=(
-                        f"the stored content hashes to {found}, not to its digest: the document was altered")))
-    return count, broken
+                yield StoredDocument(digest=row["digest"], kind=row["kind"], content=row["content"])

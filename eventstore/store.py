@@ -34,12 +34,13 @@ from .models import (
     FeedPage,
     NewEvent,
     RecordedEvent,
+    StoredDocument,
     VerifyReport,
 )
-from .pool import Pool
 
 if TYPE_CHECKING:
-    from domain.rulesets import RuleDocument
+    from . import rulesets
+from .pool import Pool
 
 #: The largest version a stream can reach (`events.version` is a PostgreSQL `integer`).
 MAX_VERSION = 2**31 - 1
@@ -174,30 +175,30 @@ class translate_errors:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc is None:
             return
-        stream_id, expected = self.stream_id, self.expected
         if isinstance(exc, asyncpg.PostgresError):
-            state = exc.sqlstate
-            if state == "DV001":
-                detail = getattr(exc, "detail", None) or "-1"
-                raise ConcurrencyError(stream_id, expected, int(detail)) from exc
-            if state == "DV002":
-                raise EventIdConflictError(stream_id, str(exc)) from exc
-            if state == "DV003":
-                raise InvalidEventError(str(exc)) from exc
-            if isinstance(exc, asyncpg.UniqueViolationError):
-                constraint = getattr(exc, "constraint_name", "")
-                if constraint == "events_event_id_key":
-                    raise EventIdConflictError(stream_id, "an event id is already stored in another place") from exc
-                if constraint == "events_stream_version_key":
-                    raise ConcurrencyError(stream_id, expected, -1) from exc
-            if state and state.startswith("22"):  # data exceptions: bad text, out-of-range values
-                raise InvalidEventError(str(exc)) from exc
-            # connection, shutdown, resources; 57014 is a statement stopped by `statement_timeout`
-            if state and (state.startswith(("08", "57P", "53")) or state == "57014"):
-                raise StoreUnavailableError(str(exc)) from exc
-            raise EventStoreError(f"{type(exc).__name__}: {exc}") from exc
+            raise self._translated(exc) from exc
         if isinstance(exc, _UNAVAILABLE):
             raise StoreUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+
+    def _translated(self, exc: asyncpg.PostgresError) -> EventStoreError:
+        """The store's own error for a PostgreSQL one: the append's conflicts (DV001-DV003 and the unique keys),
+        bad data (class 22), the database unavailable (classes 08, 57P, 53, and 57014: `statement_timeout`)."""
+        stream_id, expected, state = self.stream_id, self.expected, exc.sqlstate
+        if state == "DV001":
+            return ConcurrencyError(stream_id, expected, int(getattr(exc, "detail", None) or "-1"))
+        if state == "DV002":
+            return EventIdConflictError(stream_id, str(exc))
+        if state == "DV003" or (state and state.startswith("22")):  # 22: bad text, out-of-range values
+            return InvalidEventError(str(exc))
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            constraint = getattr(exc, "constraint_name", "")
+            if constraint == "events_event_id_key":
+                return EventIdConflictError(stream_id, "an event id is already stored in another place")
+            if constraint == "events_stream_version_key":
+                return ConcurrencyError(stream_id, expected, -1)
+        if state and (state.startswith(("08", "57P", "53")) or state == "57014"):
+            return StoreUnavailableError(str(exc))
+        return EventStoreError(f"{type(exc).__name__}: {exc}")
 
 
 _EVENT_FIELDS = tuple(RecordedEvent.model_fields)  # in the model's order, which serialisation follows
@@ -453,25 +454,18 @@ class EventStore:
                 async for row in conn.cursor(query, stream_id, prefetch=1000):
                     checker.feed(_event(row), heads)
                 checker.finish(heads)
-        report = checker.report(stream_id)
-        if stream_id is None:
-            from . import rulesets
-
-            count, broken = await rulesets.check(self.pool)
-            report = report.model_copy(update={"rule_sets_checked": count, "broken_rule_sets": broken,
-                                               "ok": report.ok and not broken})
-        return report
+        return checker.report(stream_id)
 
     # -- rule documents (`eventstore.rulesets`) ----------------------------------------------------------
 
-    async def store_rule_documents(self, docs: Iterable[RuleDocument]) -> None:
+    async def store_rule_documents(self, docs: Iterable[rulesets.Document]) -> None:
         """Store rule documents once by digest (those stored already are left as they are)."""
         from . import rulesets
 
         await rulesets.store(self.pool, docs)
 
-    async def rule_documents(self, digests: Sequence[str]) -> list[RuleDocument]:
-        """The stored rule documents among `digests`, each checked against its digest."""
+    async def rule_documents(self, digests: Sequence[str]) -> list[StoredDocument]:
+        """The stored rule documents among `digests`, as stored (checking them is their reader's)."""
         from . import rulesets
 
         return await rulesets.fetch(self.pool, digests)

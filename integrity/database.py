@@ -91,11 +91,25 @@ async def verify_against_checkpoint(
     store: EventStore, log: CheckpointLog, stream_id: str | None = None
 ) -> tuple[VerifyReport, Checkpoint | None]:
     """`EventStore.verify` with the latest checkpoint's heads (when there is one) as what each stream must
-    still hold. Raises `CheckpointError` when the log or its leaves are not what was signed."""
+    still hold, and, for the whole store, every stored rule document against its digest. Raises
+    `CheckpointError` when the log or its leaves are not what was signed."""
     checkpoint = await asyncio.to_thread(log.latest)
     if checkpoint is None:
-        return await store.verify(stream_id), None
-    leaves = await asyncio.to_thread(log.leaves, checkpoint)
-    signed = {leaf.stream_id: (leaf.version, leaf.head_hash) for leaf in leaves}
-    label = f"checkpoint {checkpoint.seq} of {checkpoint.time}"
-    return await store.verify(stream_id, signed=signed, label=label), checkpoint
+        report = await store.verify(stream_id)
+    else:
+        leaves = await asyncio.to_thread(log.leaves, checkpoint)
+        signed = {leaf.stream_id: (leaf.version, leaf.head_hash) for leaf in leaves}
+        label = f"checkpoint {checkpoint.seq} of {checkpoint.time}"
+        report = await store.verify(stream_id, signed=signed, label=label)
+    if stream_id is None:
+        report = await with_rule_documents(store, report)
+    return report, checkpoint
+
+
+async def with_rule_documents(store: EventStore, report: VerifyReport) -> VerifyReport:
+    """`report` with the check of every stored rule document (`activities.rules.check_rule_documents`)."""
+    from activities.rules import check_rule_documents
+
+    count, broken = await check_rule_documents(store)
+    return report.model_copy(update={"rule_sets_checked": count, "broken_rule_sets": broken,
+                                     "ok": report.ok and not broken})

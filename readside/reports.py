@@ -53,7 +53,8 @@ from domain.reporting import (
     PetitionFigures,
     TaskReportFigures,
 )
-from eventstore import translate_errors
+from domain.rulesets import RuleBook, RuleDocument, refs, with_rules
+from eventstore import rulesets, translate_errors
 
 log = logging.getLogger("danvan.reports")
 
@@ -204,7 +205,7 @@ async def period_report(pool: Any, period: Period, *, plan_id: str | None, as_of
         ),
         key=lambda f: (f.kind, f.district is None, f.district or ""),
     )
-    tasks = _tasks(task_rows, period.id)
+    tasks = await _tasks(pool, task_rows, period.id)
     return PeriodReport(
         period=period.id, title_vi=period.title_vi, starts_on=period.starts_on, ends_on=period.ends_on,
         due_on=period.due_on, plan_id=plan_id, as_of=as_of, compiled=False, tasks=tasks, bodies=body_figures(tasks),
@@ -261,28 +262,54 @@ def task_order(task_id: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _NUMBER.split(task_id) if part)
 
 
-def _tasks(rows: Sequence[Mapping[str, Any]], period_id: str) -> list[TaskReportFigures]:
+async def _tasks(pool: Any, rows: Sequence[Mapping[str, Any]], period_id: str) -> list[TaskReportFigures]:
     """The figures of each task whose rows are `rows` (in case and version order), through its fold."""
     streams: dict[str, tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = {}
     for r in rows:
         _, events = streams.setdefault(r["case_id"], (r, []))
         if r["type"] is not None:
             events.append(r)
-    tasks = [_one_task(first, events, period_id) for first, events in streams.values()]
+    parsed = {case_id: _parsed(events) for case_id, (_, events) in streams.items()}
+    await _know_rules(pool, [e for events in parsed.values() if events is not None for e in events])
+    tasks = [_one_task(first, parsed[case_id], period_id) for case_id, (first, _) in streams.items()]
     return sorted(tasks, key=lambda t: (task_order(t.task_id), t.task_id, t.case_id))
 
 
-def _one_task(row: Mapping[str, Any], events: Sequence[Mapping[str, Any]], period_id: str) -> TaskReportFigures:
+#: The rule documents the report has read (a digest always names the same content, so they are kept).
+_BOOK = RuleBook()
+
+
+async def _know_rules(pool: Any, events: Sequence[Any]) -> None:
+    """Into `_BOOK`: the rule documents `events` name by digest (a task assigned since `rules-by-digest`) and it
+    lacks, read from `rule_sets` and checked against their digests as the book takes them."""
+    if missing := sorted(d for d in refs(events) if d not in _BOOK):
+        for stored in await rulesets.fetch(pool, missing):
+            try:
+                _BOOK.add(RuleDocument.model_validate(stored.model_dump()))
+            except ValueError as exc:  # altered (`danvan verify` names it): its tasks are reported from their rows
+                log.error("report: rule document %s left out: %s", stored.digest, exc)
+
+
+def _parsed(events: Sequence[Mapping[str, Any]]) -> list[Any] | None:
+    """The task's events as its registry reads them (None: one cannot be read back)."""
+    try:
+        return [pt.REGISTRY.parse(e["type"], occurred_at=e["occurred_at"], actor=e["actor"], reason=e["reason"],
+                                  legal_basis=e["legal_basis"], data=_json(e["data"])) for e in events]
+    except Exception as exc:  # a foreign or damaged event: the task is reported from its row
+        log.warning("report: an event of a plan task cannot be read back: %r", exc)
+        return None
+
+
+def _one_task(row: Mapping[str, Any], events: list[Any] | None, period_id: str) -> TaskReportFigures:
     """The task's figures from its fold; a stream that does not fold into a task (none of its events is the
     task's assignment, or one cannot be read back: `danvan verify` says why) counts as its `cases` row shows it,
     with no report requested, and is logged, so that the report still lists every task."""
-    try:
-        state = pt.fold(pt.REGISTRY.parse(e["type"], occurred_at=e["occurred_at"], actor=e["actor"],
-                                          reason=e["reason"], legal_basis=e["legal_basis"], data=_json(e["data"]))
-                        for e in events)
-    except Exception as exc:  # a foreign or damaged event: reported from the row, not hidden
-        log.warning("report: the events of %s do not fold into a plan task: %r", row["case_id"], exc)
-        state = None
+    state = None
+    if events is not None:
+        try:
+            state = pt.fold(with_rules(events, _BOOK))
+        except Exception as exc:  # a stream that is no plan task's, or rules that cannot be read
+            log.warning("report: the events of %s do not fold into a plan task: %r", row["case_id"], exc)
     if state is not None:
         return task_figures(state, period_id)
     return TaskReportFigures(

@@ -220,26 +220,25 @@ def sample_value(name: str, shape: Shape, probe: Probe) -> Any:
         return shape.ge if shape.ge is not None else 1
     if not shape.required and name != REASON:
         return MISSING
-    if kind == "str":
-        return SAMPLE_TEXT
-    if kind == "bool":
-        return False
-    if kind == "int":
-        return shape.ge if shape.ge is not None else 1
-    if kind == "float":
-        return 0.0
-    if kind == "choice":
-        return shape.choices[0]
-    if kind == "list_str":
-        return [SAMPLE_TEXT] * max(1, shape.min_length or 1)
-    if kind == "dict_float":
-        return {}
     if kind == "list_model":
         assert shape.model is not None
         row = {n: v for n, s in field_shapes(shape.model).items()
                if (v := sample_value(n, s, probe)) is not MISSING}
         return [row] * max(1, shape.min_length or 1)
-    return MISSING
+    sample = _SAMPLES.get(kind)
+    return sample(shape) if sample is not None else MISSING
+
+
+#: A value of a required field of each simple kind.
+_SAMPLES: dict[str, Callable[[Shape], Any]] = {
+    "str": lambda shape: SAMPLE_TEXT,
+    "bool": lambda shape: False,
+    "int": lambda shape: shape.ge if shape.ge is not None else 1,
+    "float": lambda shape: 0.0,
+    "choice": lambda shape: shape.choices[0],
+    "list_str": lambda shape: [SAMPLE_TEXT] * max(1, shape.min_length or 1),
+    "dict_float": lambda shape: {},
+}
 
 
 def _periods(probe: Probe) -> list[str]:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -240,48 +240,67 @@ def flash_view(payload: Mapping[str, Any] | None, t: Translator) -> FlashView | 
 
 def _flash_view(payload: Mapping[str, Any], t: Translator) -> FlashView:
     kind = payload["kind"]
-    action = _action_name(t, str(payload.get("action")))
-    case_id = str(payload.get("case_id") or "")
-    if kind == "done":
-        events = ", ".join(f"{t.label('event', e)} ({e})" for e in payload.get("events") or [])
-        key = "stalled.flash.recorded" if payload.get("recorded") else "stalled.flash.accepted"
-        lines = [t(key, action=action, case_id=case_id, events=events or "—", version=payload.get("version"))]
-        if payload.get("steps"):
-            lines.append(t("stalled.flash.steps", steps=", ".join(payload["steps"])))
-        if payload.get("point"):
-            lines.append(t("stalled.flash.point", event_id=payload["point"]))
-        if payload.get("body"):
-            lines.append(t("stalled.flash.body", body=payload["body"]))
-        return FlashView(tone="good" if payload.get("recorded") else "warn", lines=lines)
-    if kind in ("refused", "unrecorded", "failed"):
-        rule = str(payload.get("rule"))
-        key = {"refused": "stalled.flash.refused", "unrecorded": "stalled.flash.unrecorded"}.get(
-            kind, "stalled.flash.failed")
-        text = t.label("rule", rule)
-        return FlashView(tone="bad", lines=[t(key, action=action, case_id=case_id)], rule=rule,
-                         rule_text=text if text != rule else None, message=payload.get("message"))
-    if kind == "invalid":
-        name = str(payload["field"])
-        lines = [t("stalled.flash.invalid", action=action, case_id=case_id or "—",
-                   label=t(f"stalled.field.{name}"), field=name),
-                 t(f"stalled.problem.{payload['problem']}", min=MIN_REASON, max=_field_max(name))]
-        return FlashView(tone="bad", lines=lines)
-    if kind == "remedy":
-        lines = [t("stalled.flash.remedy", action=action, case_id=case_id)]
-        if payload.get("outcome"):
-            lines.append(t("stalled.flash.remedy_outcome", outcome=payload["outcome"]))
-        if payload.get("pending"):
-            lines.append(t("stalled.flash.remedy_pending"))
-        return FlashView(tone="warn" if payload.get("pending") else "good", lines=lines)
-    if kind == "bulk":
-        key = "stalled.flash.bulk_dry" if payload.get("dry_run") else "stalled.flash.bulk"
-        lines = [t(key, matched=payload["matched"], retried=payload["retried"], refused=payload["refused"],
-                   failed=payload["failed"])]
-        items = [(str(i[0]), str(i[1]), i[2], i[3]) for i in payload.get("items") or []]
-        bad = payload["refused"] or payload["failed"]
-        return FlashView(tone="warn" if bad else "good", lines=lines, items=items,
-                         left_out=int(payload.get("items_left_out") or 0))
-    raise ValueError(f"unknown flash kind {kind!r}")
+    view = _FLASHES.get("refused" if kind in ("refused", "unrecorded", "failed") else kind)
+    if view is None:
+        raise ValueError(f"unknown flash kind {kind!r}")
+    return view(payload, t, _action_name(t, str(payload.get("action"))), str(payload.get("case_id") or ""))
+
+
+def _done_flash(payload: Mapping[str, Any], t: Translator, action: str, case_id: str) -> FlashView:
+    events = ", ".join(f"{t.label('event', e)} ({e})" for e in payload.get("events") or [])
+    key = "stalled.flash.recorded" if payload.get("recorded") else "stalled.flash.accepted"
+    lines = [t(key, action=action, case_id=case_id, events=events or "—", version=payload.get("version"))]
+    if payload.get("steps"):
+        lines.append(t("stalled.flash.steps", steps=", ".join(payload["steps"])))
+    if payload.get("point"):
+        lines.append(t("stalled.flash.point", event_id=payload["point"]))
+    if payload.get("body"):
+        lines.append(t("stalled.flash.body", body=payload["body"]))
+    return FlashView(tone="good" if payload.get("recorded") else "warn", lines=lines)
+
+
+def _refused_flash(payload: Mapping[str, Any], t: Translator, action: str, case_id: str) -> FlashView:
+    kind = payload["kind"]
+    rule = str(payload.get("rule"))
+    key = {"refused": "stalled.flash.refused", "unrecorded": "stalled.flash.unrecorded"}.get(
+        kind, "stalled.flash.failed")
+    text = t.label("rule", rule)
+    return FlashView(tone="bad", lines=[t(key, action=action, case_id=case_id)], rule=rule,
+                     rule_text=text if text != rule else None, message=payload.get("message"))
+
+
+def _invalid_flash(payload: Mapping[str, Any], t: Translator, action: str, case_id: str) -> FlashView:
+    name = str(payload["field"])
+    lines = [t("stalled.flash.invalid", action=action, case_id=case_id or "—",
+               label=t(f"stalled.field.{name}"), field=name),
+             t(f"stalled.problem.{payload['problem']}", min=MIN_REASON, max=_field_max(name))]
+    return FlashView(tone="bad", lines=lines)
+
+
+def _remedy_flash(payload: Mapping[str, Any], t: Translator, action: str, case_id: str) -> FlashView:
+    lines = [t("stalled.flash.remedy", action=action, case_id=case_id)]
+    if payload.get("outcome"):
+        lines.append(t("stalled.flash.remedy_outcome", outcome=payload["outcome"]))
+    if payload.get("pending"):
+        lines.append(t("stalled.flash.remedy_pending"))
+    return FlashView(tone="warn" if payload.get("pending") else "good", lines=lines)
+
+
+def _bulk_flash(payload: Mapping[str, Any], t: Translator, action: str, case_id: str) -> FlashView:
+    key = "stalled.flash.bulk_dry" if payload.get("dry_run") else "stalled.flash.bulk"
+    lines = [t(key, matched=payload["matched"], retried=payload["retried"], refused=payload["refused"],
+               failed=payload["failed"])]
+    items = [(str(i[0]), str(i[1]), i[2], i[3]) for i in payload.get("items") or []]
+    bad = payload["refused"] or payload["failed"]
+    return FlashView(tone="warn" if bad else "good", lines=lines, items=items,
+                     left_out=int(payload.get("items_left_out") or 0))
+
+
+#: The flash of each kind of outcome (`refused` also for `unrecorded` and `failed`).
+_FLASHES: dict[str, Callable[[Mapping[str, Any], Translator, str, str], FlashView]] = {
+    "done": _done_flash, "refused": _refused_flash, "invalid": _invalid_flash, "remedy": _remedy_flash,
+    "bulk": _bulk_flash,
+}
 
 
 def _field_max(name: str) -> int:

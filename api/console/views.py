@@ -314,34 +314,42 @@ def _shown_day(value: date, lang: str) -> str:
 def _shown(name: str, value: Any, t: Translator, ref: Reference) -> str:
     """A value of the field `name`, in words: days as the page writes them, bodies by name, yes and no, a
     deadline by its title and due day, lists and records one item after another."""
-    lang = t.lang
     if isinstance(value, bool):
         return t("common.yes") if value else t("common.no")
     if isinstance(value, str):
-        if name in _BODY_FIELDS:
-            return f"{ref.body_name(value, lang)} ({value})"
-        if name in _CODED_FIELDS:
-            return t.label(_CODED_FIELDS[name], value)
-        if _ISO_DAY.match(value) and (day := as_date(value)) is not None:
-            return _shown_day(day, lang)
-        if _ISO_MOMENT.match(value) and (moment := as_datetime(value)) is not None:
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(LOCAL_TZ)
-            return moment.strftime("%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M")
-        return value
+        return _shown_text(name, value, t, ref)
     if isinstance(value, Mapping):
-        if name == "rules_ref":
-            return _rules_ref_text(value, t)
-        if name == "rules" or {"policy", "calendar"} <= value.keys():
-            return _rules_text(value, t)
-        if "key" in value and "due_on" in value:
-            return _deadline_text(value, t, ref)
-        parts = [f"{t.label('field', str(k))}: {_shown(str(k), v, t, ref)}" for k, v in value.items()
-                 if v not in (None, "", [], {})]
-        return "; ".join(parts)
+        return _shown_record(name, value, t, ref)
     if isinstance(value, list | tuple):
         return "; ".join(_shown(name, v, t, ref) for v in value)
     return str(value)
+
+
+def _shown_text(name: str, value: str, t: Translator, ref: Reference) -> str:
+    lang = t.lang
+    if name in _BODY_FIELDS:
+        return f"{ref.body_name(value, lang)} ({value})"
+    if name in _CODED_FIELDS:
+        return t.label(_CODED_FIELDS[name], value)
+    if _ISO_DAY.match(value) and (day := as_date(value)) is not None:
+        return _shown_day(day, lang)
+    if _ISO_MOMENT.match(value) and (moment := as_datetime(value)) is not None:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(LOCAL_TZ)
+        return moment.strftime("%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M")
+    return value
+
+
+def _shown_record(name: str, value: Mapping[str, Any], t: Translator, ref: Reference) -> str:
+    if name == "rules_ref":
+        return _rules_ref_text(value, t)
+    if name == "rules" or {"policy", "calendar"} <= value.keys():
+        return _rules_text(value, t)
+    if "key" in value and "due_on" in value:
+        return _deadline_text(value, t, ref)
+    parts = [f"{t.label('field', str(k))}: {_shown(str(k), v, t, ref)}" for k, v in value.items()
+             if v not in (None, "", [], {})]
+    return "; ".join(parts)
 
 
 def _rules_text(rules: Mapping[str, Any], t: Translator) -> str:

@@ -19,10 +19,11 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.rules import DEADLINES_FILE, RULE_BOOK, RulesActivities, known_rules, load_rule_sets
+from activities.rules import DEADLINES_FILE, RULE_BOOK, RulesActivities, known_rules, load_rule_sets, rule_documents
 from domain.common import content_digest
 from domain.rulesets import RuleBook, RuleDigestMismatch, RulesRef, with_rules
 from eventstore import EventStore
+from integrity.database import with_rule_documents
 from worker import build_worker, project_converter
 from workflows import ALL_WORKFLOWS
 from workflows.petition import PetitionStart, PetitionWorkflow
@@ -140,11 +141,11 @@ async def test_a_rule_document_is_never_changed_and_an_altered_one_is_found(
     _, data = await first_event(store, handle.id)
     calendar = data["rules_ref"]["calendar"]
     # (The session's database holds other tests' streams, some broken on purpose: the rule documents are judged.)
-    report = await store.verify()
+    report = await with_rule_documents(store, await store.verify())
     assert report.broken_rule_sets == [] and report.rule_sets_checked >= 4
 
     # Written again, the same document changes nothing; UPDATE and DELETE are refused.
-    [doc] = await store.rule_documents([calendar])
+    [doc] = await rule_documents(store, [calendar])
     await store.store_rule_documents([doc])
     with pytest.raises(asyncpg.PostgresError, match="append-only"):
         await store.pool.execute("UPDATE rule_sets SET content = '{}' WHERE digest = $1", calendar)
@@ -162,7 +163,7 @@ async def test_a_rule_document_is_never_changed_and_an_altered_one_is_found(
     finally:
         await conn.close()
     try:
-        report = await store.verify()
+        report = await with_rule_documents(store, await store.verify())
         assert not report.ok
         assert [(b.digest, b.kind) for b in report.broken_rule_sets] == [(calendar, "calendar")]
         # `danvan verify` names it and fails.
@@ -170,7 +171,7 @@ async def test_a_rule_document_is_never_changed_and_an_altered_one_is_found(
         assert status == 1 and f"BROKEN rule document {calendar} [calendar]" in out, (out, err)
         assert "1 altered rule document(s)" in out
         with pytest.raises(RuleDigestMismatch):
-            await store.rule_documents([calendar])
+            await rule_documents(store, [calendar])
         # A worker that lacks it refuses it too: the book takes no document that does not match its digest.
         with pytest.raises(RuleDigestMismatch):
             RuleBook().add(doc.model_copy(update={"content": {**doc.content, "days_off": []}}))
@@ -184,7 +185,7 @@ async def test_a_rule_document_is_never_changed_and_an_altered_one_is_found(
                 await conn.execute("ALTER TABLE rule_sets ENABLE TRIGGER rule_sets_no_update")
         finally:
             await conn.close()
-    assert (await store.verify()).broken_rule_sets == []
+    assert (await with_rule_documents(store, await store.verify())).broken_rule_sets == []
 
 
 async def test_the_fronts_supervision_names_the_rules_of_the_case_it_watches_by_digest(
