@@ -238,7 +238,7 @@ class _Batch:
             return self.result(state=now[1])
         return None
 
-    async def run(self) -> BatchResult:
+    async def run(self) -> BatchResult:  # noqa: C901  (the delivery loop, to be split into its page and event steps)
         hooks, request, pool = self.hooks, self.request, self.hooks.store.pool
         row = await get_subscription(pool, request.subscription_id)
         if row is None:

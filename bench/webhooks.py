@@ -147,7 +147,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:  # noqa: C901  (a benchmark's driver, read top to bottom)
     from temporalio.testing import WorkflowEnvironment
 
     from activities.webhook_types import WebhookPolicy

@@ -67,8 +67,6 @@ def shown_time(signed: str) -> str:
 async def run_verify(settings: Settings, url: str, case_id: str | None, *, temporal: bool, as_json: bool) -> int:
     """Every stream (or one) against its hash chain, the latest signed checkpoint and Temporal's record, and every
     file a case holds against the hash its event records (`integrity.files`)."""
-    from .database import read_heads
-
     store = await EventStore.open(url, max_size=4)
     try:
         report, checkpoint = await verify_against_checkpoint(store, checkpoint_log(settings), case_id)
@@ -81,29 +79,7 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
             notes.append(f"no signed checkpoint in {settings.checkpoint_log}: only the hash chains were checked "
                          "(run `danvan checkpoint`)")
         if temporal:
-            from temporalio.service import RPCError
-
-            from danvan.client import connect
-
-            from .temporal import check_streams
-
-            streams = {case_id} if case_id else {h.stream_id for h in await read_heads(store)}
-            if checkpoint is not None and case_id is None:
-                streams |= {leaf.stream_id for leaf in checkpoint_log(settings).leaves(checkpoint)}
-            try:
-                async with asyncio.timeout(15):
-                    client = await connect(settings.temporal_address, settings.temporal_namespace)
-            except (RuntimeError, TimeoutError, OSError) as exc:
-                raise CheckpointError(f"cannot reach Temporal at {settings.temporal_address} ({exc}); "
-                                      "`--no-temporal` checks without it") from exc
-            try:
-                found = await check_streams(client, store, streams)
-            except RPCError as exc:
-                raise CheckpointError(f"Temporal at {settings.temporal_address} failed to answer ({exc}); "
-                                      "`--no-temporal` checks without it") from exc
-            report = merge(report, found.broken)
-            notes.append(f"Temporal: {found.checked} stream(s) compared with their workflow's appends"
-                         + (f", {len(found.unknown)} without a workflow in Temporal" if found.unknown else ""))
+            report = await _against_temporal(settings, store, case_id, checkpoint, report, notes)
     finally:
         await store.close()
     if case_id and report.ok and report.events_checked == 0:
@@ -116,20 +92,53 @@ async def run_verify(settings: Settings, url: str, case_id: str | None, *, tempo
         out["notes"] = notes
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        for b in report.broken:
-            print(f"BROKEN {b.stream_id} at version {b.first_bad_version} [{b.kind}]: {b.problem}")
-        for r in report.broken_rule_sets:
-            print(f"BROKEN rule document {r.digest} [{r.kind}]: {r.problem}")
-        against = f", against checkpoint {checkpoint.seq} of {shown_time(checkpoint.time)}" if checkpoint else ""
-        state = "ok" if report.ok else ", ".join(
-            [f"{len(report.broken)} broken stream(s)"] * bool(report.broken)
-            + [f"{len(report.broken_rule_sets)} altered rule document(s)"] * bool(report.broken_rule_sets))
-        documents = f"; {report.rule_sets_checked} rule document(s) checked" if case_id is None else ""
-        print(f"{state}: {report.streams_checked} stream(s), {report.events_checked} event(s) checked{against}"
-              f"{documents}")
-        for note in notes:
-            print(f"note: {note}")
+        _print_verify(report, checkpoint, case_id, notes)
     return 0 if report.ok else 1
+
+
+async def _against_temporal(settings: Settings, store: EventStore, case_id: str | None, checkpoint: Any,
+                            report: VerifyReport, notes: list[str]) -> VerifyReport:
+    """`report` with what Temporal's record of each stream's appends finds (a note says how many it compared)."""
+    from temporalio.service import RPCError
+
+    from danvan.client import connect
+
+    from .database import read_heads
+    from .temporal import check_streams
+
+    streams = {case_id} if case_id else {h.stream_id for h in await read_heads(store)}
+    if checkpoint is not None and case_id is None:
+        streams |= {leaf.stream_id for leaf in checkpoint_log(settings).leaves(checkpoint)}
+    try:
+        async with asyncio.timeout(15):
+            client = await connect(settings.temporal_address, settings.temporal_namespace)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        raise CheckpointError(f"cannot reach Temporal at {settings.temporal_address} ({exc}); "
+                              "`--no-temporal` checks without it") from exc
+    try:
+        found = await check_streams(client, store, streams)
+    except RPCError as exc:
+        raise CheckpointError(f"Temporal at {settings.temporal_address} failed to answer ({exc}); "
+                              "`--no-temporal` checks without it") from exc
+    notes.append(f"Temporal: {found.checked} stream(s) compared with their workflow's appends"
+                 + (f", {len(found.unknown)} without a workflow in Temporal" if found.unknown else ""))
+    return merge(report, found.broken)
+
+
+def _print_verify(report: VerifyReport, checkpoint: Any, case_id: str | None, notes: list[str]) -> None:
+    for b in report.broken:
+        print(f"BROKEN {b.stream_id} at version {b.first_bad_version} [{b.kind}]: {b.problem}")
+    for r in report.broken_rule_sets:
+        print(f"BROKEN rule document {r.digest} [{r.kind}]: {r.problem}")
+    against = f", against checkpoint {checkpoint.seq} of {shown_time(checkpoint.time)}" if checkpoint else ""
+    state = "ok" if report.ok else ", ".join(
+        [f"{len(report.broken)} broken stream(s)"] * bool(report.broken)
+        + [f"{len(report.broken_rule_sets)} altered rule document(s)"] * bool(report.broken_rule_sets))
+    documents = f"; {report.rule_sets_checked} rule document(s) checked" if case_id is None else ""
+    print(f"{state}: {report.streams_checked} stream(s), {report.events_checked} event(s) checked{against}"
+          f"{documents}")
+    for note in notes:
+        print(f"note: {note}")
 
 
 async def _noted(what: str, call: Awaitable[None]) -> None:
