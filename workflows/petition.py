@@ -19,7 +19,7 @@ from temporalio.common import RawValue, SearchAttributePair, SearchAttributeUpda
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rules import CaseRulesRequest, RulesActivities
+    from activities.rules import CaseRulesRequest
     from domain.authority import PETITION, authorize, for_command, petition_facts
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
@@ -37,8 +37,6 @@ with workflow.unsafe.imports_passed_through():
     from eventstore.models import CaseRow
 
     from .case import (
-        ACTIVITY_TIMEOUT,
-        APPEND_RETRY,
         MAX_HISTORY_EVENTS,
         CaseMachine,
         Stage,
@@ -46,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         named_request,
         refusal,
     )
-    from .rulebook import RULES_BY_DIGEST, case_rules
+    from .rulebook import started_case_rules
     from .shared import CASE_KIND, CASE_STATUS, DISTRICT, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -143,15 +141,7 @@ class PetitionWorkflow(CaseMachine[PetitionState]):
             for place, rule, message in faults(start.intake):
                 raise DomainError(rule, f"{'.'.join(map(str, place))}: {message}")
         request = CaseRulesRequest(received_on=local_date(start.intake.received_at))
-        ref = None
-        if workflow.patched(RULES_BY_DIGEST):  # the first event names the rules by digest
-            rules, ref = await case_rules(request)
-        else:
-            rules = await workflow.execute_activity_method(
-                RulesActivities.load_case_rules, request,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=APPEND_RETRY,
-            )
+        rules, ref = await started_case_rules(request)
         if start.imported is not None:
             await self.receive_imported(start, rules, ref)
             return

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.cases import CaseCommandActivities, ReplaceBodiesInput, StartCasesInput
-    from activities.rules import PlanRulesRequest, RulesActivities
+    from activities.rules import PlanRulesRequest
     from domain import plan_cases as pc
     from domain.calendar import local_date
     from domain.common import SYSTEM, Actor, DomainError, Event, EventRegistry
@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage, refusal
     from .plan_task import PlanTaskStart, PlanTaskWorkflow
     from .report_cycle import ReportCycleStart, ReportCycleWorkflow
-    from .rulebook import RULES_BY_DIGEST, plan_rules
+    from .rulebook import started_plan_rules
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY
 
 
@@ -91,13 +91,7 @@ class PlanWorkflow(CaseMachine[pc.PlanCaseState]):
     async def run(self, start: PlanStart) -> PlanProgress:
         if self.state is None:
             request = PlanRulesRequest(start_on=local_date(workflow.now()), until=start.document.term_end)
-            if workflow.patched(RULES_BY_DIGEST):  # the rules by digest: the history holds no copy of them
-                rules, _ = await plan_rules(request)
-            else:
-                rules = await workflow.execute_activity_method(
-                    RulesActivities.load_plan_rules, request,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
-                )
+            rules, _ = await started_plan_rules(request)
             command = pc.ImportPlan(case_id=workflow.info().workflow_id, document=start.document, reports=rules.reports)
             async with self.lock:
                 await self.apply(command, start.imported_by, None)

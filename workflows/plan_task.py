@@ -19,7 +19,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
-    from activities.rules import PlanRulesRequest, RulesActivities
+    from activities.rules import PlanRulesRequest
     from domain import plan_tasks as pt
     from domain.authority import PLAN_TASK, authorize, for_command, task_facts
     from domain.calendar import local_date
@@ -29,8 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.idempotency import SeenCommand
     from eventstore.models import CaseRow
 
-    from .case import ACTIVITY_TIMEOUT, APPEND_RETRY, MAX_HISTORY_EVENTS, CaseMachine, Stage, named_request
-    from .rulebook import RULES_BY_DIGEST, plan_rules
+    from .case import MAX_HISTORY_EVENTS, CaseMachine, Stage, named_request
+    from .rulebook import started_plan_rules
     from .shared import CASE_KIND, CASE_STATUS, DUE_AT, LEAD_BODY, OVERDUE
 
 
@@ -91,15 +91,7 @@ class PlanTaskWorkflow(CaseMachine[pt.TaskState]):
     async def run(self, start: PlanTaskStart) -> TaskView:
         if self.state is None:
             request = PlanRulesRequest(start_on=local_date(workflow.now()), until=start.term_end)
-            ref = None
-            if workflow.patched(RULES_BY_DIGEST):  # the first event names the rules by digest
-                rules, ref = await plan_rules(request)
-            else:
-                rules = await workflow.execute_activity_method(
-                    RulesActivities.load_plan_rules, request,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=APPEND_RETRY,
-                )
+            rules, ref = await started_plan_rules(request)
             assign = pt.Assign(case_id=workflow.info().workflow_id, spec=start.spec, rules=rules, rules_ref=ref)
             async with self.lock:
                 await self.apply(assign, SYSTEM, "assign")

@@ -57,6 +57,27 @@ async def plan_rules(request: PlanRulesRequest) -> tuple[PlanRules, PlanRulesRef
     return PlanRules(case=RULE_BOOK.case_rules(ref.case), reports=reports), ref
 
 
+async def started_case_rules(request: CaseRulesRequest) -> tuple[CaseRules, RulesRef | None]:
+    """The rules a case starts under: by digest since `rules-by-digest` (with their ref), else in full as the
+    runs recorded before the patch loaded them (no ref)."""
+    if workflow.patched(RULES_BY_DIGEST):  # the first event names the rules by digest
+        return await case_rules(request)
+    rules = await workflow.execute_activity_method(
+        RulesActivities.load_case_rules, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
+    )
+    return rules, None
+
+
+async def started_plan_rules(request: PlanRulesRequest) -> tuple[PlanRules, PlanRulesRef | None]:
+    """A plan's or plan task's rules, as `started_case_rules` gives a case's."""
+    if workflow.patched(RULES_BY_DIGEST):  # the rules by digest: the history holds no copy of them
+        return await plan_rules(request)
+    rules = await workflow.execute_activity_method(
+        RulesActivities.load_plan_rules, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=APPEND_RETRY,
+    )
+    return rules, None
+
+
 async def resolve(ref: RulesRef) -> CaseRules:
     """The rules `ref` names, from the worker's book, fetching (and checking) the documents it lacks."""
     await _fetch_missing(ref.documents())
