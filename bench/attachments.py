@@ -20,7 +20,6 @@ of each is reported, in MB/s (10^6 bytes), with the ratio rows / large objects. 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import os
@@ -33,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from danvan.postgres import create_database, drop_database, redact, with_database
+from bench import in_new_database
 from eventstore import EventStore, migrate
 from eventstore.blobs import CHUNK_SIZE, PostgresBlobStore, rechunk
 from eventstore.pool import Pool
@@ -159,14 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    name = f"bench_{secrets.token_hex(4)}"
-    print(f"server {redact(args.database_url)}; database {name}")
-    asyncio.run(create_database(args.database_url, name))
-    try:
-        out = asyncio.run(run(with_database(args.database_url, name), args))
-    finally:
-        asyncio.run(drop_database(args.database_url, name))
-        print(f"dropped database {name}")
+    out = in_new_database(args.database_url, lambda url: run(url, args))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")

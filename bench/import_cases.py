@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -37,9 +36,9 @@ from activities.rules import RulesActivities
 from api.app import create_app
 from api.imports import Importer
 from api.tokens import issue_token
+from bench import in_new_database
 from bench.append_throughput import DEFAULT_URL
 from danvan.client import connect
-from danvan.postgres import create_database, drop_database, redact, with_database
 from danvan.settings import Settings
 from eventstore import EventStore, migrate
 from examples.make_open_cases import KINDS, case
@@ -128,13 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("temporalio").setLevel(logging.CRITICAL)
-    name = f"bench_{secrets.token_hex(4)}"
-    print(f"server {redact(args.database_url)}; database {name}")
-    asyncio.run(create_database(args.database_url, name))
-    try:
-        out = asyncio.run(bench(with_database(args.database_url, name), args))
-    finally:
-        asyncio.run(drop_database(args.database_url, name))
+    out = in_new_database(args.database_url, lambda url: bench(url, args))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(out, f, indent=2)

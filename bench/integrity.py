@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import resource
-import secrets
 import signal
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from danvan.postgres import create_database, drop_database, redact, with_database
+from bench import in_new_database
 from eventstore import EventStore, NewEvent, migrate
 from eventstore.canonical import event_params
 from eventstore.models import GENESIS_HASH
@@ -205,14 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    name = f"bench_{secrets.token_hex(4)}"
-    print(f"server {redact(args.database_url)}; database {name}")
-    asyncio.run(create_database(args.database_url, name))
-    try:
-        out = asyncio.run(run(with_database(args.database_url, name), args))
-    finally:
-        asyncio.run(drop_database(args.database_url, name))
-        print(f"dropped database {name}")
+    out = in_new_database(args.database_url, lambda url: run(url, args))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {args.json}")
