@@ -24,6 +24,15 @@ REPAIR_ROLES = frozenset({"operator", "admin"})
 MIN_REASON = 10
 
 
+
+def stated_reason(value: str, what: str) -> str:
+    """`value` without the spaces at either end, if it still says something (`MIN_REASON` characters): the
+    reason an operator gives for `what` (a repair, a decision on a repair job)."""
+    value = value.strip()
+    if len(value) < MIN_REASON:
+        raise ValueError(f"{what} needs a reason of at least {MIN_REASON} characters")
+    return value
+
 class RecordRepair(Text):
     """Record a repair in the case's stream (and, for `nudge` and `reassign`, carry it out)."""
 
@@ -41,10 +50,7 @@ class RecordRepair(Text):
     @field_validator("reason")
     @classmethod
     def _said_something(cls, value: str) -> str:
-        value = value.strip()
-        if len(value) < MIN_REASON:
-            raise ValueError(f"a repair needs a reason of at least {MIN_REASON} characters")
-        return value
+        return stated_reason(value, "a repair")
 
 
 class RepairRecorded(Event):

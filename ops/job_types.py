@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from domain.common import Actor, Text
-from domain.repairs import MIN_REASON, REPAIR_ROLES, RepairAction
+from domain.repairs import MIN_REASON, REPAIR_ROLES, RepairAction, stated_reason
 
 JobState = Literal["awaiting_approval", "running", "paused", "completed", "cancelled", "rejected"]
 JOB_STATES: tuple[JobState, ...] = ("awaiting_approval", "running", "paused", "completed", "cancelled", "rejected")
@@ -129,10 +129,7 @@ class JobDecision(Text):
     @field_validator("reason")
     @classmethod
     def _said_something(cls, value: str) -> str:
-        value = value.strip()
-        if len(value) < MIN_REASON:
-            raise ValueError(f"a decision on a job needs a reason of at least {MIN_REASON} characters")
-        return value
+        return stated_reason(value, "a decision on a job")
 
     @property
     def may_decide(self) -> bool:
