@@ -12,28 +12,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from danvan.observers import Observers
+
 log = logging.getLogger("danvan.webhooks")
 
 DeliveryObserver = Callable[[float, int | None], None]
-_observers: dict[DeliveryObserver, None] = {}
+_observers: Observers[DeliveryObserver] = Observers("a delivery", log)
 
 
 def observe_deliveries(observer: DeliveryObserver) -> Callable[[], None]:
     """Call `observer(seconds, status_code)` after every delivery attempt of this process; returns its remover."""
-    _observers[observer] = None
-
-    def remove() -> None:
-        _observers.pop(observer, None)
-
-    return remove
+    return _observers.add(observer)
 
 
 def delivered(seconds: float, status_code: int | None) -> None:
-    for observer in tuple(_observers):
-        try:
-            observer(seconds, status_code)
-        except Exception:
-            log.exception("a delivery observer failed")
+    _observers.tell(seconds, status_code)
 
 
 def labels(status_code: int | None) -> tuple[str, str]:

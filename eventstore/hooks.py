@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
+from danvan.observers import Observers
+
 log = logging.getLogger("danvan.eventstore")
 
 #: `appended`: new events stored; `duplicate`: the very same events were stored already (a retry);
@@ -19,18 +21,12 @@ log = logging.getLogger("danvan.eventstore")
 AppendOutcome = Literal["appended", "duplicate", "conflict", "error"]
 AppendObserver = Callable[[float, int, AppendOutcome], None]
 
-#: The observers, in the order they were added (a dict: adding the same one twice keeps one).
-_observers: dict[AppendObserver, None] = {}
+_observers: Observers[AppendObserver] = Observers("an append", log)
 
 
 def observe_appends(observer: AppendObserver) -> Callable[[], None]:
     """Call `observer(seconds, events, outcome)` after every append of this process; returns its remover."""
-    _observers[observer] = None
-
-    def remove() -> None:
-        _observers.pop(observer, None)
-
-    return remove
+    return _observers.add(observer)
 
 
 def observed() -> bool:
@@ -40,8 +36,4 @@ def observed() -> bool:
 
 def appended(seconds: float, events: int, outcome: AppendOutcome) -> None:
     """Tell every observer about one append."""
-    for observer in tuple(_observers):
-        try:
-            observer(seconds, events, outcome)
-        except Exception:
-            log.exception("an append observer failed")
+    _observers.tell(seconds, events, outcome)
